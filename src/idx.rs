@@ -1,0 +1,346 @@
+//! Pack index (`.idx`, version 2) writer.
+//!
+//! A dumb-HTTP client downloads every listed `.idx` to find which pack holds an object, so each pack the mirror
+//! publishes needs one. This writes exactly the bytes `git index-pack` writes for the same pack: `\377tOc`,
+//! version 2, a 256-entry fan-out table, the sorted object ids, their CRC-32s, their 4-byte offsets (with the
+//! top bit set for offsets that go to the 8-byte large-offset table instead), the pack's checksum, and the
+//! SHA-1 of all of that. The writer is pure: it turns a list of entries into bytes.
+
+use crate::entry::Entry;
+use crate::oid::ObjectId;
+use sha1::{Digest, Sha1};
+
+/// Largest offset git stores in the 4-byte table by default (`pack.indexVersion=2`, no explicit limit).
+pub const DEFAULT_OFFSET32_LIMIT: u64 = 0x7fff_ffff;
+
+/// Most objects one index can hold here (git's own limit is the pack header's 32-bit count).
+const MAX_OBJECTS: usize = 0x7fff_ffff;
+
+/// What the index records about one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdxEntry {
+    /// The object's id.
+    pub oid: ObjectId,
+    /// CRC-32 of the object's raw entry in the pack.
+    pub crc32: u32,
+    /// Offset of the entry in the pack.
+    pub offset: u64,
+}
+
+/// Why no index could be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdxError {
+    /// An entry's object id is not known yet (an unresolved delta).
+    #[error("pack entry at offset {offset} has no object id yet (unresolved delta)")]
+    MissingOid {
+        /// Offset of the entry.
+        offset: u64,
+    },
+    /// The same object is stored twice; git refuses such packs.
+    #[error("object {oid} appears twice in the pack (at offsets {first} and {second})")]
+    DuplicateObject {
+        /// The duplicated id.
+        oid: ObjectId,
+        /// One offset where it is stored.
+        first: u64,
+        /// Another offset where it is stored.
+        second: u64,
+    },
+    /// More objects than the index format can count.
+    #[error("{count} objects is more than a pack index can hold")]
+    TooManyObjects {
+        /// Number of objects given.
+        count: usize,
+    },
+}
+
+/// Writes the version 2 index of a parsed pack whose deltas are resolved, exactly as `git index-pack` does by
+/// default. Fails if an entry still lacks its id or an object appears twice.
+pub fn write_idx_v2(entries: &[Entry], pack_checksum: &ObjectId) -> Result<Vec<u8>, IdxError> {
+    let mut objects = entries
+        .iter()
+        .map(|e| {
+            e.oid
+                .map(|oid| IdxEntry {
+                    oid,
+                    crc32: e.crc32,
+                    offset: e.offset,
+                })
+                .ok_or(IdxError::MissingOid { offset: e.offset })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    write_idx_v2_with_limit(&mut objects, pack_checksum, DEFAULT_OFFSET32_LIMIT)
+}
+
+/// Writes a version 2 index whose 4-byte offset table holds offsets up to `offset32_limit`; larger ones go to the
+/// 8-byte table, as `git index-pack --index-version=2,<offset32_limit>` does. Offsets of 2^31 and above always
+/// go to the 8-byte table. Sorts `objects` by id.
+pub fn write_idx_v2_with_limit(
+    objects: &mut [IdxEntry],
+    pack_checksum: &ObjectId,
+    offset32_limit: u64,
+) -> Result<Vec<u8>, IdxError> {
+    // Below 2^31 objects, every index into the large-offset table fits beside the top bit.
+    if objects.len() > MAX_OBJECTS {
+        return Err(IdxError::TooManyObjects {
+            count: objects.len(),
+        });
+    }
+    objects.sort_unstable_by_key(|o| o.oid);
+    if let Some(pair) = objects.windows(2).find(|w| w[0].oid == w[1].oid) {
+        return Err(IdxError::DuplicateObject {
+            oid: pair[0].oid,
+            first: pair[0].offset.min(pair[1].offset),
+            second: pair[0].offset.max(pair[1].offset),
+        });
+    }
+    let is_large = |offset: u64| offset >> 31 != 0 || offset > offset32_limit;
+    let large_count = objects.iter().filter(|o| is_large(o.offset)).count();
+    let len = 8 + 256 * 4 + objects.len() * (20 + 4 + 4) + large_count * 8 + 20 + 20;
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(b"\xfftOc");
+    out.extend_from_slice(&2u32.to_be_bytes());
+    for first_byte in 0..=255u8 {
+        let up_to = objects.partition_point(|o| o.oid.0[0] <= first_byte);
+        // At most MAX_OBJECTS.
+        out.extend_from_slice(&(up_to as u32).to_be_bytes());
+    }
+    for o in objects.iter() {
+        out.extend_from_slice(&o.oid.0);
+    }
+    for o in objects.iter() {
+        out.extend_from_slice(&o.crc32.to_be_bytes());
+    }
+    // Large offsets are numbered in id order. Both casts are lossless: there are fewer than 2^31 objects, and an
+    // offset that is not large is below 2^31.
+    let mut large_index = 0;
+    for o in objects.iter() {
+        let small = if is_large(o.offset) {
+            large_index += 1;
+            0x8000_0000 | (large_index - 1) as u32
+        } else {
+            o.offset as u32
+        };
+        out.extend_from_slice(&small.to_be_bytes());
+    }
+    for o in objects.iter().filter(|o| is_large(o.offset)) {
+        out.extend_from_slice(&o.offset.to_be_bytes());
+    }
+    out.extend_from_slice(&pack_checksum.0);
+    let digest: [u8; 20] = Sha1::digest(&out).into();
+    out.extend_from_slice(&digest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pack::test_support::*;
+    use crate::pack::{PackParser, ParsedPack};
+    use std::path::Path;
+
+    /// Parses a pack and fills in the ids of its deltas from `git verify-pack -v`, as delta resolution would.
+    fn parse_and_resolve(pack: &GitPack) -> ParsedPack {
+        let mut parser = PackParser::new();
+        parser.feed(&pack.pack).unwrap();
+        let mut parsed = parser.finish().unwrap();
+        let verified = verify_pack(pack);
+        for entry in &mut parsed.entries {
+            let oid = verified[&entry.offset].oid;
+            assert!(entry.oid.is_none() || entry.oid == Some(oid));
+            entry.oid = Some(oid);
+        }
+        parsed
+    }
+
+    fn entries_of(parsed: &ParsedPack) -> Vec<IdxEntry> {
+        parsed
+            .entries
+            .iter()
+            .map(|e| IdxEntry {
+                oid: e.oid.unwrap(),
+                crc32: e.crc32,
+                offset: e.offset,
+            })
+            .collect()
+    }
+
+    /// Runs `git index-pack --index-version=<version>` on the pack and returns the index it writes.
+    fn git_index(dir: &Path, pack: &GitPack, version: &str) -> Vec<u8> {
+        let idx = dir.join("forced.idx");
+        let pack_path = pack.pack_path.to_str().unwrap();
+        git(
+            dir,
+            &[
+                "index-pack",
+                &format!("--index-version={version}"),
+                "-o",
+                idx.to_str().unwrap(),
+                pack_path,
+            ],
+            b"",
+        );
+        std::fs::read(idx).unwrap()
+    }
+
+    #[test]
+    fn byte_identical_to_git_index_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = make_repo(dir.path(), 25);
+        for (i, options) in [
+            &["--window=0", "--no-reuse-delta"][..],
+            &["--delta-base-offset", "--no-reuse-delta"],
+            &["--no-reuse-delta"],
+        ]
+        .iter()
+        .enumerate()
+        {
+            let out = dir.path().join(format!("out{i}"));
+            let pack = pack_repo(&repo, &out, options);
+            let parsed = parse_and_resolve(&pack);
+            let idx = write_idx_v2(&parsed.entries, &parsed.checksum).unwrap();
+            assert!(
+                idx == pack.idx,
+                "index differs from git's for pack-objects {options:?}"
+            );
+            // Forcing 8-byte offsets above a small limit, as `--index-version=2,<limit>` does.
+            for limit in [0u64, 0x1000, 0x7fff] {
+                let forced =
+                    write_idx_v2_with_limit(&mut entries_of(&parsed), &parsed.checksum, limit)
+                        .unwrap();
+                let large = parsed.entries.iter().filter(|e| e.offset > limit).count();
+                assert_eq!(forced.len(), pack.idx.len() + 8 * large);
+                assert!(
+                    forced == git_index(&out, &pack, &format!("2,{limit:#x}")),
+                    "limit {limit:#x}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn empty_pack_index_is_identical_to_git() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = make_repo(dir.path(), 1);
+        let pack = write_and_index(
+            &dir.path().join("out"),
+            git(&repo, &["pack-objects", "--stdout", "-q"], b""),
+        );
+        let parsed = parse_and_resolve(&pack);
+        let idx = write_idx_v2(&parsed.entries, &parsed.checksum).unwrap();
+        assert_eq!(idx, pack.idx);
+        assert_eq!(idx.len(), 8 + 1024 + 40);
+    }
+
+    #[test]
+    fn large_offsets_go_to_the_eight_byte_table() {
+        let offsets = [
+            12u64,
+            0x7fff_ffff,
+            0x8000_0000,
+            0xffff_ffff,
+            0x1_0000_0000,
+            0x12_3456_789a,
+            u64::MAX >> 1,
+        ];
+        let mut objects: Vec<IdxEntry> = offsets
+            .iter()
+            .enumerate()
+            .map(|(i, &offset)| {
+                // Ids in a different order than offsets, some sharing a first byte.
+                let mut oid = [(i as u8 * 37) % 3; 20];
+                oid[19] = 200 - i as u8;
+                IdxEntry {
+                    oid: ObjectId(oid),
+                    crc32: 0xdead_0000 + i as u32,
+                    offset,
+                }
+            })
+            .collect();
+        let checksum = ObjectId([0xab; 20]);
+        let idx = write_idx_v2_with_limit(&mut objects.clone(), &checksum, DEFAULT_OFFSET32_LIMIT)
+            .unwrap();
+        let n = offsets.len();
+        // 0x7fffffff is the largest 4-byte offset; the five above it take 8 bytes each.
+        assert_eq!(idx.len(), 8 + 1024 + n * 28 + 5 * 8 + 40);
+        assert_eq!(&idx[..8], b"\xfftOc\0\0\0\x02");
+        let be32 = |at: usize| u32::from_be_bytes(idx[at..at + 4].try_into().unwrap());
+        assert_eq!(
+            be32(8),
+            objects.iter().filter(|o| o.oid.0[0] == 0).count() as u32
+        );
+        assert_eq!(be32(8 + 255 * 4), n as u32);
+        objects.sort_by_key(|o| o.oid);
+        let small_at = 8 + 1024 + n * 24;
+        let large_at = small_at + n * 4;
+        let mut large_seen = 0;
+        for (i, o) in objects.iter().enumerate() {
+            assert_eq!(&idx[8 + 1024 + i * 20..][..20], &o.oid.0);
+            assert_eq!(be32(8 + 1024 + n * 20 + i * 4), o.crc32);
+            let small = be32(small_at + i * 4);
+            if o.offset > 0x7fff_ffff {
+                // Large offsets are numbered in id order.
+                assert_eq!(small, 0x8000_0000 | large_seen);
+                let at = large_at + large_seen as usize * 8;
+                assert_eq!(
+                    u64::from_be_bytes(idx[at..at + 8].try_into().unwrap()),
+                    o.offset
+                );
+                large_seen += 1;
+            } else {
+                assert_eq!(u64::from(small), o.offset);
+            }
+        }
+        assert_eq!(&idx[idx.len() - 40..idx.len() - 20], &checksum.0);
+        assert_eq!(
+            &idx[idx.len() - 20..],
+            &sha1::Sha1::digest(&idx[..idx.len() - 20])[..]
+        );
+
+        // Git reads it back the same way.
+        let dir = tempfile::tempdir().unwrap();
+        let shown = show_index(dir.path(), &idx);
+        assert_eq!(shown.len(), n);
+        for o in &objects {
+            assert_eq!(shown[&o.offset], (o.oid, o.crc32));
+        }
+    }
+
+    #[test]
+    fn rejects_unresolved_and_duplicate_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = make_repo(dir.path(), 6);
+        let pack = pack_repo(
+            &repo,
+            &dir.path().join("out"),
+            &["--delta-base-offset", "--no-reuse-delta"],
+        );
+        let mut parser = PackParser::new();
+        parser.feed(&pack.pack).unwrap();
+        let unresolved = parser.finish().unwrap();
+        let first_delta = unresolved
+            .entries
+            .iter()
+            .find(|e| e.is_delta())
+            .unwrap()
+            .offset;
+        assert_eq!(
+            write_idx_v2(&unresolved.entries, &unresolved.checksum),
+            Err(IdxError::MissingOid {
+                offset: first_delta
+            })
+        );
+
+        let mut parsed = parse_and_resolve(&pack);
+        let (a, b) = (parsed.entries[3].offset, parsed.entries[7].offset);
+        parsed.entries[7].oid = parsed.entries[3].oid;
+        assert_eq!(
+            write_idx_v2(&parsed.entries, &parsed.checksum),
+            Err(IdxError::DuplicateObject {
+                oid: parsed.entries[3].oid.unwrap(),
+                first: a,
+                second: b
+            })
+        );
+    }
+}
