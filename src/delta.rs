@@ -1,0 +1,735 @@
+//! Git delta decoding and application, without I/O.
+//!
+//! A delta (the payload of an `OFS_DELTA`/`REF_DELTA` pack entry, once inflated) rebuilds one object from another:
+//! two size varints (the base's size, then the result's size) followed by instructions. An instruction byte with
+//! its high bit set is a *copy* (bits 0-3 say which of four little-endian offset bytes follow, bits 4-6 which of
+//! three size bytes follow; a size of 0 means 0x10000); a byte 1..=127 *inserts* that many literal bytes that
+//! follow it; 0 is reserved.
+//!
+//! [`DeltaDecoder`] is a resumable decoder fed the delta in chunks of any size: it yields the header and then one
+//! instruction at a time, so the resolver can apply deltas to objects too big to hold whole. [`apply`] is built on
+//! the same decoder for the common in-memory case. Both are strict: every copy is checked against the declared
+//! base size, the output may never exceed the declared result size, and a delta that ends early (mid-instruction
+//! or before producing the declared size) is an error. Nothing is ever allocated from a declared size alone.
+
+/// Why a delta is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeltaError {
+    /// The delta ended in its header or in the middle of an instruction.
+    #[error("delta is truncated")]
+    Truncated,
+    /// A size varint in the header does not fit in 64 bits.
+    #[error("delta header size does not fit in 64 bits")]
+    SizeOverflow,
+    /// The reserved instruction byte 0.
+    #[error("delta uses the reserved instruction 0")]
+    ReservedInstruction,
+    /// The delta was made for a base of another size.
+    #[error("delta expects a base of {declared} bytes, but the base has {actual}")]
+    BaseSizeMismatch {
+        /// Base size declared by the delta header.
+        declared: u64,
+        /// Size of the base actually supplied.
+        actual: u64,
+    },
+    /// A copy instruction reads outside the base.
+    #[error("delta copies {len} bytes at offset {offset} from a base of {base_size} bytes")]
+    CopyOutOfRange {
+        /// Start of the copied range in the base.
+        offset: u64,
+        /// Length of the copied range.
+        len: u64,
+        /// Size of the base.
+        base_size: u64,
+    },
+    /// The instructions produce more than the declared result size.
+    #[error("delta produces more than its declared result size of {declared} bytes")]
+    ResultTooLong {
+        /// Result size declared by the delta header.
+        declared: u64,
+    },
+    /// The instructions end before producing the declared result size.
+    #[error("delta produces {produced} bytes, but declares a result size of {declared}")]
+    ResultTooShort {
+        /// Bytes actually produced.
+        produced: u64,
+        /// Result size declared by the delta header.
+        declared: u64,
+    },
+}
+
+/// The two sizes at the start of every delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeltaHeader {
+    /// Size of the object the delta applies to.
+    pub base_size: u64,
+    /// Size of the object the delta produces.
+    pub result_size: u64,
+}
+
+/// One thing decoded by [`DeltaDecoder::step`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeltaStep<'a> {
+    /// The header, always the first step of a delta.
+    Header(DeltaHeader),
+    /// Append `len` bytes of the base starting at `offset` (already checked to lie inside the declared base).
+    Copy {
+        /// Start of the range in the base.
+        offset: u64,
+        /// Length of the range (at least 1).
+        len: u64,
+    },
+    /// Append these literal bytes. One insert instruction may arrive as several pieces when its data spans chunks.
+    Insert(&'a [u8]),
+    /// All of the input given was consumed; feed the next chunk (or call [`DeltaDecoder::finish`] at the end).
+    NeedInput,
+}
+
+/// Where the decoder is inside the delta.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Reading the base size varint.
+    BaseSize { value: u64, shift: u32 },
+    /// Reading the result size varint.
+    ResultSize {
+        base_size: u64,
+        value: u64,
+        shift: u32,
+    },
+    /// At an instruction boundary.
+    Opcode,
+    /// Reading the argument bytes of a copy instruction; `bit` is the next flag bit (0-6) to look at.
+    CopyArgs {
+        op: u8,
+        bit: u8,
+        offset: u64,
+        len: u64,
+    },
+    /// Inside the literal data of an insert instruction.
+    Insert { remaining: u8 },
+}
+
+/// Resumable delta decoder: feed it the delta in chunks, get the header and instructions back one by one.
+///
+/// Typical use: call [`step`](Self::step) on the unconsumed part of the current chunk until it returns
+/// [`DeltaStep::NeedInput`], move on to the next chunk, and call [`finish`](Self::finish) once the delta's bytes are
+/// exhausted. The decoder checks copies against the declared base size and the output against the declared result
+/// size; checking that the declared base size matches the real base is the caller's job (the header tells it).
+#[derive(Debug, Clone)]
+pub struct DeltaDecoder {
+    state: State,
+    header: Option<DeltaHeader>,
+    produced: u64,
+}
+
+impl Default for DeltaDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DeltaDecoder {
+    /// A decoder at the start of a delta.
+    pub fn new() -> Self {
+        DeltaDecoder {
+            state: State::BaseSize { value: 0, shift: 0 },
+            header: None,
+            produced: 0,
+        }
+    }
+
+    /// The header, once decoded.
+    pub fn header(&self) -> Option<DeltaHeader> {
+        self.header
+    }
+
+    /// Bytes of output the instructions decoded so far produce.
+    pub fn produced(&self) -> u64 {
+        self.produced
+    }
+
+    /// Decodes the next header or instruction from `input`, returning how many bytes of `input` it consumed.
+    ///
+    /// Returns [`DeltaStep::NeedInput`] (having consumed all of `input`) when `input` holds no complete step. An
+    /// insert yields at most `input.len()` bytes; the rest of it comes from later calls.
+    pub fn step<'a>(&mut self, input: &'a [u8]) -> Result<(usize, DeltaStep<'a>), DeltaError> {
+        let mut pos = 0;
+        while let Some(&byte) = input.get(pos) {
+            match self.state {
+                State::BaseSize { value, shift } => {
+                    pos += 1;
+                    let value = varint_add(value, shift, byte)?;
+                    self.state = if byte & 0x80 != 0 {
+                        State::BaseSize {
+                            value,
+                            shift: shift + 7,
+                        }
+                    } else {
+                        State::ResultSize {
+                            base_size: value,
+                            value: 0,
+                            shift: 0,
+                        }
+                    };
+                }
+                State::ResultSize {
+                    base_size,
+                    value,
+                    shift,
+                } => {
+                    pos += 1;
+                    let value = varint_add(value, shift, byte)?;
+                    if byte & 0x80 != 0 {
+                        self.state = State::ResultSize {
+                            base_size,
+                            value,
+                            shift: shift + 7,
+                        };
+                    } else {
+                        let header = DeltaHeader {
+                            base_size,
+                            result_size: value,
+                        };
+                        self.header = Some(header);
+                        self.state = State::Opcode;
+                        return Ok((pos, DeltaStep::Header(header)));
+                    }
+                }
+                State::Opcode => {
+                    pos += 1;
+                    self.state = match byte {
+                        0 => return Err(DeltaError::ReservedInstruction),
+                        1..=0x7f => {
+                            self.grow(u64::from(byte))?;
+                            State::Insert { remaining: byte }
+                        }
+                        _ => State::CopyArgs {
+                            op: byte,
+                            bit: 0,
+                            offset: 0,
+                            len: 0,
+                        },
+                    };
+                }
+                State::CopyArgs {
+                    op,
+                    bit,
+                    offset,
+                    len,
+                } => {
+                    // Skip flag bits that are clear; each set one consumes the next byte.
+                    let mut bit = bit;
+                    while bit < 7 && op & (1 << bit) == 0 {
+                        bit += 1;
+                    }
+                    if bit < 7 {
+                        pos += 1;
+                        let (offset, len) = if bit < 4 {
+                            (offset | u64::from(byte) << (8 * bit), len)
+                        } else {
+                            (offset, len | u64::from(byte) << (8 * (bit - 4)))
+                        };
+                        self.state = State::CopyArgs {
+                            op,
+                            bit: bit + 1,
+                            offset,
+                            len,
+                        };
+                    } else {
+                        return self.finish_copy(offset, len).map(|step| (pos, step));
+                    }
+                }
+                State::Insert { remaining } => {
+                    let take = usize::from(remaining).min(input.len() - pos);
+                    let data = &input[pos..pos + take];
+                    // `take` <= `remaining` <= 127, so the cast is lossless.
+                    let left = remaining - take as u8;
+                    self.state = if left == 0 {
+                        State::Opcode
+                    } else {
+                        State::Insert { remaining: left }
+                    };
+                    return Ok((pos + take, DeltaStep::Insert(data)));
+                }
+            }
+        }
+        // A copy whose last argument byte was the end of the input is complete without further bytes.
+        if let State::CopyArgs {
+            op,
+            bit,
+            offset,
+            len,
+        } = self.state
+        {
+            if (bit..7).all(|b| op & (1 << b) == 0) {
+                return self.finish_copy(offset, len).map(|step| (pos, step));
+            }
+        }
+        Ok((pos, DeltaStep::NeedInput))
+    }
+
+    /// Checks that the delta ended cleanly: at an instruction boundary, having produced exactly the declared size.
+    pub fn finish(&self) -> Result<DeltaHeader, DeltaError> {
+        let header = match (self.state, self.header) {
+            (State::Opcode, Some(header)) => header,
+            _ => return Err(DeltaError::Truncated),
+        };
+        if self.produced != header.result_size {
+            return Err(DeltaError::ResultTooShort {
+                produced: self.produced,
+                declared: header.result_size,
+            });
+        }
+        Ok(header)
+    }
+
+    fn finish_copy(&mut self, offset: u64, len: u64) -> Result<DeltaStep<'static>, DeltaError> {
+        let len = if len == 0 { 0x10000 } else { len };
+        let base_size = self.header.map_or(0, |h| h.base_size);
+        if offset.checked_add(len).is_none_or(|end| end > base_size) {
+            return Err(DeltaError::CopyOutOfRange {
+                offset,
+                len,
+                base_size,
+            });
+        }
+        self.grow(len)?;
+        self.state = State::Opcode;
+        Ok(DeltaStep::Copy { offset, len })
+    }
+
+    /// Accounts for `len` more output bytes, refusing to exceed the declared result size.
+    fn grow(&mut self, len: u64) -> Result<(), DeltaError> {
+        let declared = self.header.map_or(0, |h| h.result_size);
+        match self.produced.checked_add(len) {
+            Some(total) if total <= declared => {
+                self.produced = total;
+                Ok(())
+            }
+            _ => Err(DeltaError::ResultTooLong { declared }),
+        }
+    }
+}
+
+/// Adds one varint byte (7 payload bits at `shift`) to `value`, refusing anything beyond 64 bits.
+fn varint_add(value: u64, shift: u32, byte: u8) -> Result<u64, DeltaError> {
+    let payload = u64::from(byte & 0x7f);
+    if shift > 63 || (shift == 63 && payload > 1) {
+        return Err(DeltaError::SizeOverflow);
+    }
+    Ok(value | payload << shift)
+}
+
+/// Applies a whole in-memory `delta` to `base`, returning the result.
+///
+/// The declared base size must equal `base.len()`, and the instructions must produce exactly the declared result
+/// size. The output buffer starts at most `base.len() + delta.len()` bytes large (never the declared size alone)
+/// and grows as instructions produce bytes; it can never exceed the declared result size.
+pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
+    let mut decoder = DeltaDecoder::new();
+    let mut out = Vec::new();
+    let mut pos = 0;
+    loop {
+        let (used, step) = decoder.step(&delta[pos..])?;
+        pos += used;
+        match step {
+            DeltaStep::Header(header) => {
+                let actual = base.len() as u64;
+                if header.base_size != actual {
+                    return Err(DeltaError::BaseSizeMismatch {
+                        declared: header.base_size,
+                        actual,
+                    });
+                }
+                let bound = header
+                    .result_size
+                    .min(actual.saturating_add(delta.len() as u64));
+                out.reserve(usize::try_from(bound).unwrap_or(0));
+            }
+            DeltaStep::Copy { offset, len } => {
+                // The decoder checked the range against the declared base size, which equals `base.len()`.
+                let bytes = usize::try_from(offset)
+                    .ok()
+                    .zip(usize::try_from(offset + len).ok())
+                    .and_then(|(start, end)| base.get(start..end))
+                    .ok_or(DeltaError::CopyOutOfRange {
+                        offset,
+                        len,
+                        base_size: base.len() as u64,
+                    })?;
+                out.extend_from_slice(bytes);
+            }
+            DeltaStep::Insert(bytes) => out.extend_from_slice(bytes),
+            DeltaStep::NeedInput => break,
+        }
+    }
+    decoder.finish()?;
+    Ok(out)
+}
+
+/// Encodes deltas for tests (here and in the resolver's tests).
+#[cfg(test)]
+pub(crate) mod testutil {
+    /// Appends a delta header size varint.
+    pub fn varint(out: &mut Vec<u8>, mut value: u64) {
+        loop {
+            let byte = (value & 0x7f) as u8;
+            value >>= 7;
+            if value == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    /// One delta instruction to encode.
+    #[derive(Clone, Debug)]
+    pub enum Op {
+        /// Copy `len` bytes at `offset` of the base (len 0x10000 is encoded as size 0).
+        Copy(u64, u64),
+        /// Insert literal bytes (split into pieces of at most 127).
+        Insert(Vec<u8>),
+    }
+
+    /// Encodes a delta from its header and instructions.
+    pub fn encode(base_size: u64, result_size: u64, ops: &[Op]) -> Vec<u8> {
+        let mut out = Vec::new();
+        varint(&mut out, base_size);
+        varint(&mut out, result_size);
+        for op in ops {
+            match op {
+                Op::Copy(offset, len) => {
+                    let len = if *len == 0x10000 { 0 } else { *len };
+                    let mut op = 0x80u8;
+                    let mut args = Vec::new();
+                    for i in 0..4 {
+                        let b = (offset >> (8 * i)) as u8;
+                        if b != 0 {
+                            op |= 1 << i;
+                            args.push(b);
+                        }
+                    }
+                    for i in 0..3 {
+                        let b = (len >> (8 * i)) as u8;
+                        if b != 0 {
+                            op |= 1 << (4 + i);
+                            args.push(b);
+                        }
+                    }
+                    out.push(op);
+                    out.extend(args);
+                }
+                Op::Insert(data) => {
+                    for piece in data.chunks(127) {
+                        out.push(piece.len() as u8);
+                        out.extend_from_slice(piece);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A simple delta turning `base` into `target`: copies the longest common prefix and suffix, inserts the
+    /// middle. Good enough to build realistic chains in tests.
+    pub fn make(base: &[u8], target: &[u8]) -> Vec<u8> {
+        let prefix = base.iter().zip(target).take_while(|(a, b)| a == b).count();
+        let max_suffix = base.len().min(target.len()) - prefix;
+        let suffix = base
+            .iter()
+            .rev()
+            .zip(target.iter().rev())
+            .take(max_suffix)
+            .take_while(|(a, b)| a == b)
+            .count();
+        let mut ops = Vec::new();
+        let copy = |offset: usize, len: usize, ops: &mut Vec<Op>| {
+            let mut done = 0;
+            while done < len {
+                let n = (len - done).min(0xff_ffff);
+                ops.push(Op::Copy((offset + done) as u64, n as u64));
+                done += n;
+            }
+        };
+        copy(0, prefix, &mut ops);
+        let middle = &target[prefix..target.len() - suffix];
+        if !middle.is_empty() {
+            ops.push(Op::Insert(middle.to_vec()));
+        }
+        copy(base.len() - suffix, suffix, &mut ops);
+        encode(base.len() as u64, target.len() as u64, &ops)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::{encode, make, varint, Op};
+    use super::*;
+
+    /// Decodes `delta` fed in chunks of `chunk` bytes, applying it to `base` like the streaming resolver does.
+    fn apply_chunked(base: &[u8], delta: &[u8], chunk: usize) -> Result<Vec<u8>, DeltaError> {
+        let mut decoder = DeltaDecoder::new();
+        let mut out = Vec::new();
+        for piece in delta.chunks(chunk) {
+            let mut pos = 0;
+            loop {
+                let (used, step) = decoder.step(&piece[pos..])?;
+                pos += used;
+                match step {
+                    DeltaStep::Header(h) => assert_eq!(h.base_size, base.len() as u64),
+                    DeltaStep::Copy { offset, len } => {
+                        out.extend_from_slice(&base[offset as usize..(offset + len) as usize])
+                    }
+                    DeltaStep::Insert(bytes) => out.extend_from_slice(bytes),
+                    DeltaStep::NeedInput => break,
+                }
+            }
+            assert_eq!(pos, piece.len());
+        }
+        decoder.finish()?;
+        Ok(out)
+    }
+
+    #[test]
+    fn applies_copy_and_insert() {
+        let base = b"hello, world\n";
+        let delta = encode(
+            13,
+            14,
+            &[Op::Copy(7, 5), Op::Insert(b", hi".to_vec()), Op::Copy(0, 5)],
+        );
+        assert_eq!(apply(base, &delta).unwrap(), b"world, hihello");
+    }
+
+    #[test]
+    fn every_chunking_gives_the_same_result() {
+        let base: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut target = base[10..70_000].to_vec();
+        target.extend_from_slice(&[42; 300]);
+        target.extend_from_slice(&base[0x1_0000..0x1_0000 + 0x1_0000]);
+        target.extend_from_slice(&base[0x01_02_03..0x01_02_03 + 5]);
+        let ops = [
+            Op::Copy(10, 69_990),
+            Op::Insert(vec![42; 300]),
+            Op::Copy(0x1_0000, 0x1_0000),
+            Op::Copy(0x01_02_03, 5),
+        ];
+        let delta = encode(base.len() as u64, target.len() as u64, &ops);
+        assert_eq!(apply(&base, &delta).unwrap(), target);
+        for chunk in [1, 2, 3, 5, 7, 64, 127, 128, 1000] {
+            assert_eq!(
+                apply_chunked(&base, &delta, chunk).unwrap(),
+                target,
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn copy_of_size_zero_means_64k_and_all_argument_bytes_decode() {
+        let base: Vec<u8> = (0..0x2_0000u32 + 300).map(|i| (i % 253) as u8).collect();
+        let mut delta = Vec::new();
+        varint(&mut delta, base.len() as u64);
+        varint(&mut delta, 0x10000);
+        // Offset 0x0001_0100 in offset bytes 1 and 2, no size bytes: size 0 means 0x10000.
+        delta.extend_from_slice(&[0x86, 0x01, 0x01]);
+        assert_eq!(apply(&base, &delta).unwrap(), &base[0x10100..0x20100]);
+        // All four offset bytes and all three size bytes.
+        let big_base = vec![7u8; 0x0102_0305];
+        let delta = encode(
+            big_base.len() as u64,
+            0x02_0304,
+            &[Op::Copy(0x0100_0001, 0x02_0304)],
+        );
+        let mut header = Vec::new();
+        varint(&mut header, big_base.len() as u64);
+        varint(&mut header, 0x02_0304);
+        assert_eq!(delta[header.len()], 0x80 | 0b0111_1001);
+        assert_eq!(apply(&big_base, &delta).unwrap().len(), 0x02_0304);
+    }
+
+    #[test]
+    fn make_builds_valid_deltas() {
+        let base = b"The quick brown fox jumps over the lazy dog".to_vec();
+        for target in [
+            &b"The quick brown cat jumps over the lazy dog"[..],
+            b"",
+            b"The quick",
+            b"lazy dog",
+            b"something else entirely",
+        ] {
+            assert_eq!(apply(&base, &make(&base, target)).unwrap(), target);
+        }
+        assert_eq!(apply(b"", &make(b"", b"new")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn empty_result() {
+        assert_eq!(apply(b"abc", &encode(3, 0, &[])).unwrap(), b"");
+    }
+
+    #[test]
+    fn rejects_base_size_mismatch() {
+        let delta = encode(4, 3, &[Op::Copy(0, 3)]);
+        assert_eq!(
+            apply(b"abc", &delta),
+            Err(DeltaError::BaseSizeMismatch {
+                declared: 4,
+                actual: 3
+            })
+        );
+    }
+
+    #[test]
+    fn rejects_copy_outside_base() {
+        let delta = encode(3, 2, &[Op::Copy(2, 2)]);
+        assert_eq!(
+            apply(b"abc", &delta),
+            Err(DeltaError::CopyOutOfRange {
+                offset: 2,
+                len: 2,
+                base_size: 3
+            })
+        );
+        // The largest offset and size: no arithmetic overflow, just an error.
+        let delta = [
+            &encode(3, 5, &[])[..],
+            &[0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+        ]
+        .concat();
+        assert!(matches!(
+            apply(b"abc", &delta),
+            Err(DeltaError::CopyOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn rejects_results_longer_or_shorter_than_declared() {
+        let longer = encode(3, 2, &[Op::Copy(0, 3)]);
+        assert_eq!(
+            apply(b"abc", &longer),
+            Err(DeltaError::ResultTooLong { declared: 2 })
+        );
+        let longer_insert = encode(3, 2, &[Op::Insert(b"xyz".to_vec())]);
+        assert_eq!(
+            apply(b"abc", &longer_insert),
+            Err(DeltaError::ResultTooLong { declared: 2 })
+        );
+        let shorter = encode(3, 4, &[Op::Copy(0, 3)]);
+        assert_eq!(
+            apply(b"abc", &shorter),
+            Err(DeltaError::ResultTooShort {
+                produced: 3,
+                declared: 4
+            })
+        );
+        // Any instruction after the declared size is reached is too much.
+        let trailing = encode(3, 3, &[Op::Copy(0, 3), Op::Insert(b"x".to_vec())]);
+        assert_eq!(
+            apply(b"abc", &trailing),
+            Err(DeltaError::ResultTooLong { declared: 3 })
+        );
+    }
+
+    #[test]
+    fn rejects_reserved_instruction() {
+        let delta = [&encode(3, 3, &[])[..], &[0]].concat();
+        assert_eq!(apply(b"abc", &delta), Err(DeltaError::ReservedInstruction));
+    }
+
+    #[test]
+    fn rejects_truncation_anywhere() {
+        let base = b"0123456789";
+        let delta = encode(
+            10,
+            14,
+            &[
+                Op::Copy(0x02, 0x03),
+                Op::Insert(b"abcdef".to_vec()),
+                Op::Copy(1, 5),
+            ],
+        );
+        assert_eq!(apply(base, &delta).unwrap(), b"234abcdef12345");
+        for cut in 0..delta.len() {
+            let err = apply(base, &delta[..cut]).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    DeltaError::Truncated | DeltaError::ResultTooShort { .. }
+                ),
+                "cut at {cut}: {err:?}"
+            );
+            let err = apply_chunked(base, &delta[..cut], 2).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    DeltaError::Truncated | DeltaError::ResultTooShort { .. }
+                ),
+                "cut at {cut}: {err:?}"
+            );
+        }
+        assert_eq!(apply(base, b""), Err(DeltaError::Truncated));
+    }
+
+    #[test]
+    fn rejects_oversized_varints_without_overflow() {
+        let mut delta = vec![0xff; 9];
+        delta.push(0x01); // 64 bits exactly: fine as a value
+        delta.push(0x00);
+        assert_eq!(
+            apply(b"", &delta),
+            Err(DeltaError::BaseSizeMismatch {
+                declared: u64::MAX,
+                actual: 0
+            })
+        );
+        let mut delta = vec![0xff; 9];
+        delta.push(0x02); // bit 64
+        assert_eq!(apply(b"", &delta), Err(DeltaError::SizeOverflow));
+        let delta = vec![0x80; 20];
+        assert_eq!(apply(b"", &delta), Err(DeltaError::SizeOverflow));
+    }
+
+    #[test]
+    fn huge_declared_result_does_not_allocate_it() {
+        // Declares 2^62 bytes of result; must fail quickly without trying to reserve that.
+        let mut delta = Vec::new();
+        varint(&mut delta, 3);
+        varint(&mut delta, 1 << 62);
+        delta.extend_from_slice(&[0x90, 0x03]);
+        assert_eq!(
+            apply(b"abc", &delta),
+            Err(DeltaError::ResultTooShort {
+                produced: 3,
+                declared: 1 << 62
+            })
+        );
+    }
+
+    #[test]
+    fn decoder_reports_header_and_progress() {
+        let delta = encode(3, 6, &[Op::Copy(0, 3), Op::Insert(b"def".to_vec())]);
+        let mut decoder = DeltaDecoder::new();
+        let (used, step) = decoder.step(&delta).unwrap();
+        assert_eq!(
+            step,
+            DeltaStep::Header(DeltaHeader {
+                base_size: 3,
+                result_size: 6
+            })
+        );
+        assert_eq!(decoder.header().unwrap().result_size, 6);
+        let (used2, step) = decoder.step(&delta[used..]).unwrap();
+        assert_eq!(step, DeltaStep::Copy { offset: 0, len: 3 });
+        assert_eq!(decoder.produced(), 3);
+        // An insert split in two pieces by the caller's chunking.
+        let rest = &delta[used + used2..];
+        let (a, step) = decoder.step(&rest[..2]).unwrap();
+        assert_eq!((a, step), (2, DeltaStep::Insert(b"d")));
+        let (b, step) = decoder.step(&rest[2..]).unwrap();
+        assert_eq!((b, step), (2, DeltaStep::Insert(b"ef")));
+        assert_eq!(decoder.step(&[]).unwrap(), (0, DeltaStep::NeedInput));
+        assert!(decoder.finish().is_ok());
+    }
+}
