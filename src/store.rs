@@ -1,0 +1,361 @@
+//! Object storage behind one small async trait: S3 (or an S3-compatible server) and a local directory.
+//!
+//! The mirror writes the files of a dumb-HTTP git repository (`info/refs`, packs, indexes...) below a root
+//! prefix. Everything above this module talks to a [`Store`] so the same code publishes to S3 and to disk, and the
+//! concurrency rules (conditional writes with [`Precondition`]) are the same for both. Keys are relative to the
+//! store's root, `/`-separated, and validated identically by both backends (see [`validate_key`]) so a key that
+//! works on one works on the other. Large objects are written through a streaming [`Upload`] whose memory use is
+//! bounded by the part size, never by the object size.
+
+mod local;
+mod s3;
+
+pub use local::LocalStore;
+pub use s3::S3Store;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// A condition a write must meet on the destination key, checked by the store at commit time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// Write unconditionally (replace whatever is there).
+    None,
+    /// Create only: fail with [`StoreError::PreconditionFailed`] if the key already exists.
+    IfNoneMatch,
+    /// Replace only the version with this ETag (as returned by [`Store::get`] or [`Store::put`]); fail with
+    /// [`StoreError::PreconditionFailed`] if the key holds something else or does not exist.
+    IfMatch(String),
+}
+
+/// An object's content and its ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The whole content.
+    pub body: Bytes,
+    /// Opaque version tag usable with [`Precondition::IfMatch`] (quoted on S3, hex SHA-1 locally).
+    pub etag: String,
+}
+
+/// One entry of a [`Store::list`] result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Key relative to the store's root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Last modification time as reported by the store.
+    pub last_modified: SystemTime,
+}
+
+/// Errors of the storage layer. Every message names the store and, where there is one, the key.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A [`Precondition`] did not hold: the key was created or changed by someone else.
+    #[error("{store}: precondition failed for {key}: it was created or changed concurrently")]
+    PreconditionFailed {
+        /// The store ([`Store::describe`]).
+        store: String,
+        /// The key written.
+        key: String,
+    },
+    /// The store reported a conflicting concurrent write (S3 409); retrying the whole operation is safe.
+    #[error("{store}: conflicting concurrent write to {key} (HTTP 409); retry")]
+    Conflict {
+        /// The store ([`Store::describe`]).
+        store: String,
+        /// The key written.
+        key: String,
+    },
+    /// The key does not exist (where absence is an error, e.g. a copy source or a ranged read).
+    #[error("{store}: {key} does not exist")]
+    NotFound {
+        /// The store ([`Store::describe`]).
+        store: String,
+        /// The missing key.
+        key: String,
+    },
+    /// The S3 bucket does not exist.
+    #[error("{store}: bucket {bucket} does not exist")]
+    NoSuchBucket {
+        /// The store ([`Store::describe`]).
+        store: String,
+        /// The bucket name.
+        bucket: String,
+    },
+    /// A key that is empty, absolute, or has empty, `.`, `..` or reserved segments.
+    #[error("invalid store key {key:?}: {reason}")]
+    InvalidKey {
+        /// The rejected key.
+        key: String,
+        /// Why it was rejected.
+        reason: &'static str,
+    },
+    /// A target string [`open`] cannot use.
+    #[error("invalid store target {target:?}: {reason}")]
+    InvalidTarget {
+        /// The rejected target.
+        target: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// A ranged read that the object cannot satisfy exactly.
+    #[error("{store}: reading {len} bytes at offset {offset} of {key}: {reason}")]
+    Range {
+        /// The store ([`Store::describe`]).
+        store: String,
+        /// The key read.
+        key: String,
+        /// First byte requested.
+        offset: u64,
+        /// Number of bytes requested.
+        len: u64,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An upload exceeded what the store can hold in one object.
+    #[error("{store}: {key} is too large: more than {limit} bytes")]
+    TooLarge {
+        /// The store ([`Store::describe`]).
+        store: String,
+        /// The key written.
+        key: String,
+        /// The largest size the store accepts.
+        limit: u64,
+    },
+    /// A file-system operation of the local store failed.
+    #[error("{store}: {op} {key}: {source}")]
+    Io {
+        /// The store ([`Store::describe`]).
+        store: String,
+        /// The key involved.
+        key: String,
+        /// What was being done ("write", "rename"...).
+        op: &'static str,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// An S3 request failed for another reason; `message` carries the service's error code and message, or the
+    /// transport error.
+    #[error("{store}: {op} {key}: {message}")]
+    S3 {
+        /// The store ([`Store::describe`]).
+        store: String,
+        /// The key involved (empty for bucket-level requests).
+        key: String,
+        /// The S3 operation ("PutObject"...).
+        op: &'static str,
+        /// The rendered error.
+        message: String,
+    },
+}
+
+/// Object storage rooted at a directory or an S3 prefix. Implementations are cheap to share (`Arc<dyn Store>`).
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Human-readable location for messages: `s3://bucket/prefix` or the directory path.
+    fn describe(&self) -> String;
+
+    /// Requests made so far through this store: HTTP requests for S3 (retries included), operations for a
+    /// directory. Runs report it so that costs can be compared.
+    fn requests(&self) -> u64;
+
+    /// Reads a whole object, or `None` if the key does not exist. Meant for small objects (refs, lists); read
+    /// large ones with [`Store::get_range`].
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError>;
+
+    /// Reads exactly `len` bytes starting at `offset`; an object too short for the range is an error, as is a
+    /// missing key ([`StoreError::NotFound`]).
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError>;
+
+    /// Writes a whole object if `pre` holds and returns its new ETag.
+    async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError>;
+
+    /// Copies `from` to `to` inside the store (server-side on S3) if `pre` holds on `to`.
+    async fn copy(&self, from: &str, to: &str, pre: Precondition) -> Result<(), StoreError>;
+
+    /// Deletes a key; deleting a missing key succeeds.
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+
+    /// Every key starting with `prefix` (a plain string prefix, as in S3, not necessarily ending in `/`),
+    /// sorted by key, all pages fetched.
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError>;
+
+    /// Starts a streaming write of `key`. Nothing is visible at `key` until [`Upload::complete`]. Callers must
+    /// end every upload with `complete` or `abort`; dropping one only logs a warning and makes a best-effort
+    /// background cleanup.
+    async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError>;
+}
+
+/// A streaming write started by [`Store::create_upload`].
+#[async_trait]
+pub trait Upload: Send {
+    /// Appends data. On S3 full parts are uploaded in the background while the next one fills, so at most two
+    /// part buffers are in memory; an error of an earlier part may surface here. After an error the upload can
+    /// only be aborted.
+    async fn write(&mut self, data: &[u8]) -> Result<(), StoreError>;
+
+    /// Total bytes passed to [`Upload::write`] so far.
+    fn bytes_written(&self) -> u64;
+
+    /// Publishes the object if `pre` holds on the key. On failure nothing is published and the partial upload is
+    /// cleaned up.
+    async fn complete(self: Box<Self>, pre: Precondition) -> Result<(), StoreError>;
+
+    /// Discards everything written.
+    async fn abort(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// Settings for S3 targets that override the AWS default configuration chain (environment, profiles, IAM roles).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Options {
+    /// Custom endpoint (an S3-compatible server); otherwise `AWS_ENDPOINT_URL_S3`/profiles/AWS decide.
+    pub endpoint_url: Option<String>,
+    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`.
+    pub force_path_style: bool,
+    /// Storage class for every object written (`STANDARD`, `INTELLIGENT_TIERING`...).
+    pub storage_class: Option<String>,
+    /// Region; otherwise the default chain's, else `us-east-1`.
+    pub region: Option<String>,
+}
+
+/// Opens `target`: `s3://bucket/prefix` selects S3 (prefix optional), anything else is a local directory (created
+/// on first write).
+pub async fn open(target: &str, opts: &S3Options) -> Result<Arc<dyn Store>, StoreError> {
+    if let Some(rest) = target.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        Ok(Arc::new(S3Store::connect(bucket, prefix, opts).await?))
+    } else if target.is_empty() {
+        Err(StoreError::InvalidTarget {
+            target: target.to_owned(),
+            reason: "empty; expected s3://bucket/prefix or a directory".to_owned(),
+        })
+    } else {
+        Ok(Arc::new(LocalStore::new(target)))
+    }
+}
+
+/// File names starting with this are the local store's temporary files; key segments may not start with it.
+pub(crate) const TEMP_MARKER: &str = ".mirror-tmp-";
+
+/// Checks that `key` is a relative, `/`-separated path with no empty, `.` or `..` segments, no backslash or NUL,
+/// and no segment starting with the store's temporary-file marker. Both backends apply it.
+pub fn validate_key(key: &str) -> Result<(), StoreError> {
+    let invalid = |reason| {
+        Err(StoreError::InvalidKey {
+            key: key.to_owned(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return invalid("empty");
+    }
+    if key.starts_with('/') {
+        return invalid("absolute (starts with /)");
+    }
+    if key.contains('\0') {
+        return invalid("contains a NUL byte");
+    }
+    if key.contains('\\') {
+        return invalid("contains a backslash");
+    }
+    for segment in key.split('/') {
+        match segment {
+            "" => return invalid("has an empty path segment"),
+            "." | ".." => return invalid("has a . or .. path segment"),
+            s if s.starts_with(TEMP_MARKER) => {
+                return invalid("uses the reserved temporary-file prefix")
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks a [`Store::list`] prefix: empty, or a valid key optionally followed by `/` and a partial segment. Only
+/// the part before the last `/` names directories; the rest is a string filter.
+pub(crate) fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
+    if prefix.contains('\0') || prefix.contains('\\') {
+        return Err(StoreError::InvalidKey {
+            key: prefix.to_owned(),
+            reason: "list prefix contains a NUL byte or a backslash",
+        });
+    }
+    match prefix.rsplit_once('/') {
+        Some((dir, _)) => validate_key(dir),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        for good in [
+            "a",
+            "info/refs",
+            "objects/pack/pack-1.idx",
+            ".keep",
+            "refs/.keep",
+            "a..b",
+            "..a/b..",
+            "x y",
+        ] {
+            assert!(validate_key(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "/",
+            "/etc/passwd",
+            "a/",
+            "a//b",
+            "./a",
+            "a/.",
+            "..",
+            "../x",
+            "a/../../b",
+            "a\\b",
+            "a\0b",
+            "a/.mirror-tmp-1",
+        ] {
+            assert!(
+                matches!(validate_key(bad), Err(StoreError::InvalidKey { .. })),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn prefixes_are_validated() {
+        for good in ["", "refs/", "refs/he", "a", "objects/pack/pack-", "refs/."] {
+            assert!(validate_prefix(good).is_ok(), "{good}");
+        }
+        for bad in ["/", "/etc/", "../", "a/../", "a//", "a\0", "a\\b"] {
+            assert!(validate_prefix(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn open_picks_the_backend() {
+        let opts = S3Options::default();
+        let dir = tempfile::tempdir().unwrap();
+        let local = open(dir.path().to_str().unwrap(), &opts).await.unwrap();
+        assert_eq!(local.describe(), dir.path().display().to_string());
+        assert!(matches!(
+            open("", &opts).await,
+            Err(StoreError::InvalidTarget { .. })
+        ));
+        assert!(matches!(
+            open("s3://", &opts).await,
+            Err(StoreError::InvalidTarget { .. })
+        ));
+        assert!(matches!(
+            open("s3:///prefix", &opts).await,
+            Err(StoreError::InvalidTarget { .. })
+        ));
+    }
+}

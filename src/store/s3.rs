@@ -1,0 +1,1011 @@
+//! The S3 backend (AWS or any S3-compatible server) on aws-sdk-s3.
+//!
+//! Configuration comes from the AWS default chain (environment, `AWS_ENDPOINT_URL_S3`, profiles, IAM roles) with
+//! [`S3Options`] overriding endpoint, path style and region; retries are the SDK's. Conditional writes map
+//! [`Precondition`] to `If-None-Match: *` / `If-Match: <etag>` on PutObject, CopyObject and
+//! CompleteMultipartUpload, so their atomicity is exactly the server's (see design notes: not every S3-compatible
+//! store honours them). CopyObject and CompleteMultipartUpload also check the destination with a HeadObject first,
+//! which makes the condition hold, barring races, on servers that ignore it there (moto 5.2 does).
+//!
+//! Streaming uploads use multipart uploads whose part size follows [`part_size`]: 8 MiB at first, doubling every
+//! 1,000 parts, so 10,000 parts reach S3's 5 TiB object limit while small objects keep small parts. One part
+//! uploads on a tokio task while the next fills, so at most two part buffers exist. An upload that never fills a
+//! part is sent as a single PutObject. Part checksums are left to the SDK's defaults (CRC32 per part on AWS); a
+//! store that rejects them can be used with `AWS_REQUEST_CHECKSUM_CALCULATION=when_required`.
+
+use super::{
+    validate_key, validate_prefix, Listed, Object, Precondition, S3Options, Store, StoreError,
+    Upload,
+};
+use async_trait::async_trait;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::{BoxError, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, StorageClass};
+use aws_sdk_s3::Client;
+use bytes::{Bytes, BytesMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::task::JoinHandle;
+
+/// S3's limit on the number of parts of a multipart upload.
+const MAX_PARTS: u32 = 10_000;
+
+/// Size of the first parts of an upload.
+const FIRST_PART_SIZE: u64 = 8 << 20;
+
+/// The part size doubles after this many parts.
+const PARTS_PER_DOUBLING: u32 = 1_000;
+
+/// S3's limit on the size of one object (5 TiB).
+const MAX_OBJECT_SIZE: u64 = 5 << 40;
+
+/// The largest object a single CopyObject may copy (5 GiB); larger copies use UploadPartCopy.
+const MAX_SINGLE_COPY: u64 = 5 << 30;
+
+/// Part size of multipart copies: 5 TiB / 1 GiB = 5,120 parts, within [`MAX_PARTS`].
+const COPY_PART_SIZE: u64 = 1 << 30;
+
+/// Size of part `part_number` (1-based) of a streaming upload: 8 MiB for parts 1-1,000, doubling every 1,000
+/// parts up to 4 GiB for parts 9,001-10,000. Parts 1..=[`MAX_PARTS`] add up to more than S3's 5 TiB object limit,
+/// every size is within S3's 5 MiB-5 GiB part limits, and an upload of `n` bytes buffers parts of at most about
+/// `max(8 MiB, n / 1,000)` bytes.
+fn part_size(part_number: u32) -> u64 {
+    FIRST_PART_SIZE << (part_number.saturating_sub(1) / PARTS_PER_DOUBLING).min(9)
+}
+
+/// A [`Store`] on an S3 bucket below a key prefix.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    /// Empty, or the root prefix ending in `/`.
+    prefix: String,
+    describe: String,
+    storage_class: Option<StorageClass>,
+    single_copy_max: u64,
+    copy_part_size: u64,
+    requests: Arc<AtomicU64>,
+}
+
+/// Counts every HTTP request the SDK transmits (retries included), for the per-run request report.
+#[derive(Debug)]
+struct RequestCounter(Arc<AtomicU64>);
+
+impl Intercept for RequestCounter {
+    fn name(&self) -> &'static str {
+        "RequestCounter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl S3Store {
+    /// Builds a client from the AWS default configuration chain plus `opts` for `bucket` and the root `prefix`
+    /// (slashes at either end are ignored). No request is made.
+    pub async fn connect(bucket: &str, prefix: &str, opts: &S3Options) -> Result<Self, StoreError> {
+        let target = format!("s3://{bucket}/{prefix}")
+            .trim_end_matches('/')
+            .to_owned();
+        let invalid = |reason: String| StoreError::InvalidTarget {
+            target: target.clone(),
+            reason,
+        };
+        if bucket.is_empty() || bucket.contains('/') {
+            return Err(invalid("the bucket name is missing or invalid".to_owned()));
+        }
+        let prefix = prefix.trim_matches('/');
+        if !prefix.is_empty() {
+            validate_key(prefix).map_err(|e| invalid(format!("bad prefix: {e}")))?;
+        }
+        let region = RegionProviderChain::first_try(opts.region.clone().map(Region::new))
+            .or_default_provider()
+            .or_else(Region::from_static("us-east-1"));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+        if let Some(url) = &opts.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        let sdk_config = loader.load().await;
+        let mut config = aws_sdk_s3::config::Builder::from(&sdk_config);
+        if opts.force_path_style {
+            config = config.force_path_style(true);
+        }
+        let requests = Arc::new(AtomicU64::new(0));
+        config = config.interceptor(RequestCounter(requests.clone()));
+        let (prefix, describe) = match prefix {
+            "" => (String::new(), format!("s3://{bucket}")),
+            p => (format!("{p}/"), format!("s3://{bucket}/{p}")),
+        };
+        Ok(S3Store {
+            client: Client::from_conf(config.build()),
+            bucket: bucket.to_owned(),
+            prefix,
+            describe,
+            storage_class: opts.storage_class.as_deref().map(StorageClass::from),
+            single_copy_max: MAX_SINGLE_COPY,
+            copy_part_size: COPY_PART_SIZE,
+            requests,
+        })
+    }
+
+    /// Lowers the size above which [`Store::copy`] switches from CopyObject to a multipart copy, and that copy's
+    /// part size (defaults 5 GiB and 1 GiB), for servers with lower limits. The part size must be at least 5 MiB
+    /// and both at most 5 GiB on AWS.
+    pub fn with_copy_limits(mut self, single_copy_max: u64, copy_part_size: u64) -> Self {
+        self.single_copy_max = single_copy_max;
+        self.copy_part_size = copy_part_size.max(1);
+        self
+    }
+
+    /// The bucket's key for a (validated) store key.
+    fn full_key(&self, key: &str) -> Result<String, StoreError> {
+        validate_key(key)?;
+        Ok(format!("{}{key}", self.prefix))
+    }
+
+    /// Translates an SDK error of operation `op` on `key` into a [`StoreError`].
+    fn error<E>(&self, op: &'static str, key: &str, err: SdkError<E>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let status = err.raw_response().map(|r| r.status().as_u16());
+        let (store, key) = (self.describe.clone(), key.to_owned());
+        match (status, err.code()) {
+            (_, Some("NoSuchBucket")) => StoreError::NoSuchBucket {
+                store,
+                bucket: self.bucket.clone(),
+            },
+            (Some(412), _) | (_, Some("PreconditionFailed")) => {
+                StoreError::PreconditionFailed { store, key }
+            }
+            (Some(409), _) | (_, Some("ConditionalRequestConflict")) => {
+                StoreError::Conflict { store, key }
+            }
+            (_, Some("NoSuchKey")) | (Some(404), None | Some("NotFound")) => {
+                StoreError::NotFound { store, key }
+            }
+            _ => StoreError::S3 {
+                store,
+                key,
+                op,
+                message: render(&err),
+            },
+        }
+    }
+
+    /// Like [`S3Store::error`] for a conditional write: with `If-Match`, AWS answers 404 when the key is absent,
+    /// which for the caller is a failed precondition.
+    fn write_error<E>(
+        &self,
+        op: &'static str,
+        key: &str,
+        pre: &Precondition,
+        err: SdkError<E>,
+    ) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match (self.error(op, key, err), pre) {
+            (StoreError::NotFound { store, key }, Precondition::IfMatch(_)) => {
+                StoreError::PreconditionFailed { store, key }
+            }
+            (e, _) => e,
+        }
+    }
+
+    fn other(&self, op: &'static str, key: &str, message: String) -> StoreError {
+        StoreError::S3 {
+            store: self.describe.clone(),
+            key: key.to_owned(),
+            op,
+            message,
+        }
+    }
+
+    fn required_etag(
+        &self,
+        op: &'static str,
+        key: &str,
+        etag: Option<String>,
+    ) -> Result<String, StoreError> {
+        etag.ok_or_else(|| self.other(op, key, "the response carried no ETag".to_owned()))
+    }
+
+    async fn create_multipart(&self, key: &str, full: &str) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .set_storage_class(self.storage_class.clone())
+            .send()
+            .await
+            .map_err(|e| self.error("CreateMultipartUpload", key, e))?;
+        out.upload_id.ok_or_else(|| {
+            self.other(
+                "CreateMultipartUpload",
+                key,
+                "the response carried no upload id".to_owned(),
+            )
+        })
+    }
+
+    async fn complete_multipart(
+        &self,
+        key: &str,
+        full: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+        pre: &Precondition,
+    ) -> Result<(), StoreError> {
+        self.check_precondition(key, full, pre).await?;
+        let (if_match, if_none_match) = conditions(pre);
+        let parts = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
+        let result = self
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .upload_id(upload_id)
+            .multipart_upload(parts)
+            .set_if_match(if_match)
+            .set_if_none_match(if_none_match)
+            .send()
+            .await;
+        result
+            .map(|_| ())
+            .map_err(|e| self.write_error("CompleteMultipartUpload", key, pre, e))
+    }
+
+    /// Checks `pre` against the current object before a CopyObject or CompleteMultipartUpload. The request still
+    /// carries the condition, which AWS enforces atomically; this check makes it hold (barring races) on servers
+    /// that ignore the header on these operations, such as moto 5.2 (CopyObject, and If-Match on
+    /// CompleteMultipartUpload).
+    async fn check_precondition(
+        &self,
+        key: &str,
+        full: &str,
+        pre: &Precondition,
+    ) -> Result<(), StoreError> {
+        if *pre == Precondition::None {
+            return Ok(());
+        }
+        let current = match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .send()
+            .await
+        {
+            Ok(out) => Some(self.required_etag("HeadObject", key, out.e_tag)?),
+            Err(e) => match self.error("HeadObject", key, e) {
+                StoreError::NotFound { .. } => None,
+                other => return Err(other),
+            },
+        };
+        let holds = match pre {
+            Precondition::None => true,
+            Precondition::IfNoneMatch => current.is_none(),
+            Precondition::IfMatch(expected) => current
+                .is_some_and(|current| current.trim_matches('"') == expected.trim_matches('"')),
+        };
+        match holds {
+            true => Ok(()),
+            false => Err(StoreError::PreconditionFailed {
+                store: self.describe.clone(),
+                key: key.to_owned(),
+            }),
+        }
+    }
+
+    /// Aborts a multipart upload; an upload that is already gone counts as aborted.
+    async fn abort_multipart(
+        &self,
+        key: &str,
+        full: &str,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(full)
+            .upload_id(upload_id)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("NoSuchUpload") => Ok(()),
+            Err(e) => Err(self.error("AbortMultipartUpload", key, e)),
+        }
+    }
+
+    /// Aborts after a failure, keeping the original error; a failed abort is only logged.
+    async fn abort_after_error(&self, key: &str, full: &str, upload_id: &str) {
+        if let Err(e) = self.abort_multipart(key, full, upload_id).await {
+            tracing::warn!(error = %e, "could not abort a failed multipart upload; a bucket lifecycle rule for \
+                incomplete multipart uploads will remove it");
+        }
+    }
+
+    /// `CopySource` value: bucket and percent-encoded key.
+    fn copy_source(&self, full: &str) -> String {
+        format!("{}/{}", self.bucket, percent_encode(full))
+    }
+
+    /// Copies an object larger than a single CopyObject allows, part by part; every part requires the source to
+    /// still have `source_etag`, so a source replaced meanwhile fails the copy instead of mixing versions.
+    async fn copy_multipart(
+        &self,
+        (from, from_full, source_etag): (&str, &str, &str),
+        (to, to_full): (&str, &str),
+        size: u64,
+        pre: &Precondition,
+    ) -> Result<(), StoreError> {
+        if size.div_ceil(self.copy_part_size) > u64::from(MAX_PARTS) {
+            return Err(StoreError::TooLarge {
+                store: self.describe.clone(),
+                key: from.to_owned(),
+                limit: self.copy_part_size * u64::from(MAX_PARTS),
+            });
+        }
+        let upload_id = self.create_multipart(to, to_full).await?;
+        let source = self.copy_source(from_full);
+        let mut parts = Vec::new();
+        let mut copied = async {
+            let (mut offset, mut part_number) = (0, 0);
+            while offset < size {
+                part_number += 1;
+                let end = size.min(offset.saturating_add(self.copy_part_size)) - 1;
+                let out = self
+                    .client
+                    .upload_part_copy()
+                    .bucket(&self.bucket)
+                    .key(to_full)
+                    .upload_id(&upload_id)
+                    .part_number(part_number)
+                    .copy_source(&source)
+                    .copy_source_range(format!("bytes={offset}-{end}"))
+                    .copy_source_if_match(source_etag)
+                    .send()
+                    .await
+                    .map_err(|e| self.error("UploadPartCopy", from, e))?;
+                let etag = out.copy_part_result.and_then(|r| r.e_tag);
+                let etag = self.required_etag("UploadPartCopy", from, etag)?;
+                parts.push(
+                    CompletedPart::builder()
+                        .e_tag(etag)
+                        .part_number(part_number)
+                        .build(),
+                );
+                offset = end + 1;
+            }
+            Ok(())
+        }
+        .await;
+        if copied.is_ok() {
+            copied = self
+                .complete_multipart(to, to_full, &upload_id, parts, pre)
+                .await;
+        }
+        if copied.is_err() {
+            self.abort_after_error(to, to_full, &upload_id).await;
+        }
+        copied
+    }
+}
+
+/// The `If-Match` and `If-None-Match` header values for a precondition.
+fn conditions(pre: &Precondition) -> (Option<String>, Option<String>) {
+    match pre {
+        Precondition::None => (None, None),
+        Precondition::IfNoneMatch => (None, Some("*".to_owned())),
+        Precondition::IfMatch(etag) => (Some(etag.clone()), None),
+    }
+}
+
+/// An SDK error as text: the service's code and message when it sent them, else the chain of causes (transport
+/// errors, timeouts, credential problems).
+fn render<E>(err: &SdkError<E>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    match (err.code(), status) {
+        (Some(code), Some(status)) => format!(
+            "{code}: {} (HTTP {status})",
+            err.message().unwrap_or("no message")
+        ),
+        (None, Some(status)) => format!("HTTP {status}: {}", error_chain(err)),
+        _ => error_chain(err),
+    }
+}
+
+/// An error and its sources, `: `-separated.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Percent-encodes everything but unreserved characters and `/`, as `CopySource` requires.
+fn percent_encode(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl Store for S3Store {
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        let full = self.full_key(key)?;
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                return match self.error("GetObject", key, e) {
+                    StoreError::NotFound { .. } => Ok(None),
+                    other => Err(other),
+                }
+            }
+        };
+        let etag = self.required_etag("GetObject", key, out.e_tag)?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.other("GetObject", key, error_chain(&e)))?;
+        Ok(Some(Object {
+            body: body.into_bytes(),
+            etag,
+        }))
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        let full = self.full_key(key)?;
+        let range_err = |reason: String| StoreError::Range {
+            store: self.describe.clone(),
+            key: key.to_owned(),
+            offset,
+            len,
+            reason,
+        };
+        if len == 0 {
+            // HTTP cannot express an empty range: check that the offset is within the object instead.
+            let out = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&full)
+                .send()
+                .await
+                .map_err(|e| self.error("HeadObject", key, e))?;
+            let size = u64::try_from(out.content_length.unwrap_or(0)).unwrap_or(0);
+            return match offset <= size {
+                true => Ok(Bytes::new()),
+                false => Err(range_err(format!("the object has only {size} bytes"))),
+            };
+        }
+        let end = offset
+            .checked_add(len - 1)
+            .ok_or_else(|| range_err("the range overflows".to_owned()))?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .range(format!("bytes={offset}-{end}"));
+        let out = match request.send().await {
+            Ok(out) => out,
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                return Err(range_err(
+                    "the range starts beyond the end of the object (HTTP 416)".to_owned(),
+                ));
+            }
+            Err(e) => return Err(self.error("GetObject", key, e)),
+        };
+        if out.content_range.is_none() {
+            return Err(range_err("the server ignored the Range header".to_owned()));
+        }
+        if out.content_length != i64::try_from(len).ok() {
+            return Err(range_err(match out.content_length {
+                Some(n) if n >= 0 && n.unsigned_abs() < len => {
+                    format!("the object is too short: only {n} bytes from the offset")
+                }
+                Some(n) => format!("the server answered with {n} bytes"),
+                None => "the server did not say how many bytes it sends".to_owned(),
+            }));
+        }
+        // Read at most `len` bytes whatever the server sends; allocate only for bytes that arrived.
+        let mut body = out.body;
+        let mut chunks = Vec::new();
+        let mut received = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| self.other("GetObject", key, error_chain(&e)))?;
+            received += chunk.len() as u64;
+            if received > len {
+                return Err(range_err(
+                    "the server sent more bytes than requested".to_owned(),
+                ));
+            }
+            chunks.push(chunk);
+        }
+        if received != len {
+            return Err(range_err(format!(
+                "the response ended after {received} bytes"
+            )));
+        }
+        Ok(match chunks.len() {
+            1 => chunks.swap_remove(0),
+            _ => chunks.concat().into(),
+        })
+    }
+
+    async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError> {
+        let full = self.full_key(key)?;
+        let (if_match, if_none_match) = conditions(&pre);
+        let out = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .body(ByteStream::from(body))
+            .set_storage_class(self.storage_class.clone())
+            .set_if_match(if_match)
+            .set_if_none_match(if_none_match)
+            .send()
+            .await
+            .map_err(|e| self.write_error("PutObject", key, &pre, e))?;
+        self.required_etag("PutObject", key, out.e_tag)
+    }
+
+    async fn copy(&self, from: &str, to: &str, pre: Precondition) -> Result<(), StoreError> {
+        let (from_full, to_full) = (self.full_key(from)?, self.full_key(to)?);
+        let head = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&from_full)
+            .send()
+            .await
+            .map_err(|e| self.error("HeadObject", from, e))?;
+        let size = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
+        self.check_precondition(to, &to_full, &pre).await?;
+        if size > self.single_copy_max {
+            let etag = self.required_etag("HeadObject", from, head.e_tag)?;
+            return self
+                .copy_multipart((from, &from_full, &etag), (to, &to_full), size, &pre)
+                .await;
+        }
+        let (if_match, if_none_match) = conditions(&pre);
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(&to_full)
+            .copy_source(self.copy_source(&from_full))
+            .set_storage_class(self.storage_class.clone())
+            .set_if_match(if_match)
+            .set_if_none_match(if_none_match)
+            .send()
+            .await
+            .map_err(|e| match self.write_error("CopyObject", to, &pre, e) {
+                // The source vanished after the HeadObject.
+                StoreError::NotFound { store, .. } => StoreError::NotFound {
+                    store,
+                    key: from.to_owned(),
+                },
+                other => other,
+            })?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let full = self.full_key(key)?;
+        match self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => match self.error("DeleteObject", key, e) {
+                StoreError::NotFound { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        validate_prefix(prefix)?;
+        let full_prefix = format!("{}{prefix}", self.prefix);
+        let mut out = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full_prefix)
+                .set_continuation_token(token.clone())
+                .send()
+                .await
+                .map_err(|e| self.error("ListObjectsV2", prefix, e))?;
+            for object in page.contents() {
+                let Some(key) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
+                out.push(Listed {
+                    key: key.to_owned(),
+                    size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
+                    last_modified: object
+                        .last_modified()
+                        .and_then(|t| SystemTime::try_from(*t).ok())
+                        .unwrap_or(UNIX_EPOCH),
+                });
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => {
+                    if token.as_deref() == Some(next) {
+                        return Err(self.other(
+                            "ListObjectsV2",
+                            prefix,
+                            "the server repeated a continuation token".to_owned(),
+                        ));
+                    }
+                    token = Some(next.to_owned());
+                }
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError> {
+        Ok(Box::new(S3Upload::new(
+            self.clone(),
+            key,
+            self.full_key(key)?,
+        )))
+    }
+}
+
+/// A streaming upload: a PutObject if it stays below one part, else a multipart upload.
+struct S3Upload {
+    store: S3Store,
+    key: String,
+    full_key: String,
+    /// The part being filled.
+    buf: BytesMut,
+    /// Number of the part being filled (1-based).
+    part_number: u32,
+    /// Set once the first full part is sent.
+    upload_id: Option<String>,
+    /// The previous part, uploading in the background.
+    in_flight: Option<JoinHandle<Result<CompletedPart, StoreError>>>,
+    parts: Vec<CompletedPart>,
+    written: u64,
+    /// Set when a part failed: the upload can then only be aborted (continuing would leave a gap in the parts).
+    failed: bool,
+    /// Set by `complete` and `abort`, which clean up themselves.
+    finished: bool,
+}
+
+impl S3Upload {
+    /// An upload of `key` (bucket key `full_key`); nothing is sent until the first part is full.
+    fn new(store: S3Store, key: &str, full_key: String) -> Self {
+        S3Upload {
+            store,
+            key: key.to_owned(),
+            full_key,
+            buf: BytesMut::new(),
+            part_number: 1,
+            upload_id: None,
+            in_flight: None,
+            parts: Vec::new(),
+            written: 0,
+            failed: false,
+            finished: false,
+        }
+    }
+
+    /// Starts uploading the filled buffer as the next part, after the previous part finished.
+    async fn send_part(&mut self) -> Result<(), StoreError> {
+        let upload_id = match &self.upload_id {
+            Some(id) => id.clone(),
+            None => {
+                let id = self
+                    .store
+                    .create_multipart(&self.key, &self.full_key)
+                    .await?;
+                self.upload_id = Some(id.clone());
+                id
+            }
+        };
+        self.wait_in_flight().await?;
+        let body = self.buf.split().freeze();
+        // `part_number` ≤ MAX_PARTS: `write` caps the total size at what MAX_PARTS parts hold.
+        let part_number = i32::try_from(self.part_number).unwrap_or(i32::MAX);
+        self.part_number += 1;
+        let (store, key, full) = (self.store.clone(), self.key.clone(), self.full_key.clone());
+        self.in_flight = Some(tokio::spawn(async move {
+            let out = store
+                .client
+                .upload_part()
+                .bucket(&store.bucket)
+                .key(&full)
+                .upload_id(upload_id)
+                .part_number(part_number)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| store.error("UploadPart", &key, e))?;
+            let etag = store.required_etag("UploadPart", &key, out.e_tag)?;
+            Ok(CompletedPart::builder()
+                .e_tag(etag)
+                .set_checksum_crc32(out.checksum_crc32)
+                .set_checksum_crc32_c(out.checksum_crc32_c)
+                .set_checksum_crc64_nvme(out.checksum_crc64_nvme)
+                .set_checksum_sha1(out.checksum_sha1)
+                .set_checksum_sha256(out.checksum_sha256)
+                .part_number(part_number)
+                .build())
+        }));
+        Ok(())
+    }
+
+    fn check_not_failed(&self) -> Result<(), StoreError> {
+        match self.failed {
+            false => Ok(()),
+            true => Err(self.store.other(
+                "UploadPart",
+                &self.key,
+                "an earlier part of this upload failed".to_owned(),
+            )),
+        }
+    }
+
+    async fn wait_in_flight(&mut self) -> Result<(), StoreError> {
+        if let Some(task) = self.in_flight.take() {
+            let part = task.await.map_err(|e| {
+                self.store.other(
+                    "UploadPart",
+                    &self.key,
+                    format!("background part upload failed: {e}"),
+                )
+            })??;
+            self.parts.push(part);
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self, pre: &Precondition) -> Result<(), StoreError> {
+        let Some(upload_id) = self.upload_id.clone() else {
+            let body = self.buf.split().freeze();
+            return self.store.put(&self.key, body, pre.clone()).await.map(drop);
+        };
+        if !self.buf.is_empty() {
+            self.send_part().await?;
+        }
+        self.wait_in_flight().await?;
+        let parts = std::mem::take(&mut self.parts);
+        self.store
+            .complete_multipart(&self.key, &self.full_key, &upload_id, parts, pre)
+            .await
+    }
+}
+
+#[async_trait]
+impl Upload for S3Upload {
+    async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        self.check_not_failed()?;
+        if self.written.saturating_add(data.len() as u64) > MAX_OBJECT_SIZE {
+            return Err(StoreError::TooLarge {
+                store: self.store.describe.clone(),
+                key: self.key.clone(),
+                limit: MAX_OBJECT_SIZE,
+            });
+        }
+        let mut rest = data;
+        while !rest.is_empty() {
+            if self.buf.is_empty() {
+                // One allocation per part instead of repeated doubling; the part size is ours, not the remote's.
+                self.buf
+                    .reserve(usize::try_from(part_size(self.part_number)).unwrap_or(rest.len()));
+            }
+            let room = part_size(self.part_number) - self.buf.len() as u64;
+            let take = rest.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            self.buf.extend_from_slice(&rest[..take]);
+            self.written += take as u64;
+            rest = &rest[take..];
+            if self.buf.len() as u64 == part_size(self.part_number) {
+                if let Err(e) = self.send_part().await {
+                    self.failed = true;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn bytes_written(&self) -> u64 {
+        self.written
+    }
+
+    async fn complete(mut self: Box<Self>, pre: Precondition) -> Result<(), StoreError> {
+        self.finished = true;
+        let result = match self.check_not_failed() {
+            Ok(()) => self.finish(&pre).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() {
+            if let Some(task) = self.in_flight.take() {
+                task.abort();
+            }
+            if let Some(upload_id) = self.upload_id.take() {
+                self.store
+                    .abort_after_error(&self.key, &self.full_key, &upload_id)
+                    .await;
+            }
+        }
+        result
+    }
+
+    async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.finished = true;
+        if let Some(task) = self.in_flight.take() {
+            task.abort();
+            // Wait until the part is no longer being sent: a part arriving after the abort could linger.
+            let _ = task.await;
+        }
+        match self.upload_id.take() {
+            Some(upload_id) => {
+                self.store
+                    .abort_multipart(&self.key, &self.full_key, &upload_id)
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for S3Upload {
+    fn drop(&mut self) {
+        if let Some(task) = self.in_flight.take() {
+            task.abort();
+        }
+        let Some(upload_id) = self.upload_id.take().filter(|_| !self.finished) else {
+            return;
+        };
+        tracing::warn!(store = %self.store.describe, key = %self.key,
+            "multipart upload dropped without complete or abort; aborting it in the background");
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (store, key, full) = (self.store.clone(), self.key.clone(), self.full_key.clone());
+            runtime.spawn(async move { store.abort_after_error(&key, &full, &upload_id).await });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_cover_the_largest_object() {
+        let mut total = 0u64;
+        for n in 1..=MAX_PARTS {
+            let size = part_size(n);
+            assert!(size <= 5 << 30, "part {n} is {size} bytes");
+            assert!(size >= 5 << 20, "part {n} is {size} bytes");
+            assert!(n == 1 || size >= part_size(n - 1), "sizes never shrink");
+            total += size;
+        }
+        assert!(total >= MAX_OBJECT_SIZE, "{total}");
+        assert_eq!(part_size(1), 8 << 20);
+        assert_eq!(part_size(1000), 8 << 20);
+        assert_eq!(part_size(1001), 16 << 20);
+        assert_eq!(part_size(MAX_PARTS), 4 << 30);
+        // Out-of-range part numbers stay within the limits instead of overflowing.
+        assert_eq!(part_size(0), 8 << 20);
+        assert_eq!(part_size(u32::MAX), 4 << 30);
+        // Packs up to 1,000 × 8 MiB (7.8 GiB), nearly all of them, use 8 MiB parts only.
+        assert_eq!(u64::from(PARTS_PER_DOUBLING) * FIRST_PART_SIZE, 8000 << 20);
+        // The multipart copy covers the largest object too.
+        assert!(
+            COPY_PART_SIZE * u64::from(MAX_PARTS) >= MAX_OBJECT_SIZE
+                && COPY_PART_SIZE <= MAX_SINGLE_COPY
+        );
+    }
+
+    #[tokio::test]
+    async fn uploads_stop_at_the_object_size_limit() {
+        // No server: the limit is checked before anything is buffered or sent.
+        let store = S3Store::connect("b", "p", &S3Options::default())
+            .await
+            .unwrap();
+        let mut upload = S3Upload::new(store, "huge", "p/huge".to_owned());
+        upload.written = MAX_OBJECT_SIZE - 1;
+        upload.write(b"x").await.unwrap();
+        let err = upload.write(b"y").await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooLarge {
+                    limit: MAX_OBJECT_SIZE,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn copy_sources_are_percent_encoded() {
+        assert_eq!(percent_encode("a/b-c_d.e~f"), "a/b-c_d.e~f");
+        assert_eq!(
+            percent_encode("refs/heads/a b+c%é"),
+            "refs/heads/a%20b%2Bc%25%C3%A9"
+        );
+    }
+
+    #[tokio::test]
+    async fn targets_are_validated() {
+        let opts = S3Options::default();
+        for (bucket, prefix) in [("", "x"), ("b", "a//b"), ("b", "../x"), ("b", "a/./b")] {
+            let err = S3Store::connect(bucket, prefix, &opts).await.unwrap_err();
+            assert!(
+                matches!(err, StoreError::InvalidTarget { .. }),
+                "{bucket} {prefix}: {err}"
+            );
+        }
+        let s = S3Store::connect("b", "/mirrors/x/", &opts).await.unwrap();
+        assert_eq!(
+            (s.describe(), s.prefix.as_str()),
+            ("s3://b/mirrors/x".to_owned(), "mirrors/x/")
+        );
+        let s = S3Store::connect("b", "", &opts).await.unwrap();
+        assert_eq!((s.describe(), s.prefix.as_str()), ("s3://b".to_owned(), ""));
+    }
+}
