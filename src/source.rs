@@ -1,0 +1,1177 @@
+//! HTTP(S) client for smart-HTTP git servers (protocol v0/v1, stateless RPC).
+//!
+//! A mirror run talks to the source server with exactly two requests per repository:
+//! `GET <repo>/info/refs?service=git-upload-pack` (the ref advertisement) and
+//! `POST <repo>/git-upload-pack` (the pack). This module does the HTTP side of both and nothing
+//! else: parsing the advertisement and the response is the protocol layer's job.
+//!
+//! What it takes care of, because every smart-HTTP client has to:
+//! - URL handling: `http`/`https`, with or without `.git` or a trailing slash. Credentials written
+//!   into the URL become an `Authorization` header and never appear in logs or errors
+//!   (see [`redact`]). An `Authorization` header is only ever sent to the origin (scheme, host,
+//!   port) of the URL the caller gave, so a redirect to another host cannot leak a token.
+//! - Redirects: bounded, relative `Location` resolved, `https` → `http` refused. After redirects of
+//!   the advertisement request the repository base moves as git moves it, so the POST goes to the
+//!   server that answered.
+//! - Smart-server detection by content type, typed errors for the usual failures (401/403, 404,
+//!   connect and TLS problems, stalls), and no compressed responses.
+//! - Bounded memory: the advertisement is collected under a size cap without trusting
+//!   `Content-Length`; the pack response is handed out chunk by chunk as it arrives, with an idle
+//!   timeout between chunks.
+//!
+//! TLS uses rustls with the platform's trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR` override it, as
+//! with OpenSSL), falling back to the bundled Mozilla roots when the platform has none. HTTP/2 is
+//! negotiated by ALPN on `https`; plain `http` uses HTTP/1.1.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use url::{Origin, Url};
+
+/// Content type of a smart-HTTP ref advertisement for `git-upload-pack`.
+pub const ADVERTISEMENT_CONTENT_TYPE: &str = "application/x-git-upload-pack-advertisement";
+/// Content type of a `git-upload-pack` request body.
+pub const REQUEST_CONTENT_TYPE: &str = "application/x-git-upload-pack-request";
+/// Content type of a `git-upload-pack` response.
+pub const RESULT_CONTENT_TYPE: &str = "application/x-git-upload-pack-result";
+
+/// How many bytes of an unexpected error response body are quoted in the error message.
+const ERROR_BODY_EXCERPT: usize = 200;
+/// Connections idle in the pool longer than this are closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Query string of the advertisement request.
+const ADVERTISEMENT_QUERY: &str = "service=git-upload-pack";
+
+/// Settings of a [`SourceClient`].
+#[derive(Clone)]
+pub struct SourceOptions {
+    /// Limit for establishing a TCP connection.
+    pub connect_timeout: Duration,
+    /// Limit for waiting on the server: for the response headers of a request, and between two
+    /// chunks of a response body. Servers of big repositories can think for minutes before the
+    /// first pack byte, so this is generous by default (300 s).
+    pub idle_timeout: Duration,
+    /// How many redirects one request may follow.
+    pub max_redirects: usize,
+    /// `User-Agent` header. Some servers only speak smart HTTP to agents starting with `git/`.
+    pub user_agent: String,
+    /// Access token sent as HTTP Basic credentials: the password of the URL's user if the URL
+    /// names one, else with the user `x-access-token` (GitHub, Gitea and GitLab accept that).
+    /// A password written in the URL takes precedence.
+    pub token: Option<String>,
+    /// Largest accepted ref advertisement, in bytes (a guard against hostile servers; real ones
+    /// with tens of thousands of refs stay in the low MiB).
+    pub max_advertisement_bytes: u64,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            max_redirects: 5,
+            user_agent: default_user_agent(),
+            token: None,
+            max_advertisement_bytes: 256 << 20,
+        }
+    }
+}
+
+impl fmt::Debug for SourceOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceOptions")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_redirects", &self.max_redirects)
+            .field("user_agent", &self.user_agent)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_advertisement_bytes", &self.max_advertisement_bytes)
+            .finish()
+    }
+}
+
+/// The default `User-Agent`: `git/2.0 (mirror-git-to-s3/<version>)`.
+pub fn default_user_agent() -> String {
+    format!("git/2.0 (mirror-git-to-s3/{})", env!("CARGO_PKG_VERSION"))
+}
+
+/// Errors of the source HTTP client. URLs in them are redacted: they never carry credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// A client option is unusable.
+    #[error("invalid source client option: {0}")]
+    InvalidOption(String),
+    /// The repository URL cannot be used.
+    #[error("invalid repository URL {url}: {reason}")]
+    InvalidUrl {
+        /// The redacted URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Nothing listens at the server's address.
+    #[error("{url}: cannot connect: connection refused")]
+    ConnectionRefused {
+        /// The redacted URL.
+        url: String,
+    },
+    /// The TCP connection could not be established in time.
+    #[error("{url}: cannot connect: no connection within {timeout:?}")]
+    ConnectTimeout {
+        /// The redacted URL.
+        url: String,
+        /// The configured connect timeout.
+        timeout: Duration,
+    },
+    /// The TLS handshake failed (untrusted certificate, wrong name, not a TLS server, ...).
+    #[error("{url}: TLS handshake failed: {detail}")]
+    Tls {
+        /// The redacted URL.
+        url: String,
+        /// The underlying error chain.
+        detail: String,
+    },
+    /// Any other failure to connect (name resolution, network unreachable, ...).
+    #[error("{url}: cannot connect: {detail}")]
+    Connect {
+        /// The redacted URL.
+        url: String,
+        /// The underlying error chain.
+        detail: String,
+    },
+    /// The request failed after connecting, before a response arrived.
+    #[error("{url}: request failed: {detail}")]
+    Request {
+        /// The redacted URL.
+        url: String,
+        /// The underlying error chain.
+        detail: String,
+    },
+    /// The server sent no response headers within the idle timeout.
+    #[error("{url}: no response from server within {timeout:?}")]
+    ResponseTimeout {
+        /// The redacted URL.
+        url: String,
+        /// The configured idle timeout.
+        timeout: Duration,
+    },
+    /// 401 or 403 to a request that carried no credentials.
+    #[error("{url}: authentication required (HTTP {status}): set a token (credentials are only sent to the host of the repository URL)")]
+    AuthenticationRequired {
+        /// The redacted URL.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+    },
+    /// 401 or 403 although credentials were sent.
+    #[error(
+        "{url}: access denied (HTTP {status}): check the token and its access to this repository"
+    )]
+    AccessDenied {
+        /// The redacted URL.
+        url: String,
+        /// 401 or 403.
+        status: u16,
+    },
+    /// 404.
+    #[error("{url}: repository not found (HTTP 404)")]
+    NotFound {
+        /// The redacted URL.
+        url: String,
+    },
+    /// Any other unexpected status.
+    #[error("{url}: unexpected HTTP status {status}: {body}")]
+    Status {
+        /// The redacted URL.
+        url: String,
+        /// The status code.
+        status: u16,
+        /// The start of the response body, sanitized, for diagnosis.
+        body: String,
+    },
+    /// The response does not have the smart-HTTP content type.
+    #[error("{url}: not a smart git HTTP server: expected Content-Type {expected}, got {found}")]
+    NotSmartServer {
+        /// The redacted URL.
+        url: String,
+        /// The content type a smart server sends.
+        expected: &'static str,
+        /// What the server sent (`none` if nothing).
+        found: String,
+    },
+    /// The server compressed the response although no encoding was accepted.
+    #[error("{url}: server sent a response with Content-Encoding {encoding} although only identity was accepted")]
+    UnsupportedEncoding {
+        /// The redacted URL.
+        url: String,
+        /// The content encoding the server used.
+        encoding: String,
+    },
+    /// A redirect chain longer than the configured bound.
+    #[error("{url}: too many redirects (more than {max})")]
+    TooManyRedirects {
+        /// The redacted URL of the first request.
+        url: String,
+        /// The configured bound.
+        max: usize,
+    },
+    /// A redirect from `https` to plain `http`.
+    #[error("{url}: refusing redirect from https to plain http ({location})")]
+    InsecureRedirect {
+        /// The redacted URL that redirected.
+        url: String,
+        /// The redacted redirect target.
+        location: String,
+    },
+    /// A redirect that cannot be followed.
+    #[error("{url}: bad redirect: {reason}")]
+    BadRedirect {
+        /// The redacted URL that redirected.
+        url: String,
+        /// Why it cannot be followed.
+        reason: String,
+    },
+    /// No body bytes for longer than the idle timeout.
+    #[error("{url}: no data from server for {timeout:?}")]
+    IdleTimeout {
+        /// The redacted URL.
+        url: String,
+        /// The configured idle timeout.
+        timeout: Duration,
+    },
+    /// The response body broke off (connection closed early, protocol error, ...).
+    #[error("{url}: error reading response body: {detail}")]
+    Body {
+        /// The redacted URL.
+        url: String,
+        /// The underlying error chain.
+        detail: String,
+    },
+    /// The advertisement exceeds [`SourceOptions::max_advertisement_bytes`].
+    #[error("{url}: ref advertisement larger than the limit of {limit} bytes")]
+    AdvertisementTooLarge {
+        /// The redacted URL.
+        url: String,
+        /// The configured limit.
+        limit: u64,
+    },
+}
+
+/// A URL as text with any user name and password replaced by `***`, for messages and logs.
+pub fn redact(url: &Url) -> String {
+    let mut shown = url.clone();
+    if !url.username().is_empty() || url.password().is_some() {
+        // Setting these only fails for URLs without a host, which cannot carry credentials.
+        let _ = shown.set_password(None);
+        let _ = shown.set_username("***");
+    }
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
+/// Like [`redact`] for text that may not even parse as a URL (user input in messages): anything
+/// before an `@` in the authority part is replaced by `***`.
+pub fn redact_str(text: &str) -> String {
+    if let Some(url) = Url::parse(text).ok().filter(Url::has_host) {
+        return redact(&url);
+    }
+    let (scheme, rest) = match text.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        None => (String::new(), text),
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((_, host)) => format!("{scheme}***@{host}{tail}"),
+        None => text.to_owned(),
+    }
+}
+
+/// Credentials for one repository, sent only to the origin they were given for.
+#[derive(Clone)]
+struct Credentials {
+    header: HeaderValue,
+    origin: Origin,
+}
+
+impl Credentials {
+    /// Whether these credentials may be sent to `url`: only to the origin they were given for.
+    fn may_go_to(&self, url: &Url) -> bool {
+        self.origin == url.origin()
+    }
+}
+
+/// A smart-HTTP repository as located by [`SourceClient::advertisement`]: its base URL after
+/// redirects, and the credentials of the original URL, which go only to the original origin (so
+/// a repository that moved to another host gets none).
+#[derive(Clone)]
+pub struct RepoEndpoint {
+    base: Url,
+    credentials: Option<Credentials>,
+}
+
+impl RepoEndpoint {
+    /// The repository base URL (no credentials, no trailing slash): `<base>/git-upload-pack` is
+    /// where the pack is requested.
+    pub fn url(&self) -> &Url {
+        &self.base
+    }
+}
+
+impl fmt::Debug for RepoEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepoEndpoint")
+            .field("base", &self.base.as_str())
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// HTTP(S) client for smart-HTTP git servers. Cheap to clone; clones share one connection pool.
+#[derive(Clone)]
+pub struct SourceClient {
+    http: HttpClient,
+    options: Arc<SourceOptions>,
+    user_agent: HeaderValue,
+}
+
+impl fmt::Debug for SourceClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceClient")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The two requests of a fetch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Advertisement,
+    UploadPack,
+}
+
+impl Service {
+    fn expected_content_type(self) -> &'static str {
+        match self {
+            Service::Advertisement => ADVERTISEMENT_CONTENT_TYPE,
+            Service::UploadPack => RESULT_CONTENT_TYPE,
+        }
+    }
+}
+
+impl SourceClient {
+    /// A client with its own connection pool. Fails on an unusable user agent or zero timeouts.
+    pub fn new(options: SourceOptions) -> Result<Self, SourceError> {
+        let user_agent = HeaderValue::from_str(&options.user_agent).map_err(|_| {
+            SourceError::InvalidOption(format!(
+                "user agent {:?} is not a valid header value",
+                options.user_agent
+            ))
+        })?;
+        if options.idle_timeout.is_zero() || options.connect_timeout.is_zero() {
+            return Err(SourceError::InvalidOption(
+                "timeouts must be greater than zero".to_owned(),
+            ));
+        }
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(options.connect_timeout));
+        let tls = match HttpsConnectorBuilder::new().with_native_roots() {
+            Ok(builder) => builder,
+            Err(error) => {
+                tracing::warn!(
+                    "no usable platform CA certificates ({error}); using the bundled Mozilla roots"
+                );
+                HttpsConnectorBuilder::new().with_webpki_roots()
+            }
+        };
+        let connector = tls
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp);
+        let http = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .http2_adaptive_window(true)
+            .build(connector);
+        Ok(SourceClient {
+            http,
+            options: Arc::new(options),
+            user_agent,
+        })
+    }
+
+    /// Fetches `<repo>/info/refs?service=git-upload-pack`, following redirects, and checks that
+    /// the server speaks smart HTTP. Returns where the repository turned out to be (pass it to
+    /// [`SourceClient::upload_pack`]) and the raw body (pkt-lines starting with
+    /// `# service=git-upload-pack`), collected up to [`SourceOptions::max_advertisement_bytes`].
+    pub async fn advertisement(&self, repo: &Url) -> Result<(RepoEndpoint, Bytes), SourceError> {
+        let base = repo_base(repo)?;
+        let credentials = credentials_for(repo, self.options.token.as_deref());
+        let mut target = base.clone();
+        target.set_path(&format!("{}/info/refs", base.path()));
+        target.set_query(Some(ADVERTISEMENT_QUERY));
+        let (final_url, response) = self
+            .send_following(
+                Service::Advertisement,
+                target,
+                credentials.as_ref(),
+                Bytes::new(),
+            )
+            .await?;
+        let shown = redact(&final_url);
+        let response = self
+            .check_response(
+                response,
+                Service::Advertisement,
+                &final_url,
+                credentials.as_ref(),
+            )
+            .await?;
+        let limit = self.options.max_advertisement_bytes;
+        if content_length(response.headers()).is_some_and(|declared| declared > limit) {
+            return Err(SourceError::AdvertisementTooLarge { url: shown, limit });
+        }
+        let endpoint = RepoEndpoint {
+            base: base_after_redirect(&final_url, &shown)?,
+            credentials,
+        };
+        let mut stream = BodyStream::new(response, shown, self.options.idle_timeout);
+        let mut body = BytesMut::new();
+        while let Some(chunk) = stream.next_chunk().await? {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(SourceError::AdvertisementTooLarge {
+                    url: stream.url,
+                    limit,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((endpoint, body.freeze()))
+    }
+
+    /// POSTs `request` (a complete upload-pack request: wants, haves, `done`) to
+    /// `<repo>/git-upload-pack` and returns the response body as a stream once status and
+    /// content type are checked. Only 307/308 redirects are followed (they keep the body).
+    pub async fn upload_pack(
+        &self,
+        repo: &RepoEndpoint,
+        request: Bytes,
+    ) -> Result<BodyStream, SourceError> {
+        let mut target = repo.base.clone();
+        target.set_path(&format!("{}/git-upload-pack", repo.base.path()));
+        let (final_url, response) = self
+            .send_following(
+                Service::UploadPack,
+                target,
+                repo.credentials.as_ref(),
+                request,
+            )
+            .await?;
+        let shown = redact(&final_url);
+        let response = self
+            .check_response(
+                response,
+                Service::UploadPack,
+                &final_url,
+                repo.credentials.as_ref(),
+            )
+            .await?;
+        Ok(BodyStream::new(response, shown, self.options.idle_timeout))
+    }
+
+    /// Sends the request and follows redirects: any redirect status for the GET, only 307/308
+    /// (which keep method and body) for the POST.
+    async fn send_following(
+        &self,
+        service: Service,
+        mut url: Url,
+        credentials: Option<&Credentials>,
+        body: Bytes,
+    ) -> Result<(Url, Response<Incoming>), SourceError> {
+        let first = redact(&url);
+        let max = self.options.max_redirects;
+        let mut redirects = 0;
+        loop {
+            let response = self
+                .send_once(service, &url, credentials, body.clone())
+                .await?;
+            let status = response.status();
+            let follow = match service {
+                Service::Advertisement => is_redirect(status),
+                Service::UploadPack => matches!(
+                    status,
+                    StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+                ),
+            };
+            if !follow {
+                return Ok((url, response));
+            }
+            if redirects == max {
+                return Err(SourceError::TooManyRedirects { url: first, max });
+            }
+            redirects += 1;
+            let next = redirect_target(&url, response.headers())?;
+            tracing::debug!(
+                from = %redact(&url),
+                to = %redact(&next),
+                status = status.as_u16(),
+                "following redirect"
+            );
+            url = next;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        service: Service,
+        url: &Url,
+        credentials: Option<&Credentials>,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, SourceError> {
+        let shown = redact(url);
+        let uri = Uri::try_from(url.as_str()).map_err(|error| SourceError::InvalidUrl {
+            url: shown.clone(),
+            reason: error.to_string(),
+        })?;
+        let mut builder = Request::builder()
+            .uri(uri)
+            .header(header::USER_AGENT, self.user_agent.clone())
+            .header(header::ACCEPT_ENCODING, "identity");
+        builder = match service {
+            Service::Advertisement => builder
+                .method(Method::GET)
+                .header(header::ACCEPT, "*/*")
+                .header(header::CACHE_CONTROL, "no-cache")
+                .header(header::PRAGMA, "no-cache"),
+            Service::UploadPack => builder
+                .method(Method::POST)
+                .header(header::CONTENT_TYPE, REQUEST_CONTENT_TYPE)
+                .header(header::ACCEPT, RESULT_CONTENT_TYPE),
+        };
+        if let Some(credentials) = credentials.filter(|c| c.may_go_to(url)) {
+            builder = builder.header(header::AUTHORIZATION, credentials.header.clone());
+        }
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|error| SourceError::InvalidUrl {
+                url: shown.clone(),
+                reason: error.to_string(),
+            })?;
+        let timeout = self.options.idle_timeout;
+        let response = match tokio::time::timeout(timeout, self.http.request(request)).await {
+            Err(_) => {
+                return Err(SourceError::ResponseTimeout {
+                    url: shown,
+                    timeout,
+                })
+            }
+            Ok(Err(error)) => return Err(self.request_error(shown, url, &error)),
+            Ok(Ok(response)) => response,
+        };
+        tracing::debug!(
+            url = %shown,
+            status = response.status().as_u16(),
+            version = ?response.version(),
+            "response"
+        );
+        Ok(response)
+    }
+
+    fn request_error(
+        &self,
+        url: String,
+        target: &Url,
+        error: &hyper_util::client::legacy::Error,
+    ) -> SourceError {
+        // The client error's own text ("client error (Connect)") adds nothing to its cause.
+        let detail = error
+            .source()
+            .map_or_else(|| error.to_string(), error_chain);
+        if !error.is_connect() {
+            return SourceError::Request { url, detail };
+        }
+        if has_io_error(error, &|kind| kind == std::io::ErrorKind::ConnectionRefused) {
+            SourceError::ConnectionRefused { url }
+        } else if has_io_error(error, &|kind| kind == std::io::ErrorKind::TimedOut) {
+            SourceError::ConnectTimeout {
+                url,
+                timeout: self.options.connect_timeout,
+            }
+        } else if target.scheme() == "https"
+            && has_io_error(error, &|kind| {
+                matches!(
+                    kind,
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                )
+            })
+        {
+            SourceError::Tls { url, detail }
+        } else {
+            SourceError::Connect { url, detail }
+        }
+    }
+
+    /// Turns error statuses, compressed bodies and wrong content types into errors.
+    async fn check_response(
+        &self,
+        response: Response<Incoming>,
+        service: Service,
+        final_url: &Url,
+        credentials: Option<&Credentials>,
+    ) -> Result<Response<Incoming>, SourceError> {
+        let status = response.status();
+        let url = redact(final_url);
+        let sent_credentials = credentials.is_some_and(|c| c.may_go_to(final_url));
+        match status {
+            s if s.is_success() => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if sent_credentials => {
+                return Err(SourceError::AccessDenied {
+                    url,
+                    status: status.as_u16(),
+                })
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(SourceError::AuthenticationRequired {
+                    url,
+                    status: status.as_u16(),
+                })
+            }
+            StatusCode::NOT_FOUND => return Err(SourceError::NotFound { url }),
+            s if s.is_redirection() && service == Service::UploadPack => {
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| final_url.join(value).ok())
+                    .map_or_else(
+                        || "an unusable Location".to_owned(),
+                        |target| redact(&target),
+                    );
+                return Err(SourceError::BadRedirect {
+                    url,
+                    reason: format!(
+                        "HTTP {} to {location} for the upload-pack POST; only 307 and 308 keep the request body",
+                        status.as_u16()
+                    ),
+                });
+            }
+            _ => {
+                let body = self.body_excerpt(response).await;
+                return Err(SourceError::Status {
+                    url,
+                    status: status.as_u16(),
+                    body,
+                });
+            }
+        }
+        if let Some(encoding) = response.headers().get(header::CONTENT_ENCODING) {
+            let encoding = String::from_utf8_lossy(encoding.as_bytes())
+                .trim()
+                .to_owned();
+            if !encoding.eq_ignore_ascii_case("identity") {
+                return Err(SourceError::UnsupportedEncoding { url, encoding });
+            }
+        }
+        let expected = service.expected_content_type();
+        let found = response.headers().get(header::CONTENT_TYPE);
+        let media_type = found
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(str::trim);
+        if !media_type.is_some_and(|media| media.eq_ignore_ascii_case(expected)) {
+            return Err(SourceError::NotSmartServer {
+                url,
+                expected,
+                found: found.map_or_else(|| "none".to_owned(), |value| sanitize(value.as_bytes())),
+            });
+        }
+        Ok(response)
+    }
+
+    /// The first bytes of an error response, for the message; best effort within the idle timeout.
+    async fn body_excerpt(&self, response: Response<Incoming>) -> String {
+        let mut body = response.into_body();
+        let mut excerpt = Vec::new();
+        let collect = async {
+            while excerpt.len() < ERROR_BODY_EXCERPT {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            let wanted = (ERROR_BODY_EXCERPT - excerpt.len()).min(data.len());
+                            excerpt.extend_from_slice(&data[..wanted]);
+                        }
+                    }
+                    Some(Err(_)) | None => break,
+                }
+            }
+        };
+        // A stall only shortens the excerpt; the status is the error.
+        let _ = tokio::time::timeout(self.options.idle_timeout, collect).await;
+        if excerpt.is_empty() {
+            "(empty body)".to_owned()
+        } else {
+            sanitize(&excerpt)
+        }
+    }
+}
+
+/// A response body, handed out chunk by chunk as it arrives.
+///
+/// Ends with `Ok(None)`. A body that breaks off before its declared length (or, for chunked
+/// transfer, before the final chunk) is an error; a body delimited only by the server closing
+/// the connection cannot be told apart from a complete one, which is why the protocol layer
+/// checks for the final flush packet.
+pub struct BodyStream {
+    body: Incoming,
+    url: String,
+    idle_timeout: Duration,
+}
+
+impl fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("url", &self.url)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyStream {
+    fn new(response: Response<Incoming>, url: String, idle_timeout: Duration) -> Self {
+        BodyStream {
+            body: response.into_body(),
+            url,
+            idle_timeout,
+        }
+    }
+
+    /// The next non-empty chunk, `None` at the end. Fails if the server sends nothing for the idle
+    /// timeout or the body breaks off.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
+        loop {
+            let frame = match tokio::time::timeout(self.idle_timeout, self.body.frame()).await {
+                Err(_) => {
+                    return Err(SourceError::IdleTimeout {
+                        url: self.url.clone(),
+                        timeout: self.idle_timeout,
+                    })
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(error))) => {
+                    return Err(SourceError::Body {
+                        url: self.url.clone(),
+                        detail: error_chain(&error),
+                    })
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            // Trailers carry nothing for git; empty data frames are skipped.
+            if let Ok(data) = frame.into_data() {
+                if !data.is_empty() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+/// Validates a repository URL and returns its base: no credentials, no fragment, no trailing
+/// slash.
+fn repo_base(repo: &Url) -> Result<Url, SourceError> {
+    let invalid = |reason: &str| SourceError::InvalidUrl {
+        url: redact(repo),
+        reason: reason.to_owned(),
+    };
+    if !matches!(repo.scheme(), "http" | "https") {
+        return Err(invalid("only http and https URLs are supported"));
+    }
+    if repo.host_str().is_none_or(str::is_empty) {
+        return Err(invalid("the URL has no host"));
+    }
+    if repo.query().is_some() {
+        return Err(invalid("a repository URL must not have a query string"));
+    }
+    let mut base = without_credentials(repo);
+    let trimmed = base.path().trim_end_matches('/').to_owned();
+    base.set_path(&trimmed);
+    Ok(base)
+}
+
+/// `url` without user name, password and fragment.
+fn without_credentials(url: &Url) -> Url {
+    let mut clean = url.clone();
+    // Both only fail for URLs without a host; callers only pass http(s) URLs with one.
+    let _ = clean.set_password(None);
+    let _ = clean.set_username("");
+    clean.set_fragment(None);
+    clean
+}
+
+/// Basic credentials from the URL's user info and the configured token (see
+/// [`SourceOptions::token`]), bound to the URL's origin.
+fn credentials_for(repo: &Url, token: Option<&str>) -> Option<Credentials> {
+    let user = percent_decode(repo.username());
+    let password = repo.password().map(percent_decode);
+    let (user, password) = match (password, token) {
+        (Some(password), _) => (user, password),
+        (None, Some(token)) if user.is_empty() => (b"x-access-token".to_vec(), token.into()),
+        (None, Some(token)) => (user, token.into()),
+        (None, None) if user.is_empty() => return None,
+        (None, None) => (user, Vec::new()),
+    };
+    let mut pair = user;
+    pair.push(b':');
+    pair.extend_from_slice(&password);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+    // Base64 output is always a valid header value.
+    let mut header = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    header.set_sensitive(true);
+    Some(Credentials {
+        header,
+        origin: repo.origin(),
+    })
+}
+
+/// Decodes `%XX` escapes (URL user info is stored percent-encoded); malformed escapes stay as is.
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&byte) = bytes.get(i) {
+        let escaped = (byte == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(decoded) => {
+                out.push(decoded);
+                i += 3;
+            }
+            None => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT
+    )
+}
+
+/// Resolves a redirect's `Location` against the URL that answered. Credentials in the location
+/// are dropped; leaving https for http is refused.
+fn redirect_target(current: &Url, headers: &HeaderMap) -> Result<Url, SourceError> {
+    let bad = |reason: String| SourceError::BadRedirect {
+        url: redact(current),
+        reason,
+    };
+    let location = headers
+        .get(header::LOCATION)
+        .ok_or_else(|| bad("no Location header".to_owned()))?
+        .to_str()
+        .map_err(|_| bad("Location header is not ASCII text".to_owned()))?;
+    let next = current
+        .join(location)
+        .map_err(|error| bad(format!("invalid Location {location:?}: {error}")))?;
+    let next = without_credentials(&next);
+    match (current.scheme(), next.scheme()) {
+        ("https", "http") => Err(SourceError::InsecureRedirect {
+            url: redact(current),
+            location: redact(&next),
+        }),
+        (_, "http" | "https") if next.host_str().is_some_and(|host| !host.is_empty()) => Ok(next),
+        _ => Err(bad(format!(
+            "target {} is not an http(s) URL with a host",
+            redact(&next)
+        ))),
+    }
+}
+
+/// Git's rule for a redirected advertisement: the final URL must still end with
+/// `/info/refs?service=git-upload-pack`, and what precedes it is the new repository base.
+fn base_after_redirect(final_url: &Url, shown: &str) -> Result<Url, SourceError> {
+    let base_path = final_url
+        .path()
+        .strip_suffix("/info/refs")
+        .filter(|_| final_url.query() == Some(ADVERTISEMENT_QUERY));
+    match base_path {
+        Some(path) => {
+            let mut base = final_url.clone();
+            base.set_query(None);
+            base.set_path(path);
+            Ok(base)
+        }
+        None => Err(SourceError::BadRedirect {
+            url: shown.to_owned(),
+            reason: "the redirect target does not end with /info/refs?service=git-upload-pack, \
+                     so the repository URL cannot be derived from it"
+                .to_owned(),
+        }),
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// `error` and its sources as one line, skipping sources that repeat their wrapper's text.
+fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut previous = text.clone();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let message = cause.to_string();
+        if message != previous && !previous.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        previous = message;
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether `error`, one of its sources or an error wrapped in an I/O error on the way is an I/O
+/// error of a kind matching `wanted` (`io::Error::source` skips the error it wraps, and
+/// hyper-rustls wraps TLS errors twice).
+fn has_io_error(
+    error: &(dyn StdError + 'static),
+    wanted: &dyn Fn(std::io::ErrorKind) -> bool,
+) -> bool {
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if wanted(io.kind()) {
+                return true;
+            }
+            if let Some(inner) = io.get_ref() {
+                if has_io_error(inner, wanted) {
+                    return true;
+                }
+            }
+        }
+        current = cause.source();
+    }
+    false
+}
+
+/// Text from a server for an error message: lossy UTF-8, control characters and runs of white
+/// space folded to single spaces.
+fn sanitize(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = String::with_capacity(text.len());
+    for word in text
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|word| !word.is_empty())
+    {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Url {
+        Url::parse(text).unwrap()
+    }
+
+    #[test]
+    fn redact_hides_user_and_password() {
+        assert_eq!(
+            redact(&url("https://user:secret@example.com/a/b.git#frag")),
+            "https://***@example.com/a/b.git"
+        );
+        assert_eq!(
+            redact(&url("https://ghp_token@example.com/a")),
+            "https://***@example.com/a"
+        );
+        assert_eq!(
+            redact(&url("http://example.com:8080/a?x=1")),
+            "http://example.com:8080/a?x=1"
+        );
+    }
+
+    #[test]
+    fn redact_str_hides_user_info_even_in_broken_urls() {
+        assert_eq!(
+            redact_str("https://u:pw@example.com/r"),
+            "https://***@example.com/r"
+        );
+        assert_eq!(
+            redact_str("https://u:p w@exa mple.com/r@x"),
+            "https://***@exa mple.com/r@x"
+        );
+        assert_eq!(redact_str("tok:en@host:org/repo"), "***@host:org/repo");
+        assert_eq!(redact_str("not a url"), "not a url");
+        assert_eq!(redact_str("https://h\u{e9}@x/y"), "https://***@x/y");
+    }
+
+    #[test]
+    fn repo_base_normalizes_and_rejects() {
+        let base = repo_base(&url("https://u:p@example.com/org/repo.git///#x")).unwrap();
+        assert_eq!(base.as_str(), "https://example.com/org/repo.git");
+        let base = repo_base(&url("http://example.com/org/repo/")).unwrap();
+        assert_eq!(base.as_str(), "http://example.com/org/repo");
+        assert_eq!(
+            repo_base(&url("https://example.com/")).unwrap().as_str(),
+            "https://example.com/"
+        );
+        for bad in [
+            "ftp://example.com/repo",
+            "file:///srv/repo.git",
+            "https://example.com/repo?x=1",
+        ] {
+            let error = repo_base(&url(bad)).unwrap_err();
+            assert!(
+                matches!(error, SourceError::InvalidUrl { .. }),
+                "{bad}: {error}"
+            );
+        }
+        let error = repo_base(&url("ssh://me:pw@example.com/repo")).unwrap_err();
+        assert!(!error.to_string().contains("pw"), "{error}");
+    }
+
+    fn basic(header: &HeaderValue) -> String {
+        let text = header.to_str().unwrap();
+        let encoded = text.strip_prefix("Basic ").unwrap();
+        String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn credentials_from_url_and_token() {
+        let none = credentials_for(&url("https://example.com/r"), None);
+        assert!(none.is_none());
+        let token = credentials_for(&url("https://example.com/r"), Some("tok")).unwrap();
+        assert_eq!(basic(&token.header), "x-access-token:tok");
+        assert!(token.header.is_sensitive());
+        let user_token = credentials_for(&url("https://bob@example.com/r"), Some("tok")).unwrap();
+        assert_eq!(basic(&user_token.header), "bob:tok");
+        let url_password =
+            credentials_for(&url("https://bob:p%40ss%zz@example.com/r"), Some("tok")).unwrap();
+        assert_eq!(basic(&url_password.header), "bob:p@ss%zz");
+        let user_only = credentials_for(&url("https://ghp_abc@example.com/r"), None).unwrap();
+        assert_eq!(basic(&user_only.header), "ghp_abc:");
+        assert_eq!(user_only.origin, url("https://example.com:443/x").origin());
+    }
+
+    fn location(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::LOCATION, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn redirect_targets() {
+        let here = url("https://example.com/a/info/refs?service=git-upload-pack");
+        assert_eq!(
+            redirect_target(&here, &location("/b/info/refs?service=git-upload-pack"))
+                .unwrap()
+                .as_str(),
+            "https://example.com/b/info/refs?service=git-upload-pack"
+        );
+        assert_eq!(
+            redirect_target(&here, &location("https://u:p@other.example/c#f"))
+                .unwrap()
+                .as_str(),
+            "https://other.example/c"
+        );
+        let error = redirect_target(&here, &location("http://u:p@example.com/a")).unwrap_err();
+        assert!(
+            matches!(error, SourceError::InsecureRedirect { .. }),
+            "{error}"
+        );
+        assert!(!error.to_string().contains(":p@"), "{error}");
+        for bad in ["ftp://example.com/x", "http://[::1"] {
+            let error = redirect_target(&url("http://example.com/"), &location(bad)).unwrap_err();
+            assert!(matches!(error, SourceError::BadRedirect { .. }), "{error}");
+        }
+        let error = redirect_target(&here, &HeaderMap::new()).unwrap_err();
+        assert!(matches!(error, SourceError::BadRedirect { .. }), "{error}");
+    }
+
+    #[test]
+    fn base_after_redirect_follows_gits_rule() {
+        let moved = url("https://example.com/new/repo.git/info/refs?service=git-upload-pack");
+        assert_eq!(
+            base_after_redirect(&moved, "x").unwrap().as_str(),
+            "https://example.com/new/repo.git"
+        );
+        for bad in [
+            "https://example.com/login",
+            "https://example.com/new/info/refs",
+            "https://example.com/new/info/refs?service=git-receive-pack",
+        ] {
+            assert!(base_after_redirect(&url(bad), "x").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sanitize_folds_control_characters() {
+        assert_eq!(
+            sanitize(b"  bad\r\n\tthing\x00\x1b[31m \xff "),
+            "bad thing [31m \u{fffd}"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() {
+        let options = SourceOptions {
+            token: Some("supersecret".to_owned()),
+            ..SourceOptions::default()
+        };
+        assert!(!format!("{options:?}").contains("supersecret"));
+        let endpoint = RepoEndpoint {
+            base: url("https://example.com/r"),
+            credentials: credentials_for(&url("https://example.com/r"), Some("supersecret")),
+        };
+        let shown = format!("{endpoint:?}");
+        assert!(!shown.contains("supersecret") && !shown.contains("c3VwZXJzZWNyZXQ"));
+    }
+}
