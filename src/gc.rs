@@ -1,0 +1,97 @@
+//! Deleting packs nobody lists any more, after a grace period.
+//!
+//! Dumb clients read `objects/info/packs` and then fetch the packs it names, possibly minutes later, so a pack that
+//! compaction unlisted (or that a crashed run stored but never listed) is deleted only after it has been seen
+//! unlisted for `grace`. The first sighting is recorded in a small state object, [`STATE`]; S3's own timestamps
+//! cannot tell when a pack *stopped* being listed. A pack that is listed again is forgotten, and nothing listed at
+//! the moment of deletion is ever deleted.
+
+use crate::layout;
+use crate::oid::ObjectId;
+use crate::store::{Precondition, Store, StoreError};
+use bytes::Bytes;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Key of the state object: when each unlisted pack was first seen unlisted (seconds since the epoch).
+pub const STATE: &str = "objects/info/mirror-gc.json";
+
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+struct State {
+    /// Pack id (hex) to the time it was first seen unlisted.
+    unlisted: BTreeMap<String, u64>,
+}
+
+fn secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Records newly unlisted packs, deletes those unlisted for longer than `grace` (re-checking the live pack list
+/// first), and deletes temporary uploads older than `grace`. Returns how many packs were deleted.
+pub async fn collect(
+    store: &dyn Store,
+    listed: &[ObjectId],
+    now: SystemTime,
+    grace: Duration,
+) -> Result<usize, StoreError> {
+    let files = store.list(layout::PACK_DIR).await?;
+    let mut present: BTreeSet<ObjectId> = BTreeSet::new();
+    for f in &files {
+        if let Some(id) = layout::pack_id_of_key(&f.key) {
+            present.insert(id);
+        } else if f.key.starts_with(&format!("{}incoming-", layout::PACK_DIR))
+            && now
+                .duration_since(f.last_modified)
+                .is_ok_and(|age| age >= grace)
+        {
+            store.delete(&f.key).await?;
+        }
+    }
+    let state_obj = store.get(STATE).await?;
+    let old: State = state_obj
+        .as_ref()
+        .and_then(|o| serde_json::from_slice(&o.body).ok())
+        .unwrap_or_default();
+    let mut state = State::default();
+    let mut expired = Vec::new();
+    for id in present.iter().filter(|id| !listed.contains(id)) {
+        let hex = id.to_hex();
+        let since = old.unlisted.get(&hex).copied().unwrap_or_else(|| secs(now));
+        if secs(now).saturating_sub(since) >= grace.as_secs() {
+            expired.push(*id);
+        } else {
+            state.unlisted.insert(hex, since);
+        }
+    }
+    let mut deleted = 0;
+    if !expired.is_empty() {
+        let live = match store.get(layout::PACKS).await? {
+            Some(o) => {
+                layout::parse_packs(&o.body).unwrap_or_else(|_| present.iter().copied().collect())
+            }
+            None => Vec::new(),
+        };
+        for id in expired {
+            if live.contains(&id) {
+                continue;
+            }
+            store.delete(&layout::pack_key(&id)).await?;
+            store.delete(&layout::idx_key(&id)).await?;
+            deleted += 1;
+        }
+    }
+    if state != old {
+        let pre = match &state_obj {
+            Some(o) => Precondition::IfMatch(o.etag.clone()),
+            None => Precondition::IfNoneMatch,
+        };
+        let body = serde_json::to_vec(&state).unwrap_or_default();
+        match store.put(STATE, Bytes::from(body), pre).await {
+            Ok(_) | Err(StoreError::PreconditionFailed { .. } | StoreError::Conflict { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
+}

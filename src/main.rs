@@ -1,0 +1,158 @@
+//! `mirror-git-to-s3`: the command-line front of the library.
+//!
+//! `mirror-git-to-s3 --source URL --target s3://bucket/prefix [--source URL --target TARGET ...]` mirrors each pair;
+//! it draws a progress bar per repository on a terminal, prints plain log lines otherwise, prints one summary line
+//! per mapping and exits non-zero if any mapping failed.
+
+use clap::Parser;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, Progress, Stage};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+/// Mirror git repositories served over smart HTTP into S3 (or a directory) for dumb-HTTP cloning.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// Source repository URL (repeat; paired in order with --target).
+    #[arg(long, required = true)]
+    source: Vec<String>,
+    /// Target: s3://bucket/prefix or a directory (repeat; one per --source).
+    #[arg(long, required = true)]
+    target: Vec<String>,
+    /// S3 endpoint URL (S3-compatible stores, local test servers); also AWS_ENDPOINT_URL_S3.
+    #[arg(long, env = "MIRROR_ENDPOINT_URL")]
+    endpoint_url: Option<String>,
+    /// Use path-style S3 addressing (default when --endpoint-url is given).
+    #[arg(long)]
+    path_style: Option<bool>,
+    /// Storage class for uploaded objects (e.g. STANDARD_IA).
+    #[arg(long)]
+    storage_class: Option<String>,
+    /// AWS region of the bucket.
+    #[arg(long)]
+    region: Option<String>,
+    /// Memory budget per repository, in MiB.
+    #[arg(long, default_value_t = 256)]
+    memory_budget: u64,
+    /// Repositories mirrored at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Only mirror refs starting with this prefix (repeatable; default: all refs).
+    #[arg(long = "ref-prefix")]
+    ref_prefixes: Vec<String>,
+    /// Token for private sources (HTTP Basic password).
+    #[arg(long, env = "MIRROR_GIT_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Pack count at which the next change compacts the mirror into one pack.
+    #[arg(long, default_value_t = 16)]
+    compaction_threshold: usize,
+    /// Hours an unlisted pack is kept before deletion.
+    #[arg(long, default_value_t = 24)]
+    gc_grace_hours: u64,
+    /// Print the reports as JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One progress bar per repository.
+struct Bars {
+    multi: MultiProgress,
+    bars: Mutex<HashMap<String, ProgressBar>>,
+}
+
+impl Progress for Bars {
+    fn update(&self, source: &str, stage: Stage) {
+        let Ok(mut bars) = self.bars.lock() else {
+            return;
+        };
+        let bar = bars.entry(source.to_owned()).or_insert_with(|| {
+            let bar = self.multi.add(ProgressBar::new_spinner());
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(source.to_owned());
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            bar
+        });
+        match stage {
+            Stage::Negotiating => bar.set_message("negotiating"),
+            Stage::Receiving(n) => {
+                bar.set_message(format!("receiving {}", indicatif::HumanBytes(n)))
+            }
+            Stage::Resolving(done, total) => bar.set_message(format!("resolving {done}/{total}")),
+            Stage::Publishing => bar.set_message("publishing"),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if cli.source.len() != cli.target.len() {
+        eprintln!(
+            "error: {} --source but {} --target: give one --target per --source",
+            cli.source.len(),
+            cli.target.len()
+        );
+        return ExitCode::from(2);
+    }
+    let mappings: Vec<Mapping> = cli
+        .source
+        .iter()
+        .zip(&cli.target)
+        .map(|(s, t)| Mapping {
+            source: s.clone(),
+            target: t.clone(),
+        })
+        .collect();
+    let mut options = MirrorOptions::default().with_memory_budget_mib(cli.memory_budget);
+    options.concurrency = cli.concurrency.max(1);
+    options.s3.force_path_style = cli.path_style.unwrap_or(cli.endpoint_url.is_some());
+    options.s3.endpoint_url = cli.endpoint_url;
+    options.s3.storage_class = cli.storage_class;
+    options.s3.region = cli.region;
+    options.token = cli.token;
+    options.compaction_threshold = cli.compaction_threshold;
+    options.gc_grace = std::time::Duration::from_secs(cli.gc_grace_hours * 3600);
+    if !cli.ref_prefixes.is_empty() {
+        options.ref_prefixes = cli.ref_prefixes;
+    }
+    let bars = std::io::stderr().is_terminal().then(|| {
+        Arc::new(Bars {
+            multi: MultiProgress::new(),
+            bars: Mutex::new(HashMap::new()),
+        })
+    });
+    options.progress = bars.clone().map(|b| b as Arc<dyn Progress>);
+
+    let reports = mirror_repos(&mappings, &options).await;
+    if let Some(bars) = bars {
+        if let Ok(bars) = bars.bars.lock() {
+            bars.values().for_each(ProgressBar::finish_and_clear);
+        }
+    }
+    if cli.json {
+        match serde_json::to_string_pretty(&reports) {
+            Ok(text) => println!("{text}"),
+            Err(e) => eprintln!("error: cannot render the reports: {e}"),
+        }
+    } else {
+        reports.iter().for_each(|r| println!("{r}"));
+    }
+    let failed = reports.iter().filter(|r| !r.is_ok()).count();
+    if failed > 0 {
+        eprintln!("error: {failed} of {} mappings failed", reports.len());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
