@@ -12,6 +12,7 @@ mod fixtures;
 mod git_server;
 mod gitcmd;
 mod process;
+pub mod raw_http;
 mod s3;
 mod verify;
 

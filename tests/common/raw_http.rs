@@ -1,0 +1,157 @@
+//! A bare HTTP/1.1 server on 127.0.0.1 written byte by byte, for tests that need a broken or hostile peer: error
+//! statuses, wrong content types, redirects, stalls, bodies that break off, corrupted git responses. One request
+//! per connection; every request is recorded.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use url::Url;
+
+/// A request as a [`RawServer`] saw it.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Seen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// What a [`RawServer`] does with a request.
+pub enum Reply {
+    /// Write these bytes and close the connection.
+    Send(Vec<u8>),
+    /// Write these bytes and then hold the connection open without sending anything more.
+    SendThenStall(Vec<u8>),
+}
+
+/// An HTTP/1.1 server on 127.0.0.1 that answers every request with what its responder returns, one request
+/// per connection, and records what it received.
+pub struct RawServer {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl RawServer {
+    pub async fn start(respond: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> RawServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let respond = Arc::new(respond);
+        let record = Arc::clone(&seen);
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let respond = Arc::clone(&respond);
+                let record = Arc::clone(&record);
+                tokio::spawn(async move {
+                    let Some((stream, request)) = read_request(stream).await else {
+                        return;
+                    };
+                    record.lock().expect("lock").push(request.clone());
+                    serve(stream, respond(&request)).await;
+                });
+            }
+        });
+        RawServer { port, seen }
+    }
+
+    pub fn url(&self, path: &str) -> Url {
+        Url::parse(&format!("http://127.0.0.1:{}{path}", self.port)).expect("url")
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().expect("lock").clone()
+    }
+}
+
+async fn serve(mut stream: TcpStream, reply: Reply) {
+    match reply {
+        Reply::Send(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            let _ = stream.shutdown().await;
+        }
+        Reply::SendThenStall(bytes) => {
+            let _ = stream.write_all(&bytes).await;
+            tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+    }
+}
+
+async fn read_request(mut stream: TcpStream) -> Option<(TcpStream, Seen)> {
+    let mut buffer = Vec::new();
+    let head_end = loop {
+        if let Some(end) = find(&buffer, b"\r\n\r\n") {
+            break end;
+        }
+        if buffer.len() > 64 * 1024 {
+            return None;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buffer[..head_end].to_vec()).ok()?;
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next()?.split(' ');
+    let method = request_line.next()?.to_owned();
+    let target = request_line.next()?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    let mut seen = Seen {
+        method,
+        target,
+        headers,
+        body: buffer[head_end + 4..].to_vec(),
+    };
+    let length: usize = seen
+        .header("content-length")
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(0);
+    while seen.body.len() < length {
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        seen.body.extend_from_slice(&chunk[..n]);
+    }
+    Some((stream, seen))
+}
+
+/// A complete response with a `Content-Length`.
+pub fn http(status: &str, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
+    let mut out = head(status, headers);
+    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A status line and headers without the terminating blank line (`Connection: close` added).
+pub fn head(status: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\nConnection: close\r\n");
+    for (key, value) in headers {
+        out.push_str(&format!("{key}: {value}\r\n"));
+    }
+    out.into_bytes()
+}
+
+/// Where `needle` first occurs in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
