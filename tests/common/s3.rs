@@ -126,8 +126,10 @@ impl S3Server {
         });
         let text = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        text.lines()
-            .filter_map(parse_request_line)
+        let lines: Vec<String> = text.lines().map(strip_ansi).collect();
+        lines
+            .iter()
+            .filter_map(|line| parse_request_line(line))
             .filter(|(_, target)| bucket_of(target) == bucket)
             .map(|(method, target)| format!("{method} {target}"))
             .collect()
@@ -145,6 +147,19 @@ impl S3Server {
 }
 
 /// `(method, target)` from a werkzeug request line: `127.0.0.1 - - [date] "GET /b/k HTTP/1.1" 200 -`.
+/// `line` without the terminal colour sequences (`ESC [ ... m`) moto's server puts around some log lines.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(start) = rest.find('\u{1b}') {
+        out.push_str(&rest[..start]);
+        rest = &rest[start..];
+        rest = rest.find('m').map_or("", |end| &rest[end + 1..]);
+    }
+    out.push_str(rest);
+    out
+}
+
 fn parse_request_line(line: &str) -> Option<(&str, &str)> {
     let (_, request) = line.split_once('"')?;
     let (request, _) = request.split_once('"')?;
