@@ -3,8 +3,16 @@
 
 mod common;
 
+use common::raw_http::{http, RawServer, Reply};
+use mirror_git_to_s3::entry::EntryKind;
+use mirror_git_to_s3::pack::PackParser;
+use mirror_git_to_s3::protocol::{ResponseDecoder, ResponseEvent};
+use mirror_git_to_s3::source::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, MirrorPath, RepoReport};
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 
 fn s3_options(budget_mib: u64) -> MirrorOptions {
     let mut o = MirrorOptions::default().with_memory_budget_mib(budget_mib);
@@ -118,4 +126,105 @@ async fn one_failing_mapping_does_not_stop_the_others() {
     assert!(err.contains("not found"), "{err}");
     assert!(reports[1].is_ok(), "{}", reports[1]);
     common::assert_dumb_clone_matches(&format!("{}/{bucket}/good", common::s3().endpoint), &good);
+}
+
+/// Runs the real `git upload-pack --stateless-rpc` in `repo` on `input`.
+fn upload_pack(repo: &Path, advertise: bool, input: &[u8]) -> Vec<u8> {
+    let mut cmd = common::git_command(repo);
+    cmd.args(["upload-pack", "--stateless-rpc"]);
+    if advertise {
+        cmd.arg("--advertise-refs");
+    }
+    let mut child = cmd
+        .arg(".")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("git upload-pack");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("request written");
+    let out = child.wait_with_output().expect("upload-pack");
+    assert!(out.status.success(), "git upload-pack failed");
+    out.stdout
+}
+
+/// The advertisement with ` ofs-delta` removed from the capabilities of its first line.
+fn without_ofs_delta(advertisement: &[u8]) -> Vec<u8> {
+    let len = usize::from_str_radix(std::str::from_utf8(&advertisement[..4]).expect("hex"), 16)
+        .expect("pkt-line length");
+    let line = String::from_utf8_lossy(&advertisement[4..len]).replace(" ofs-delta", "");
+    assert!(!line.contains("ofs-delta"));
+    let mut out = b"001e# service=git-upload-pack\n0000".to_vec();
+    out.extend_from_slice(format!("{:04x}{line}", line.len() + 4).as_bytes());
+    out.extend_from_slice(&advertisement[len..]);
+    out
+}
+
+/// The kinds of delta entries in an upload-pack response: (OFS_DELTA count, REF_DELTA count).
+fn delta_kinds(response: &[u8]) -> (usize, usize) {
+    let mut decoder = ResponseDecoder::new();
+    let mut parser = PackParser::new();
+    decoder.push(response);
+    while let Some(event) = decoder.next_event().expect("valid response") {
+        if let ResponseEvent::PackData(data) = event {
+            parser.feed(&data).expect("valid pack");
+        }
+    }
+    let pack = parser.finish().expect("complete pack");
+    let count = |f: fn(&EntryKind) -> bool| pack.entries.iter().filter(|e| f(&e.kind)).count();
+    (
+        count(|k| matches!(k, EntryKind::OfsDelta { .. })),
+        count(|k| matches!(k, EntryKind::RefDelta { .. })),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_without_ofs_delta_sends_ref_deltas() {
+    let repo: PathBuf = common::big_repo(5_000);
+    let advertisement = without_ofs_delta(&upload_pack(&repo, true, b""));
+    let responses = Arc::new(Mutex::new(Vec::new()));
+    let (served_repo, served) = (repo.clone(), responses.clone());
+    let server = RawServer::start(move |seen| {
+        if seen.method == "GET" {
+            return Reply::Send(http(
+                "200 OK",
+                &[("Content-Type", ADVERTISEMENT_CONTENT_TYPE)],
+                &advertisement,
+            ));
+        }
+        let response = upload_pack(&served_repo, false, &seen.body);
+        served.lock().expect("lock").push(response.clone());
+        Reply::Send(http(
+            "200 OK",
+            &[("Content-Type", RESULT_CONTENT_TYPE)],
+            &response,
+        ))
+    })
+    .await;
+    let bucket = common::new_bucket();
+    let reports = mirror_repos(
+        &[Mapping {
+            source: server.url("/repo.git").to_string(),
+            target: format!("s3://{bucket}/refdelta"),
+        }],
+        &s3_options(64),
+    )
+    .await;
+    assert!(reports[0].is_ok(), "{}", reports[0]);
+    let responses = responses.lock().expect("lock");
+    assert_eq!(responses.len(), 1);
+    let (ofs, refs) = delta_kinds(&responses[0]);
+    assert_eq!(
+        ofs, 0,
+        "the request must not ask for ofs-delta when it is not advertised"
+    );
+    assert!(refs > 100, "expected a pack of REF deltas, got {refs}");
+    common::assert_dumb_clone_matches(
+        &format!("{}/{bucket}/refdelta", common::s3().endpoint),
+        &repo,
+    );
 }
