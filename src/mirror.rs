@@ -82,16 +82,27 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
         token: options.token.clone(),
         ..SourceOptions::default()
     });
-    futures_util::stream::iter(mappings)
-        .map(|m| async {
-            match &client {
-                Ok(c) => mirror_repo(c, m, options).await,
-                Err(e) => failed_report(m, Instant::now(), e.to_string()),
-            }
-        })
+    // The (not yet started) futures are collected first: a closure inside the stream's type would make the
+    // returned future fail to be `Send` (a known limit of the compiler with higher-ranked closure lifetimes).
+    let runs: Vec<_> = mappings
+        .iter()
+        .map(|m| mirror_mapping(&client, m, options))
+        .collect();
+    futures_util::stream::iter(runs)
         .buffered(options.concurrency.max(1))
         .collect()
         .await
+}
+
+async fn mirror_mapping(
+    client: &Result<SourceClient, source::SourceError>,
+    mapping: &Mapping,
+    options: &MirrorOptions,
+) -> RepoReport {
+    match client {
+        Ok(c) => mirror_repo(c, mapping, options).await,
+        Err(e) => failed_report(mapping, Instant::now(), e.to_string()),
+    }
 }
 
 fn failed_report(mapping: &Mapping, started: Instant, error: String) -> RepoReport {
@@ -786,6 +797,17 @@ mod tests {
         let d = desired_state(&a, &options);
         assert_eq!(d.refs.len(), 1);
         assert_eq!(d.refs[0].name, "refs/heads/main");
+    }
+
+    #[test]
+    fn mirror_repos_can_be_spawned() {
+        fn assert_send<T: Send>(_: &T) {}
+        let options = MirrorOptions::default();
+        let mappings = [Mapping {
+            source: "https://example.com/r.git".into(),
+            target: "s3://b/p".into(),
+        }];
+        assert_send(&mirror_repos(&mappings, &options));
     }
 
     #[test]

@@ -191,7 +191,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
 /// A streaming write started by [`Store::create_upload`].
 #[async_trait]
-pub trait Upload: Send {
+pub trait Upload: Send + Sync {
     /// Appends data. On S3 full parts are uploaded in the background while the next one fills, so at most two
     /// part buffers are in memory; an error of an earlier part may surface here. After an error the upload can
     /// only be aborted.
