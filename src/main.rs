@@ -89,12 +89,43 @@ impl Progress for Bars {
     }
 }
 
+/// Plain log lines, one per stage change of each repository (for logs and pipes, where bars would be noise).
+#[derive(Default)]
+struct LogLines {
+    last: Mutex<HashMap<String, std::mem::Discriminant<Stage>>>,
+}
+
+impl Progress for LogLines {
+    fn update(&self, source: &str, stage: Stage) {
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last.insert(source.to_owned(), std::mem::discriminant(&stage))
+            == Some(std::mem::discriminant(&stage))
+        {
+            return;
+        }
+        match stage {
+            Stage::Negotiating => tracing::info!(source, "negotiating"),
+            Stage::Receiving(_) => tracing::info!(source, "receiving the pack"),
+            Stage::Resolving(_, total) => {
+                tracing::info!(source, entries = total, "resolving deltas")
+            }
+            Stage::Publishing => tracing::info!(source, "publishing"),
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // On a terminal the progress bars say what info lines would (and lines would break the bars).
+    let terminal = std::io::stderr().is_terminal();
+    let default_level = if terminal { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -127,13 +158,16 @@ async fn main() -> ExitCode {
     if !cli.ref_prefixes.is_empty() {
         options.ref_prefixes = cli.ref_prefixes;
     }
-    let bars = std::io::stderr().is_terminal().then(|| {
+    let bars = terminal.then(|| {
         Arc::new(Bars {
             multi: MultiProgress::new(),
             bars: Mutex::new(HashMap::new()),
         })
     });
-    options.progress = bars.clone().map(|b| b as Arc<dyn Progress>);
+    options.progress = Some(match &bars {
+        Some(b) => b.clone() as Arc<dyn Progress>,
+        None => Arc::new(LogLines::default()),
+    });
 
     let reports = mirror_repos(&mappings, &options).await;
     if let Some(bars) = bars {
