@@ -9,9 +9,7 @@ use mirror_git_to_s3::oid::ObjectId;
 use mirror_git_to_s3::protocol::{self, build_upload_request, choose_capabilities};
 use mirror_git_to_s3::source::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, RepoReport};
-use std::io::Write;
 use std::path::Path;
-use std::process::Stdio;
 use std::sync::Arc;
 
 /// What real git says for `repo`: the smart-HTTP advertisement and the upload-pack response to a request wanting
@@ -22,35 +20,15 @@ struct Recorded {
 }
 
 fn record(repo: &Path) -> Recorded {
-    let refs = common::run_ok(common::git_command(repo).args([
-        "upload-pack",
-        "--stateless-rpc",
-        "--advertise-refs",
-        ".",
-    ]));
     let mut advertisement = b"001e# service=git-upload-pack\n0000".to_vec();
-    advertisement.extend_from_slice(&refs.stdout);
+    advertisement.extend_from_slice(&common::upload_pack(repo, true, b""));
     let adv = protocol::parse_advertisement(&advertisement).expect("real advertisement parses");
     let wants: Vec<ObjectId> = adv.refs.iter().map(|r| r.oid).collect();
     let caps = choose_capabilities(&adv, "test").expect("capabilities");
     let request = build_upload_request(&wants, &[], &caps).expect("request");
-    let mut child = common::git_command(repo)
-        .args(["upload-pack", "--stateless-rpc", "."])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("git upload-pack");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(&request)
-        .expect("request written");
-    let out = child.wait_with_output().expect("upload-pack output");
-    assert!(out.status.success());
     Recorded {
+        response: common::upload_pack(repo, false, &request),
         advertisement,
-        response: out.stdout,
     }
 }
 

@@ -9,9 +9,7 @@ use mirror_git_to_s3::pack::PackParser;
 use mirror_git_to_s3::protocol::{ResponseDecoder, ResponseEvent};
 use mirror_git_to_s3::source::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, MirrorPath, RepoReport};
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
 fn s3_options(budget_mib: u64) -> MirrorOptions {
@@ -128,30 +126,6 @@ async fn one_failing_mapping_does_not_stop_the_others() {
     common::assert_dumb_clone_matches(&format!("{}/{bucket}/good", common::s3().endpoint), &good);
 }
 
-/// Runs the real `git upload-pack --stateless-rpc` in `repo` on `input`.
-fn upload_pack(repo: &Path, advertise: bool, input: &[u8]) -> Vec<u8> {
-    let mut cmd = common::git_command(repo);
-    cmd.args(["upload-pack", "--stateless-rpc"]);
-    if advertise {
-        cmd.arg("--advertise-refs");
-    }
-    let mut child = cmd
-        .arg(".")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("git upload-pack");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(input)
-        .expect("request written");
-    let out = child.wait_with_output().expect("upload-pack");
-    assert!(out.status.success(), "git upload-pack failed");
-    out.stdout
-}
-
 /// The advertisement with ` ofs-delta` removed from the capabilities of its first line.
 fn without_ofs_delta(advertisement: &[u8]) -> Vec<u8> {
     let len = usize::from_str_radix(std::str::from_utf8(&advertisement[..4]).expect("hex"), 16)
@@ -185,7 +159,7 @@ fn delta_kinds(response: &[u8]) -> (usize, usize) {
 #[tokio::test(flavor = "multi_thread")]
 async fn source_without_ofs_delta_sends_ref_deltas() {
     let repo: PathBuf = common::big_repo(5_000);
-    let advertisement = without_ofs_delta(&upload_pack(&repo, true, b""));
+    let advertisement = without_ofs_delta(&common::upload_pack(&repo, true, b""));
     let responses = Arc::new(Mutex::new(Vec::new()));
     let (served_repo, served) = (repo.clone(), responses.clone());
     let server = RawServer::start(move |seen| {
@@ -196,7 +170,7 @@ async fn source_without_ofs_delta_sends_ref_deltas() {
                 &advertisement,
             ));
         }
-        let response = upload_pack(&served_repo, false, &seen.body);
+        let response = common::upload_pack(&served_repo, false, &seen.body);
         served.lock().expect("lock").push(response.clone());
         Reply::Send(http(
             "200 OK",

@@ -6,8 +6,9 @@
 //! `examples/make_fixture.rs`.
 
 use std::ffi::OsStr;
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 /// Fixed author/committer time of commits made through [`git_command`] (2023-11-14, UTC).
 pub const FIXED_TIME: &str = "1700000000 +0000";
@@ -74,6 +75,37 @@ where
     let mut cmd = git_command(dir);
     cmd.args(args);
     String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
+}
+
+/// Runs the real `git upload-pack --stateless-rpc` in `repo` with `input` on its standard input, as
+/// `git http-backend` does for one smart-HTTP request, and returns what it wrote: the advertisement (without the
+/// `# service` header) when `advertise`, else the response to the request in `input`.
+pub fn upload_pack(repo: &Path, advertise: bool, input: &[u8]) -> Vec<u8> {
+    let mut cmd = git_command(repo);
+    cmd.args(["upload-pack", "--stateless-rpc"]);
+    if advertise {
+        cmd.arg("--advertise-refs");
+    }
+    cmd.arg(".")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(&cmd)));
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .expect("request written to git upload-pack");
+    }
+    let out = child.wait_with_output().expect("git upload-pack output");
+    assert!(
+        out.status.success(),
+        "{} failed: {}",
+        describe(&cmd),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// Runs `cmd` to completion and returns its output; panics with the command line and its standard error if it
