@@ -5,7 +5,7 @@
 #   big-binary  a BENCH_BINARY_MIB MiB (default 50) incompressible file in BENCH_BINARY_VERSIONS (default 3)
 #               versions stored as deltas against the big base
 # For each: `git clone --mirror` (smart HTTP), the first mirror into an empty prefix, a second mirror with
-# nothing changed, and a stock `git clone --mirror` of the result over dumb HTTP from moto (also checked against
+# nothing changed, one after a one-commit update, one that compacts the two packs into one, and a stock `git clone --mirror` of the result over dumb HTTP from moto (also checked against
 # the source's refs). S3 requests are counted from moto's request log, git requests from the git server's.
 # moto keeps objects in memory and is slow (~100 PUT/s): compare ratios and counts, not absolute S3 speed.
 # BENCH_MEMORY_BUDGET (MiB) is passed as --memory-budget when set. MIRROR_BIN=path measures that build of the
@@ -65,6 +65,20 @@ git_delta() {
     echo $(($(git_requests "$work/git-server" "$1.git") - $2))
 }
 
+# add_commit REPO: one commit on the bare REPO's HEAD branch that adds a small file (git plumbing, no work tree).
+add_commit() {
+    local repo=$1 branch blob tree commit
+    branch=$(git -C "$repo" symbolic-ref HEAD)
+    blob=$(date +%s%N | git -C "$repo" hash-object -w --stdin)
+    tree=$({
+        git -C "$repo" ls-tree "$branch"
+        printf '100644 blob %s\tbench-%s.txt\n' "$blob" "$blob"
+    } | git -C "$repo" mktree)
+    commit=$(echo "bench commit" | git -C "$repo" -c user.name=bench -c user.email=bench@example.com \
+        commit-tree "$tree" -p "$branch")
+    git -C "$repo" update-ref "$branch" "$commit"
+}
+
 for repo in big big-binary; do
     source_dir="$work/repos/$repo.git"
     source_url="$GIT_SERVER_URL/$repo.git"
@@ -79,18 +93,28 @@ for repo in big big-binary; do
     measure "$repo-git-clone" git clone --mirror --quiet "$source_url" "$work/$repo-git-clone.git"
     row "$repo" "git clone --mirror" - - "$(git_delta "$repo" "$before")"
 
-    for run in first no-change; do
+    # mirror_run RUN [ARGS...]: one mirror run into s3://$bucket/mirror, recorded as a row.
+    mirror_run() {
+        local run=$1
+        shift
         before=$(git_requests "$work/git-server" "$repo.git")
         s3_before=$(s3_requests "$work/moto.log" "$bucket")
         put_before=$(s3_requests "$work/moto.log" "$bucket" PUT)
         measure "$repo-mirror-$run" "$mirror" --source "$source_url" --target "s3://$bucket/mirror" \
-            --endpoint-url "$MOTO_ENDPOINT" "${budget_args[@]}"
+            --endpoint-url "$MOTO_ENDPOINT" "${budget_args[@]}" "$@"
         row "$repo" "mirror ($run)" \
             "$(($(s3_requests "$work/moto.log" "$bucket") - s3_before))" \
             "$(($(s3_requests "$work/moto.log" "$bucket" PUT) - put_before))" \
             "$(git_delta "$repo" "$before")"
         sed 's/^/    /' "$work/$repo-mirror-$run.out" | tail -n 5 >&2
-    done
+    }
+    mirror_run first
+    mirror_run no-change
+    add_commit "$source_dir"
+    mirror_run one-commit
+    # The list now has 2 packs: with a threshold of 2 the next change compacts them into one.
+    add_commit "$source_dir"
+    mirror_run compaction --compaction-threshold 2
 
     s3_before=$(s3_requests "$work/moto.log" "$bucket")
     measure "$repo-dumb-clone" git clone --mirror --quiet "$MOTO_ENDPOINT/$bucket/mirror" "$work/$repo-dumb.git"

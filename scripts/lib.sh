@@ -174,7 +174,8 @@ PY
 # s3_requests LOG BUCKET [METHOD]: counts requests moto logged for BUCKET (optionally only METHOD).
 s3_requests() {
     local logfile=$1 bucket=$2 method=${3:-[A-Z]+}
-    grep -cE "\"$method /$bucket([/?][^ ]*)? HTTP/" "$logfile" || true
+    # moto colours some lines (ESC [ ... m right after the opening quote): strip the codes before matching.
+    sed 's/\x1b\[[0-9;]*m//g' "$logfile" | grep -cE "\"$method /$bucket([/?][^ ]*)? HTTP/" || true
 }
 
 # git_requests STATE_DIR REPO [METHOD]: counts requests the git server under STATE_DIR saw for REPO.
