@@ -324,7 +324,13 @@ impl Run<'_> {
             )
             .await?;
         self.publish_refs(&desired, info_refs, head).await?;
-        self.ensure_listed(new_pack.as_ref().map(|p| p.id)).await?;
+        // The refs just published need the new pack and, unless this run compacted, the packs it started from
+        // (they hold everything its haves reach).
+        let mut needed: Vec<ObjectId> = new_pack.as_ref().map(|p| p.id).into_iter().collect();
+        if !compaction {
+            needed.extend(&current_packs);
+        }
+        self.ensure_listed(&needed).await?;
         if let Some(p) = &new_pack {
             self.report.objects = p.objects;
             self.report.pack_bytes = p.bytes;
@@ -446,6 +452,10 @@ impl Run<'_> {
 
     /// Adds the new pack to `objects/info/packs` (or, when compacting, replaces the packs this run started from),
     /// retrying on top of concurrent writers. Returns the list as published.
+    ///
+    /// A run that does not compact also keeps the packs it started from: its refs rely on the objects its haves
+    /// reach, so if a concurrent compaction unlisted some of those packs (which survive the GC grace period),
+    /// they are listed again rather than leaving this run's refs pointing at unlisted objects.
     async fn publish_pack_list(
         &self,
         packs_obj: Option<Object>,
@@ -469,6 +479,13 @@ impl Run<'_> {
                     .iter()
                     .filter(|p| !compaction || !started_with.contains(p));
                 list.extend(keep.filter(|p| Some(**p) != new_pack));
+                if !compaction {
+                    for p in started_with {
+                        if !list.contains(p) {
+                            list.push(*p);
+                        }
+                    }
+                }
                 published = list.clone();
                 Ok(layout::render_packs(&list))
             },
@@ -514,20 +531,27 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Re-reads the pack list after publishing refs and puts the new pack back if a concurrent writer on a store
-    /// that ignores conditional headers dropped it (a lost update that would leave refs pointing at an unlisted
-    /// pack).
-    async fn ensure_listed(&self, pack: Option<ObjectId>) -> Result<(), MirrorError> {
-        let Some(pack) = pack else { return Ok(()) };
+    /// Re-reads the pack list after publishing refs and lists again any of the `needed` packs that a concurrent
+    /// writer dropped meanwhile: a compaction that overtook this run, or a lost update on a store that ignores
+    /// conditional headers. Either would leave the refs just published pointing at unlisted objects.
+    async fn ensure_listed(&self, needed: &[ObjectId]) -> Result<(), MirrorError> {
+        if needed.is_empty() {
+            return Ok(());
+        }
         let current = self.store.get(layout::PACKS).await?;
         let listed = match &current {
             Some(o) => layout::parse_packs(&o.body)?,
             None => Vec::new(),
         };
-        if listed.contains(&pack) {
+        let missing: Vec<ObjectId> = needed
+            .iter()
+            .filter(|p| !listed.contains(p))
+            .copied()
+            .collect();
+        if missing.is_empty() {
             return Ok(());
         }
-        tracing::warn!(source = %self.source, %pack, "a concurrent run dropped this run's pack from the list: re-adding");
+        tracing::warn!(source = %self.source, packs = ?missing, "a concurrent run unlisted packs this run's refs need: re-adding");
         update_object(
             self.store.as_ref(),
             layout::PACKS,
@@ -538,8 +562,10 @@ impl Run<'_> {
                     Some(b) => layout::parse_packs(b)?,
                     None => Vec::new(),
                 };
-                if !list.contains(&pack) {
-                    list.push(pack);
+                for p in &missing {
+                    if !list.contains(p) {
+                        list.push(*p);
+                    }
                 }
                 Ok(layout::render_packs(&list))
             },
