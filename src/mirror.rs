@@ -228,6 +228,22 @@ fn choose_head(adv: &Advertisement, refs: &[Ref]) -> Head {
         .unwrap_or_else(|| Head::Symbolic("refs/heads/main".to_owned()))
 }
 
+/// Where an incoming pack goes while it arrives.
+enum Spool {
+    /// Held in memory: it fits the budget's share for whole packs.
+    Memory(Vec<u8>),
+    /// Streamed into a multipart upload under this temporary key.
+    Store(String),
+}
+
+/// Where a received pack is until it gets its final name.
+enum Held {
+    /// In memory: stored under its final name with one PUT.
+    Memory(Bytes),
+    /// Under this temporary key in the store: copied to its final name.
+    Store(String),
+}
+
 /// A pack received, indexed and stored under its final name.
 struct NewPack {
     id: ObjectId,
@@ -313,6 +329,10 @@ impl Run<'_> {
         } else {
             self.fetch_pack(&adv, &repo_url, &wants, &haves).await?
         };
+        if new_pack.is_none() && self.report.path == MirrorPath::Incremental {
+            // New refs at objects the mirror already had (e.g. a tag on an old commit).
+            self.report.path = MirrorPath::RefsOnly;
+        }
 
         self.progress(Stage::Publishing);
         let listed = self
@@ -356,12 +376,10 @@ impl Run<'_> {
             .upload_pack(repo_url, Bytes::from(request))
             .await?;
 
-        let temp_key = format!("{}incoming-{}.pack", layout::PACK_DIR, run_id());
-        self.upload = Some(self.store.create_upload(&temp_key).await?);
         let budget = Budget::new(self.options.memory_budget);
         let mut decoder = ResponseDecoder::new();
         let mut parser = PackParser::new();
-        let mut retained: Option<Vec<u8>> = Some(Vec::new());
+        let mut spool = Spool::Memory(Vec::new());
         let mut received = 0u64;
         let mut ended = false;
         while let Some(chunk) = body.next_chunk().await? {
@@ -370,16 +388,8 @@ impl Run<'_> {
                 match event {
                     ResponseEvent::PackData(data) => {
                         parser.feed(&data)?;
-                        if let Some(upload) = self.upload.as_mut() {
-                            upload.write(&data).await?;
-                        }
                         received += data.len() as u64;
-                        retained = retained.filter(|r| {
-                            r.len() as u64 + data.len() as u64 <= budget.in_memory_pack
-                        });
-                        if let Some(r) = retained.as_mut() {
-                            r.extend_from_slice(&data);
-                        }
+                        self.spool(&mut spool, &data, budget.in_memory_pack).await?;
                         self.progress(Stage::Receiving(received));
                     }
                     ResponseEvent::End => ended = true,
@@ -395,18 +405,24 @@ impl Run<'_> {
         if let Some(upload) = self.upload.take() {
             upload.complete(Precondition::None).await?;
         }
-        self.temp_key = Some(temp_key.clone());
+        let held = match spool {
+            Spool::Memory(bytes) => Held::Memory(Bytes::from(bytes)),
+            Spool::Store(key) => {
+                self.temp_key = Some(key.clone());
+                Held::Store(key)
+            }
+        };
         if parsed.entries.is_empty() {
             return Ok(None);
         }
 
         let total = parsed.entries.len() as u64;
         self.progress(Stage::Resolving(0, total));
-        let source: Box<dyn PackSource> = match retained {
-            Some(bytes) => Box::new(Bytes::from(bytes)),
-            None => Box::new(StorePackSource::new(
+        let source: Box<dyn PackSource> = match &held {
+            Held::Memory(bytes) => Box::new(bytes.clone()),
+            Held::Store(key) => Box::new(StorePackSource::new(
                 self.store.clone(),
-                temp_key.clone(),
+                key.clone(),
                 received,
                 &budget,
             )),
@@ -427,13 +443,23 @@ impl Run<'_> {
         }
         let index = idx::write_idx_v2(&parsed.entries, &parsed.checksum)?;
         let id = parsed.checksum;
-        ignore_existing(
-            self.store
-                .copy(&temp_key, &layout::pack_key(&id), Precondition::IfNoneMatch)
-                .await,
-        )?;
-        self.store.delete(&temp_key).await?;
-        self.temp_key = None;
+        let pack_key = layout::pack_key(&id);
+        match held {
+            Held::Memory(bytes) => ignore_existing(
+                self.store
+                    .put(&pack_key, bytes, Precondition::IfNoneMatch)
+                    .await,
+            )?,
+            Held::Store(temp_key) => {
+                ignore_existing(
+                    self.store
+                        .copy(&temp_key, &pack_key, Precondition::IfNoneMatch)
+                        .await,
+                )?;
+                self.store.delete(&temp_key).await?;
+                self.temp_key = None;
+            }
+        }
         ignore_existing(
             self.store
                 .put(
@@ -448,6 +474,35 @@ impl Run<'_> {
             objects: total,
             bytes: received,
         }))
+    }
+
+    /// Keeps pack bytes in memory while the pack fits `limit`; past it, starts a multipart upload under a
+    /// temporary name with what was held and streams into it from then on.
+    async fn spool(
+        &mut self,
+        spool: &mut Spool,
+        data: &[u8],
+        limit: u64,
+    ) -> Result<(), MirrorError> {
+        if let Spool::Memory(held) = spool {
+            if held.len() as u64 + data.len() as u64 <= limit {
+                held.extend_from_slice(data);
+                return Ok(());
+            }
+            let key = format!("{}incoming-{}.pack", layout::PACK_DIR, run_id());
+            self.upload = Some(self.store.create_upload(&key).await?);
+            if let Spool::Memory(held) = std::mem::replace(spool, Spool::Store(key)) {
+                self.write_upload(&held).await?;
+            }
+        }
+        self.write_upload(data).await
+    }
+
+    async fn write_upload(&mut self, data: &[u8]) -> Result<(), MirrorError> {
+        if let Some(upload) = self.upload.as_mut() {
+            upload.write(data).await?;
+        }
+        Ok(())
     }
 
     /// Adds the new pack to `objects/info/packs` (or, when compacting, replaces the packs this run started from),

@@ -386,6 +386,8 @@ struct Step {
     change: fn(&Source),
     path: MirrorPath,
     objects: Option<u64>,
+    /// Requests the source sees: the advertisement, plus the pack request when objects were wanted.
+    source_requests: usize,
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -396,6 +398,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             change: |_| {},
             path: MirrorPath::Full,
             objects: None,
+            source_requests: 2,
         },
         Step {
             name: "new commits",
@@ -406,6 +409,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             },
             path: MirrorPath::Incremental,
             objects: Some(6),
+            source_requests: 2,
         },
         Step {
             name: "new branches",
@@ -416,12 +420,14 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             },
             path: MirrorPath::Incremental,
             objects: Some(3),
+            source_requests: 2,
         },
         Step {
             name: "deleted branch",
             change: |s| s.push(&[":refs/heads/feature/x"]),
             path: MirrorPath::RefsOnly,
             objects: Some(0),
+            source_requests: 1,
         },
         Step {
             name: "force-push",
@@ -432,6 +438,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             },
             path: MirrorPath::Incremental,
             objects: Some(3),
+            source_requests: 2,
         },
         Step {
             name: "new tags",
@@ -442,6 +449,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             },
             path: MirrorPath::Incremental,
             objects: Some(1),
+            source_requests: 2,
         },
         Step {
             name: "tag on an old commit",
@@ -449,15 +457,18 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
                 s.git(["tag", "v0.1", "main~3"]);
                 s.push(&["refs/tags/v0.1"]);
             },
-            // The mirror cannot know it has the commit without asking: the source sends an empty pack.
-            path: MirrorPath::Incremental,
+            // The mirror cannot know it has the commit without asking: the source sends an empty pack, and
+            // only refs change.
+            path: MirrorPath::RefsOnly,
             objects: Some(0),
+            source_requests: 2,
         },
         Step {
             name: "deleted tag",
             change: |s| s.push(&[":refs/tags/v1.0"]),
             path: MirrorPath::RefsOnly,
             objects: Some(0),
+            source_requests: 1,
         },
         Step {
             name: "HEAD moved",
@@ -466,12 +477,14 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             },
             path: MirrorPath::RefsOnly,
             objects: Some(0),
+            source_requests: 1,
         },
         Step {
             name: "emptied",
             change: Source::empty,
             path: MirrorPath::RefsOnly,
             objects: Some(0),
+            source_requests: 1,
         },
         Step {
             name: "refilled",
@@ -479,6 +492,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             // The mirror has no refs to offer as haves: everything is fetched again, into one more pack.
             path: MirrorPath::Incremental,
             objects: None,
+            source_requests: 2,
         },
     ];
 
@@ -499,15 +513,9 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             step.name
         );
         let fetched = r.objects > 0;
-        // The advertisement, plus the pack request unless no object was wanted.
-        let expected_requests = if step.path == MirrorPath::RefsOnly {
-            1
-        } else {
-            2
-        };
         assert_eq!(
             m.source_requests.len(),
-            expected_requests,
+            step.source_requests,
             "{}: {:?}",
             step.name,
             m.source_requests
