@@ -2,8 +2,9 @@
 //!
 //! A run reads the source's advertisement and the mirror's published state; if they agree it stops (a no-op costs
 //! three requests). Otherwise it asks the source for one self-contained pack (only the new objects when the mirror
-//! already has refs, everything on the first run or when compacting), streams it into a multipart upload while the
-//! sans-IO parser indexes it, resolves deltas within the memory budget, writes the `.idx`, and publishes in the
+//! already has refs, everything on the first run or when compacting), holds it in memory if it fits the budget or
+//! else streams it into a multipart upload while the sans-IO parser indexes it, resolves deltas within the memory
+//! budget, writes the `.idx`, and publishes in the
 //! order that keeps every reader consistent: pack, index, pack list, `packed-refs`, `info/refs`, `HEAD`. Anything
 //! that fails before the pack list is written leaves the previous mirror exactly as it was and aborts the upload.
 
