@@ -3,13 +3,15 @@
 //!
 //! The sans-IO core ([`pktline`], [`protocol`], [`pack`], [`delta`], [`idx`], [`layout`]) is fed bytes and does no
 //! I/O; [`source`] (hyper) and [`store`] (S3 or a directory) are the edges; [`mirror`] runs one mapping end to end
-//! and [`mirror_repos`] many at once. The CLI (`src/main.rs`) and the Lambda function ([`lambda`]) are thin fronts.
+//! and [`mirror_repos`] many at once. The CLI (`src/main.rs`) and the Lambda function ([`lambda`], `src/bin/lambda.rs`) are thin
+//! fronts.
 
 pub mod config;
 pub mod delta;
 pub mod entry;
 pub mod gc;
 pub mod idx;
+pub mod lambda;
 pub mod layout;
 pub mod mirror;
 pub mod oid;
