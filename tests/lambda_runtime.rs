@@ -1,0 +1,947 @@
+//! The Lambda function end to end: the real `mirror-git-to-s3-lambda` binary, started the way Lambda starts a
+//! custom runtime, fetches its invocations from a Lambda Runtime API and answers there; every `events/` sample
+//! goes through it against the loopback git server and S3, and stock git then clones each mirror over dumb HTTP.
+//!
+//! The Runtime API is served by this test (the documented HTTP API: `GET /2018-06-01/runtime/invocation/next`,
+//! `POST /2018-06-01/runtime/invocation/{id}/response` and `.../error`), because a test must choose the
+//! invocation deadline and cargo-lambda's emulator always sends a relative 600000. The binary is the one
+//! `cargo test` builds for this crate; `cargo_lambda_emulator_invokes_the_binary` also runs it under
+//! `cargo lambda watch` when `MIRROR_TEST_CARGO_LAMBDA` names the `cargo-lambda` executable.
+//!
+//! Event files carry placeholders that [`load_event`] fills in: `{{GIT_URL}}`, `{{GIT_URL_2}}`,
+//! `{{GIT_MISSING_URL}}` (sources), `{{S3_TARGET}}`, `{{S3_TARGET_2}}` (`s3://bucket/prefix` targets) and
+//! `{{S3_ENDPOINT}}`.
+
+mod common;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+/// The function binary under test.
+const BINARY: &str = env!("CARGO_BIN_EXE_mirror-git-to-s3-lambda");
+/// The sample events.
+const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
+/// Memory size the function is told it has (its budget defaults to 60% of it).
+const FUNCTION_MEMORY_MB: &str = "512";
+/// Longest a test waits for one invocation's answer.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Longest HTTP header section or body line the test's Runtime API accepts.
+const MAX_LINE: usize = 64 << 10;
+/// Largest request body the test's Runtime API accepts.
+const MAX_BODY: usize = 16 << 20;
+
+/// What the function answered to one invocation.
+#[derive(Debug)]
+enum Outcome {
+    /// `POST .../response` with this JSON body.
+    Response(Value),
+    /// `POST .../error` with this error type and message.
+    Error {
+        error_type: String,
+        error_message: String,
+    },
+}
+
+impl Outcome {
+    fn response(self) -> Value {
+        match self {
+            Outcome::Response(value) => value,
+            Outcome::Error {
+                error_type,
+                error_message,
+            } => panic!("the function failed: {error_type}: {error_message}"),
+        }
+    }
+
+    fn error(self) -> (String, String) {
+        match self {
+            Outcome::Error {
+                error_type,
+                error_message,
+            } => (error_type, error_message),
+            Outcome::Response(value) => {
+                panic!("the function succeeded, expected an error: {value}")
+            }
+        }
+    }
+}
+
+/// One invocation waiting for the function to fetch it.
+struct Invocation {
+    event: Vec<u8>,
+    deadline_ms: u64,
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// State shared by the connections of the test's Runtime API.
+struct Shared {
+    queue: Mutex<mpsc::UnboundedReceiver<Invocation>>,
+    in_flight: std::sync::Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
+    next_id: AtomicU64,
+}
+
+/// A Lambda Runtime API on loopback, serving invocations to one function process.
+struct RuntimeApi {
+    /// `127.0.0.1:PORT`, the form Lambda puts in `AWS_LAMBDA_RUNTIME_API`.
+    address: String,
+    invocations: mpsc::UnboundedSender<Invocation>,
+}
+
+impl RuntimeApi {
+    async fn start() -> RuntimeApi {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap_or_else(|e| panic!("cannot listen on loopback: {e}"));
+        let address = listener
+            .local_addr()
+            .unwrap_or_else(|e| panic!("no local address: {e}"))
+            .to_string();
+        let (invocations, queue) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(queue),
+            in_flight: std::sync::Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        });
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve_connection(stream, Arc::clone(&shared)));
+            }
+        });
+        RuntimeApi {
+            address,
+            invocations,
+        }
+    }
+
+    /// Queues an invocation with a deadline header of `deadline_ms` and waits for the function's answer.
+    async fn invoke(&self, event: &Value, deadline_ms: u64) -> Option<Outcome> {
+        let (reply, answer) = oneshot::channel();
+        let invocation = Invocation {
+            event: serde_json::to_vec(event)
+                .unwrap_or_else(|e| panic!("event is not serializable: {e}")),
+            deadline_ms,
+            reply,
+        };
+        self.invocations
+            .send(invocation)
+            .unwrap_or_else(|_| panic!("the Runtime API has stopped"));
+        tokio::time::timeout(INVOKE_TIMEOUT, answer)
+            .await
+            .ok()?
+            .ok()
+    }
+}
+
+/// One HTTP/1.1 request as the Runtime API client sends it.
+struct HttpRequest {
+    method: String,
+    path: String,
+    body: Vec<u8>,
+}
+
+async fn serve_connection(stream: TcpStream, shared: Arc<Shared>) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read);
+    while let Some(request) = read_request(&mut reader).await {
+        let response = route(&shared, request).await;
+        if write.write_all(&response).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn read_line(reader: &mut (impl AsyncBufRead + Unpin)) -> Option<String> {
+    let mut line = String::new();
+    let read = (&mut *reader)
+        .take(MAX_LINE as u64)
+        .read_line(&mut line)
+        .await
+        .ok()?;
+    (read > 0 && line.ends_with('\n')).then(|| line.trim_end().to_owned())
+}
+
+/// Reads one request (Content-Length or chunked body); `None` at end of stream or on a malformed request.
+async fn read_request(reader: &mut (impl AsyncBufRead + Unpin)) -> Option<HttpRequest> {
+    let request_line = read_line(reader).await?;
+    let mut parts = request_line.split(' ');
+    let method = parts.next()?.to_owned();
+    let path = parts.next()?.to_owned();
+    let mut content_length = 0;
+    let mut chunked = false;
+    loop {
+        let line = read_line(reader).await?;
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        let value = value.trim();
+        match name.trim().to_ascii_lowercase().as_str() {
+            "content-length" => content_length = value.parse().ok().filter(|&n| n <= MAX_BODY)?,
+            "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+            _ => {}
+        }
+    }
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let size_line = read_line(reader).await?;
+            let size = usize::from_str_radix(size_line.split(';').next()?.trim(), 16).ok()?;
+            if size == 0 {
+                while !read_line(reader).await?.is_empty() {}
+                break;
+            }
+            if body.len() + size > MAX_BODY {
+                return None;
+            }
+            let start = body.len();
+            body.resize(start + size, 0);
+            reader.read_exact(&mut body[start..]).await.ok()?;
+            read_line(reader).await?;
+        }
+    } else {
+        body.resize(content_length, 0);
+        reader.read_exact(&mut body).await.ok()?;
+    }
+    Some(HttpRequest { method, path, body })
+}
+
+fn http_response(status: &str, headers: &[(&str, String)], body: &[u8]) -> Vec<u8> {
+    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut response = head.into_bytes();
+    response.extend_from_slice(body);
+    response
+}
+
+async fn route(shared: &Shared, request: HttpRequest) -> Vec<u8> {
+    const INVOCATION: &str = "/2018-06-01/runtime/invocation/";
+    let accepted = || http_response("202 Accepted", &[], br#"{"status":"OK"}"#);
+    if request.method == "GET" && request.path == "/2018-06-01/runtime/invocation/next" {
+        let Some(invocation) = shared.queue.lock().await.recv().await else {
+            return http_response("500 Internal Server Error", &[], b"the test has ended");
+        };
+        let id = format!("request-{}", shared.next_id.fetch_add(1, Ordering::Relaxed));
+        lock(&shared.in_flight).insert(id.clone(), invocation.reply);
+        let headers = [
+            ("Content-Type", "application/json".to_owned()),
+            ("Lambda-Runtime-Aws-Request-Id", id.clone()),
+            (
+                "Lambda-Runtime-Deadline-Ms",
+                invocation.deadline_ms.to_string(),
+            ),
+            (
+                "Lambda-Runtime-Invoked-Function-Arn",
+                "arn:aws:lambda:us-east-1:123456789012:function:mirror-git-to-s3-test".to_owned(),
+            ),
+            ("Lambda-Runtime-Trace-Id", format!("Root=1-00000000-{id}")),
+        ];
+        return http_response("200 OK", &headers, &invocation.event);
+    }
+    let answer = request
+        .path
+        .strip_prefix(INVOCATION)
+        .and_then(|rest| rest.split_once('/'))
+        .filter(|_| request.method == "POST");
+    let Some((id, kind)) = answer else {
+        if request.method == "POST" && request.path == "/2018-06-01/runtime/init/error" {
+            eprintln!(
+                "function init error: {}",
+                String::from_utf8_lossy(&request.body)
+            );
+            return accepted();
+        }
+        return http_response("404 Not Found", &[], b"");
+    };
+    let Some(reply) = lock(&shared.in_flight).remove(id) else {
+        return http_response("400 Bad Request", &[], b"unknown request id");
+    };
+    let body: Value = serde_json::from_slice(&request.body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&request.body).into_owned()));
+    let outcome = match kind {
+        "response" => Outcome::Response(body),
+        "error" => Outcome::Error {
+            error_type: body["errorType"].as_str().unwrap_or_default().to_owned(),
+            error_message: body["errorMessage"].as_str().unwrap_or_default().to_owned(),
+        },
+        _ => return http_response("404 Not Found", &[], b""),
+    };
+    let _ = reply.send(outcome);
+    accepted()
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The invocation deadline sent to the function.
+#[derive(Clone, Copy)]
+enum Deadline {
+    /// This long after the invocation is queued (epoch milliseconds, as Lambda sends it).
+    In(Duration),
+    /// cargo-lambda's relative `600000`, which the function must treat as unknown.
+    EmulatorQuirk,
+}
+
+impl Deadline {
+    fn header_value(self) -> u64 {
+        match self {
+            Deadline::In(duration) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_else(|e| panic!("clock before 1970: {e}"));
+                u64::try_from((now + duration).as_millis())
+                    .unwrap_or_else(|e| panic!("deadline overflows: {e}"))
+            }
+            Deadline::EmulatorQuirk => 600_000,
+        }
+    }
+}
+
+/// A deadline far enough away for any test mirror.
+const AMPLE: Deadline = Deadline::In(Duration::from_secs(300));
+
+/// The function binary running against a [`RuntimeApi`] of its own; killed when dropped.
+struct Function {
+    api: RuntimeApi,
+    child: Child,
+    log: PathBuf,
+    _scratch: tempfile::TempDir,
+}
+
+impl Function {
+    /// Starts the binary with Lambda's environment plus `env`; S3 calls go to the test's S3 server.
+    async fn start(env: &[(&str, &str)]) -> Function {
+        let s3 = common::s3();
+        let api = RuntimeApi::start().await;
+        let scratch =
+            tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+        let log = scratch.path().join("function.log");
+        let output =
+            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+        let errors = output
+            .try_clone()
+            .unwrap_or_else(|e| panic!("cannot share {}: {e}", log.display()));
+        let child = Command::new(BINARY)
+            .env_remove("MIRROR_MAPPINGS")
+            .env_remove("MIRROR_MAPPINGS_S3_URI")
+            .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "mirror-git-to-s3-test")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", FUNCTION_MEMORY_MB)
+            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+            .env("AWS_ENDPOINT_URL_S3", &s3.endpoint)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(output)
+            .stderr(errors)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {BINARY}: {e}"));
+        Function {
+            api,
+            child,
+            log,
+            _scratch: scratch,
+        }
+    }
+
+    /// Invokes the function with `event` and returns its answer and how long it took.
+    async fn invoke(&self, event: &Value, deadline: Deadline) -> (Outcome, Duration) {
+        let started = Instant::now();
+        match self.api.invoke(event, deadline.header_value()).await {
+            Some(outcome) => (outcome, started.elapsed()),
+            None => panic!(
+                "the function gave no answer within {INVOKE_TIMEOUT:?}; its log:\n{}",
+                self.logs()
+            ),
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log.display()))
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `events/<name>` with its placeholders replaced; panics if one is left unfilled.
+fn load_event(name: &str, fill: &[(&str, &str)]) -> Value {
+    let path = Path::new(EVENTS_DIR).join(name);
+    let mut text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    for (placeholder, value) in fill {
+        text = text.replace(placeholder, value);
+    }
+    assert!(
+        !text.contains("{{"),
+        "{name} has an unfilled placeholder:\n{text}"
+    );
+    serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{name} is not JSON after filling in: {e}"))
+}
+
+/// A mapping target in `bucket`, and the URL a dumb clone reads it from.
+fn target(bucket: &str, name: &str) -> (String, String) {
+    let prefix = format!("mirrors/{name}");
+    (
+        format!("s3://{bucket}/{prefix}"),
+        common::s3().http_url(bucket, &prefix),
+    )
+}
+
+/// Every multipart upload still open in `bucket`.
+async fn open_multipart_uploads(bucket: &str) -> Vec<String> {
+    let output = common::s3()
+        .client()
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "list multipart uploads of {bucket}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )
+        });
+    output
+        .uploads()
+        .iter()
+        .map(|upload| {
+            format!(
+                "{} ({})",
+                upload.key().unwrap_or_default(),
+                upload.upload_id().unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+/// The summary's reports, checked to be one successful report per expected source.
+fn assert_all_mirrored(summary: &Value, sources: &[&str]) {
+    let reports = summary["mappings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no mappings in the summary: {summary}"));
+    let mirrored: Vec<&str> = reports
+        .iter()
+        .filter_map(|report| report["source"].as_str())
+        .collect();
+    assert_eq!(mirrored, sources, "summary: {summary}");
+    for report in reports {
+        assert!(report["error"].is_null(), "a mapping failed: {report}");
+        assert!(
+            report["path"].is_string() && report["duration_ms"].is_u64(),
+            "report shape: {report}"
+        );
+    }
+}
+
+/// A served small repository and an empty bucket, with the placeholders of a one-mapping event.
+struct OneMapping {
+    repo: PathBuf,
+    git_url: String,
+    bucket: String,
+    target: String,
+    clone_url: String,
+}
+
+impl OneMapping {
+    fn new() -> OneMapping {
+        let repo = common::small_repo();
+        let git_url = common::git_server().url_of(&repo);
+        let bucket = common::new_bucket();
+        let (target, clone_url) = target(&bucket, "small");
+        OneMapping {
+            repo,
+            git_url,
+            bucket,
+            target,
+            clone_url,
+        }
+    }
+
+    fn fill(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("{{GIT_URL}}", self.git_url.as_str()),
+            ("{{S3_TARGET}}", self.target.as_str()),
+            ("{{S3_ENDPOINT}}", common::s3().endpoint.as_str()),
+        ]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manual_event_mirrors_even_with_the_emulators_relative_deadline() {
+    let case = OneMapping::new();
+    let function = Function::start(&[]).await;
+    let (outcome, _) = function
+        .invoke(
+            &load_event("manual.json", &case.fill()),
+            Deadline::EmulatorQuirk,
+        )
+        .await;
+    assert_all_mirrored(&outcome.response(), &[&case.git_url]);
+    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    assert!(
+        function.logs().contains("running without a deadline"),
+        "log:\n{}",
+        function.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedule_with_input_mirrors_every_mapping() {
+    let small = OneMapping::new();
+    let rich = common::rich_repo();
+    let rich_url = common::git_server().url_of(&rich);
+    let (rich_target, rich_clone) = target(&small.bucket, "rich");
+    let mut fill = small.fill();
+    fill.extend([
+        ("{{GIT_URL_2}}", rich_url.as_str()),
+        ("{{S3_TARGET_2}}", rich_target.as_str()),
+    ]);
+    let function = Function::start(&[]).await;
+    let (outcome, _) = function
+        .invoke(&load_event("schedule-with-input.json", &fill), AMPLE)
+        .await;
+    assert_all_mirrored(&outcome.response(), &[&small.git_url, &rich_url]);
+    common::assert_dumb_clone_matches(&small.clone_url, &small.repo);
+    common::assert_dumb_clone_matches(&rich_clone, &rich);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedule_without_input_mirrors_the_mappings_of_the_environment() {
+    let case = OneMapping::new();
+    let config = load_event("mappings-config.json", &case.fill()).to_string();
+    let function = Function::start(&[("MIRROR_MAPPINGS", &config)]).await;
+    let (outcome, _) = function
+        .invoke(&load_event("schedule-without-input.json", &[]), AMPLE)
+        .await;
+    assert_all_mirrored(&outcome.response(), &[&case.git_url]);
+    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedule_without_input_mirrors_the_mappings_of_an_s3_object() {
+    let case = OneMapping::new();
+    let config = load_event("mappings-config.json", &case.fill()).to_string();
+    common::s3()
+        .client()
+        .put_object()
+        .bucket(&case.bucket)
+        .key("config/mappings.json")
+        .body(config.into_bytes().into())
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "upload the configuration: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )
+        });
+    let uri = format!("s3://{}/config/mappings.json", case.bucket);
+    let function = Function::start(&[("MIRROR_MAPPINGS_S3_URI", &uri)]).await;
+    let (outcome, _) = function
+        .invoke(&load_event("schedule-without-input.json", &[]), AMPLE)
+        .await;
+    assert_all_mirrored(&outcome.response(), &[&case.git_url]);
+    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+
+    let missing = format!("s3://{}/config/missing.json", case.bucket);
+    let function = Function::start(&[("MIRROR_MAPPINGS_S3_URI", &missing)]).await;
+    let (error_type, message) = function
+        .invoke(&load_event("schedule-without-input.json", &[]), AMPLE)
+        .await
+        .0
+        .error();
+    assert_eq!(error_type, "InvalidConfiguration");
+    assert!(
+        message.contains("config/missing.json") && message.contains("NoSuchKey"),
+        "{message}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sns_event_mirrors_its_message() {
+    let case = OneMapping::new();
+    let function = Function::start(&[]).await;
+    let (outcome, _) = function
+        .invoke(&load_event("sns.json", &case.fill()), AMPLE)
+        .await;
+    assert_all_mirrored(&outcome.response(), &[&case.git_url]);
+    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqs_batch_mirrors_every_message() {
+    let small = OneMapping::new();
+    let rich = common::rich_repo();
+    let rich_url = common::git_server().url_of(&rich);
+    let (rich_target, rich_clone) = target(&small.bucket, "rich");
+    let mut fill = small.fill();
+    fill.extend([
+        ("{{GIT_URL_2}}", rich_url.as_str()),
+        ("{{S3_TARGET_2}}", rich_target.as_str()),
+    ]);
+    let function = Function::start(&[]).await;
+    let (outcome, _) = function.invoke(&load_event("sqs.json", &fill), AMPLE).await;
+    assert_eq!(
+        outcome.response(),
+        serde_json::json!({"batchItemFailures": []})
+    );
+    common::assert_dumb_clone_matches(&small.clone_url, &small.repo);
+    common::assert_dumb_clone_matches(&rich_clone, &rich);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sns_envelope_in_an_sqs_message_mirrors() {
+    let case = OneMapping::new();
+    let function = Function::start(&[]).await;
+    let (outcome, _) = function
+        .invoke(&load_event("sns-in-sqs.json", &case.fill()), AMPLE)
+        .await;
+    assert_eq!(
+        outcome.response(),
+        serde_json::json!({"batchItemFailures": []})
+    );
+    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+}
+
+/// `sqs-partial-failure.json` filled in: message 1 mirrors `case`, message 2 names a repository the git server
+/// does not have, message 3 is not JSON.
+fn partial_failure_event(case: &OneMapping, failing_target: &str) -> Value {
+    let missing_url = common::git_server().url("no-such-repository.git");
+    let mut fill = case.fill();
+    fill.extend([
+        ("{{GIT_MISSING_URL}}", missing_url.as_str()),
+        ("{{S3_TARGET_2}}", failing_target),
+    ]);
+    load_event("sqs-partial-failure.json", &fill)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqs_batch_with_a_failing_mapping_reports_exactly_that_message() {
+    let case = OneMapping::new();
+    let (failing_target, _) = target(&case.bucket, "missing");
+    let mut event = partial_failure_event(&case, &failing_target);
+    let records = event["Records"]
+        .as_array_mut()
+        .unwrap_or_else(|| panic!("no Records"));
+    records.truncate(2);
+    let failing_id = records[1]["messageId"].clone();
+    let function = Function::start(&[]).await;
+    let (outcome, _) = function.invoke(&event, AMPLE).await;
+    assert_eq!(
+        outcome.response(),
+        serde_json::json!({"batchItemFailures": [{"itemIdentifier": failing_id}]})
+    );
+    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    assert_eq!(
+        common::list_keys(&case.bucket, "mirrors/missing"),
+        Vec::<String>::new()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqs_batch_with_a_failing_mapping_and_a_malformed_body_reports_both() {
+    let case = OneMapping::new();
+    let (failing_target, _) = target(&case.bucket, "missing");
+    let event = partial_failure_event(&case, &failing_target);
+    let expected: Vec<Value> = event["Records"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no Records"))
+        .iter()
+        .skip(1)
+        .map(|record| serde_json::json!({"itemIdentifier": record["messageId"]}))
+        .collect();
+    let function = Function::start(&[]).await;
+    let (outcome, _) = function.invoke(&event, AMPLE).await;
+    assert_eq!(
+        outcome.response(),
+        serde_json::json!({"batchItemFailures": expected})
+    );
+    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    let logs = function.logs();
+    assert!(
+        logs.contains("not valid JSON"),
+        "the malformed body's error is logged:\n{logs}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_events_fail_and_write_nothing() {
+    let case = OneMapping::new();
+    let second = common::small_repo();
+    let second_url = common::git_server().url_of(&second);
+    let (second_target, _) = target(&case.bucket, "second");
+    let mut fill = case.fill();
+    fill.extend([
+        ("{{GIT_URL_2}}", second_url.as_str()),
+        ("{{S3_TARGET_2}}", second_target.as_str()),
+    ]);
+
+    let mut sns_not_json = load_event("sns.json", &fill);
+    sns_not_json["Records"][0]["Sns"]["Message"] =
+        Value::String(format!("please mirror {}", case.git_url));
+    let mut sqs_without_id = load_event("sqs.json", &fill);
+    sqs_without_id["Records"][1]
+        .as_object_mut()
+        .unwrap_or_else(|| panic!("record is not an object"))
+        .remove("messageId");
+    let mut wrong_type = load_event("manual.json", &fill);
+    wrong_type["memory_budget_mib"] = Value::String("128".to_owned());
+    let cases = [
+        (
+            load_event("malformed.json", &fill),
+            "InvalidEvent",
+            "event.mappings[1]: unknown field `destination`",
+        ),
+        (
+            sns_not_json,
+            "InvalidEvent",
+            "Records[0].Sns.Message: not valid JSON",
+        ),
+        (
+            sqs_without_id,
+            "InvalidEvent",
+            "Records[1]: has no messageId",
+        ),
+        (
+            wrong_type,
+            "InvalidEvent",
+            "event.memory_budget_mib: invalid type: string \"128\"",
+        ),
+        (
+            serde_json::json!({"repositories": [case.git_url]}),
+            "InvalidEvent",
+            "unrecognised event",
+        ),
+        (
+            load_event("schedule-without-input.json", &[]),
+            "InvalidConfiguration",
+            "needs MIRROR_MAPPINGS",
+        ),
+    ];
+    let function = Function::start(&[]).await;
+    for (event, expected_type, expected_message) in cases {
+        let (error_type, message) = function.invoke(&event, AMPLE).await.0.error();
+        assert_eq!(error_type, expected_type, "{message}");
+        assert!(
+            message.contains(expected_message),
+            "{message:?} lacks {expected_message:?}"
+        );
+    }
+    assert_eq!(common::list_keys(&case.bucket, ""), Vec::<String>::new());
+    assert_eq!(
+        common::git_server().requests_for(&case.repo),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        common::git_server().requests_for(&second),
+        Vec::<String>::new()
+    );
+}
+
+/// Size of the incompressible file that makes the second mirror of the deadline test slow: about 20 s into
+/// moto on an idle machine, well past the mirror's deadline.
+const SLOW_BLOB_SIZE: usize = 400 << 20;
+/// The deadline test's invocation deadline. The function keeps a tenth as its margin, which leaves the mirror
+/// 12.6 s: more than the 10 s the library needs left to start a mapping (2.6 s of slack for a loaded machine to
+/// get there), so the mapping starts and must be stopped in flight.
+const SHORT_DEADLINE: Duration = Duration::from_secs(14);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deadline_shorter_than_the_mirror_stops_in_time_and_keeps_the_previous_mirror() {
+    let case = OneMapping::new();
+    let function = Function::start(&[]).await;
+    let event = load_event("manual.json", &case.fill());
+    let (outcome, _) = function.invoke(&event, AMPLE).await;
+    assert_all_mirrored(&outcome.response(), &[&case.git_url]);
+
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+    let before = scratch.path().join("before.git");
+    common::git(
+        [
+            OsStr::new("clone"),
+            OsStr::new("--quiet"),
+            OsStr::new("--mirror"),
+            case.repo.as_os_str(),
+            before.as_os_str(),
+        ],
+        scratch.path(),
+    );
+    let keys_before = common::list_keys(&case.bucket, "");
+    let big = common::big_binary_repo(SLOW_BLOB_SIZE, 1);
+    common::git(
+        [
+            "fetch",
+            "--quiet",
+            &big.to_string_lossy(),
+            "refs/heads/main:refs/heads/big",
+        ],
+        &case.repo,
+    );
+
+    let (outcome, elapsed) = function.invoke(&event, Deadline::In(SHORT_DEADLINE)).await;
+    let (error_type, summary) = outcome.error();
+    assert_eq!(error_type, "MirrorFailed", "{summary}");
+    assert!(
+        elapsed < SHORT_DEADLINE,
+        "answered after {elapsed:?}, deadline {SHORT_DEADLINE:?}"
+    );
+    let summary: Value = serde_json::from_str(&summary)
+        .unwrap_or_else(|e| panic!("summary is not JSON ({e}): {summary}"));
+    let report = &summary["mappings"][0];
+    assert!(
+        report["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("deadline")),
+        "{summary}"
+    );
+    assert_ne!(
+        report["path"], "not_started",
+        "the mapping must have been stopped in flight: {summary}"
+    );
+    assert_eq!(
+        open_multipart_uploads(&case.bucket).await,
+        Vec::<String>::new()
+    );
+    assert_eq!(common::list_keys(&case.bucket, ""), keys_before);
+    common::assert_dumb_clone_matches(&case.clone_url, &before);
+}
+
+/// Waits until something accepts connections on `port`.
+fn wait_for_port(port: u16, child: &mut Child) {
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("cargo lambda watch exited ({status}) before listening");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "cargo lambda watch did not listen within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Kills a child process when dropped.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn cargo_lambda_emulator_invokes_the_binary() {
+    let Some(cargo_lambda) = std::env::var_os("MIRROR_TEST_CARGO_LAMBDA") else {
+        eprintln!(
+            "skipped: set MIRROR_TEST_CARGO_LAMBDA to a cargo-lambda executable (`make lambda-tools` installs one)"
+        );
+        return;
+    };
+    let case = OneMapping::new();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"));
+    let mut watch = Killed(
+        Command::new(&cargo_lambda)
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+                &port.to_string(),
+            ])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", Path::new(&cargo_lambda).display())),
+    );
+    wait_for_port(port, &mut watch.0);
+    let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+    let log = scratch.path().join("function.log");
+    let output =
+        File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    let errors = output
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot share {}: {e}", log.display()));
+    let _function = Killed(
+        Command::new(BINARY)
+            .env_remove("MIRROR_MAPPINGS")
+            .env_remove("MIRROR_MAPPINGS_S3_URI")
+            .env(
+                "AWS_LAMBDA_RUNTIME_API",
+                format!("http://127.0.0.1:{port}/.rt"),
+            )
+            .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", FUNCTION_MEMORY_MB)
+            .stdin(Stdio::null())
+            .stdout(output)
+            .stderr(errors)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {BINARY}: {e}")),
+    );
+    let event_file = scratch.path().join("event.json");
+    std::fs::write(
+        &event_file,
+        load_event("manual.json", &case.fill()).to_string(),
+    )
+    .unwrap_or_else(|e| panic!("cannot write {}: {e}", event_file.display()));
+    let output = Command::new(&cargo_lambda)
+        .args([
+            "lambda",
+            "invoke",
+            "-A",
+            "127.0.0.1",
+            "-P",
+            &port.to_string(),
+            "--data-file",
+        ])
+        .arg(&event_file)
+        .arg("_")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo lambda invoke: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let function_log = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        output.status.success(),
+        "cargo lambda invoke failed ({}):\n{stdout}\n{}\nfunction log:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr),
+        function_log()
+    );
+    let summary: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
+    assert_all_mirrored(&summary, &[&case.git_url]);
+    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+}
