@@ -13,5 +13,10 @@ start_moto "$work/moto.log"
 export MIRROR_TEST_S3_ENDPOINT="$MOTO_ENDPOINT"
 export MIRROR_TEST_S3_LOG="$work/moto.log"
 
+# The Lambda tests also run the real binary under cargo-lambda's emulator when it is installed (ensure_tools).
+if [ -x "$TOOLS_VENV/bin/cargo-lambda" ]; then
+    export MIRROR_TEST_CARGO_LAMBDA="$TOOLS_VENV/bin/cargo-lambda"
+fi
+
 cd "$PROJECT_DIR"
 cargo test "$@"
