@@ -152,6 +152,19 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// A [`StoreError::Range`]: reading `len` bytes at `offset` of `key` in `store` failed because of `reason`.
+    pub(crate) fn range(store: &str, key: &str, offset: u64, len: u64, reason: String) -> Self {
+        StoreError::Range {
+            store: store.to_owned(),
+            key: key.to_owned(),
+            offset,
+            len,
+            reason,
+        }
+    }
+}
+
 /// Object storage rooted at a directory or an S3 prefix. Implementations are cheap to share (`Arc<dyn Store>`).
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {

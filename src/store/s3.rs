@@ -503,13 +503,7 @@ impl Store for S3Store {
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
         let full = self.full_key(key)?;
-        let range_err = |reason: String| StoreError::Range {
-            store: self.describe.clone(),
-            key: key.to_owned(),
-            offset,
-            len,
-            reason,
-        };
+        let range_err = |reason| StoreError::range(&self.describe, key, offset, len, reason);
         if len == 0 {
             // HTTP cannot express an empty range: check that the offset is within the object instead.
             let out = self
