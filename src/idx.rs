@@ -308,13 +308,8 @@ mod tests {
 
     #[test]
     fn rejects_unresolved_and_duplicate_objects() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = make_repo(dir.path(), 6);
-        let pack = pack_repo(
-            &repo,
-            &dir.path().join("out"),
-            &["--delta-base-offset", "--no-reuse-delta"],
-        );
+        let packed = packed_repo(6, &["--delta-base-offset", "--no-reuse-delta"]);
+        let pack = &packed.pack;
         let mut parser = PackParser::new();
         parser.feed(&pack.pack).unwrap();
         let unresolved = parser.finish().unwrap();
@@ -331,7 +326,7 @@ mod tests {
             })
         );
 
-        let mut parsed = parse_and_resolve(&pack);
+        let mut parsed = parse_and_resolve(pack);
         let (a, b) = (parsed.entries[3].offset, parsed.entries[7].offset);
         parsed.entries[7].oid = parsed.entries[3].oid;
         assert_eq!(

@@ -1002,6 +1002,28 @@ pub(crate) mod test_support {
         write_and_index(out_dir, pack)
     }
 
+    /// A scratch directory holding a repository and a pack of it; the files go when it is dropped.
+    pub struct PackedRepo {
+        /// The scratch directory, kept so its files live as long as this value.
+        _dir: tempfile::TempDir,
+        /// The bare repository, [`make_repo`]`(commits)`.
+        pub repo: PathBuf,
+        /// The repository packed with [`pack_repo`]`(options)` into `out/` of the scratch directory.
+        pub pack: GitPack,
+    }
+
+    /// [`make_repo`]`(commits)` in a new scratch directory, packed with `git pack-objects <options>`.
+    pub fn packed_repo(commits: usize, options: &[&str]) -> PackedRepo {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = make_repo(dir.path(), commits);
+        let pack = pack_repo(&repo, &dir.path().join("out"), options);
+        PackedRepo {
+            _dir: dir,
+            repo,
+            pack,
+        }
+    }
+
     /// Writes `pack` into `out_dir` and runs `git index-pack` on it.
     pub fn write_and_index(out_dir: &Path, pack: Vec<u8>) -> GitPack {
         std::fs::create_dir_all(out_dir).expect("mkdir");
@@ -1311,14 +1333,8 @@ mod tests {
 
     #[test]
     fn bases_only_pack_matches_git() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = make_repo(dir.path(), 30);
-        let pack = pack_repo(
-            &repo,
-            &dir.path().join("out"),
-            &["--window=0", "--no-reuse-delta"],
-        );
-        let parsed = check_against_git(&repo, &pack);
+        let packed = packed_repo(30, &["--window=0", "--no-reuse-delta"]);
+        let parsed = check_against_git(&packed.repo, &packed.pack);
         assert!(parsed.entries.iter().all(|e| !e.is_delta()));
         assert_eq!(parsed.version, 2);
         for kind in [
@@ -1344,14 +1360,8 @@ mod tests {
     }
     #[test]
     fn ofs_delta_pack_matches_git() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = make_repo(dir.path(), 30);
-        let pack = pack_repo(
-            &repo,
-            &dir.path().join("out"),
-            &["--delta-base-offset", "--no-reuse-delta"],
-        );
-        let parsed = check_against_git(&repo, &pack);
+        let packed = packed_repo(30, &["--delta-base-offset", "--no-reuse-delta"]);
+        let parsed = check_against_git(&packed.repo, &packed.pack);
         let deltas = parsed
             .entries
             .iter()
@@ -1366,10 +1376,8 @@ mod tests {
 
     #[test]
     fn ref_delta_pack_matches_git() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = make_repo(dir.path(), 30);
-        let pack = pack_repo(&repo, &dir.path().join("out"), &["--no-reuse-delta"]);
-        let parsed = check_against_git(&repo, &pack);
+        let packed = packed_repo(30, &["--no-reuse-delta"]);
+        let parsed = check_against_git(&packed.repo, &packed.pack);
         let deltas = parsed
             .entries
             .iter()
@@ -1384,18 +1392,15 @@ mod tests {
 
     #[test]
     fn stored_blocks_pack_matches_git() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = make_repo(dir.path(), 10);
-        let pack = pack_repo(
-            &repo,
-            &dir.path().join("out"),
+        let packed = packed_repo(
+            10,
             &[
                 "--delta-base-offset",
                 "--no-reuse-object",
                 "--compression=0",
             ],
         );
-        check_against_git(&repo, &pack);
+        check_against_git(&packed.repo, &packed.pack);
     }
 
     #[test]
@@ -1537,9 +1542,7 @@ mod tests {
 
     #[test]
     fn rejects_truncation_anywhere() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = make_repo(dir.path(), 8);
-        let pack = pack_repo(&repo, &dir.path().join("out"), &["--delta-base-offset"]).pack;
+        let pack = packed_repo(8, &["--delta-base-offset"]).pack.pack;
         let entries = parse(&pack).unwrap().entries;
         let mut cuts = vec![
             0,
@@ -1570,14 +1573,9 @@ mod tests {
 
     #[test]
     fn every_flipped_byte_is_caught() {
-        let dir = tempfile::tempdir().unwrap();
-        let repo = make_repo(dir.path(), 6);
-        let pack = pack_repo(
-            &repo,
-            &dir.path().join("out"),
-            &["--delta-base-offset", "--no-reuse-delta"],
-        )
-        .pack;
+        let pack = packed_repo(6, &["--delta-base-offset", "--no-reuse-delta"])
+            .pack
+            .pack;
         let big = parse(&pack)
             .unwrap()
             .entries
