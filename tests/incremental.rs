@@ -730,17 +730,7 @@ async fn a_compaction_overtaking_a_slower_run_leaves_a_complete_mirror() {
     source.commit("the slow run's change");
     source.push(&["main"]);
     let seen_by_slow_run = tempfile::tempdir().expect("tempdir");
-    let snapshot = seen_by_slow_run.path().join("snapshot.git");
-    common::git(
-        [
-            OsStr::new("clone"),
-            OsStr::new("--quiet"),
-            OsStr::new("--mirror"),
-            source.bare.as_os_str(),
-            snapshot.as_os_str(),
-        ],
-        seen_by_slow_run.path(),
-    );
+    let snapshot = common::mirror_clone(&source.bare, seen_by_slow_run.path(), "snapshot.git");
     let overtaker = Arc::new(Mutex::new(None));
     let action = {
         let (bare, mappings, options) = (source.bare.clone(), mirror.mappings(), options.clone());

@@ -15,7 +15,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -316,6 +315,17 @@ impl Deadline {
 /// A deadline far enough away for any test mirror.
 const AMPLE: Deadline = Deadline::In(Duration::from_secs(300));
 
+/// A new `function.log` in `dir`, and two handles on it: for a child's standard output and standard error.
+fn log_file(dir: &Path) -> (PathBuf, File, File) {
+    let log = dir.join("function.log");
+    let output =
+        File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
+    let errors = output
+        .try_clone()
+        .unwrap_or_else(|e| panic!("cannot share {}: {e}", log.display()));
+    (log, output, errors)
+}
+
 /// The function binary running against a [`RuntimeApi`] of its own; killed when dropped.
 struct Function {
     api: RuntimeApi,
@@ -331,12 +341,7 @@ impl Function {
         let api = RuntimeApi::start().await;
         let scratch =
             tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
-        let log = scratch.path().join("function.log");
-        let output =
-            File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-        let errors = output
-            .try_clone()
-            .unwrap_or_else(|e| panic!("cannot share {}: {e}", log.display()));
+        let (log, output, errors) = log_file(scratch.path());
         let child = Command::new(BINARY)
             .env_remove("MIRROR_MAPPINGS")
             .env_remove("MIRROR_MAPPINGS_S3_URI")
@@ -487,6 +492,40 @@ impl OneMapping {
             ("{{S3_ENDPOINT}}", common::s3().endpoint.as_str()),
         ]
     }
+
+    /// This mapping plus the served `repo` mirrored to `mirrors/<name>` of the same bucket.
+    fn with_second(self, repo: PathBuf, name: &str) -> TwoMappings {
+        let git_url = common::git_server().url_of(&repo);
+        let (target, clone_url) = target(&self.bucket, name);
+        TwoMappings {
+            first: self,
+            repo,
+            git_url,
+            target,
+            clone_url,
+        }
+    }
+}
+
+/// A [`OneMapping`] and a second repository mirrored into its bucket, with the placeholders of a two-mapping
+/// event.
+struct TwoMappings {
+    first: OneMapping,
+    repo: PathBuf,
+    git_url: String,
+    target: String,
+    clone_url: String,
+}
+
+impl TwoMappings {
+    fn fill(&self) -> Vec<(&'static str, &str)> {
+        let mut fill = self.first.fill();
+        fill.extend([
+            ("{{GIT_URL_2}}", self.git_url.as_str()),
+            ("{{S3_TARGET_2}}", self.target.as_str()),
+        ]);
+        fill
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -510,22 +549,14 @@ async fn manual_event_mirrors_even_with_the_emulators_relative_deadline() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schedule_with_input_mirrors_every_mapping() {
-    let small = OneMapping::new();
-    let rich = common::rich_repo();
-    let rich_url = common::git_server().url_of(&rich);
-    let (rich_target, rich_clone) = target(&small.bucket, "rich");
-    let mut fill = small.fill();
-    fill.extend([
-        ("{{GIT_URL_2}}", rich_url.as_str()),
-        ("{{S3_TARGET_2}}", rich_target.as_str()),
-    ]);
+    let case = OneMapping::new().with_second(common::rich_repo(), "rich");
     let function = Function::start(&[]).await;
     let (outcome, _) = function
-        .invoke(&load_event("schedule-with-input.json", &fill), AMPLE)
+        .invoke(&load_event("schedule-with-input.json", &case.fill()), AMPLE)
         .await;
-    assert_all_mirrored(&outcome.response(), &[&small.git_url, &rich_url]);
-    common::assert_dumb_clone_matches(&small.clone_url, &small.repo);
-    common::assert_dumb_clone_matches(&rich_clone, &rich);
+    assert_all_mirrored(&outcome.response(), &[&case.first.git_url, &case.git_url]);
+    common::assert_dumb_clone_matches(&case.first.clone_url, &case.first.repo);
+    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -593,23 +624,17 @@ async fn sns_event_mirrors_its_message() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqs_batch_mirrors_every_message() {
-    let small = OneMapping::new();
-    let rich = common::rich_repo();
-    let rich_url = common::git_server().url_of(&rich);
-    let (rich_target, rich_clone) = target(&small.bucket, "rich");
-    let mut fill = small.fill();
-    fill.extend([
-        ("{{GIT_URL_2}}", rich_url.as_str()),
-        ("{{S3_TARGET_2}}", rich_target.as_str()),
-    ]);
+    let case = OneMapping::new().with_second(common::rich_repo(), "rich");
     let function = Function::start(&[]).await;
-    let (outcome, _) = function.invoke(&load_event("sqs.json", &fill), AMPLE).await;
+    let (outcome, _) = function
+        .invoke(&load_event("sqs.json", &case.fill()), AMPLE)
+        .await;
     assert_eq!(
         outcome.response(),
         serde_json::json!({"batchItemFailures": []})
     );
-    common::assert_dumb_clone_matches(&small.clone_url, &small.repo);
-    common::assert_dumb_clone_matches(&rich_clone, &rich);
+    common::assert_dumb_clone_matches(&case.first.clone_url, &case.first.repo);
+    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -689,15 +714,9 @@ async fn sqs_batch_with_a_failing_mapping_and_a_malformed_body_reports_both() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_events_fail_and_write_nothing() {
-    let case = OneMapping::new();
-    let second = common::small_repo();
-    let second_url = common::git_server().url_of(&second);
-    let (second_target, _) = target(&case.bucket, "second");
-    let mut fill = case.fill();
-    fill.extend([
-        ("{{GIT_URL_2}}", second_url.as_str()),
-        ("{{S3_TARGET_2}}", second_target.as_str()),
-    ]);
+    let both = OneMapping::new().with_second(common::small_repo(), "second");
+    let (case, second) = (&both.first, &both.repo);
+    let fill = both.fill();
 
     let mut sns_not_json = load_event("sns.json", &fill);
     sns_not_json["Records"][0]["Sns"]["Message"] =
@@ -756,7 +775,7 @@ async fn malformed_events_fail_and_write_nothing() {
         Vec::<String>::new()
     );
     assert_eq!(
-        common::git_server().requests_for(&second),
+        common::git_server().requests_for(second),
         Vec::<String>::new()
     );
 }
@@ -778,17 +797,7 @@ async fn a_deadline_shorter_than_the_mirror_stops_in_time_and_keeps_the_previous
     assert_all_mirrored(&outcome.response(), &[&case.git_url]);
 
     let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
-    let before = scratch.path().join("before.git");
-    common::git(
-        [
-            OsStr::new("clone"),
-            OsStr::new("--quiet"),
-            OsStr::new("--mirror"),
-            case.repo.as_os_str(),
-            before.as_os_str(),
-        ],
-        scratch.path(),
-    );
+    let before = common::mirror_clone(&case.repo, scratch.path(), "before.git");
     let keys_before = common::list_keys(&case.bucket, "");
     let big = common::big_binary_repo(SLOW_BLOB_SIZE, 1);
     common::git(
@@ -887,12 +896,7 @@ fn cargo_lambda_emulator_invokes_the_binary() {
     );
     wait_for_port(port, &mut watch.0);
     let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
-    let log = scratch.path().join("function.log");
-    let output =
-        File::create(&log).unwrap_or_else(|e| panic!("cannot create {}: {e}", log.display()));
-    let errors = output
-        .try_clone()
-        .unwrap_or_else(|e| panic!("cannot share {}: {e}", log.display()));
+    let (log, output, errors) = log_file(scratch.path());
     let _function = Killed(
         Command::new(BINARY)
             .env_remove("MIRROR_MAPPINGS")

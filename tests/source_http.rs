@@ -602,19 +602,31 @@ async fn upload_pack_stream(client: &SourceClient, server: &RawServer) -> BodySt
         .expect("upload-pack response")
 }
 
-fn result_head(framing: &str) -> Vec<u8> {
+/// An upload-pack result: headers with `framing` (a `Content-Length` or `Transfer-Encoding` line, or none),
+/// then `body`.
+fn result_reply(framing: &str, body: &[u8]) -> Vec<u8> {
     let mut reply = head("200 OK", &[("Content-Type", RESULT_CONTENT_TYPE)]);
     reply.extend_from_slice(framing.as_bytes());
     reply.extend_from_slice(b"\r\n");
+    reply.extend_from_slice(body);
     reply
+}
+
+/// The whole upload-pack body from a server that answers the POST with [`result_reply`]`(framing, body)` and
+/// then closes the connection.
+async fn closed_pack_body(
+    framing: &'static str,
+    body: &'static [u8],
+) -> Result<Vec<u8>, SourceError> {
+    let server = pack_server(move || Reply::Send(result_reply(framing, body))).await;
+    let client = default_client();
+    collect(upload_pack_stream(&client, &server).await).await
 }
 
 #[tokio::test]
 async fn stalled_pack_times_out_after_the_data_so_far() {
     let server = pack_server(|| {
-        let mut reply = result_head("Content-Length: 1000\r\n");
-        reply.extend_from_slice(b"0008NAK\nPACK");
-        Reply::SendThenStall(reply)
+        Reply::SendThenStall(result_reply("Content-Length: 1000\r\n", b"0008NAK\nPACK"))
     })
     .await;
     let client = short_idle();
@@ -627,14 +639,7 @@ async fn stalled_pack_times_out_after_the_data_so_far() {
 
 #[tokio::test]
 async fn pack_cut_short_of_its_content_length_is_an_error() {
-    let server = pack_server(|| {
-        let mut reply = result_head("Content-Length: 1000\r\n");
-        reply.extend_from_slice(b"0008NAK\nPACK");
-        Reply::Send(reply)
-    })
-    .await;
-    let client = default_client();
-    let error = collect(upload_pack_stream(&client, &server).await)
+    let error = closed_pack_body("Content-Length: 1000\r\n", b"0008NAK\nPACK")
         .await
         .unwrap_err();
     assert!(matches!(error, SourceError::Body { .. }), "{error}");
@@ -642,14 +647,7 @@ async fn pack_cut_short_of_its_content_length_is_an_error() {
 
 #[tokio::test]
 async fn chunked_pack_without_its_last_chunk_is_an_error() {
-    let server = pack_server(|| {
-        let mut reply = result_head("Transfer-Encoding: chunked\r\n");
-        reply.extend_from_slice(b"c\r\n0008NAK\nPACK\r\n");
-        Reply::Send(reply)
-    })
-    .await;
-    let client = default_client();
-    let error = collect(upload_pack_stream(&client, &server).await)
+    let error = closed_pack_body("Transfer-Encoding: chunked\r\n", b"c\r\n0008NAK\nPACK\r\n")
         .await
         .unwrap_err();
     assert!(matches!(error, SourceError::Body { .. }), "{error}");
@@ -658,14 +656,7 @@ async fn chunked_pack_without_its_last_chunk_is_an_error() {
 #[tokio::test]
 async fn close_delimited_pack_ends_at_the_close() {
     // Without a length or chunking, a close is the end: the protocol layer must notice missing data.
-    let server = pack_server(|| {
-        let mut reply = result_head("");
-        reply.extend_from_slice(b"0008NAK\nPACK");
-        Reply::Send(reply)
-    })
-    .await;
-    let client = default_client();
-    let body = collect(upload_pack_stream(&client, &server).await)
+    let body = closed_pack_body("", b"0008NAK\nPACK")
         .await
         .expect("close-delimited body");
     assert_eq!(body, b"0008NAK\nPACK");

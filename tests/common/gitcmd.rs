@@ -7,7 +7,7 @@
 
 use std::ffi::OsStr;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 /// Fixed author/committer time of commits made through [`git_command`] (2023-11-14, UTC).
@@ -75,6 +75,23 @@ where
     let mut cmd = git_command(dir);
     cmd.args(args);
     String::from_utf8_lossy(&run_ok(&mut cmd).stdout).into_owned()
+}
+
+/// Copies `repo` with `git clone --quiet --mirror` (run in `dir`) to `dir/<name>` and returns that path: a
+/// snapshot of its refs and objects as they are now.
+pub fn mirror_clone(repo: &Path, dir: &Path, name: &str) -> PathBuf {
+    let clone = dir.join(name);
+    git(
+        [
+            OsStr::new("clone"),
+            OsStr::new("--quiet"),
+            OsStr::new("--mirror"),
+            repo.as_os_str(),
+            clone.as_os_str(),
+        ],
+        dir,
+    );
+    clone
 }
 
 /// Runs the real `git upload-pack --stateless-rpc` in `repo` with `input` on its standard input, as

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use fixtures::{delta_count, object_count};
 pub use git_server::{git_server, GitServer};
-pub use gitcmd::{git, git_command, run_ok, upload_pack};
+pub use gitcmd::{git, git_command, mirror_clone, run_ok, upload_pack};
 pub use s3::{get_object, list_keys, new_bucket, s3, upload_dir, S3Server};
 pub use verify::{assert_dumb_clone_matches, branches_and_tags, head_symref};
 
