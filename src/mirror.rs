@@ -428,9 +428,11 @@ impl Run<'_> {
                 &budget,
             )),
         };
+        let report_progress = |done: u64, total: u64| self.progress(Stage::Resolving(done, total));
         let resolve_options = ResolveOptions {
             cache_bytes: budget.object_cache,
             big_object_bytes: budget.big_object,
+            progress: Some(&report_progress),
         };
         resolve::resolve_deltas(&mut parsed.entries, source.as_ref(), &resolve_options).await?;
         drop(source);

@@ -96,14 +96,29 @@ impl PackSource for Bytes {
     }
 }
 
-/// Limits for [`resolve_deltas`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ResolveOptions {
+/// Limits for [`resolve_deltas`], and an optional progress observer.
+#[derive(Clone, Copy)]
+pub struct ResolveOptions<'a> {
     /// Most bytes of inflated objects kept in the base cache.
     pub cache_bytes: u64,
     /// Objects (and deltas, and compressed entries) bigger than this are streamed, never held whole.
     pub big_object_bytes: u64,
+    /// Called with (entries scanned, total entries) every [`PROGRESS_INTERVAL`] entries of the scan.
+    pub progress: Option<&'a (dyn Fn(u64, u64) + Send + Sync)>,
 }
+
+impl std::fmt::Debug for ResolveOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolveOptions")
+            .field("cache_bytes", &self.cache_bytes)
+            .field("big_object_bytes", &self.big_object_bytes)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// How many entries the scan covers between two calls of [`ResolveOptions::progress`].
+pub const PROGRESS_INTERVAL: usize = 4096;
 
 /// What [`resolve_deltas`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -258,7 +273,7 @@ pub enum EntryProblem {
 pub async fn resolve_deltas(
     entries: &mut [Entry],
     source: &dyn PackSource,
-    options: &ResolveOptions,
+    options: &ResolveOptions<'_>,
 ) -> Result<ResolveStats, ResolveError> {
     resolve_with_depth(entries, source, options, MAX_CHAIN_DEPTH).await
 }
@@ -267,11 +282,11 @@ pub async fn resolve_deltas(
 async fn resolve_with_depth(
     entries: &mut [Entry],
     source: &dyn PackSource,
-    options: &ResolveOptions,
+    options: &ResolveOptions<'_>,
     max_chain: usize,
 ) -> Result<ResolveStats, ResolveError> {
     let mut resolver = Resolver::new(entries, source, options, max_chain)?;
-    resolver.run().await?;
+    resolver.run(options.progress).await?;
     resolver.stats.kinds = resolver.kinds;
     resolver.stats.peak_cache_bytes = resolver.cache.peak;
     Ok(resolver.stats)
@@ -329,7 +344,7 @@ impl<'a> Resolver<'a> {
     fn new(
         entries: &'a mut [Entry],
         source: &'a dyn PackSource,
-        options: &ResolveOptions,
+        options: &ResolveOptions<'_>,
         max_chain: usize,
     ) -> Result<Self, ResolveError> {
         let n = entries.len();
@@ -442,8 +457,15 @@ impl<'a> Resolver<'a> {
         self.entries[i as usize].oid.is_some()
     }
 
-    async fn run(&mut self) -> Result<(), ResolveError> {
+    async fn run(
+        &mut self,
+        progress: Option<&(dyn Fn(u64, u64) + Send + Sync)>,
+    ) -> Result<(), ResolveError> {
+        let total = self.entries.len() as u64;
         for i in 0..self.entries.len() {
+            if let Some(report) = progress.filter(|_| i % PROGRESS_INTERVAL == 0 && i > 0) {
+                report(i as u64, total);
+            }
             self.scan_pos = as_index(i);
             self.visit(as_index(i)).await?;
             while let Some(j) = self.ready.pop() {
@@ -1399,26 +1421,30 @@ mod tests {
 
     const LOTS: u64 = 1 << 30;
     /// Everything in memory and cached.
-    const ROOMY: ResolveOptions = ResolveOptions {
+    const ROOMY: ResolveOptions<'static> = ResolveOptions {
         cache_bytes: LOTS,
         big_object_bytes: LOTS,
+        progress: None,
     };
     /// No cache at all: every base is rebuilt from its chain.
-    const NO_CACHE: ResolveOptions = ResolveOptions {
+    const NO_CACHE: ResolveOptions<'static> = ResolveOptions {
         cache_bytes: 0,
         big_object_bytes: LOTS,
+        progress: None,
     };
     /// A cache too small for most objects: constant eviction.
-    const TINY_CACHE: ResolveOptions = ResolveOptions {
+    const TINY_CACHE: ResolveOptions<'static> = ResolveOptions {
         cache_bytes: 3000,
         big_object_bytes: LOTS,
+        progress: None,
     };
     /// Every object streamed.
-    const STREAMED: ResolveOptions = ResolveOptions {
+    const STREAMED: ResolveOptions<'static> = ResolveOptions {
         cache_bytes: LOTS,
         big_object_bytes: 0,
+        progress: None,
     };
-    const MODES: [ResolveOptions; 4] = [ROOMY, NO_CACHE, TINY_CACHE, STREAMED];
+    const MODES: [ResolveOptions<'static>; 4] = [ROOMY, NO_CACHE, TINY_CACHE, STREAMED];
 
     /// Hand-built packs (only the entries matter to the resolver; no pack header or trailer), with the ids the
     /// resolver should find, computed from the intended contents rather than by applying the deltas.
@@ -1529,7 +1555,7 @@ mod tests {
 
         async fn resolve(
             &self,
-            options: ResolveOptions,
+            options: ResolveOptions<'_>,
         ) -> Result<(Vec<Entry>, ResolveStats), ResolveError> {
             let mut entries = self.entries.clone();
             // Ids already on deltas are not trusted.
@@ -1913,6 +1939,7 @@ mod tests {
         let options = ResolveOptions {
             cache_bytes: LOTS,
             big_object_bytes: u64::MAX,
+            progress: None,
         };
         let (_, err) = problem(p.resolve(options).await.unwrap_err());
         assert!(
@@ -2050,7 +2077,7 @@ mod tests {
     }
 
     impl TestPack {
-        async fn check_mode(&self, options: ResolveOptions) -> ResolveStats {
+        async fn check_mode(&self, options: ResolveOptions<'_>) -> ResolveStats {
             let (entries, stats) = self.resolve(options).await.unwrap();
             for (i, e) in entries.iter().enumerate() {
                 assert_eq!(
@@ -2071,6 +2098,7 @@ mod tests {
         let options = ResolveOptions {
             cache_bytes: 4 * MIB as u64,
             big_object_bytes: MIB as u64,
+            progress: None,
         };
         let mut p = TestPack::new();
         let v0 = pseudo_random(3 * MIB + 12345, 1);
@@ -2338,6 +2366,7 @@ mod tests {
         let options = ResolveOptions {
             cache_bytes: 16 << 20,
             big_object_bytes: big,
+            progress: None,
         };
         let before_kib = status_kib("VmHWM");
         // Reset the peak to the current size: what follows is the resolver alone.

@@ -8,7 +8,9 @@ use mirror_git_to_s3::entry::EntryKind;
 use mirror_git_to_s3::pack::PackParser;
 use mirror_git_to_s3::protocol::{ResponseDecoder, ResponseEvent};
 use mirror_git_to_s3::source::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
-use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, MirrorPath, RepoReport};
+use mirror_git_to_s3::{
+    mirror_repos, Mapping, MirrorOptions, MirrorPath, Progress, RepoReport, Stage,
+};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -70,13 +72,49 @@ async fn branches_tags_and_non_main_default_branch() {
     common::assert_dumb_clone_matches(&url, &repo);
 }
 
+/// Records every progress update.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<Stage>>);
+
+impl Progress for Recorder {
+    fn update(&self, _source: &str, stage: Stage) {
+        self.0.lock().expect("lock").push(stage);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_thousand_objects() {
     let repo = common::big_repo(50_000);
-    let (report, url) = mirror_to_s3(&repo, &s3_options(256)).await;
+    let recorder = Arc::new(Recorder::default());
+    let mut options = s3_options(256);
+    options.progress = Some(recorder.clone());
+    let (report, url) = mirror_to_s3(&repo, &options).await;
     assert!(report.is_ok(), "{report}");
     assert!(report.objects >= 50_000, "{report}");
     common::assert_dumb_clone_matches(&url, &repo);
+
+    // Delta resolution reports its way through the pack, not only its start and end.
+    let resolving: Vec<(u64, u64)> = recorder
+        .0
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter_map(|s| match s {
+            Stage::Resolving(done, total) => Some((*done, *total)),
+            _ => None,
+        })
+        .collect();
+    let middle: Vec<u64> = resolving
+        .iter()
+        .filter(|(done, total)| 0 < *done && done < total)
+        .map(|(done, _)| *done)
+        .collect();
+    assert!(
+        middle.len() >= 10,
+        "too few resolution updates: {resolving:?}"
+    );
+    assert!(middle.windows(2).all(|w| w[0] < w[1]), "{resolving:?}");
+    assert_eq!(resolving.last(), Some(&(report.objects, report.objects)));
 }
 
 #[tokio::test(flavor = "multi_thread")]
