@@ -106,7 +106,8 @@ async fn mirror_mapping(
     }
 }
 
-fn failed_report(mapping: &Mapping, started: Instant, error: String) -> RepoReport {
+/// A report of a mapping that has done nothing yet.
+fn new_report(mapping: &Mapping) -> RepoReport {
     RepoReport {
         source: source::redact_str(&mapping.source),
         target: mapping.target.clone(),
@@ -116,8 +117,16 @@ fn failed_report(mapping: &Mapping, started: Instant, error: String) -> RepoRepo
         pack_bytes: 0,
         store_requests: 0,
         packs_deleted: 0,
+        duration_ms: 0,
+        error: None,
+    }
+}
+
+fn failed_report(mapping: &Mapping, started: Instant, error: String) -> RepoReport {
+    RepoReport {
         duration_ms: started.elapsed().as_millis() as u64,
         error: Some(error),
+        ..new_report(mapping)
     }
 }
 
@@ -145,12 +154,10 @@ pub async fn mirror_repo(
         client,
         options,
         store,
-        source: source::redact_str(&mapping.source),
         upload: None,
         temp_key: None,
-        report: failed_report(mapping, started, String::new()),
+        report: new_report(mapping),
     };
-    run.report.error = None;
     let result = match options.deadline {
         Some(deadline) => tokio::time::timeout_at(deadline.into(), run.execute(&mapping.source))
             .await
@@ -229,19 +236,12 @@ fn choose_head(adv: &Advertisement, refs: &[Ref]) -> Head {
         .unwrap_or_else(|| Head::Symbolic("refs/heads/main".to_owned()))
 }
 
-/// Where an incoming pack goes while it arrives.
-enum Spool {
-    /// Held in memory: it fits the budget's share for whole packs.
-    Memory(Vec<u8>),
-    /// Streamed into a multipart upload under this temporary key.
-    Store(String),
-}
-
-/// Where a received pack is until it gets its final name.
-enum Held {
-    /// In memory: stored under its final name with one PUT.
-    Memory(Bytes),
-    /// Under this temporary key in the store: copied to its final name.
+/// Where a pack is until it gets its final name; `M` is its in-memory form (a growing `Vec` while it arrives,
+/// frozen `Bytes` once complete).
+enum Spool<M> {
+    /// In memory (it fits the budget's share for whole packs): stored under its final name with one PUT.
+    Memory(M),
+    /// Streamed into a multipart upload under this temporary key: copied to its final name.
     Store(String),
 }
 
@@ -256,7 +256,6 @@ struct Run<'a> {
     client: &'a SourceClient,
     options: &'a MirrorOptions,
     store: Arc<dyn Store>,
-    source: String,
     /// The multipart upload in progress, aborted if the run stops before completing it.
     upload: Option<Box<dyn Upload>>,
     /// The completed but unpublished pack upload, deleted if the run stops before renaming it.
@@ -267,7 +266,7 @@ struct Run<'a> {
 impl Run<'_> {
     fn progress(&self, stage: Stage) {
         if let Some(p) = &self.options.progress {
-            p.update(&self.source, stage);
+            p.update(&self.report.source, stage);
         }
     }
 
@@ -298,7 +297,7 @@ impl Run<'_> {
             Some(o) if packs_obj.is_some() => match layout::parse_info_refs(&o.body) {
                 Ok(refs) => Some(refs),
                 Err(e) => {
-                    tracing::warn!(source = %self.source, error = %e, "ignoring the mirror's info/refs: full fetch");
+                    tracing::warn!(source = %self.report.source, error = %e, "ignoring the mirror's info/refs: full fetch");
                     None
                 }
             },
@@ -381,7 +380,6 @@ impl Run<'_> {
         let mut decoder = ResponseDecoder::new();
         let mut parser = PackParser::new();
         let mut spool = Spool::Memory(Vec::new());
-        let mut received = 0u64;
         let mut ended = false;
         while let Some(chunk) = body.next_chunk().await? {
             decoder.push(&chunk);
@@ -389,9 +387,8 @@ impl Run<'_> {
                 match event {
                     ResponseEvent::PackData(data) => {
                         parser.feed(&data)?;
-                        received += data.len() as u64;
                         self.spool(&mut spool, &data, budget.in_memory_pack).await?;
-                        self.progress(Stage::Receiving(received));
+                        self.progress(Stage::Receiving(parser.bytes_consumed()));
                     }
                     ResponseEvent::End => ended = true,
                     ResponseEvent::Acknowledgement(_) | ResponseEvent::Progress(_) => {}
@@ -407,10 +404,10 @@ impl Run<'_> {
             upload.complete(Precondition::None).await?;
         }
         let held = match spool {
-            Spool::Memory(bytes) => Held::Memory(Bytes::from(bytes)),
+            Spool::Memory(bytes) => Spool::Memory(Bytes::from(bytes)),
             Spool::Store(key) => {
                 self.temp_key = Some(key.clone());
-                Held::Store(key)
+                Spool::Store(key)
             }
         };
         if parsed.entries.is_empty() {
@@ -420,11 +417,11 @@ impl Run<'_> {
         let total = parsed.entries.len() as u64;
         self.progress(Stage::Resolving(0, total));
         let source: Box<dyn PackSource> = match &held {
-            Held::Memory(bytes) => Box::new(bytes.clone()),
-            Held::Store(key) => Box::new(StorePackSource::new(
+            Spool::Memory(bytes) => Box::new(bytes.clone()),
+            Spool::Store(key) => Box::new(StorePackSource::new(
                 self.store.clone(),
                 key.clone(),
-                received,
+                parsed.pack_len,
                 &budget,
             )),
         };
@@ -448,12 +445,12 @@ impl Run<'_> {
         let id = parsed.checksum;
         let pack_key = layout::pack_key(&id);
         match held {
-            Held::Memory(bytes) => ignore_existing(
+            Spool::Memory(bytes) => ignore_existing(
                 self.store
                     .put(&pack_key, bytes, Precondition::IfNoneMatch)
                     .await,
             )?,
-            Held::Store(temp_key) => {
+            Spool::Store(temp_key) => {
                 ignore_existing(
                     self.store
                         .copy(&temp_key, &pack_key, Precondition::IfNoneMatch)
@@ -475,7 +472,7 @@ impl Run<'_> {
         Ok(Some(NewPack {
             id,
             objects: total,
-            bytes: received,
+            bytes: parsed.pack_len,
         }))
     }
 
@@ -483,7 +480,7 @@ impl Run<'_> {
     /// temporary name with what was held and streams into it from then on.
     async fn spool(
         &mut self,
-        spool: &mut Spool,
+        spool: &mut Spool<Vec<u8>>,
         data: &[u8],
         limit: u64,
     ) -> Result<(), MirrorError> {
@@ -585,7 +582,7 @@ impl Run<'_> {
             Ok(desired.head_file.clone())
         })
         .await?;
-        tracing::debug!(source = %self.source, head = ?desired.head, "refs published");
+        tracing::debug!(source = %self.report.source, head = ?desired.head, "refs published");
         Ok(())
     }
 
@@ -609,7 +606,7 @@ impl Run<'_> {
         if missing.is_empty() {
             return Ok(());
         }
-        tracing::warn!(source = %self.source, packs = ?missing, "a concurrent run unlisted packs this run's refs need: re-adding");
+        tracing::warn!(source = %self.report.source, packs = ?missing, "a concurrent run unlisted packs this run's refs need: re-adding");
         update_object(
             self.store.as_ref(),
             layout::PACKS,
@@ -635,12 +632,12 @@ impl Run<'_> {
     async fn clean_up(&mut self) {
         if let Some(upload) = self.upload.take() {
             if let Err(e) = upload.abort().await {
-                tracing::warn!(source = %self.source, error = %e, "could not abort the pack upload");
+                tracing::warn!(source = %self.report.source, error = %e, "could not abort the pack upload");
             }
         }
         if let Some(key) = self.temp_key.take() {
             if let Err(e) = self.store.delete(&key).await {
-                tracing::warn!(source = %self.source, error = %e, "could not delete the temporary pack");
+                tracing::warn!(source = %self.report.source, error = %e, "could not delete the temporary pack");
             }
         }
     }
