@@ -41,7 +41,7 @@ pub async fn collect(
     for f in &files {
         if let Some(id) = layout::pack_id_of_key(&f.key) {
             present.insert(id);
-        } else if f.key.starts_with(&format!("{}incoming-", layout::PACK_DIR))
+        } else if f.key.starts_with(layout::INCOMING_PREFIX)
             && now
                 .duration_since(f.last_modified)
                 .is_ok_and(|age| age >= grace)

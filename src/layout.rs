@@ -20,6 +20,8 @@ pub const PACKED_REFS: &str = "packed-refs";
 pub const REFS_KEEP: &str = "refs/.keep";
 /// Folder of the pack files.
 pub const PACK_DIR: &str = "objects/pack/";
+/// Key prefix of packs still being uploaded under a temporary name (dumb clients never look for these).
+pub const INCOMING_PREFIX: &str = "objects/pack/incoming-";
 
 /// One ref to publish.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -489,7 +489,7 @@ impl Run<'_> {
                 held.extend_from_slice(data);
                 return Ok(());
             }
-            let key = format!("{}incoming-{}.pack", layout::PACK_DIR, run_id());
+            let key = format!("{}{}.pack", layout::INCOMING_PREFIX, run_id());
             self.upload = Some(self.store.create_upload(&key).await?);
             if let Spool::Memory(held) = std::mem::replace(spool, Spool::Store(key)) {
                 self.write_upload(&held).await?;
