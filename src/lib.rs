@@ -1,28 +1,39 @@
 //! Mirror git repositories served over smart HTTP(S) into S3 (or a directory), so that stock `git clone` reads the
 //! mirror over git's dumb HTTP protocol.
 //!
-//! The sans-IO core ([`pktline`], [`protocol`], [`pack`], [`delta`], [`idx`], [`layout`]) is fed bytes and does no
-//! I/O; [`source`] (hyper) and [`store`] (S3 or a directory) are the edges; [`mirror`] runs one mapping end to end
-//! and [`mirror_repos`] many at once. The CLI (`src/main.rs`) and the Lambda function ([`lambda`], `src/bin/lambda.rs`) are thin
-//! fronts.
+//! The crate is in four layers: the pure core in [`git`] is fed bytes and does no I/O; [`upstream`] (the smart-HTTP
+//! client, over hyper) and [`store`] (S3 or a directory) are the edges; [`mirror`] runs one mapping end to end and
+//! [`mirror_repos`] many at once; the CLI (`src/main.rs`) and the Lambda function ([`lambda`],
+//! `src/bin/lambda.rs`) are thin fronts.
+//!
+//! | you are looking for | file |
+//! |---|---|
+//! | pkt-line framing, side bands | `git/pktline.rs` |
+//! | ref advertisement, want/have request, response demux | `git/upload_pack.rs` |
+//! | pack pass 1: entry bounds, CRC-32, ids of whole objects | `git/pack/mod.rs` |
+//! | pack pass 2: delta ids within the memory budget | `git/resolve/` |
+//! | delta instructions | `git/delta.rs` |
+//! | `.idx` v2 bytes | `git/idx.rs` |
+//! | `info/refs`, `packed-refs`, `objects/info/packs`, `HEAD` | `git/layout.rs` |
+//! | one mapping end to end | `mirror/mod.rs` |
+//! | deleting unlisted packs after a grace period | `mirror/gc.rs` |
+//! | HTTP client, redirects, credentials | `upstream/` |
+//! | S3 and directory targets, conditional writes | `store/` |
+//! | run options and mappings | `options.rs` |
+//! | progress stages and observers | `progress.rs` |
+//! | the per-mapping report | `report.rs` |
+//! | Lambda event → requests | `lambda/` |
 
-pub mod config;
-pub mod delta;
-pub mod entry;
-pub mod gc;
-pub mod idx;
+pub mod git;
 pub mod lambda;
-pub mod layout;
 pub mod mirror;
-pub mod oid;
-pub mod pack;
-pub mod pktline;
-pub mod protocol;
+pub mod options;
+pub mod progress;
 pub mod report;
-pub mod resolve;
-pub mod source;
 pub mod store;
+pub mod upstream;
 
-pub use config::{Mapping, MirrorOptions, Progress, Stage};
 pub use mirror::{mirror_repo, mirror_repos, MirrorError};
+pub use options::{Mapping, MirrorOptions};
+pub use progress::{Progress, Stage};
 pub use report::{MirrorPath, RepoReport};

@@ -5,9 +5,9 @@
 mod common;
 
 use common::raw_http::{http, RawServer, Reply};
-use mirror_git_to_s3::oid::ObjectId;
-use mirror_git_to_s3::protocol::{self, build_upload_request, choose_capabilities};
-use mirror_git_to_s3::source::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
+use mirror_git_to_s3::git::oid::ObjectId;
+use mirror_git_to_s3::git::upload_pack::{self, build_upload_request, choose_capabilities};
+use mirror_git_to_s3::upstream::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, RepoReport};
 use std::path::Path;
 use std::sync::Arc;
@@ -22,7 +22,7 @@ struct Recorded {
 fn record(repo: &Path) -> Recorded {
     let mut advertisement = b"001e# service=git-upload-pack\n0000".to_vec();
     advertisement.extend_from_slice(&common::upload_pack(repo, true, b""));
-    let adv = protocol::parse_advertisement(&advertisement).expect("real advertisement parses");
+    let adv = upload_pack::parse_advertisement(&advertisement).expect("real advertisement parses");
     let wants: Vec<ObjectId> = adv.refs.iter().map(|r| r.oid).collect();
     let caps = choose_capabilities(&adv, "test").expect("capabilities");
     let request = build_upload_request(&wants, &[], &caps).expect("request");

@@ -8,7 +8,7 @@
 
 mod common;
 
-use mirror_git_to_s3::gc::STATE as GC_STATE;
+use mirror_git_to_s3::mirror::gc::STATE as GC_STATE;
 use mirror_git_to_s3::{
     mirror_repos, Mapping, MirrorOptions, MirrorPath, Progress, RepoReport, Stage,
 };

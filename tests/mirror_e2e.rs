@@ -4,10 +4,10 @@
 mod common;
 
 use common::raw_http::{http, RawServer, Reply};
-use mirror_git_to_s3::entry::EntryKind;
-use mirror_git_to_s3::pack::PackParser;
-use mirror_git_to_s3::protocol::{ResponseDecoder, ResponseEvent};
-use mirror_git_to_s3::source::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
+use mirror_git_to_s3::git::pack::entry::EntryKind;
+use mirror_git_to_s3::git::pack::PackParser;
+use mirror_git_to_s3::git::upload_pack::{ResponseDecoder, ResponseEvent};
+use mirror_git_to_s3::upstream::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{
     mirror_repos, Mapping, MirrorOptions, MirrorPath, Progress, RepoReport, Stage,
 };

@@ -1,4 +1,4 @@
-//! The smart-HTTP source client (`mirror_git_to_s3::source`) against the real `git http-backend` (lighttpd,
+//! The smart-HTTP source client (`mirror_git_to_s3::upstream`) against the real `git http-backend` (lighttpd,
 //! see tests/common) and against small broken or hostile HTTP servers on 127.0.0.1 that this file writes byte
 //! by byte: error statuses, dumb servers, redirect chains across hosts, redirect loops, stalls, bodies that
 //! break off, oversize advertisements, TLS to a plain server and a closed port.
@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use common::raw_http::{find, head, http, RawServer, Reply};
-use mirror_git_to_s3::source::{
-    BodyStream, SourceClient, SourceError, SourceOptions, ADVERTISEMENT_CONTENT_TYPE,
+use mirror_git_to_s3::upstream::{
+    BodyStream, UpstreamClient, UpstreamError, UpstreamOptions, ADVERTISEMENT_CONTENT_TYPE,
     REQUEST_CONTENT_TYPE, RESULT_CONTENT_TYPE,
 };
 use tokio::io::AsyncWriteExt;
@@ -23,25 +23,25 @@ const EMPTY_ADVERTISEMENT: &[u8] = b"001e# service=git-upload-pack\n0000";
 /// Idle timeout of clients in the stall tests.
 const SHORT: Duration = Duration::from_millis(300);
 
-fn client(options: SourceOptions) -> SourceClient {
-    SourceClient::new(options).expect("client")
+fn client(options: UpstreamOptions) -> UpstreamClient {
+    UpstreamClient::new(options).expect("client")
 }
 
-fn default_client() -> SourceClient {
-    client(SourceOptions::default())
+fn default_client() -> UpstreamClient {
+    client(UpstreamOptions::default())
 }
 
-fn with_token(token: &str) -> SourceClient {
-    client(SourceOptions {
+fn with_token(token: &str) -> UpstreamClient {
+    client(UpstreamOptions {
         token: Some(token.to_owned()),
-        ..SourceOptions::default()
+        ..UpstreamOptions::default()
     })
 }
 
-fn short_idle() -> SourceClient {
-    client(SourceOptions {
+fn short_idle() -> UpstreamClient {
+    client(UpstreamOptions {
         idle_timeout: SHORT,
-        ..SourceOptions::default()
+        ..UpstreamOptions::default()
     })
 }
 
@@ -61,7 +61,7 @@ fn pkt(line: &str) -> String {
     format!("{:04x}{line}", line.len() + 4)
 }
 
-async fn collect(mut stream: BodyStream) -> Result<Vec<u8>, SourceError> {
+async fn collect(mut stream: BodyStream) -> Result<Vec<u8>, UpstreamError> {
     let mut body = Vec::new();
     while let Some(chunk) = stream.next_chunk().await? {
         assert!(!chunk.is_empty(), "next_chunk returned an empty chunk");
@@ -125,7 +125,7 @@ async fn real_backend_advertisement_then_pack() {
 async fn real_backend_missing_repository_is_not_found() {
     let missing = url(&common::git_server().url("no-such-repository.git"));
     let error = default_client().advertisement(&missing).await.unwrap_err();
-    assert!(matches!(error, SourceError::NotFound { .. }), "{error}");
+    assert!(matches!(error, UpstreamError::NotFound { .. }), "{error}");
     assert!(
         error.to_string().contains("repository not found"),
         "{error}"
@@ -159,7 +159,7 @@ async fn not_found_names_the_url_without_credentials_and_sends_them_as_basic_aut
         RawServer::start(|_| Reply::Send(http("404 Not Found", &[], b"no such repo"))).await;
     let repo = with_credentials(server.url("/org/repo.git"), "bob", "s3cret");
     let error = default_client().advertisement(&repo).await.unwrap_err();
-    assert!(matches!(error, SourceError::NotFound { .. }), "{error}");
+    assert!(matches!(error, UpstreamError::NotFound { .. }), "{error}");
     let text = error.to_string();
     assert!(
         text.contains("repository not found")
@@ -205,7 +205,7 @@ async fn unauthorized_without_and_with_a_token() {
     assert!(
         matches!(
             error,
-            SourceError::AuthenticationRequired { status: 401, .. }
+            UpstreamError::AuthenticationRequired { status: 401, .. }
         ),
         "{error}"
     );
@@ -213,7 +213,7 @@ async fn unauthorized_without_and_with_a_token() {
 
     let error = with_token("t0ken").advertisement(&repo).await.unwrap_err();
     assert!(
-        matches!(error, SourceError::AccessDenied { status: 403, .. }),
+        matches!(error, UpstreamError::AccessDenied { status: 403, .. }),
         "{error}"
     );
     assert!(!error.to_string().contains("t0ken"), "{error}");
@@ -221,7 +221,7 @@ async fn unauthorized_without_and_with_a_token() {
     let mut alice = server.url("/private");
     alice.set_username("alice").expect("user");
     let user_and_token = with_token("t0ken").advertisement(&alice).await.unwrap_err();
-    assert!(matches!(user_and_token, SourceError::AccessDenied { .. }));
+    assert!(matches!(user_and_token, UpstreamError::AccessDenied { .. }));
 
     let seen = server.seen();
     assert_eq!(seen.len(), 3);
@@ -252,7 +252,7 @@ async fn dumb_server_is_not_smart() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, SourceError::NotSmartServer { .. }),
+        matches!(error, UpstreamError::NotSmartServer { .. }),
         "{error}"
     );
     let text = error.to_string();
@@ -268,7 +268,7 @@ async fn dumb_server_is_not_smart() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, SourceError::NotSmartServer { found, .. } if found == "none"),
+        matches!(&error, UpstreamError::NotSmartServer { found, .. } if found == "none"),
         "{error}"
     );
 }
@@ -311,7 +311,7 @@ async fn compressed_response_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, SourceError::UnsupportedEncoding { encoding, .. } if encoding == "gzip"),
+        matches!(&error, UpstreamError::UnsupportedEncoding { encoding, .. } if encoding == "gzip"),
         "{error}"
     );
 }
@@ -329,7 +329,7 @@ async fn server_error_quotes_a_bounded_sanitized_excerpt() {
         .await
         .unwrap_err();
     match &error {
-        SourceError::Status { status, body, .. } => {
+        UpstreamError::Status { status, body, .. } => {
             assert_eq!(*status, 500);
             assert!(body.starts_with("fatal: the backend crashed xxx"), "{body}");
             assert!(body.len() <= 200, "{} bytes", body.len());
@@ -362,7 +362,7 @@ async fn upload_pack_checks_the_result_content_type() {
         .await
         .unwrap_err();
     assert!(
-        matches!(&error, SourceError::NotSmartServer { expected, found, .. }
+        matches!(&error, UpstreamError::NotSmartServer { expected, found, .. }
             if *expected == RESULT_CONTENT_TYPE && found == "text/html"),
         "{error}"
     );
@@ -494,7 +494,10 @@ async fn upload_pack_follows_307_but_not_302() {
         .await
         .expect("advertisement");
     let error = client.upload_pack(&endpoint, request).await.unwrap_err();
-    assert!(matches!(error, SourceError::BadRedirect { .. }), "{error}");
+    assert!(
+        matches!(error, UpstreamError::BadRedirect { .. }),
+        "{error}"
+    );
     assert!(error.to_string().contains("307"), "{error}");
 }
 
@@ -504,16 +507,16 @@ async fn redirect_loop_is_bounded() {
         Reply::Send(http("302 Found", &[("Location", &request.target)], b""))
     })
     .await;
-    let client = client(SourceOptions {
+    let client = client(UpstreamOptions {
         max_redirects: 3,
-        ..SourceOptions::default()
+        ..UpstreamOptions::default()
     });
     let error = client
         .advertisement(&server.url("/loop"))
         .await
         .unwrap_err();
     assert!(
-        matches!(error, SourceError::TooManyRedirects { max: 3, .. }),
+        matches!(error, UpstreamError::TooManyRedirects { max: 3, .. }),
         "{error}"
     );
     assert_eq!(server.seen().len(), 4, "the first request and 3 redirects");
@@ -533,7 +536,10 @@ async fn redirect_away_from_info_refs_cannot_locate_the_repository() {
         .advertisement(&server.url("/repo"))
         .await
         .unwrap_err();
-    assert!(matches!(error, SourceError::BadRedirect { .. }), "{error}");
+    assert!(
+        matches!(error, UpstreamError::BadRedirect { .. }),
+        "{error}"
+    );
     assert!(
         error
             .to_string()
@@ -554,7 +560,7 @@ async fn no_response_headers_times_out() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, SourceError::ResponseTimeout { .. }),
+        matches!(error, UpstreamError::ResponseTimeout { .. }),
         "{error}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -572,7 +578,10 @@ async fn stalled_advertisement_body_times_out() {
         .advertisement(&server.url("/repo"))
         .await
         .unwrap_err();
-    assert!(matches!(error, SourceError::IdleTimeout { .. }), "{error}");
+    assert!(
+        matches!(error, UpstreamError::IdleTimeout { .. }),
+        "{error}"
+    );
     assert!(
         error.to_string().contains("no data from server for 300ms"),
         "{error}"
@@ -591,7 +600,7 @@ async fn pack_server(reply: impl Fn() -> Reply + Send + Sync + 'static) -> RawSe
     .await
 }
 
-async fn upload_pack_stream(client: &SourceClient, server: &RawServer) -> BodyStream {
+async fn upload_pack_stream(client: &UpstreamClient, server: &RawServer) -> BodyStream {
     let (endpoint, _) = client
         .advertisement(&server.url("/repo"))
         .await
@@ -617,7 +626,7 @@ fn result_reply(framing: &str, body: &[u8]) -> Vec<u8> {
 async fn closed_pack_body(
     framing: &'static str,
     body: &'static [u8],
-) -> Result<Vec<u8>, SourceError> {
+) -> Result<Vec<u8>, UpstreamError> {
     let server = pack_server(move || Reply::Send(result_reply(framing, body))).await;
     let client = default_client();
     collect(upload_pack_stream(&client, &server).await).await
@@ -634,7 +643,10 @@ async fn stalled_pack_times_out_after_the_data_so_far() {
     let first = stream.next_chunk().await.expect("first chunk");
     assert_eq!(first.as_deref(), Some(&b"0008NAK\nPACK"[..]));
     let error = stream.next_chunk().await.unwrap_err();
-    assert!(matches!(error, SourceError::IdleTimeout { .. }), "{error}");
+    assert!(
+        matches!(error, UpstreamError::IdleTimeout { .. }),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -642,7 +654,7 @@ async fn pack_cut_short_of_its_content_length_is_an_error() {
     let error = closed_pack_body("Content-Length: 1000\r\n", b"0008NAK\nPACK")
         .await
         .unwrap_err();
-    assert!(matches!(error, SourceError::Body { .. }), "{error}");
+    assert!(matches!(error, UpstreamError::Body { .. }), "{error}");
 }
 
 #[tokio::test]
@@ -650,7 +662,7 @@ async fn chunked_pack_without_its_last_chunk_is_an_error() {
     let error = closed_pack_body("Transfer-Encoding: chunked\r\n", b"c\r\n0008NAK\nPACK\r\n")
         .await
         .unwrap_err();
-    assert!(matches!(error, SourceError::Body { .. }), "{error}");
+    assert!(matches!(error, UpstreamError::Body { .. }), "{error}");
 }
 
 #[tokio::test]
@@ -664,9 +676,9 @@ async fn close_delimited_pack_ends_at_the_close() {
 
 #[tokio::test]
 async fn oversize_advertisement_is_refused() {
-    let limited = client(SourceOptions {
+    let limited = client(UpstreamOptions {
         max_advertisement_bytes: 1024,
-        ..SourceOptions::default()
+        ..UpstreamOptions::default()
     });
 
     // Chunked, so only the arriving bytes tell.
@@ -695,7 +707,7 @@ async fn oversize_advertisement_is_refused() {
     assert!(
         matches!(
             error,
-            SourceError::AdvertisementTooLarge { limit: 1024, .. }
+            UpstreamError::AdvertisementTooLarge { limit: 1024, .. }
         ),
         "{error}"
     );
@@ -713,7 +725,7 @@ async fn oversize_advertisement_is_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(error, SourceError::AdvertisementTooLarge { .. }),
+        matches!(error, UpstreamError::AdvertisementTooLarge { .. }),
         "{error}"
     );
     assert!(started.elapsed() < Duration::from_secs(10));
@@ -730,7 +742,7 @@ async fn closed_port_is_connection_refused() {
     let repo = with_credentials(url(&format!("http://127.0.0.1:{port}/repo")), "u", "pw");
     let error = default_client().advertisement(&repo).await.unwrap_err();
     assert!(
-        matches!(error, SourceError::ConnectionRefused { .. }),
+        matches!(error, UpstreamError::ConnectionRefused { .. }),
         "{error}"
     );
     let text = error.to_string();
@@ -756,7 +768,7 @@ async fn https_to_a_plain_http_server_is_a_tls_error() {
         .advertisement(&url(&format!("https://127.0.0.1:{port}/repo")))
         .await
         .unwrap_err();
-    assert!(matches!(error, SourceError::Tls { .. }), "{error}");
+    assert!(matches!(error, UpstreamError::Tls { .. }), "{error}");
 }
 
 #[tokio::test]
@@ -767,20 +779,20 @@ async fn unusable_urls_and_options_are_rejected() {
     ] {
         let error = default_client().advertisement(&url(bad)).await.unwrap_err();
         assert!(
-            matches!(error, SourceError::InvalidUrl { .. }),
+            matches!(error, UpstreamError::InvalidUrl { .. }),
             "{bad}: {error}"
         );
     }
-    let error = SourceClient::new(SourceOptions {
+    let error = UpstreamClient::new(UpstreamOptions {
         user_agent: "bad\nagent".to_owned(),
-        ..SourceOptions::default()
+        ..UpstreamOptions::default()
     })
     .unwrap_err();
-    assert!(matches!(error, SourceError::InvalidOption(_)), "{error}");
-    let error = SourceClient::new(SourceOptions {
+    assert!(matches!(error, UpstreamError::InvalidOption(_)), "{error}");
+    let error = UpstreamClient::new(UpstreamOptions {
         idle_timeout: Duration::ZERO,
-        ..SourceOptions::default()
+        ..UpstreamOptions::default()
     })
     .unwrap_err();
-    assert!(matches!(error, SourceError::InvalidOption(_)), "{error}");
+    assert!(matches!(error, UpstreamError::InvalidOption(_)), "{error}");
 }

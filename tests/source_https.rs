@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mirror_git_to_s3::source::{SourceClient, SourceError, SourceOptions};
+use mirror_git_to_s3::upstream::{UpstreamClient, UpstreamError, UpstreamOptions};
 use url::Url;
 
 /// The HTTPS front and what the tests need to know about it.
@@ -149,8 +149,8 @@ fn repo_name() -> String {
         .to_owned()
 }
 
-fn client() -> SourceClient {
-    SourceClient::new(SourceOptions::default()).expect("client")
+fn client() -> UpstreamClient {
+    UpstreamClient::new(UpstreamOptions::default()).expect("client")
 }
 
 fn pkt(line: &str) -> String {
@@ -210,7 +210,7 @@ async fn https_redirect_to_plain_http_is_refused() {
     .expect("url");
     let error = client().advertisement(&repo).await.unwrap_err();
     assert!(
-        matches!(error, SourceError::InsecureRedirect { .. }),
+        matches!(error, UpstreamError::InsecureRedirect { .. }),
         "{error}"
     );
     assert!(
@@ -228,6 +228,6 @@ async fn certificate_for_another_name_is_a_tls_error() {
     let repo =
         Url::parse(&format!("https://localhost:{}/{}", front.port, repo_name())).expect("url");
     let error = client().advertisement(&repo).await.unwrap_err();
-    assert!(matches!(error, SourceError::Tls { .. }), "{error}");
+    assert!(matches!(error, UpstreamError::Tls { .. }), "{error}");
     assert!(error.to_string().contains("certificate"), "{error}");
 }

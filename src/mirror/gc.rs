@@ -6,8 +6,8 @@
 //! cannot tell when a pack *stopped* being listed. A pack that is listed again is forgotten, and nothing listed at
 //! the moment of deletion is ever deleted.
 
-use crate::layout;
-use crate::oid::ObjectId;
+use crate::git::layout;
+use crate::git::oid::ObjectId;
 use crate::store::{Precondition, Store, StoreError};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};

@@ -8,17 +8,19 @@
 //! order that keeps every reader consistent: pack, index, pack list, `packed-refs`, `info/refs`, `HEAD`. Anything
 //! that fails before the pack list is written leaves the previous mirror exactly as it was and aborts the upload.
 
-use crate::config::{Mapping, MirrorOptions, Stage};
-use crate::gc;
-use crate::idx;
-use crate::layout::{self, Head, Ref};
-use crate::oid::ObjectId;
-use crate::pack::PackParser;
-use crate::protocol::{self, Advertisement, ResponseDecoder, ResponseEvent};
+pub mod gc;
+
+use crate::git::idx;
+use crate::git::layout::{self, Head, Ref};
+use crate::git::oid::ObjectId;
+use crate::git::pack::PackParser;
+use crate::git::resolve::{self, PackReader, ResolveOptions};
+use crate::git::upload_pack::{self, Advertisement, ResponseDecoder, ResponseEvent};
+use crate::options::{Mapping, MirrorOptions};
+use crate::progress::Stage;
 use crate::report::{MirrorPath, RepoReport};
-use crate::resolve::{self, PackSource, ResolveOptions};
-use crate::source::{self, SourceClient, SourceOptions};
 use crate::store::{self, Object, Precondition, Store, StoreError, Upload};
+use crate::upstream::{self, UpstreamClient, UpstreamOptions};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use std::collections::HashSet;
@@ -41,13 +43,13 @@ pub enum MirrorError {
     SourceUrl(String),
     /// Talking to the source failed.
     #[error(transparent)]
-    Source(#[from] source::SourceError),
+    Source(#[from] upstream::UpstreamError),
     /// The source spoke the protocol wrongly, or reported an error.
     #[error(transparent)]
-    Protocol(#[from] protocol::ProtocolError),
+    Protocol(#[from] upload_pack::ProtocolError),
     /// The pack was malformed.
     #[error("invalid pack from source: {0}")]
-    Pack(#[from] crate::pack::PackError),
+    Pack(#[from] crate::git::pack::PackError),
     /// Delta resolution failed.
     #[error("invalid pack from source: {0}")]
     Resolve(#[from] resolve::ResolveError),
@@ -77,11 +79,11 @@ pub enum MirrorError {
 /// Mirrors every mapping, at most `options.concurrency` at once, and reports on each in the order given.
 /// A failing mapping never stops the others; its report carries the error.
 pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<RepoReport> {
-    let client = SourceClient::new(SourceOptions {
+    let client = UpstreamClient::new(UpstreamOptions {
         connect_timeout: options.connect_timeout,
         idle_timeout: options.idle_timeout,
         token: options.token.clone(),
-        ..SourceOptions::default()
+        ..UpstreamOptions::default()
     });
     // The (not yet started) futures are collected first: a closure inside the stream's type would make the
     // returned future fail to be `Send` (a known limit of the compiler with higher-ranked closure lifetimes).
@@ -96,7 +98,7 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
 }
 
 async fn mirror_mapping(
-    client: &Result<SourceClient, source::SourceError>,
+    client: &Result<UpstreamClient, upstream::UpstreamError>,
     mapping: &Mapping,
     options: &MirrorOptions,
 ) -> RepoReport {
@@ -109,7 +111,7 @@ async fn mirror_mapping(
 /// A report of a mapping that has done nothing yet.
 fn new_report(mapping: &Mapping) -> RepoReport {
     RepoReport {
-        source: source::redact_str(&mapping.source),
+        source: upstream::redact_str(&mapping.source),
         target: mapping.target.clone(),
         path: MirrorPath::NotStarted,
         refs: 0,
@@ -132,7 +134,7 @@ fn failed_report(mapping: &Mapping, started: Instant, error: String) -> RepoRepo
 
 /// Mirrors one mapping with an existing source client.
 pub async fn mirror_repo(
-    client: &SourceClient,
+    client: &UpstreamClient,
     mapping: &Mapping,
     options: &MirrorOptions,
 ) -> RepoReport {
@@ -253,7 +255,7 @@ struct NewPack {
 }
 
 struct Run<'a> {
-    client: &'a SourceClient,
+    client: &'a UpstreamClient,
     options: &'a MirrorOptions,
     store: Arc<dyn Store>,
     /// The multipart upload in progress, aborted if the run stops before completing it.
@@ -274,7 +276,7 @@ impl Run<'_> {
         let url = parse_source_url(source_url)?;
         self.progress(Stage::Negotiating);
         let (repo_url, adv_body) = self.client.advertisement(&url).await?;
-        let adv = protocol::parse_advertisement(&adv_body)?;
+        let adv = upload_pack::parse_advertisement(&adv_body)?;
         let desired = desired_state(&adv, self.options);
         self.report.refs = desired.refs.len();
 
@@ -365,12 +367,12 @@ impl Run<'_> {
     async fn fetch_pack(
         &mut self,
         adv: &Advertisement,
-        repo_url: &source::RepoEndpoint,
+        repo_url: &upstream::RepoEndpoint,
         wants: &[ObjectId],
         haves: &[ObjectId],
     ) -> Result<Option<NewPack>, MirrorError> {
-        let caps = protocol::choose_capabilities(adv, AGENT)?;
-        let request = protocol::build_upload_request(wants, haves, &caps)?;
+        let caps = upload_pack::choose_capabilities(adv, AGENT)?;
+        let request = upload_pack::build_upload_request(wants, haves, &caps)?;
         let mut body = self
             .client
             .upload_pack(repo_url, Bytes::from(request))
@@ -416,9 +418,9 @@ impl Run<'_> {
 
         let total = parsed.entries.len() as u64;
         self.progress(Stage::Resolving(0, total));
-        let source: Box<dyn PackSource> = match &held {
+        let source: Box<dyn PackReader> = match &held {
             Spool::Memory(bytes) => Box::new(bytes.clone()),
-            Spool::Store(key) => Box::new(StorePackSource::new(
+            Spool::Store(key) => Box::new(StorePackReader::new(
                 self.store.clone(),
                 key.clone(),
                 parsed.pack_len,
@@ -690,7 +692,7 @@ fn parse_source_url(text: &str) -> Result<Url, MirrorError> {
     Url::parse(text)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| MirrorError::SourceUrl(source::redact_str(text)))
+        .ok_or_else(|| MirrorError::SourceUrl(upstream::redact_str(text)))
 }
 
 /// A name for this run's temporary upload, unique across concurrent runs and processes.
@@ -737,7 +739,7 @@ impl Budget {
 
 /// Reads a stored pack back for delta resolution: aligned chunks fetched with ranged GETs, a few kept in an LRU,
 /// so a scan in pack order costs one request per chunk.
-struct StorePackSource {
+struct StorePackReader {
     store: Arc<dyn Store>,
     key: String,
     len: u64,
@@ -746,9 +748,9 @@ struct StorePackSource {
     cache: Mutex<Vec<(u64, Bytes)>>,
 }
 
-impl StorePackSource {
+impl StorePackReader {
     fn new(store: Arc<dyn Store>, key: String, len: u64, budget: &Budget) -> Self {
-        StorePackSource {
+        StorePackReader {
             store,
             key,
             len,
@@ -781,7 +783,7 @@ impl StorePackSource {
 }
 
 #[async_trait::async_trait]
-impl PackSource for StorePackSource {
+impl PackReader for StorePackReader {
     async fn read_at(
         &self,
         offset: u64,
@@ -812,106 +814,4 @@ impl PackSource for StorePackSource {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::protocol::AdvertisedRef;
-
-    fn adv(head: Option<u8>, symref: Option<&str>, refs: &[(&str, u8)]) -> Advertisement {
-        Advertisement {
-            head: head.map(|n| ObjectId([n; 20])),
-            head_symref: symref.map(str::to_owned),
-            refs: refs
-                .iter()
-                .map(|(name, n)| AdvertisedRef {
-                    name: (*name).to_owned(),
-                    oid: ObjectId([*n; 20]),
-                    peeled: None,
-                })
-                .collect(),
-            capabilities: Vec::new(),
-        }
-    }
-
-    fn head_of(a: &Advertisement) -> Head {
-        desired_state(a, &MirrorOptions::default()).head
-    }
-
-    #[test]
-    fn head_follows_symref_then_commit_then_conventional_names() {
-        let sym = |s: &str| Head::Symbolic(s.to_owned());
-        let refs = [
-            ("refs/heads/trunk", 1),
-            ("refs/heads/main", 2),
-            ("refs/tags/v1", 3),
-        ];
-        assert_eq!(
-            head_of(&adv(Some(1), Some("refs/heads/trunk"), &refs)),
-            sym("refs/heads/trunk")
-        );
-        assert_eq!(head_of(&adv(Some(1), None, &refs)), sym("refs/heads/trunk"));
-        assert_eq!(
-            head_of(&adv(Some(9), Some("refs/heads/gone"), &refs)),
-            sym("refs/heads/main")
-        );
-        assert_eq!(
-            head_of(&adv(Some(3), None, &[("refs/tags/v1", 3)])),
-            Head::Detached(ObjectId([3; 20]))
-        );
-        assert_eq!(
-            head_of(&adv(None, Some("refs/heads/dev"), &[])),
-            sym("refs/heads/dev")
-        );
-        assert_eq!(head_of(&adv(None, None, &[])), sym("refs/heads/main"));
-    }
-
-    #[test]
-    fn ref_filter_applies_to_published_refs() {
-        let options = MirrorOptions {
-            ref_prefixes: vec!["refs/heads/".into(), "refs/tags/".into()],
-            ..MirrorOptions::default()
-        };
-        let a = adv(
-            Some(1),
-            None,
-            &[("refs/pull/1/head", 5), ("refs/heads/main", 1)],
-        );
-        let d = desired_state(&a, &options);
-        assert_eq!(d.refs.len(), 1);
-        assert_eq!(d.refs[0].name, "refs/heads/main");
-    }
-
-    #[test]
-    fn mirror_repos_can_be_spawned() {
-        fn assert_send<T: Send>(_: &T) {}
-        let options = MirrorOptions::default();
-        let mappings = [Mapping {
-            source: "https://example.com/r.git".into(),
-            target: "s3://b/p".into(),
-        }];
-        assert_send(&mirror_repos(&mappings, &options));
-    }
-
-    #[test]
-    fn source_urls_must_be_http() {
-        assert!(parse_source_url("https://example.com/a/b.git").is_ok());
-        for bad in ["ftp://x/y", "not a url", "file:///etc", "https://"] {
-            assert!(parse_source_url(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn budget_parts_stay_within_total() {
-        for mib in [24u64, 32, 256, 3008, 10240] {
-            let b = Budget::new(mib << 20);
-            let used = 16 * 1024 * 1024
-                + b.in_memory_pack
-                + b.object_cache
-                + b.read_chunk * b.read_chunks as u64;
-            assert!(
-                used <= (mib << 20).max(24 << 20) + (8 << 20),
-                "{mib} MiB budget overspent: {used}"
-            );
-            assert!(b.big_object >= 1 << 20);
-        }
-    }
-}
+mod tests;

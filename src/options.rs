@@ -1,5 +1,6 @@
 //! What to mirror and how: mappings and run options shared by the library, the CLI and the Lambda function.
 
+use crate::progress::Progress;
 use crate::store::S3Options;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -12,25 +13,6 @@ pub struct Mapping {
     pub source: String,
     /// Where the mirror lives: `s3://bucket/prefix` or a directory path.
     pub target: String,
-}
-
-/// Stages a repository goes through, reported to a [`Progress`] observer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stage {
-    /// Reading the source's refs and the mirror's state.
-    Negotiating,
-    /// Receiving the pack; the number is the bytes received so far.
-    Receiving(u64),
-    /// Computing object ids; the numbers are entries done and the total.
-    Resolving(u64, u64),
-    /// Writing index, pack list and refs.
-    Publishing,
-}
-
-/// Observer of per-repository progress (the CLI draws progress bars with it).
-pub trait Progress: Send + Sync {
-    /// Called whenever `source` moves on; cheap and frequent.
-    fn update(&self, source: &str, stage: Stage);
 }
 
 /// Current wall-clock time; injectable so that garbage-collection grace periods can be tested.

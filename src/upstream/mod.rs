@@ -54,9 +54,9 @@ const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Query string of the advertisement request.
 const ADVERTISEMENT_QUERY: &str = "service=git-upload-pack";
 
-/// Settings of a [`SourceClient`].
+/// Settings of a [`UpstreamClient`].
 #[derive(Clone)]
-pub struct SourceOptions {
+pub struct UpstreamOptions {
     /// Limit for establishing a TCP connection.
     pub connect_timeout: Duration,
     /// Limit for waiting on the server: for the response headers of a request, and between two
@@ -76,9 +76,9 @@ pub struct SourceOptions {
     pub max_advertisement_bytes: u64,
 }
 
-impl Default for SourceOptions {
+impl Default for UpstreamOptions {
     fn default() -> Self {
-        SourceOptions {
+        UpstreamOptions {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             max_redirects: 5,
@@ -89,9 +89,9 @@ impl Default for SourceOptions {
     }
 }
 
-impl fmt::Debug for SourceOptions {
+impl fmt::Debug for UpstreamOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceOptions")
+        f.debug_struct("UpstreamOptions")
             .field("connect_timeout", &self.connect_timeout)
             .field("idle_timeout", &self.idle_timeout)
             .field("max_redirects", &self.max_redirects)
@@ -109,7 +109,7 @@ pub fn default_user_agent() -> String {
 
 /// Errors of the source HTTP client. URLs in them are redacted: they never carry credentials.
 #[derive(Debug, thiserror::Error)]
-pub enum SourceError {
+pub enum UpstreamError {
     /// A client option is unusable.
     #[error("invalid source client option: {0}")]
     InvalidOption(String),
@@ -259,7 +259,7 @@ pub enum SourceError {
         /// The underlying error chain.
         detail: String,
     },
-    /// The advertisement exceeds [`SourceOptions::max_advertisement_bytes`].
+    /// The advertisement exceeds [`UpstreamOptions::max_advertisement_bytes`].
     #[error("{url}: ref advertisement larger than the limit of {limit} bytes")]
     AdvertisementTooLarge {
         /// The redacted URL.
@@ -313,7 +313,7 @@ impl Credentials {
     }
 }
 
-/// A smart-HTTP repository as located by [`SourceClient::advertisement`]: its base URL after
+/// A smart-HTTP repository as located by [`UpstreamClient::advertisement`]: its base URL after
 /// redirects, and the credentials of the original URL, which go only to the original origin (so
 /// a repository that moved to another host gets none).
 #[derive(Clone)]
@@ -346,15 +346,15 @@ type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// HTTP(S) client for smart-HTTP git servers. Cheap to clone; clones share one connection pool.
 #[derive(Clone)]
-pub struct SourceClient {
+pub struct UpstreamClient {
     http: HttpClient,
-    options: Arc<SourceOptions>,
+    options: Arc<UpstreamOptions>,
     user_agent: HeaderValue,
 }
 
-impl fmt::Debug for SourceClient {
+impl fmt::Debug for UpstreamClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceClient")
+        f.debug_struct("UpstreamClient")
             .field("options", &self.options)
             .finish_non_exhaustive()
     }
@@ -376,17 +376,17 @@ impl Service {
     }
 }
 
-impl SourceClient {
+impl UpstreamClient {
     /// A client with its own connection pool. Fails on an unusable user agent or zero timeouts.
-    pub fn new(options: SourceOptions) -> Result<Self, SourceError> {
+    pub fn new(options: UpstreamOptions) -> Result<Self, UpstreamError> {
         let user_agent = HeaderValue::from_str(&options.user_agent).map_err(|_| {
-            SourceError::InvalidOption(format!(
+            UpstreamError::InvalidOption(format!(
                 "user agent {:?} is not a valid header value",
                 options.user_agent
             ))
         })?;
         if options.idle_timeout.is_zero() || options.connect_timeout.is_zero() {
-            return Err(SourceError::InvalidOption(
+            return Err(UpstreamError::InvalidOption(
                 "timeouts must be greater than zero".to_owned(),
             ));
         }
@@ -414,7 +414,7 @@ impl SourceClient {
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .http2_adaptive_window(true)
             .build(connector);
-        Ok(SourceClient {
+        Ok(UpstreamClient {
             http,
             options: Arc::new(options),
             user_agent,
@@ -423,9 +423,9 @@ impl SourceClient {
 
     /// Fetches `<repo>/info/refs?service=git-upload-pack`, following redirects, and checks that
     /// the server speaks smart HTTP. Returns where the repository turned out to be (pass it to
-    /// [`SourceClient::upload_pack`]) and the raw body (pkt-lines starting with
-    /// `# service=git-upload-pack`), collected up to [`SourceOptions::max_advertisement_bytes`].
-    pub async fn advertisement(&self, repo: &Url) -> Result<(RepoEndpoint, Bytes), SourceError> {
+    /// [`UpstreamClient::upload_pack`]) and the raw body (pkt-lines starting with
+    /// `# service=git-upload-pack`), collected up to [`UpstreamOptions::max_advertisement_bytes`].
+    pub async fn advertisement(&self, repo: &Url) -> Result<(RepoEndpoint, Bytes), UpstreamError> {
         let base = repo_base(repo)?;
         let credentials = credentials_for(repo, self.options.token.as_deref());
         let mut target = base.clone();
@@ -450,7 +450,7 @@ impl SourceClient {
             .await?;
         let limit = self.options.max_advertisement_bytes;
         if content_length(response.headers()).is_some_and(|declared| declared > limit) {
-            return Err(SourceError::AdvertisementTooLarge { url: shown, limit });
+            return Err(UpstreamError::AdvertisementTooLarge { url: shown, limit });
         }
         let endpoint = RepoEndpoint {
             base: base_after_redirect(&final_url, &shown)?,
@@ -460,7 +460,7 @@ impl SourceClient {
         let mut body = BytesMut::new();
         while let Some(chunk) = stream.next_chunk().await? {
             if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(SourceError::AdvertisementTooLarge {
+                return Err(UpstreamError::AdvertisementTooLarge {
                     url: stream.url,
                     limit,
                 });
@@ -477,7 +477,7 @@ impl SourceClient {
         &self,
         repo: &RepoEndpoint,
         request: Bytes,
-    ) -> Result<BodyStream, SourceError> {
+    ) -> Result<BodyStream, UpstreamError> {
         let mut target = repo.base.clone();
         target.set_path(&format!("{}/git-upload-pack", repo.base.path()));
         let (final_url, response) = self
@@ -508,7 +508,7 @@ impl SourceClient {
         mut url: Url,
         credentials: Option<&Credentials>,
         body: Bytes,
-    ) -> Result<(Url, Response<Incoming>), SourceError> {
+    ) -> Result<(Url, Response<Incoming>), UpstreamError> {
         let first = redact(&url);
         let max = self.options.max_redirects;
         let mut redirects = 0;
@@ -528,7 +528,7 @@ impl SourceClient {
                 return Ok((url, response));
             }
             if redirects == max {
-                return Err(SourceError::TooManyRedirects { url: first, max });
+                return Err(UpstreamError::TooManyRedirects { url: first, max });
             }
             redirects += 1;
             let next = redirect_target(&url, response.headers())?;
@@ -548,9 +548,9 @@ impl SourceClient {
         url: &Url,
         credentials: Option<&Credentials>,
         body: Bytes,
-    ) -> Result<Response<Incoming>, SourceError> {
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let shown = redact(url);
-        let uri = Uri::try_from(url.as_str()).map_err(|error| SourceError::InvalidUrl {
+        let uri = Uri::try_from(url.as_str()).map_err(|error| UpstreamError::InvalidUrl {
             url: shown.clone(),
             reason: error.to_string(),
         })?;
@@ -574,14 +574,14 @@ impl SourceClient {
         }
         let request = builder
             .body(Full::new(body))
-            .map_err(|error| SourceError::InvalidUrl {
+            .map_err(|error| UpstreamError::InvalidUrl {
                 url: shown.clone(),
                 reason: error.to_string(),
             })?;
         let timeout = self.options.idle_timeout;
         let response = match tokio::time::timeout(timeout, self.http.request(request)).await {
             Err(_) => {
-                return Err(SourceError::ResponseTimeout {
+                return Err(UpstreamError::ResponseTimeout {
                     url: shown,
                     timeout,
                 })
@@ -603,18 +603,18 @@ impl SourceClient {
         url: String,
         target: &Url,
         error: &hyper_util::client::legacy::Error,
-    ) -> SourceError {
+    ) -> UpstreamError {
         // The client error's own text ("client error (Connect)") adds nothing to its cause.
         let detail = error
             .source()
             .map_or_else(|| error.to_string(), error_chain);
         if !error.is_connect() {
-            return SourceError::Request { url, detail };
+            return UpstreamError::Request { url, detail };
         }
         if has_io_error(error, &|kind| kind == std::io::ErrorKind::ConnectionRefused) {
-            SourceError::ConnectionRefused { url }
+            UpstreamError::ConnectionRefused { url }
         } else if has_io_error(error, &|kind| kind == std::io::ErrorKind::TimedOut) {
-            SourceError::ConnectTimeout {
+            UpstreamError::ConnectTimeout {
                 url,
                 timeout: self.options.connect_timeout,
             }
@@ -626,9 +626,9 @@ impl SourceClient {
                 )
             })
         {
-            SourceError::Tls { url, detail }
+            UpstreamError::Tls { url, detail }
         } else {
-            SourceError::Connect { url, detail }
+            UpstreamError::Connect { url, detail }
         }
     }
 
@@ -639,25 +639,25 @@ impl SourceClient {
         service: Service,
         final_url: &Url,
         credentials: Option<&Credentials>,
-    ) -> Result<Response<Incoming>, SourceError> {
+    ) -> Result<Response<Incoming>, UpstreamError> {
         let status = response.status();
         let url = redact(final_url);
         let sent_credentials = credentials.is_some_and(|c| c.may_go_to(final_url));
         match status {
             s if s.is_success() => {}
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if sent_credentials => {
-                return Err(SourceError::AccessDenied {
+                return Err(UpstreamError::AccessDenied {
                     url,
                     status: status.as_u16(),
                 })
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(SourceError::AuthenticationRequired {
+                return Err(UpstreamError::AuthenticationRequired {
                     url,
                     status: status.as_u16(),
                 })
             }
-            StatusCode::NOT_FOUND => return Err(SourceError::NotFound { url }),
+            StatusCode::NOT_FOUND => return Err(UpstreamError::NotFound { url }),
             s if s.is_redirection() && service == Service::UploadPack => {
                 let location = response
                     .headers()
@@ -668,7 +668,7 @@ impl SourceClient {
                         || "an unusable Location".to_owned(),
                         |target| redact(&target),
                     );
-                return Err(SourceError::BadRedirect {
+                return Err(UpstreamError::BadRedirect {
                     url,
                     reason: format!(
                         "HTTP {} to {location} for the upload-pack POST; only 307 and 308 keep the request body",
@@ -678,7 +678,7 @@ impl SourceClient {
             }
             _ => {
                 let body = self.body_excerpt(response).await;
-                return Err(SourceError::Status {
+                return Err(UpstreamError::Status {
                     url,
                     status: status.as_u16(),
                     body,
@@ -690,7 +690,7 @@ impl SourceClient {
                 .trim()
                 .to_owned();
             if !encoding.eq_ignore_ascii_case("identity") {
-                return Err(SourceError::UnsupportedEncoding { url, encoding });
+                return Err(UpstreamError::UnsupportedEncoding { url, encoding });
             }
         }
         let expected = service.expected_content_type();
@@ -700,7 +700,7 @@ impl SourceClient {
             .and_then(|value| value.split(';').next())
             .map(str::trim);
         if !media_type.is_some_and(|media| media.eq_ignore_ascii_case(expected)) {
-            return Err(SourceError::NotSmartServer {
+            return Err(UpstreamError::NotSmartServer {
                 url,
                 expected,
                 found: found.map_or_else(|| "none".to_owned(), |value| sanitize(value.as_bytes())),
@@ -768,18 +768,18 @@ impl BodyStream {
 
     /// The next non-empty chunk, `None` at the end. Fails if the server sends nothing for the idle
     /// timeout or the body breaks off.
-    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, SourceError> {
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, UpstreamError> {
         loop {
             let frame = match tokio::time::timeout(self.idle_timeout, self.body.frame()).await {
                 Err(_) => {
-                    return Err(SourceError::IdleTimeout {
+                    return Err(UpstreamError::IdleTimeout {
                         url: self.url.clone(),
                         timeout: self.idle_timeout,
                     })
                 }
                 Ok(None) => return Ok(None),
                 Ok(Some(Err(error))) => {
-                    return Err(SourceError::Body {
+                    return Err(UpstreamError::Body {
                         url: self.url.clone(),
                         detail: error_chain(&error),
                     })
@@ -798,8 +798,8 @@ impl BodyStream {
 
 /// Validates a repository URL and returns its base: no credentials, no fragment, no trailing
 /// slash.
-fn repo_base(repo: &Url) -> Result<Url, SourceError> {
-    let invalid = |reason: &str| SourceError::InvalidUrl {
+fn repo_base(repo: &Url) -> Result<Url, UpstreamError> {
+    let invalid = |reason: &str| UpstreamError::InvalidUrl {
         url: redact(repo),
         reason: reason.to_owned(),
     };
@@ -829,7 +829,7 @@ fn without_credentials(url: &Url) -> Url {
 }
 
 /// Basic credentials from the URL's user info and the configured token (see
-/// [`SourceOptions::token`]), bound to the URL's origin.
+/// [`UpstreamOptions::token`]), bound to the URL's origin.
 fn credentials_for(repo: &Url, token: Option<&str>) -> Option<Credentials> {
     let user = percent_decode(repo.username());
     let password = repo.password().map(percent_decode);
@@ -891,8 +891,8 @@ fn is_redirect(status: StatusCode) -> bool {
 
 /// Resolves a redirect's `Location` against the URL that answered. Credentials in the location
 /// are dropped; leaving https for http is refused.
-fn redirect_target(current: &Url, headers: &HeaderMap) -> Result<Url, SourceError> {
-    let bad = |reason: String| SourceError::BadRedirect {
+fn redirect_target(current: &Url, headers: &HeaderMap) -> Result<Url, UpstreamError> {
+    let bad = |reason: String| UpstreamError::BadRedirect {
         url: redact(current),
         reason,
     };
@@ -906,7 +906,7 @@ fn redirect_target(current: &Url, headers: &HeaderMap) -> Result<Url, SourceErro
         .map_err(|error| bad(format!("invalid Location {location:?}: {error}")))?;
     let next = without_credentials(&next);
     match (current.scheme(), next.scheme()) {
-        ("https", "http") => Err(SourceError::InsecureRedirect {
+        ("https", "http") => Err(UpstreamError::InsecureRedirect {
             url: redact(current),
             location: redact(&next),
         }),
@@ -920,7 +920,7 @@ fn redirect_target(current: &Url, headers: &HeaderMap) -> Result<Url, SourceErro
 
 /// Git's rule for a redirected advertisement: the final URL must still end with
 /// `/info/refs?service=git-upload-pack`, and what precedes it is the new repository base.
-fn base_after_redirect(final_url: &Url, shown: &str) -> Result<Url, SourceError> {
+fn base_after_redirect(final_url: &Url, shown: &str) -> Result<Url, UpstreamError> {
     let base_path = final_url
         .path()
         .strip_suffix("/info/refs")
@@ -932,7 +932,7 @@ fn base_after_redirect(final_url: &Url, shown: &str) -> Result<Url, SourceError>
             base.set_path(path);
             Ok(base)
         }
-        None => Err(SourceError::BadRedirect {
+        None => Err(UpstreamError::BadRedirect {
             url: shown.to_owned(),
             reason: "the redirect target does not end with /info/refs?service=git-upload-pack, \
                      so the repository URL cannot be derived from it"
@@ -1010,168 +1010,4 @@ fn sanitize(raw: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn url(text: &str) -> Url {
-        Url::parse(text).unwrap()
-    }
-
-    #[test]
-    fn redact_hides_user_and_password() {
-        assert_eq!(
-            redact(&url("https://user:secret@example.com/a/b.git#frag")),
-            "https://***@example.com/a/b.git"
-        );
-        assert_eq!(
-            redact(&url("https://ghp_token@example.com/a")),
-            "https://***@example.com/a"
-        );
-        assert_eq!(
-            redact(&url("http://example.com:8080/a?x=1")),
-            "http://example.com:8080/a?x=1"
-        );
-    }
-
-    #[test]
-    fn redact_str_hides_user_info_even_in_broken_urls() {
-        assert_eq!(
-            redact_str("https://u:pw@example.com/r"),
-            "https://***@example.com/r"
-        );
-        assert_eq!(
-            redact_str("https://u:p w@exa mple.com/r@x"),
-            "https://***@exa mple.com/r@x"
-        );
-        assert_eq!(redact_str("tok:en@host:org/repo"), "***@host:org/repo");
-        assert_eq!(redact_str("not a url"), "not a url");
-        assert_eq!(redact_str("https://h\u{e9}@x/y"), "https://***@x/y");
-    }
-
-    #[test]
-    fn repo_base_normalizes_and_rejects() {
-        let base = repo_base(&url("https://u:p@example.com/org/repo.git///#x")).unwrap();
-        assert_eq!(base.as_str(), "https://example.com/org/repo.git");
-        let base = repo_base(&url("http://example.com/org/repo/")).unwrap();
-        assert_eq!(base.as_str(), "http://example.com/org/repo");
-        assert_eq!(
-            repo_base(&url("https://example.com/")).unwrap().as_str(),
-            "https://example.com/"
-        );
-        for bad in [
-            "ftp://example.com/repo",
-            "file:///srv/repo.git",
-            "https://example.com/repo?x=1",
-        ] {
-            let error = repo_base(&url(bad)).unwrap_err();
-            assert!(
-                matches!(error, SourceError::InvalidUrl { .. }),
-                "{bad}: {error}"
-            );
-        }
-        let error = repo_base(&url("ssh://me:pw@example.com/repo")).unwrap_err();
-        assert!(!error.to_string().contains("pw"), "{error}");
-    }
-
-    fn basic(header: &HeaderValue) -> String {
-        let text = header.to_str().unwrap();
-        let encoded = text.strip_prefix("Basic ").unwrap();
-        String::from_utf8(
-            base64::engine::general_purpose::STANDARD
-                .decode(encoded)
-                .unwrap(),
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn credentials_from_url_and_token() {
-        let none = credentials_for(&url("https://example.com/r"), None);
-        assert!(none.is_none());
-        let token = credentials_for(&url("https://example.com/r"), Some("tok")).unwrap();
-        assert_eq!(basic(&token.header), "x-access-token:tok");
-        assert!(token.header.is_sensitive());
-        let user_token = credentials_for(&url("https://bob@example.com/r"), Some("tok")).unwrap();
-        assert_eq!(basic(&user_token.header), "bob:tok");
-        let url_password =
-            credentials_for(&url("https://bob:p%40ss%zz@example.com/r"), Some("tok")).unwrap();
-        assert_eq!(basic(&url_password.header), "bob:p@ss%zz");
-        let user_only = credentials_for(&url("https://ghp_abc@example.com/r"), None).unwrap();
-        assert_eq!(basic(&user_only.header), "ghp_abc:");
-        assert_eq!(user_only.origin, url("https://example.com:443/x").origin());
-    }
-
-    fn location(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::LOCATION, HeaderValue::from_str(value).unwrap());
-        headers
-    }
-
-    #[test]
-    fn redirect_targets() {
-        let here = url("https://example.com/a/info/refs?service=git-upload-pack");
-        assert_eq!(
-            redirect_target(&here, &location("/b/info/refs?service=git-upload-pack"))
-                .unwrap()
-                .as_str(),
-            "https://example.com/b/info/refs?service=git-upload-pack"
-        );
-        assert_eq!(
-            redirect_target(&here, &location("https://u:p@other.example/c#f"))
-                .unwrap()
-                .as_str(),
-            "https://other.example/c"
-        );
-        let error = redirect_target(&here, &location("http://u:p@example.com/a")).unwrap_err();
-        assert!(
-            matches!(error, SourceError::InsecureRedirect { .. }),
-            "{error}"
-        );
-        assert!(!error.to_string().contains(":p@"), "{error}");
-        for bad in ["ftp://example.com/x", "http://[::1"] {
-            let error = redirect_target(&url("http://example.com/"), &location(bad)).unwrap_err();
-            assert!(matches!(error, SourceError::BadRedirect { .. }), "{error}");
-        }
-        let error = redirect_target(&here, &HeaderMap::new()).unwrap_err();
-        assert!(matches!(error, SourceError::BadRedirect { .. }), "{error}");
-    }
-
-    #[test]
-    fn base_after_redirect_follows_gits_rule() {
-        let moved = url("https://example.com/new/repo.git/info/refs?service=git-upload-pack");
-        assert_eq!(
-            base_after_redirect(&moved, "x").unwrap().as_str(),
-            "https://example.com/new/repo.git"
-        );
-        for bad in [
-            "https://example.com/login",
-            "https://example.com/new/info/refs",
-            "https://example.com/new/info/refs?service=git-receive-pack",
-        ] {
-            assert!(base_after_redirect(&url(bad), "x").is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn sanitize_folds_control_characters() {
-        assert_eq!(
-            sanitize(b"  bad\r\n\tthing\x00\x1b[31m \xff "),
-            "bad thing [31m \u{fffd}"
-        );
-    }
-
-    #[test]
-    fn debug_output_hides_secrets() {
-        let options = SourceOptions {
-            token: Some("supersecret".to_owned()),
-            ..SourceOptions::default()
-        };
-        assert!(!format!("{options:?}").contains("supersecret"));
-        let endpoint = RepoEndpoint {
-            base: url("https://example.com/r"),
-            credentials: credentials_for(&url("https://example.com/r"), Some("supersecret")),
-        };
-        let shown = format!("{endpoint:?}");
-        assert!(!shown.contains("supersecret") && !shown.contains("c3VwZXJzZWNyZXQ"));
-    }
-}
+mod tests;

@@ -1,11 +1,11 @@
 //! What the first pass over a pack learns about each entry.
 //!
-//! The streaming parser ([`crate::pack`]) produces one [`Entry`] per pack entry while the pack is still arriving;
-//! the delta resolver ([`crate::resolve`]) fills in the ids of delta objects later; the index writer
-//! ([`crate::idx`]) needs only offset, CRC-32 and id. Keeping this record small matters: it is the one thing held
+//! The streaming parser ([`crate::git::pack`]) produces one [`Entry`] per pack entry while the pack is still arriving;
+//! the delta resolver ([`crate::git::resolve`]) fills in the ids of delta objects later; the index writer
+//! ([`crate::git::idx`]) needs only offset, CRC-32 and id. Keeping this record small matters: it is the one thing held
 //! per object for the whole run.
 
-use crate::oid::{ObjectId, ObjectKind};
+use crate::git::oid::{ObjectId, ObjectKind};
 
 /// How one pack entry stores its object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,136 @@
+//! Pack index (`.idx`, version 2) writer.
+//!
+//! A dumb-HTTP client downloads every listed `.idx` to find which pack holds an object, so each pack the mirror
+//! publishes needs one. This writes exactly the bytes `git index-pack` writes for the same pack: `\377tOc`,
+//! version 2, a 256-entry fan-out table, the sorted object ids, their CRC-32s, their 4-byte offsets (with the
+//! top bit set for offsets that go to the 8-byte large-offset table instead), the pack's checksum, and the
+//! SHA-1 of all of that. The writer is pure: it turns a list of entries into bytes.
+
+use crate::git::oid::ObjectId;
+use crate::git::pack::entry::Entry;
+use sha1::{Digest, Sha1};
+
+/// Largest offset git stores in the 4-byte table by default (`pack.indexVersion=2`, no explicit limit).
+pub const DEFAULT_OFFSET32_LIMIT: u64 = 0x7fff_ffff;
+
+/// Most objects one index can hold here (git's own limit is the pack header's 32-bit count).
+const MAX_OBJECTS: usize = 0x7fff_ffff;
+
+/// What the index records about one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdxEntry {
+    /// The object's id.
+    pub oid: ObjectId,
+    /// CRC-32 of the object's raw entry in the pack.
+    pub crc32: u32,
+    /// Offset of the entry in the pack.
+    pub offset: u64,
+}
+
+/// Why no index could be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdxError {
+    /// An entry's object id is not known yet (an unresolved delta).
+    #[error("pack entry at offset {offset} has no object id yet (unresolved delta)")]
+    MissingOid {
+        /// Offset of the entry.
+        offset: u64,
+    },
+    /// The same object is stored twice; git refuses such packs.
+    #[error("object {oid} appears twice in the pack (at offsets {first} and {second})")]
+    DuplicateObject {
+        /// The duplicated id.
+        oid: ObjectId,
+        /// One offset where it is stored.
+        first: u64,
+        /// Another offset where it is stored.
+        second: u64,
+    },
+    /// More objects than the index format can count.
+    #[error("{count} objects is more than a pack index can hold")]
+    TooManyObjects {
+        /// Number of objects given.
+        count: usize,
+    },
+}
+
+/// Writes the version 2 index of a parsed pack whose deltas are resolved, exactly as `git index-pack` does by
+/// default. Fails if an entry still lacks its id or an object appears twice.
+pub fn write_idx_v2(entries: &[Entry], pack_checksum: &ObjectId) -> Result<Vec<u8>, IdxError> {
+    let mut objects = entries
+        .iter()
+        .map(|e| {
+            e.oid
+                .map(|oid| IdxEntry {
+                    oid,
+                    crc32: e.crc32,
+                    offset: e.offset,
+                })
+                .ok_or(IdxError::MissingOid { offset: e.offset })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    write_idx_v2_with_limit(&mut objects, pack_checksum, DEFAULT_OFFSET32_LIMIT)
+}
+
+/// Writes a version 2 index whose 4-byte offset table holds offsets up to `offset32_limit`; larger ones go to the
+/// 8-byte table, as `git index-pack --index-version=2,<offset32_limit>` does. Offsets of 2^31 and above always
+/// go to the 8-byte table. Sorts `objects` by id.
+pub fn write_idx_v2_with_limit(
+    objects: &mut [IdxEntry],
+    pack_checksum: &ObjectId,
+    offset32_limit: u64,
+) -> Result<Vec<u8>, IdxError> {
+    // Below 2^31 objects, every index into the large-offset table fits beside the top bit.
+    if objects.len() > MAX_OBJECTS {
+        return Err(IdxError::TooManyObjects {
+            count: objects.len(),
+        });
+    }
+    objects.sort_unstable_by_key(|o| o.oid);
+    if let Some(pair) = objects.windows(2).find(|w| w[0].oid == w[1].oid) {
+        return Err(IdxError::DuplicateObject {
+            oid: pair[0].oid,
+            first: pair[0].offset.min(pair[1].offset),
+            second: pair[0].offset.max(pair[1].offset),
+        });
+    }
+    let is_large = |offset: u64| offset >> 31 != 0 || offset > offset32_limit;
+    let large_count = objects.iter().filter(|o| is_large(o.offset)).count();
+    let len = 8 + 256 * 4 + objects.len() * (20 + 4 + 4) + large_count * 8 + 20 + 20;
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(b"\xfftOc");
+    out.extend_from_slice(&2u32.to_be_bytes());
+    for first_byte in 0..=255u8 {
+        let up_to = objects.partition_point(|o| o.oid.0[0] <= first_byte);
+        // At most MAX_OBJECTS.
+        out.extend_from_slice(&(up_to as u32).to_be_bytes());
+    }
+    for o in objects.iter() {
+        out.extend_from_slice(&o.oid.0);
+    }
+    for o in objects.iter() {
+        out.extend_from_slice(&o.crc32.to_be_bytes());
+    }
+    // Large offsets are numbered in id order. Both casts are lossless: there are fewer than 2^31 objects, and an
+    // offset that is not large is below 2^31.
+    let mut large_index = 0;
+    for o in objects.iter() {
+        let small = if is_large(o.offset) {
+            large_index += 1;
+            0x8000_0000 | (large_index - 1) as u32
+        } else {
+            o.offset as u32
+        };
+        out.extend_from_slice(&small.to_be_bytes());
+    }
+    for o in objects.iter().filter(|o| is_large(o.offset)) {
+        out.extend_from_slice(&o.offset.to_be_bytes());
+    }
+    out.extend_from_slice(&pack_checksum.0);
+    let digest: [u8; 20] = Sha1::digest(&out).into();
+    out.extend_from_slice(&digest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

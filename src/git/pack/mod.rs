@@ -1,0 +1,811 @@
+//! Streaming pack parser: the first pass over a pack as it arrives.
+//!
+//! A pack is `PACK`, a version (2 or 3) and an object count, then one entry per object (a type/size header, a
+//! delta base reference for deltas, a zlib stream), then the SHA-1 of everything before it. The mirror streams a
+//! pack to storage while it downloads, so [`PackParser`] is a sans-IO state machine fed chunks of any size: it
+//! never holds pack bytes beyond the current chunk, inflates each entry into one fixed buffer only to find where
+//! its zlib stream ends, and records for each entry what the later passes need (an [`Entry`]): offset, kind,
+//! sizes, the CRC-32 that the `.idx` stores, and the id of every non-delta object. Deltas are checked for shape
+//! (declared size, the delta header's two sizes, an OFS delta's base being an earlier entry) but resolved later
+//! by [`crate::git::resolve`].
+//!
+//! Memory is bounded by the entry list: no buffer is sized from a count or size the pack declares.
+
+pub mod entry;
+
+use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
+use crate::git::pack::entry::{Entry, EntryKind};
+use miniz_oxide::inflate::stream::{inflate, InflateState, MinReset};
+use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+use sha1::{Digest, Sha1};
+
+/// Length of the pack header: `PACK`, version, object count.
+const HEADER_LEN: usize = 12;
+/// Length of the trailing SHA-1.
+const TRAILER_LEN: usize = 20;
+/// Size of the reusable inflate output buffer.
+const INFLATE_BUF_LEN: usize = 64 * 1024;
+/// Most entries reserved up front, whatever the header's object count claims.
+const MAX_ENTRY_RESERVE: usize = 1 << 16;
+
+/// Why a pack was rejected. Every variant names the offset where the problem was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PackError {
+    /// The first four bytes are not `PACK`.
+    #[error(
+        "not a git pack: it starts with {:?} instead of \"PACK\"",
+        String::from_utf8_lossy(found)
+    )]
+    BadSignature {
+        /// The bytes found.
+        found: [u8; 4],
+    },
+    /// The header names a version other than 2 or 3.
+    #[error("unsupported pack version {version} at offset 4 (only versions 2 and 3 exist)")]
+    UnsupportedVersion {
+        /// The version found.
+        version: u32,
+    },
+    /// An entry's type is 0 or 5 (neither exists).
+    #[error("pack entry at offset {offset}: invalid object type {kind}")]
+    InvalidType {
+        /// Offset of the entry.
+        offset: u64,
+        /// The type number found.
+        kind: u8,
+    },
+    /// An entry's size varint does not fit in 64 bits (or never ends).
+    #[error("pack entry at offset {offset}: object size does not fit in 64 bits")]
+    SizeOverflow {
+        /// Offset of the entry.
+        offset: u64,
+    },
+    /// An OFS_DELTA's base distance does not fit in 64 bits.
+    #[error("pack entry at offset {offset}: delta base distance does not fit in 64 bits")]
+    BaseDistanceOverflow {
+        /// Offset of the entry.
+        offset: u64,
+    },
+    /// An OFS_DELTA's base distance is zero (the entry itself) or reaches before the start of the pack.
+    #[error("pack entry at offset {offset}: delta base distance {distance} does not point to an earlier entry")]
+    BaseOutOfRange {
+        /// Offset of the entry.
+        offset: u64,
+        /// The distance back to the base, as encoded.
+        distance: u64,
+    },
+    /// An OFS_DELTA's base offset is inside the pack but not where an entry starts.
+    #[error("pack entry at offset {offset}: delta base offset {base_offset} is not the start of an entry")]
+    BaseNotAnEntry {
+        /// Offset of the entry.
+        offset: u64,
+        /// The offset its header points to.
+        base_offset: u64,
+    },
+    /// The entry's zlib stream is corrupt.
+    #[error("pack entry at offset {offset}: corrupt zlib data ({detail})")]
+    Zlib {
+        /// Offset of the entry.
+        offset: u64,
+        /// What the decompressor reported.
+        detail: &'static str,
+    },
+    /// The zlib stream ended before producing the size the entry header declares.
+    #[error("pack entry at offset {offset}: inflates to {actual} bytes but its header declares {declared}")]
+    TooShort {
+        /// Offset of the entry.
+        offset: u64,
+        /// Size from the entry header.
+        declared: u64,
+        /// Bytes the stream actually produced.
+        actual: u64,
+    },
+    /// The zlib stream produces more than the size the entry header declares.
+    #[error("pack entry at offset {offset}: inflates to more than the {declared} bytes its header declares")]
+    TooLong {
+        /// Offset of the entry.
+        offset: u64,
+        /// Size from the entry header.
+        declared: u64,
+    },
+    /// A delta's own header (base size, result size) is truncated or overflows 64 bits.
+    #[error("pack entry at offset {offset}: delta header {problem}")]
+    BadDeltaHeader {
+        /// Offset of the entry.
+        offset: u64,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
+    /// The input ended before the pack did.
+    #[error("pack truncated at offset {offset}: input ended {during} ({parsed} of {count} objects read)")]
+    Truncated {
+        /// How many bytes arrived.
+        offset: u64,
+        /// Which part of the pack was being read.
+        during: &'static str,
+        /// Entries completely read.
+        parsed: u64,
+        /// Entries the header announced (0 if the header itself was cut).
+        count: u32,
+    },
+    /// The 20 bytes after the last announced entry are not the SHA-1 of the pack.
+    #[error(
+        "pack checksum mismatch at offset {offset}: the bytes after the {count} announced objects are {found}, \
+         but the pack hashes to {computed}"
+    )]
+    ChecksumMismatch {
+        /// Offset of the trailer.
+        offset: u64,
+        /// Entries the header announced.
+        count: u32,
+        /// SHA-1 of the pack up to `offset`.
+        computed: ObjectId,
+        /// The 20 bytes found there.
+        found: ObjectId,
+    },
+    /// Bytes arrived after the trailer.
+    #[error("unexpected data after the pack trailer at offset {offset}")]
+    TrailingData {
+        /// Offset of the first extra byte.
+        offset: u64,
+    },
+}
+
+/// Everything the first pass learned about a complete, checksum-verified pack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedPack {
+    /// Pack format version from the header (2 or 3).
+    pub version: u32,
+    /// One record per entry, in pack order (so sorted by offset). Deltas have `oid: None`.
+    pub entries: Vec<Entry>,
+    /// The pack's trailing SHA-1 (it names the pack: `pack-<checksum>.pack`).
+    pub checksum: ObjectId,
+    /// Total length of the pack in bytes, trailer included.
+    pub pack_len: u64,
+}
+
+/// Where the parser is in the pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Collecting the 12-byte pack header.
+    Header,
+    /// Reading an entry's type/size header and base reference.
+    EntryHeader,
+    /// Inflating an entry's zlib stream.
+    EntryData,
+    /// Collecting the 20-byte trailer.
+    Trailer,
+    /// The trailer matched; any further byte is an error.
+    Done,
+}
+
+/// A streaming, sans-IO parser for one pack. Feed it the pack in chunks, then call [`PackParser::finish`].
+pub struct PackParser {
+    state: State,
+    /// Pack offset of the next byte to be fed.
+    consumed: u64,
+    /// Header or trailer bytes collected so far (at most 20).
+    fixed: [u8; TRAILER_LEN],
+    fixed_len: usize,
+    version: u32,
+    count: u32,
+    entries: Vec<Entry>,
+    pack_hash: Sha1,
+    /// SHA-1 of everything before the trailer, known once the trailer starts.
+    computed: ObjectId,
+    /// The entry being read.
+    entry_offset: u64,
+    crc: crc32fast::Hasher,
+    header: EntryHeaderParser,
+    current: Current,
+    inflater: Box<InflateState>,
+    out: Box<[u8]>,
+    /// The first error, returned again by any later call.
+    error: Option<PackError>,
+}
+
+/// Positions in the chunk being fed from which bytes still have to be hashed.
+struct Marks {
+    /// `data[hash_from..]` still has to go into the pack hash (`None` once the trailer starts).
+    hash_from: Option<usize>,
+    /// `data[crc_from..]` still has to go into the current entry's CRC-32 (`None` outside entries).
+    crc_from: Option<usize>,
+}
+
+/// The entry whose zlib stream is being inflated.
+struct Current {
+    kind: EntryKind,
+    size: u64,
+    data_offset: u64,
+    inflated: u64,
+    content: Content,
+}
+
+/// What is done with an entry's inflated bytes.
+enum Content {
+    /// A whole object: hash it.
+    Base(ObjectHasher),
+    /// A delta: read its header, discard the rest.
+    Delta(DeltaHeader),
+}
+
+impl Default for PackParser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PackParser {
+    /// A parser expecting the first byte of a pack.
+    pub fn new() -> Self {
+        PackParser {
+            state: State::Header,
+            consumed: 0,
+            fixed: [0; TRAILER_LEN],
+            fixed_len: 0,
+            version: 0,
+            count: 0,
+            entries: Vec::new(),
+            pack_hash: Sha1::new(),
+            computed: ObjectId::ZERO,
+            entry_offset: 0,
+            crc: crc32fast::Hasher::new(),
+            header: EntryHeaderParser::default(),
+            current: Current {
+                kind: EntryKind::OfsDelta { base_offset: 0 },
+                size: 0,
+                data_offset: 0,
+                inflated: 0,
+                content: Content::Delta(DeltaHeader::default()),
+            },
+            inflater: InflateState::new_boxed(DataFormat::Zlib),
+            out: vec![0; INFLATE_BUF_LEN].into_boxed_slice(),
+            error: None,
+        }
+    }
+
+    /// Number of bytes fed so far (the pack offset of the next byte).
+    pub fn bytes_consumed(&self) -> u64 {
+        self.consumed
+    }
+
+    /// The object count from the pack header, once the header has arrived.
+    pub fn object_count(&self) -> Option<u32> {
+        (self.state != State::Header).then_some(self.count)
+    }
+
+    /// Entries completely read so far, in pack order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// Consumes all of `data`, the next bytes of the pack. After an error every later call returns it again.
+    pub fn feed(&mut self, data: &[u8]) -> Result<(), PackError> {
+        if let Some(err) = &self.error {
+            return Err(err.clone());
+        }
+        let result = self.feed_inner(data);
+        if let Err(err) = &result {
+            self.error = Some(err.clone());
+        }
+        result
+    }
+
+    /// Ends the input: succeeds only if exactly one complete pack with a matching trailer was fed.
+    pub fn finish(self) -> Result<ParsedPack, PackError> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        let during = match self.state {
+            State::Done => {
+                return Ok(ParsedPack {
+                    version: self.version,
+                    entries: self.entries,
+                    checksum: ObjectId(self.fixed),
+                    pack_len: self.consumed,
+                })
+            }
+            State::Header => "in the pack header",
+            State::EntryHeader if self.consumed == self.entry_offset => "before the next entry",
+            State::EntryHeader => "in an entry header",
+            State::EntryData => "in an entry's compressed data",
+            State::Trailer => "in the trailing checksum",
+        };
+        Err(PackError::Truncated {
+            offset: self.consumed,
+            during,
+            parsed: self.entries.len() as u64,
+            count: self.count,
+        })
+    }
+
+    fn feed_inner(&mut self, data: &[u8]) -> Result<(), PackError> {
+        let start = self.consumed;
+        let mut pos = 0;
+        let mut marks = Marks {
+            hash_from: match self.state {
+                State::Trailer | State::Done => None,
+                _ => Some(0),
+            },
+            crc_from: match self.state {
+                State::EntryHeader | State::EntryData => Some(0),
+                _ => None,
+            },
+        };
+        while pos < data.len() {
+            match self.state {
+                State::Header => {
+                    pos += self.collect_fixed(&data[pos..], HEADER_LEN);
+                    if self.fixed_len == HEADER_LEN {
+                        self.parse_pack_header()?;
+                        self.advance(data, pos, &mut marks);
+                    }
+                }
+                State::EntryHeader => {
+                    let (used, parsed) = self.header.push(&data[pos..], self.entry_offset)?;
+                    pos += used;
+                    if let Some(parsed) = parsed {
+                        self.start_data(parsed, start + pos as u64)?;
+                    }
+                }
+                State::EntryData => {
+                    let (used, ended) = self.inflate_some(&data[pos..])?;
+                    pos += used;
+                    if ended {
+                        if let Some(from) = marks.crc_from.take() {
+                            self.crc.update(&data[from..pos]);
+                        }
+                        self.end_entry(start + pos as u64)?;
+                        self.advance(data, pos, &mut marks);
+                    }
+                }
+                State::Trailer => {
+                    pos += self.collect_fixed(&data[pos..], TRAILER_LEN);
+                    if self.fixed_len == TRAILER_LEN {
+                        if self.fixed != self.computed.0 {
+                            return Err(PackError::ChecksumMismatch {
+                                offset: start + pos as u64 - TRAILER_LEN as u64,
+                                count: self.count,
+                                computed: self.computed,
+                                found: ObjectId(self.fixed),
+                            });
+                        }
+                        self.state = State::Done;
+                    }
+                }
+                State::Done => {
+                    return Err(PackError::TrailingData {
+                        offset: start + pos as u64,
+                    })
+                }
+            }
+        }
+        if let Some(from) = marks.hash_from {
+            self.pack_hash.update(&data[from..]);
+        }
+        if let Some(from) = marks.crc_from {
+            self.crc.update(&data[from..]);
+        }
+        self.consumed = start + data.len() as u64;
+        Ok(())
+    }
+
+    /// Moves on after the pack header or an entry that ended at `data[pos]`: to the next entry, or to the
+    /// trailer once all announced entries are read (then the pack hash is complete).
+    fn advance(&mut self, data: &[u8], pos: usize, marks: &mut Marks) {
+        if self.entries.len() as u64 == u64::from(self.count) {
+            if let Some(from) = marks.hash_from.take() {
+                self.pack_hash.update(&data[from..pos]);
+            }
+            self.computed = ObjectId(self.pack_hash.finalize_reset().into());
+            marks.crc_from = None;
+            self.fixed_len = 0;
+            self.state = State::Trailer;
+        } else {
+            self.state = State::EntryHeader;
+            self.entry_offset = self.consumed + pos as u64;
+            self.crc = crc32fast::Hasher::new();
+            self.header = EntryHeaderParser::default();
+            marks.crc_from = Some(pos);
+        }
+    }
+
+    /// Copies up to `want - fixed_len` bytes of `data` into the header/trailer buffer; returns how many.
+    fn collect_fixed(&mut self, data: &[u8], want: usize) -> usize {
+        let n = (want - self.fixed_len).min(data.len());
+        self.fixed[self.fixed_len..self.fixed_len + n].copy_from_slice(&data[..n]);
+        self.fixed_len += n;
+        n
+    }
+
+    fn parse_pack_header(&mut self) -> Result<(), PackError> {
+        let h = &self.fixed;
+        if &h[0..4] != b"PACK" {
+            return Err(PackError::BadSignature {
+                found: [h[0], h[1], h[2], h[3]],
+            });
+        }
+        let version = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
+        if version != 2 && version != 3 {
+            return Err(PackError::UnsupportedVersion { version });
+        }
+        self.version = version;
+        self.count = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+        let reserve =
+            usize::try_from(self.count).map_or(MAX_ENTRY_RESERVE, |c| c.min(MAX_ENTRY_RESERVE));
+        self.entries.reserve(reserve);
+        self.fixed_len = 0;
+        Ok(())
+    }
+
+    /// The entry header is complete: check the base reference and get ready to inflate.
+    fn start_data(&mut self, parsed: ParsedHeader, data_offset: u64) -> Result<(), PackError> {
+        let offset = self.entry_offset;
+        let (kind, content) = match parsed.base {
+            HeaderBase::None(kind) => (
+                EntryKind::Base(kind),
+                Content::Base(ObjectHasher::new(kind, parsed.size)),
+            ),
+            HeaderBase::Distance(distance) => {
+                let base_offset = match offset.checked_sub(distance) {
+                    Some(base) if distance != 0 => base,
+                    _ => return Err(PackError::BaseOutOfRange { offset, distance }),
+                };
+                if !is_entry_start(&self.entries, base_offset) {
+                    return Err(PackError::BaseNotAnEntry {
+                        offset,
+                        base_offset,
+                    });
+                }
+                (
+                    EntryKind::OfsDelta { base_offset },
+                    Content::Delta(DeltaHeader::default()),
+                )
+            }
+            HeaderBase::Id(base) => (
+                EntryKind::RefDelta { base },
+                Content::Delta(DeltaHeader::default()),
+            ),
+        };
+        self.current = Current {
+            kind,
+            size: parsed.size,
+            data_offset,
+            inflated: 0,
+            content,
+        };
+        self.inflater.reset_as(MinReset);
+        self.state = State::EntryData;
+        Ok(())
+    }
+
+    /// Inflates from `input` into the output buffer until the input is used up or the zlib stream ends.
+    /// Returns the input bytes consumed and whether the stream ended.
+    fn inflate_some(&mut self, input: &[u8]) -> Result<(usize, bool), PackError> {
+        let offset = self.entry_offset;
+        let current = &mut self.current;
+        let mut used = 0;
+        loop {
+            let rest = &input[used..];
+            let res = inflate(&mut self.inflater, rest, &mut self.out, MZFlush::None);
+            used += res.bytes_consumed;
+            current.absorb(&self.out[..res.bytes_written], offset)?;
+            match res.status {
+                Ok(MZStatus::StreamEnd) => return Ok((used, true)),
+                Ok(_) => {
+                    let output_full = res.bytes_written == self.out.len();
+                    if !output_full && used == input.len() {
+                        return Ok((used, false));
+                    }
+                    if res.bytes_consumed == 0 && res.bytes_written == 0 {
+                        return Err(PackError::Zlib {
+                            offset,
+                            detail: "decompressor made no progress",
+                        });
+                    }
+                }
+                // No input left and no output pending: wait for the next chunk.
+                Err(MZError::Buf) if rest.is_empty() => return Ok((used, false)),
+                Err(err) => {
+                    return Err(PackError::Zlib {
+                        offset,
+                        detail: zlib_detail(err),
+                    })
+                }
+            }
+        }
+    }
+
+    /// The zlib stream of the current entry ended at pack offset `end`: check it and record the entry.
+    fn end_entry(&mut self, end: u64) -> Result<(), PackError> {
+        let offset = self.entry_offset;
+        let current = &mut self.current;
+        if current.inflated != current.size {
+            return Err(PackError::TooShort {
+                offset,
+                declared: current.size,
+                actual: current.inflated,
+            });
+        }
+        let content =
+            std::mem::replace(&mut current.content, Content::Delta(DeltaHeader::default()));
+        let (result_size, oid) = match content {
+            Content::Base(hasher) => (current.size, Some(hasher.finish())),
+            Content::Delta(header) => match header.result_size() {
+                Some(result_size) => (result_size, None),
+                None => {
+                    return Err(PackError::BadDeltaHeader {
+                        offset,
+                        problem: "is truncated",
+                    })
+                }
+            },
+        };
+        let crc32 = std::mem::replace(&mut self.crc, crc32fast::Hasher::new()).finalize();
+        self.entries.push(Entry {
+            offset,
+            data_offset: current.data_offset,
+            packed_len: end - offset,
+            kind: current.kind,
+            size: current.size,
+            result_size,
+            crc32,
+            oid,
+        });
+        Ok(())
+    }
+}
+
+impl Current {
+    /// Takes freshly inflated bytes: checks them against the declared size, then hashes them or reads the
+    /// delta header from them.
+    fn absorb(&mut self, bytes: &[u8], offset: u64) -> Result<(), PackError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.inflated += bytes.len() as u64;
+        if self.inflated > self.size {
+            return Err(PackError::TooLong {
+                offset,
+                declared: self.size,
+            });
+        }
+        match &mut self.content {
+            Content::Base(hasher) => hasher.update(bytes),
+            Content::Delta(header) => {
+                if !header.push(bytes) {
+                    return Err(PackError::BadDeltaHeader {
+                        offset,
+                        problem: "has a size that does not fit in 64 bits",
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an entry of `entries` (sorted by offset) starts at `offset`. Delta bases are usually close behind,
+/// so this gallops back from the end before searching: it touches few, recently written entries.
+fn is_entry_start(entries: &[Entry], offset: u64) -> bool {
+    // Every entry from `hi` on starts after `offset`.
+    let mut hi = entries.len();
+    let mut step = 1;
+    while step <= hi && entries[hi - step].offset > offset {
+        hi -= step;
+        step *= 2;
+    }
+    let lo = hi.saturating_sub(step);
+    entries[lo..hi]
+        .binary_search_by_key(&offset, |e| e.offset)
+        .is_ok()
+}
+
+fn zlib_detail(err: MZError) -> &'static str {
+    match err {
+        MZError::Data => "invalid deflate stream or checksum",
+        MZError::Buf => "decompressor could not make progress",
+        MZError::Stream => "inconsistent stream state",
+        _ => "unexpected decompressor error",
+    }
+}
+
+/// Adds one 7-bit group at bit `shift` to a little-endian base-128 number; `false` if it does not fit in 64
+/// bits. At most ten groups are accepted, so a number that never ends is caught too.
+fn push_group(value: &mut u64, shift: &mut u32, byte: u8) -> bool {
+    let group = u64::from(byte & 0x7f);
+    if *shift >= 64 || (*shift > 0 && group >> (64 - *shift) != 0) {
+        return false;
+    }
+    *value |= group << *shift;
+    *shift += 7;
+    true
+}
+
+/// What an entry header says about the base of the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeaderBase {
+    /// A whole object of this kind.
+    None(ObjectKind),
+    /// OFS_DELTA: the base starts this many bytes before the entry.
+    Distance(u64),
+    /// REF_DELTA: the base is the object with this id.
+    Id(ObjectId),
+}
+
+/// A complete entry header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ParsedHeader {
+    size: u64,
+    base: HeaderBase,
+}
+
+/// Which part of an entry header comes next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum HeaderStage {
+    /// The first byte: type and low size bits.
+    #[default]
+    First,
+    /// Further size bytes.
+    Size,
+    /// The OFS_DELTA base distance.
+    Distance,
+    /// The REF_DELTA base id.
+    BaseId,
+}
+
+/// Byte-at-a-time parser for an entry's type/size header and delta base reference.
+#[derive(Debug, Clone, Default)]
+struct EntryHeaderParser {
+    stage: HeaderStage,
+    kind: u8,
+    size: u64,
+    shift: u32,
+    distance: u64,
+    distance_len: u32,
+    base: [u8; 20],
+    base_len: usize,
+}
+
+impl EntryHeaderParser {
+    /// Reads header bytes from `data`; returns how many it used and the header once complete.
+    fn push(
+        &mut self,
+        data: &[u8],
+        offset: u64,
+    ) -> Result<(usize, Option<ParsedHeader>), PackError> {
+        for (i, &byte) in data.iter().enumerate() {
+            if let Some(parsed) = self.push_byte(byte, offset)? {
+                return Ok((i + 1, Some(parsed)));
+            }
+        }
+        Ok((data.len(), None))
+    }
+
+    fn push_byte(&mut self, byte: u8, offset: u64) -> Result<Option<ParsedHeader>, PackError> {
+        let more = byte & 0x80 != 0;
+        match self.stage {
+            HeaderStage::First => {
+                self.kind = (byte >> 4) & 7;
+                if !matches!(self.kind, 1..=4 | 6 | 7) {
+                    return Err(PackError::InvalidType {
+                        offset,
+                        kind: self.kind,
+                    });
+                }
+                self.size = u64::from(byte & 0x0f);
+                self.shift = 4;
+                if more {
+                    self.stage = HeaderStage::Size;
+                    return Ok(None);
+                }
+                Ok(self.after_size())
+            }
+            HeaderStage::Size => {
+                if !push_group(&mut self.size, &mut self.shift, byte) {
+                    return Err(PackError::SizeOverflow { offset });
+                }
+                if more {
+                    return Ok(None);
+                }
+                Ok(self.after_size())
+            }
+            HeaderStage::Distance => {
+                // Git's encoding: each continuation adds one before shifting, so no number has two spellings.
+                let group = u64::from(byte & 0x7f);
+                if self.distance_len == 0 {
+                    self.distance = group;
+                } else {
+                    self.distance = match self.distance.checked_add(1) {
+                        Some(d) if d >> 57 == 0 => (d << 7) | group,
+                        _ => return Err(PackError::BaseDistanceOverflow { offset }),
+                    };
+                }
+                self.distance_len += 1;
+                if more {
+                    return Ok(None);
+                }
+                Ok(Some(ParsedHeader {
+                    size: self.size,
+                    base: HeaderBase::Distance(self.distance),
+                }))
+            }
+            HeaderStage::BaseId => {
+                self.base[self.base_len] = byte;
+                self.base_len += 1;
+                if self.base_len < self.base.len() {
+                    return Ok(None);
+                }
+                Ok(Some(ParsedHeader {
+                    size: self.size,
+                    base: HeaderBase::Id(ObjectId(self.base)),
+                }))
+            }
+        }
+    }
+
+    /// The size is complete: the header ends here for whole objects, a base reference follows for deltas.
+    fn after_size(&mut self) -> Option<ParsedHeader> {
+        match self.kind {
+            6 => {
+                self.stage = HeaderStage::Distance;
+                None
+            }
+            7 => {
+                self.stage = HeaderStage::BaseId;
+                None
+            }
+            kind => ObjectKind::from_pack_type(kind).map(|kind| ParsedHeader {
+                size: self.size,
+                base: HeaderBase::None(kind),
+            }),
+        }
+    }
+}
+
+/// Reads a delta's header (base size, then result size, both base-128 varints) from inflated bytes that may
+/// arrive in pieces.
+#[derive(Debug, Clone, Copy, Default)]
+struct DeltaHeader {
+    /// 0: reading the base size, 1: reading the result size, 2: done.
+    field: u8,
+    value: u64,
+    shift: u32,
+    result_size: u64,
+}
+
+impl DeltaHeader {
+    /// Takes the next inflated bytes of the delta; `false` if a size overflows 64 bits.
+    fn push(&mut self, bytes: &[u8]) -> bool {
+        for &byte in bytes {
+            if self.field == 2 {
+                return true;
+            }
+            if !push_group(&mut self.value, &mut self.shift, byte) {
+                return false;
+            }
+            if byte & 0x80 == 0 {
+                if self.field == 1 {
+                    self.result_size = self.value;
+                }
+                self.field += 1;
+                self.value = 0;
+                self.shift = 0;
+            }
+        }
+        true
+    }
+
+    /// The result size, once both sizes have been read.
+    fn result_size(&self) -> Option<u64> {
+        (self.field == 2).then_some(self.result_size)
+    }
+}
+
+/// Fixtures shared by the pack and index tests: repositories generated with real git, packs written by
+/// `git pack-objects`, git's own view of them, and a builder for hand-crafted (often hostile) packs.
+#[cfg(test)]
+pub(crate) mod test_support;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,413 @@
+use crate::git::oid::ObjectId;
+use sha1::{Digest, Sha1};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Runs git in `dir` with a clean configuration; panics with git's stderr on failure.
+pub fn git(dir: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("HOME", dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run git");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || input.write_all(&stdin));
+    let out = child.wait_with_output().expect("wait for git");
+    writer
+        .join()
+        .expect("stdin writer")
+        .expect("write git stdin");
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Deterministic pseudo-random numbers (xorshift64*), so tests need no extra crate.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Text of `lines` lines, with line `changed` (if any) replaced by a marker of `version`.
+fn text_file(name: &str, lines: usize, changed: Option<(usize, usize)>) -> String {
+    let mut s = String::new();
+    for i in 0..lines {
+        match changed {
+            Some((line, version)) if line == i => {
+                writeln!(s, "{name}: line {i} changed in version {version}")
+            }
+            _ => writeln!(
+                s,
+                "{name}: line {i} of some text that stays the same across versions"
+            ),
+        }
+        .expect("write to string");
+    }
+    s
+}
+
+/// A `git fast-import` stream for a small history with every object type: two branches of commits editing
+/// similar text files (so packs get deltas), nested trees, an empty blob, a blob of a few hundred KiB (its
+/// inflated data spans several output buffers), and annotated tags (one pointing at another tag).
+pub fn history_stream(commits: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    let big: Vec<u8> = (0..300_000)
+        .map(|i| {
+            if i % 61 == 60 {
+                b'\n'
+            } else {
+                b"abcdefghijklmnopqrstuvwxyz0123456789 "[rng.below(37) as usize]
+            }
+        })
+        .collect();
+    let files = [
+        "README",
+        "src/lib.rs",
+        "src/deep/nested/mod.rs",
+        "docs/guide.md",
+        "docs/api/index.md",
+    ];
+    let mut time = 1_700_000_000u64;
+    for c in 0..commits {
+        let branch = if c % 5 == 4 { "side" } else { "main" };
+        time += 60;
+        write!(
+                out,
+                "commit refs/heads/{branch}\nmark :{}\ncommitter A U Thor <author@example.com> {time} +0000\n",
+                c + 1
+            )
+            .expect("write");
+        let msg = format!("commit number {c}\n\nWith a body.\n");
+        write!(out, "data {}\n{msg}", msg.len()).expect("write");
+        if c == 4 {
+            out.extend_from_slice(b"from :1\n");
+        }
+        let changes: Vec<(String, Vec<u8>)> = if c == 0 {
+            let mut v: Vec<(String, Vec<u8>)> = files
+                .iter()
+                .map(|f| (f.to_string(), text_file(f, 80, None).into_bytes()))
+                .collect();
+            v.push(("empty".into(), Vec::new()));
+            v.push(("big.txt".into(), big.clone()));
+            v
+        } else {
+            let f = files[c % files.len()];
+            let mut v = vec![(
+                f.to_string(),
+                text_file(f, 80, Some((c * 7 % 80, c))).into_bytes(),
+            )];
+            if c % 4 == 0 {
+                let mut b = big.clone();
+                let at = c * 997 % (b.len() - 20);
+                b[at..at + 12].copy_from_slice(b"CHANGED HERE");
+                v.push(("big.txt".into(), b));
+            }
+            v
+        };
+        for (path, data) in changes {
+            write!(out, "M 100644 inline {path}\ndata {}\n", data.len()).expect("write");
+            out.extend_from_slice(&data);
+            out.push(b'\n');
+        }
+    }
+    for (i, (name, from)) in [("v1.0", ":1".to_string()), ("v2.0", format!(":{commits}"))]
+        .iter()
+        .enumerate()
+    {
+        let msg = format!("release {name}\n");
+        write!(
+                out,
+                "tag {name}\nfrom {from}\ntagger A U Thor <author@example.com> {} +0000\ndata {}\n{msg}",
+                time + i as u64,
+                msg.len()
+            )
+            .expect("write");
+    }
+    out
+}
+
+/// A bare repository holding [`history_stream`]`(commits)` plus a tag of a tag.
+pub fn make_repo(dir: &Path, commits: usize) -> PathBuf {
+    let repo = dir.join("repo.git");
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(&repo, &["init", "-q", "--bare"], b"");
+    git(&repo, &["fast-import", "--quiet"], &history_stream(commits));
+    git(
+        &repo,
+        &[
+            "-c",
+            "user.name=T",
+            "-c",
+            "user.email=t@example.com",
+            "tag",
+            "-a",
+            "-m",
+            "tag of a tag",
+            "nested",
+            "v1.0",
+        ],
+        b"",
+    );
+    repo
+}
+
+/// A pack and git's view of it.
+pub struct GitPack {
+    /// The pack's bytes.
+    pub pack: Vec<u8>,
+    /// Path of the pack file.
+    pub pack_path: PathBuf,
+    /// The `.idx` that `git index-pack` wrote for it.
+    pub idx: Vec<u8>,
+}
+
+/// Packs every object reachable from any ref with `git pack-objects <options>` and indexes the result with
+/// `git index-pack` (into `out_dir`).
+pub fn pack_repo(repo: &Path, out_dir: &Path, options: &[&str]) -> GitPack {
+    let mut args = vec!["pack-objects", "--all", "--stdout", "-q"];
+    args.extend_from_slice(options);
+    let pack = git(repo, &args, b"");
+    write_and_index(out_dir, pack)
+}
+
+/// A scratch directory holding a repository and a pack of it; the files go when it is dropped.
+pub struct PackedRepo {
+    /// The scratch directory, kept so its files live as long as this value.
+    _dir: tempfile::TempDir,
+    /// The bare repository, [`make_repo`]`(commits)`.
+    pub repo: PathBuf,
+    /// The repository packed with [`pack_repo`]`(options)` into `out/` of the scratch directory.
+    pub pack: GitPack,
+}
+
+/// [`make_repo`]`(commits)` in a new scratch directory, packed with `git pack-objects <options>`.
+pub fn packed_repo(commits: usize, options: &[&str]) -> PackedRepo {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let repo = make_repo(dir.path(), commits);
+    let pack = pack_repo(&repo, &dir.path().join("out"), options);
+    PackedRepo {
+        _dir: dir,
+        repo,
+        pack,
+    }
+}
+
+/// Writes `pack` into `out_dir` and runs `git index-pack` on it.
+pub fn write_and_index(out_dir: &Path, pack: Vec<u8>) -> GitPack {
+    std::fs::create_dir_all(out_dir).expect("mkdir");
+    let pack_path = out_dir.join("test.pack");
+    std::fs::write(&pack_path, &pack).expect("write pack");
+    let idx_path = out_dir.join("test.idx");
+    git(
+        out_dir,
+        &[
+            "index-pack",
+            "-o",
+            idx_path.to_str().expect("utf-8 path"),
+            pack_path.to_str().expect("utf-8 path"),
+        ],
+        b"",
+    );
+    let idx = std::fs::read(&idx_path).expect("read idx");
+    GitPack {
+        pack,
+        pack_path,
+        idx,
+    }
+}
+
+/// One object as `git verify-pack -v` describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    /// The object's id.
+    pub oid: ObjectId,
+    /// Its type name (the resolved type for deltas).
+    pub kind: String,
+    /// The size git reports.
+    pub size: u64,
+    /// Bytes the entry occupies in the pack.
+    pub packed_len: u64,
+    /// Id of the delta base, for deltas.
+    pub base: Option<ObjectId>,
+}
+
+/// `git verify-pack -v` of the pack (whose `.idx` sits next to it), keyed by entry offset.
+pub fn verify_pack(pack: &GitPack) -> HashMap<u64, Verified> {
+    let out = git(
+        pack.pack_path.parent().expect("parent dir"),
+        &[
+            "verify-pack",
+            "-v",
+            pack.pack_path.to_str().expect("utf-8 path"),
+        ],
+        b"",
+    );
+    let mut map = HashMap::new();
+    for line in String::from_utf8(out).expect("utf-8").lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let Some(Ok(oid)) = f.first().map(|h| h.parse::<ObjectId>()) else {
+            continue;
+        };
+        let num = |i: usize| f[i].parse::<u64>().expect("number");
+        let base = f.get(6).map(|b| b.parse().expect("base id"));
+        map.insert(
+            num(4),
+            Verified {
+                oid,
+                kind: f[1].to_string(),
+                size: num(2),
+                packed_len: num(3),
+                base,
+            },
+        );
+    }
+    map
+}
+
+/// `git show-index` of an `.idx`: entry offset to (id, CRC-32).
+pub fn show_index(dir: &Path, idx: &[u8]) -> HashMap<u64, (ObjectId, u32)> {
+    let out = git(dir, &["show-index", "--object-format=sha1"], idx);
+    String::from_utf8(out)
+        .expect("utf-8")
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let crc =
+                u32::from_str_radix(f[2].trim_matches(|c| c == '(' || c == ')'), 16).expect("crc");
+            (
+                f[0].parse().expect("offset"),
+                (f[1].parse().expect("id"), crc),
+            )
+        })
+        .collect()
+}
+
+/// The type/size header of a pack entry.
+pub fn entry_header(kind: u8, size: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut byte = (kind << 4) | (size & 0x0f) as u8;
+    let mut rest = size >> 4;
+    while rest != 0 {
+        out.push(byte | 0x80);
+        byte = (rest & 0x7f) as u8;
+        rest >>= 7;
+    }
+    out.push(byte);
+    out
+}
+
+/// Git's encoding of an OFS_DELTA base distance.
+pub fn ofs_distance(mut distance: u64) -> Vec<u8> {
+    let mut out = vec![(distance & 0x7f) as u8];
+    distance >>= 7;
+    while distance != 0 {
+        distance -= 1;
+        out.push(0x80 | (distance & 0x7f) as u8);
+        distance >>= 7;
+    }
+    out.reverse();
+    out
+}
+
+/// A little-endian base-128 number, as in delta headers.
+pub fn varint(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return out;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// zlib-compressed `data`.
+pub fn zlib(data: &[u8]) -> Vec<u8> {
+    miniz_oxide::deflate::compress_to_vec_zlib(data, 6)
+}
+
+/// Builds packs byte by byte, so that any header or stream can be crafted.
+pub struct PackBuilder {
+    /// The pack so far.
+    pub bytes: Vec<u8>,
+    /// Offsets of the entries added.
+    pub offsets: Vec<u64>,
+}
+
+impl PackBuilder {
+    /// A pack header with this version and object count.
+    pub fn new(version: u32, count: u32) -> Self {
+        let mut bytes = b"PACK".to_vec();
+        bytes.extend_from_slice(&version.to_be_bytes());
+        bytes.extend_from_slice(&count.to_be_bytes());
+        PackBuilder {
+            bytes,
+            offsets: Vec::new(),
+        }
+    }
+
+    /// Appends an entry made of raw parts (header, base reference, compressed data).
+    pub fn raw(mut self, parts: &[&[u8]]) -> Self {
+        self.offsets.push(self.bytes.len() as u64);
+        for part in parts {
+            self.bytes.extend_from_slice(part);
+        }
+        self
+    }
+
+    /// Appends a whole object of pack type `kind` (1-4).
+    pub fn object(self, kind: u8, data: &[u8]) -> Self {
+        self.raw(&[&entry_header(kind, data.len() as u64), &zlib(data)])
+    }
+
+    /// Appends an OFS_DELTA `distance` bytes back with this delta data.
+    pub fn ofs_delta(self, distance: u64, delta: &[u8]) -> Self {
+        self.raw(&[
+            &entry_header(6, delta.len() as u64),
+            &ofs_distance(distance),
+            &zlib(delta),
+        ])
+    }
+
+    /// Appends the SHA-1 trailer of everything so far.
+    pub fn finish(mut self) -> Vec<u8> {
+        let digest = Sha1::digest(&self.bytes);
+        self.bytes.extend_from_slice(&digest);
+        self.bytes
+    }
+}
+
+/// Replaces the trailer of `pack` by the SHA-1 of the rest (after editing the pack's bytes).
+pub fn rehash(pack: &mut Vec<u8>) {
+    pack.truncate(pack.len() - 20);
+    let digest = Sha1::digest(&pack[..]);
+    pack.extend_from_slice(&digest);
+}

@@ -1,0 +1,822 @@
+//! Pass 2 over a pack: compute the id of every delta entry within a fixed memory budget.
+//!
+//! The first pass ([`crate::git::pack`]) records one [`Entry`] per pack entry and hashes the non-delta objects. A
+//! delta's id needs the object it yields, which needs its base, which may itself be a delta: this module rebuilds
+//! those objects by reading entries back through a [`PackReader`] (the pack in memory, or ranged reads of the pack
+//! in S3).
+//!
+//! How (the design notes' section on pack stream facts has the measurements behind it):
+//! - Entries are visited in pack order, so the reads are mostly one sequential scan that a chunked reader serves
+//!   cheaply. Each entry's compressed bytes are fetched with one read. An OFS delta's base is an earlier entry; a
+//!   REF delta's base is found by id among base objects and already resolved deltas.
+//! - Before the scan the children of every entry are counted. Inflated objects that still have children to come
+//!   are kept in an LRU cache bounded by [`ResolveOptions::cache_bytes`]; an object is dropped as soon as its last
+//!   child is resolved. Objects without pending children are never cached.
+//! - On a cache miss the base is rebuilt from its delta chain (iteratively, down to the nearest cached object or
+//!   base entry; chains deeper than [`MAX_CHAIN_DEPTH`] are refused).
+//! - A REF delta whose base is not known yet waits until an object with that id is resolved, then is resolved
+//!   out of order (so a pack that lists deltas before their bases still works, in one linear pass). Anything still
+//!   waiting at the end (a thin pack's missing base, or a REF cycle such as A→B→A, which can never produce the
+//!   awaited id) is reported as "delta base ... not found in pack".
+//! - Objects bigger than [`ResolveOptions::big_object_bytes`] are never held whole. They are hashed while being
+//!   streamed: the delta is inflated in chunks and decoded with [`DeltaDecoder`]; copies read the base through a
+//!   forward-only stream of the base object (inflated from the pack, or itself streamed through its own delta),
+//!   which keeps a window of its latest output and restarts from the start when a copy reaches further back. A
+//!   chain of big objects is streamed as a stack of such levels, and the big descendants of the object being
+//!   streamed ride along on the same pass, so a linear history of a big file costs one pass per branch, not one
+//!   per version. Memory stays bounded; time can degrade on pathological deltas that copy backwards a lot (each
+//!   such copy replays the base from its start).
+//!
+//! Memory: about `cache_bytes`, plus at most four buffers of at most `big_object_bytes` in flight (a base, a
+//! compressed delta, the inflated delta, its result), plus for a streamed chain roughly 150 KiB per level and a
+//! window of 64 KiB to 1 MiB per level (8 MiB in all at most; at most [`MAX_STREAM_LEVELS`] levels), plus about
+//! 10 bytes per entry and the bookkeeping of REF deltas waiting for their base. Time is proportional to the bytes
+//! the deltas produce (which a hostile delta can make large with little input, as with git itself).
+
+mod cache;
+mod stream;
+
+use cache::Cache;
+use stream::{level_error, step, EntryInflater, Level, Ring, Step};
+
+use crate::git::delta::{self, DeltaError};
+use crate::git::oid::{hash_object, ObjectHasher, ObjectId, ObjectKind};
+use crate::git::pack::entry::{Entry, EntryKind};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Longest delta chain rebuilt (git itself never writes chains deeper than 4095).
+pub const MAX_CHAIN_DEPTH: usize = 10_000;
+/// Most levels streamed at once for objects bigger than [`ResolveOptions::big_object_bytes`].
+pub const MAX_STREAM_LEVELS: usize = 256;
+/// Bytes of compressed data fetched per read when an entry is streamed.
+const READ_CHUNK: u64 = 64 * 1024;
+/// Bytes a streamed level produces per step (its window must hold at least twice this).
+const PRODUCE_CHUNK: usize = 32 * 1024;
+/// Size of the buffer a streamed delta is inflated into.
+const DELTA_BUF: usize = 32 * 1024;
+/// Smallest window of recent output a streamed base keeps (copies reaching further back restart it).
+const MIN_WINDOW: usize = 2 * PRODUCE_CHUNK;
+/// Largest window of recent output a streamed base keeps.
+const MAX_WINDOW: usize = 1024 * 1024;
+/// Window bytes shared by the levels of one stream.
+const WINDOW_BUDGET: usize = 8 * 1024 * 1024;
+/// zlib cannot expand data by more than about 1032:1; inflated buffers are never reserved beyond that.
+const MAX_INFLATE_RATIO: u64 = 1032;
+/// Marks an entry without a known base (a base object, or a REF delta whose base is not resolved yet).
+const NO_PARENT: u32 = u32::MAX;
+
+/// Error type of [`PackReader`] reads.
+pub type ReadError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Random access to the bytes of a pack, for the resolver to read entries back.
+#[async_trait::async_trait]
+pub trait PackReader: Send + Sync {
+    /// Exactly `len` bytes of the pack at `offset`.
+    async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError>;
+}
+
+/// A whole pack held in memory (small packs).
+#[async_trait::async_trait]
+impl PackReader for Bytes {
+    async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        let range = usize::try_from(offset)
+            .ok()
+            .zip(
+                offset
+                    .checked_add(len)
+                    .and_then(|end| usize::try_from(end).ok()),
+            )
+            .filter(|&(_, end)| end <= self.len());
+        match range {
+            Some((start, end)) => Ok(self.slice(start..end)),
+            None => Err(format!(
+                "cannot read {len} bytes at offset {offset} of a pack of {} bytes",
+                self.len()
+            )
+            .into()),
+        }
+    }
+}
+
+/// Limits for [`resolve_deltas`], and an optional progress observer.
+#[derive(Clone, Copy)]
+pub struct ResolveOptions<'a> {
+    /// Most bytes of inflated objects kept in the base cache.
+    pub cache_bytes: u64,
+    /// Objects (and deltas, and compressed entries) bigger than this are streamed, never held whole.
+    pub big_object_bytes: u64,
+    /// Called with (entries scanned, total entries) every [`PROGRESS_INTERVAL`] entries of the scan.
+    pub progress: Option<&'a (dyn Fn(u64, u64) + Send + Sync)>,
+}
+
+impl std::fmt::Debug for ResolveOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResolveOptions")
+            .field("cache_bytes", &self.cache_bytes)
+            .field("big_object_bytes", &self.big_object_bytes)
+            .field("progress", &self.progress.is_some())
+            .finish()
+    }
+}
+
+/// How many entries the scan covers between two calls of [`ResolveOptions::progress`].
+pub const PROGRESS_INTERVAL: usize = 4096;
+
+/// What [`resolve_deltas`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResolveStats {
+    /// The kind of every entry's object, in entry order (for a delta: the kind of the object it yields).
+    pub kinds: Vec<ObjectKind>,
+    /// Delta entries resolved.
+    pub deltas: u64,
+    /// Non-delta entries whose id the first pass had not filled in, hashed here.
+    pub bases_hashed: u64,
+    /// Deltas whose base was found in the cache.
+    pub cache_hits: u64,
+    /// Deltas whose base had to be read or rebuilt from the pack.
+    pub cache_misses: u64,
+    /// Intermediate objects rebuilt from their delta chain after a cache miss.
+    pub rebuilt: u64,
+    /// Objects bigger than the limit whose id was computed by streaming.
+    pub streamed: u64,
+    /// Times a streamed base had to start over because a copy reached behind its window.
+    pub stream_restarts: u64,
+    /// Deltas resolved after entries that follow them, because their base (or their base's base...) is a REF
+    /// delta's base that comes later in the pack.
+    pub deferred: u64,
+    /// Reads issued to the [`PackReader`].
+    pub reads: u64,
+    /// Bytes those reads returned.
+    pub bytes_read: u64,
+    /// Most bytes the base cache ever held.
+    pub peak_cache_bytes: u64,
+    /// Longest delta chain walked to rebuild an object.
+    pub longest_chain: u64,
+}
+
+/// Why delta resolution failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    /// The pack source failed.
+    #[error("reading {len} bytes of the pack at offset {offset}: {source}")]
+    Read {
+        /// Where the read started.
+        offset: u64,
+        /// How many bytes were asked for.
+        len: u64,
+        /// What went wrong.
+        #[source]
+        source: ReadError,
+    },
+    /// The pack source returned another number of bytes than asked for.
+    #[error("reading {expected} bytes of the pack at offset {offset} returned {actual}")]
+    ShortRead {
+        /// Where the read started.
+        offset: u64,
+        /// How many bytes were asked for.
+        expected: u64,
+        /// How many came back.
+        actual: u64,
+    },
+    /// A REF delta's base is neither in the pack nor producible from it.
+    #[error("pack entry at offset {offset}: delta base {base} not found in pack (thin pack?)")]
+    MissingBase {
+        /// Offset of the delta entry.
+        offset: u64,
+        /// The base it names.
+        base: ObjectId,
+    },
+    /// Something is wrong with one entry.
+    #[error("pack entry at offset {offset}: {problem}")]
+    Entry {
+        /// Offset of the entry.
+        offset: u64,
+        /// What is wrong.
+        problem: EntryProblem,
+    },
+    /// More entries than the resolver's 32-bit indices can address.
+    #[error("pack has {0} entries, more than delta resolution supports")]
+    TooManyEntries(usize),
+}
+
+/// What is wrong with one pack entry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EntryProblem {
+    /// Entries must be given in pack order.
+    #[error("entries are not in pack order")]
+    OutOfOrder,
+    /// The recorded offsets and length do not describe a zlib stream inside the entry.
+    #[error("inconsistent entry bounds (data at {data_offset}, entry length {packed_len})")]
+    BadBounds {
+        /// Recorded start of the zlib stream.
+        data_offset: u64,
+        /// Recorded entry length.
+        packed_len: u64,
+    },
+    /// A non-delta entry whose two recorded sizes differ.
+    #[error("object size {size} and result size {result_size} differ")]
+    BadSizes {
+        /// Recorded inflated size.
+        size: u64,
+        /// Recorded object size.
+        result_size: u64,
+    },
+    /// An OFS delta's base offset is not the start of an earlier entry.
+    #[error("delta base offset {0} is not the start of an earlier entry")]
+    BadBaseOffset(u64),
+    /// The zlib stream is corrupt.
+    #[error("corrupt zlib stream ({0})")]
+    Zlib(&'static str),
+    /// The zlib stream inflates to more bytes than the entry declares.
+    #[error("inflates to more than the {declared} bytes its header declares")]
+    InflatedTooLong {
+        /// Size from the entry header.
+        declared: u64,
+    },
+    /// The zlib stream inflates to fewer bytes than the entry declares.
+    #[error("inflates to {actual} bytes, but its header declares {declared}")]
+    InflatedTooShort {
+        /// Size from the entry header.
+        declared: u64,
+        /// Bytes the stream produced.
+        actual: u64,
+    },
+    /// The zlib stream ends before the entry does.
+    #[error("zlib stream ends before the entry's last byte")]
+    TrailingBytes,
+    /// The delta is invalid or does not fit its base.
+    #[error("{0}")]
+    Delta(#[from] DeltaError),
+    /// The delta's header disagrees with the result size the first pass recorded.
+    #[error("delta yields {header} bytes, but the first pass recorded {recorded}")]
+    ResultSizeMismatch {
+        /// Result size in the delta header.
+        header: u64,
+        /// Result size recorded in the entry.
+        recorded: u64,
+    },
+    /// The delta chain is deeper than [`MAX_CHAIN_DEPTH`].
+    #[error("delta chain deeper than {0}")]
+    ChainTooDeep(usize),
+    /// Too many objects bigger than the memory limit would have to be streamed through each other.
+    #[error("delta chain of more than {MAX_STREAM_LEVELS} objects too big to hold in memory")]
+    StreamTooDeep,
+    /// A streamed base object ended before a copy from it was satisfied.
+    #[error("delta base ended early")]
+    BaseEndedEarly,
+    /// The entry could not be resolved although no missing base explains it.
+    #[error("delta could not be resolved")]
+    Unresolved,
+}
+
+/// Computes the id of every delta entry of a pack (and of any base entry whose id is missing), reading entries
+/// back from `source` within the limits of `options`. `entries` must be the whole pack, in pack order; ids
+/// already set on delta entries are ignored and recomputed.
+pub async fn resolve_deltas(
+    entries: &mut [Entry],
+    source: &dyn PackReader,
+    options: &ResolveOptions<'_>,
+) -> Result<ResolveStats, ResolveError> {
+    resolve_with_depth(entries, source, options, MAX_CHAIN_DEPTH).await
+}
+
+/// [`resolve_deltas`] with another chain depth limit (tests use a small one).
+async fn resolve_with_depth(
+    entries: &mut [Entry],
+    source: &dyn PackReader,
+    options: &ResolveOptions<'_>,
+    max_chain: usize,
+) -> Result<ResolveStats, ResolveError> {
+    let mut resolver = Resolver::new(entries, source, options, max_chain)?;
+    resolver.run(options.progress).await?;
+    resolver.stats.kinds = resolver.kinds;
+    resolver.stats.peak_cache_bytes = resolver.cache.peak;
+    Ok(resolver.stats)
+}
+
+fn entry_error(entry: &Entry, problem: impl Into<EntryProblem>) -> ResolveError {
+    ResolveError::Entry {
+        offset: entry.offset,
+        problem: problem.into(),
+    }
+}
+
+/// End of an entry (offset just past its last byte); validated by [`Resolver::new`].
+fn entry_end(entry: &Entry) -> u64 {
+    entry.offset.saturating_add(entry.packed_len)
+}
+
+fn as_index(i: usize) -> u32 {
+    // `Resolver::new` refuses packs with `NO_PARENT` or more entries, so every index fits.
+    i as u32
+}
+
+/// The state of one run of [`resolve_deltas`].
+struct Resolver<'a> {
+    entries: &'a mut [Entry],
+    source: &'a dyn PackReader,
+    big: u64,
+    max_chain: usize,
+    /// The base entry of each delta, `NO_PARENT` when not known (yet).
+    parent: Vec<u32>,
+    /// Children of each entry not resolved yet.
+    pending: Vec<u32>,
+    kinds: Vec<ObjectKind>,
+    /// REF deltas whose base id is not known yet, by that id.
+    waiting_for_oid: HashMap<ObjectId, Vec<u32>>,
+    /// Deltas visited while their (known) base entry was not resolved yet, by that entry.
+    waiting_for_entry: HashMap<u32, Vec<u32>>,
+    /// Children bigger than the limit of each entry bigger than the limit (to stream them in one pass).
+    big_children: HashMap<u32, Vec<u32>>,
+    /// Deltas that became resolvable behind the scan.
+    ready: Vec<u32>,
+    scan_pos: u32,
+    cache: Cache,
+    inflater: EntryInflater,
+    stats: ResolveStats,
+}
+
+/// How far a rebuild has got: an object in memory, or a stack of streamed levels.
+enum Built {
+    Memory(Arc<Vec<u8>>),
+    Stream(Vec<Level>),
+}
+
+impl<'a> Resolver<'a> {
+    fn new(
+        entries: &'a mut [Entry],
+        source: &'a dyn PackReader,
+        options: &ResolveOptions<'_>,
+        max_chain: usize,
+    ) -> Result<Self, ResolveError> {
+        let n = entries.len();
+        if n >= NO_PARENT as usize {
+            return Err(ResolveError::TooManyEntries(n));
+        }
+        // Delta ids are (re)computed from scratch: a delta counts as resolved only once this run produced it.
+        for e in entries.iter_mut().filter(|e| e.is_delta()) {
+            e.oid = None;
+        }
+        let mut kinds = Vec::with_capacity(n);
+        let mut previous_end = 0;
+        for (i, e) in entries.iter().enumerate() {
+            let end = e.offset.checked_add(e.packed_len);
+            if end.is_none_or(|end| e.data_offset <= e.offset || e.data_offset >= end) {
+                return Err(entry_error(
+                    e,
+                    EntryProblem::BadBounds {
+                        data_offset: e.data_offset,
+                        packed_len: e.packed_len,
+                    },
+                ));
+            }
+            if i > 0 && e.offset < previous_end {
+                return Err(entry_error(e, EntryProblem::OutOfOrder));
+            }
+            previous_end = entry_end(e);
+            match e.kind {
+                EntryKind::Base(kind) => {
+                    if e.size != e.result_size {
+                        return Err(entry_error(
+                            e,
+                            EntryProblem::BadSizes {
+                                size: e.size,
+                                result_size: e.result_size,
+                            },
+                        ));
+                    }
+                    kinds.push(kind);
+                }
+                // Replaced by the base's kind when the delta is resolved.
+                _ => kinds.push(ObjectKind::Blob),
+            }
+        }
+        let mut resolver = Resolver {
+            parent: vec![NO_PARENT; n],
+            pending: vec![0; n],
+            kinds,
+            waiting_for_oid: HashMap::new(),
+            waiting_for_entry: HashMap::new(),
+            big_children: HashMap::new(),
+            ready: Vec::new(),
+            scan_pos: 0,
+            cache: Cache::new(options.cache_bytes),
+            inflater: EntryInflater::new(),
+            stats: ResolveStats::default(),
+            big: options.big_object_bytes,
+            max_chain,
+            entries,
+            source,
+        };
+        for i in 0..n {
+            let e = &resolver.entries[i];
+            match e.kind {
+                EntryKind::Base(_) => {}
+                EntryKind::OfsDelta { base_offset } => {
+                    let j = resolver.entries.partition_point(|b| b.offset < base_offset);
+                    if j >= i || resolver.entries[j].offset != base_offset {
+                        return Err(entry_error(e, EntryProblem::BadBaseOffset(base_offset)));
+                    }
+                    resolver.attach(as_index(i), as_index(j));
+                }
+                EntryKind::RefDelta { base } => {
+                    let waiting = resolver.waiting_for_oid.entry(base).or_default();
+                    waiting.push(as_index(i));
+                }
+            }
+        }
+        // REF deltas on non-delta objects (whose ids the first pass computed) know their base now; the others
+        // learn it when the object with that id is resolved.
+        for j in 0..n {
+            let Some(oid) = resolver.entries[j].oid else {
+                continue;
+            };
+            if let Some(waiting) = resolver.waiting_for_oid.remove(&oid) {
+                for w in waiting {
+                    resolver.attach(w, as_index(j));
+                }
+            }
+        }
+        Ok(resolver)
+    }
+
+    /// Records that delta `child` applies to entry `base`.
+    fn attach(&mut self, child: u32, base: u32) {
+        self.parent[child as usize] = base;
+        self.pending[base as usize] += 1;
+        if self.is_big(child) && self.is_big(base) {
+            self.big_children.entry(base).or_default().push(child);
+        }
+    }
+
+    /// Whether an entry's object, delta data or compressed bytes exceed the in-memory limit.
+    fn is_big(&self, i: u32) -> bool {
+        let e = &self.entries[i as usize];
+        e.size > self.big || e.result_size > self.big || entry_end(e) - e.data_offset > self.big
+    }
+
+    fn is_resolved(&self, i: u32) -> bool {
+        self.entries[i as usize].oid.is_some()
+    }
+
+    async fn run(
+        &mut self,
+        progress: Option<&(dyn Fn(u64, u64) + Send + Sync)>,
+    ) -> Result<(), ResolveError> {
+        let total = self.entries.len() as u64;
+        for i in 0..self.entries.len() {
+            if let Some(report) = progress.filter(|_| i % PROGRESS_INTERVAL == 0 && i > 0) {
+                report(i as u64, total);
+            }
+            self.scan_pos = as_index(i);
+            self.visit(as_index(i)).await?;
+            while let Some(j) = self.ready.pop() {
+                self.visit(j).await?;
+            }
+        }
+        for (i, e) in self.entries.iter().enumerate() {
+            if let (None, EntryKind::RefDelta { base }, NO_PARENT) = (e.oid, e.kind, self.parent[i])
+            {
+                return Err(ResolveError::MissingBase {
+                    offset: e.offset,
+                    base,
+                });
+            }
+        }
+        match self.entries.iter().find(|e| e.oid.is_none()) {
+            Some(e) => Err(entry_error(e, EntryProblem::Unresolved)),
+            None => Ok(()),
+        }
+    }
+
+    /// Resolves entry `i` if it can be now; otherwise leaves it for when its base is resolved.
+    async fn visit(&mut self, i: u32) -> Result<(), ResolveError> {
+        let idx = i as usize;
+        if self.is_resolved(i) {
+            return self.preload(i).await;
+        }
+        let parent = self.parent[idx];
+        if self.entries[idx].is_delta() {
+            if parent == NO_PARENT {
+                // A REF delta whose base id is unknown: `resolved` queues it once an object with that id exists.
+                return Ok(());
+            }
+            if !self.is_resolved(parent) {
+                self.waiting_for_entry.entry(parent).or_default().push(i);
+                return Ok(());
+            }
+        }
+        self.resolve(i).await
+    }
+
+    /// Caches a non-delta object that has children to come while the scan passes it (a sequential read now
+    /// saves a random one later).
+    async fn preload(&mut self, i: u32) -> Result<(), ResolveError> {
+        let e = &self.entries[i as usize];
+        if e.is_delta()
+            || self.pending[i as usize] == 0
+            || self.is_big(i)
+            || e.size > self.cache.limit
+        {
+            return Ok(());
+        }
+        if self.cache.contains(i) {
+            return Ok(());
+        }
+        let data = self.read_whole(i).await?;
+        self.cache.insert(i, Arc::new(data));
+        Ok(())
+    }
+
+    /// Computes the id of unresolved entry `i`, whose base (if any) is resolved.
+    async fn resolve(&mut self, i: u32) -> Result<(), ResolveError> {
+        let chain = self.chain(i)?;
+        let root = *chain.last().unwrap_or(&i);
+        if chain.len() > 1 {
+            if self.cache.contains(self.parent[i as usize]) {
+                self.stats.cache_hits += 1;
+            } else {
+                self.stats.cache_misses += 1;
+            }
+        }
+        let path = if self.is_big(i) {
+            self.big_path(i, chain.len())
+        } else {
+            Vec::new()
+        };
+        let window = (WINDOW_BUDGET / (chain.len() + path.len())).clamp(MIN_WINDOW, MAX_WINDOW);
+
+        let mut built = match self.cache.get(root) {
+            Some(data) if root != i => Built::Memory(data),
+            _ if self.is_big(root) => Built::Stream(vec![Level::inflate(
+                &self.entries[root as usize],
+                root,
+                window,
+            )]),
+            _ => {
+                let data = Arc::new(self.read_whole(root).await?);
+                if root != i {
+                    self.keep(root, &data);
+                }
+                Built::Memory(data)
+            }
+        };
+        for &x in chain.iter().rev().skip(1) {
+            built = self.extend(built, x, window).await?;
+            if x != i {
+                if let Built::Memory(data) = &built {
+                    self.keep(x, data);
+                }
+            }
+        }
+        self.kinds[i as usize] = self.kinds[root as usize];
+        match built {
+            Built::Memory(data) => {
+                let oid = hash_object(self.kinds[i as usize], &data);
+                self.resolved(i, oid, Some(data));
+            }
+            Built::Stream(levels) => self.stream_hash(levels, i, &path, window).await?,
+        }
+        Ok(())
+    }
+
+    /// `i`, its base, its base's base... down to the nearest cached object or non-delta entry.
+    fn chain(&mut self, i: u32) -> Result<Vec<u32>, ResolveError> {
+        let mut chain = vec![i];
+        let mut x = i;
+        while self.entries[x as usize].is_delta() && (x == i || !self.cache.contains(x)) {
+            // Resolved deltas, and the delta being resolved, always have a base.
+            x = match self.parent.get(x as usize) {
+                Some(&p) if p != NO_PARENT => p,
+                _ => {
+                    return Err(entry_error(
+                        &self.entries[x as usize],
+                        EntryProblem::Unresolved,
+                    ))
+                }
+            };
+            chain.push(x);
+            if chain.len() > self.max_chain + 1 {
+                return Err(entry_error(
+                    &self.entries[i as usize],
+                    EntryProblem::ChainTooDeep(self.max_chain),
+                ));
+            }
+        }
+        self.stats.longest_chain = self.stats.longest_chain.max(chain.len() as u64 - 1);
+        Ok(chain)
+    }
+
+    /// Unresolved big descendants of big entry `i` along one line (first child each time), so that streaming `i`
+    /// hashes them too.
+    fn big_path(&self, i: u32, chain_len: usize) -> Vec<u32> {
+        let mut path = Vec::new();
+        let mut x = i;
+        while chain_len + path.len() < MAX_STREAM_LEVELS {
+            let next = self
+                .big_children
+                .get(&x)
+                .and_then(|children| children.iter().copied().find(|&c| !self.is_resolved(c)));
+            match next {
+                Some(c) => {
+                    path.push(c);
+                    x = c;
+                }
+                None => break,
+            }
+        }
+        path
+    }
+
+    /// Applies delta entry `x` to what has been built so far.
+    async fn extend(&mut self, built: Built, x: u32, window: usize) -> Result<Built, ResolveError> {
+        let small = !self.is_big(x);
+        let mut levels = match built {
+            Built::Memory(base) if small => {
+                let delta = self.read_whole(x).await?;
+                let e = &self.entries[x as usize];
+                let result = delta::apply(&base, &delta).map_err(|err| entry_error(e, err))?;
+                if result.len() as u64 != e.result_size {
+                    return Err(entry_error(
+                        e,
+                        EntryProblem::ResultSizeMismatch {
+                            header: result.len() as u64,
+                            recorded: e.result_size,
+                        },
+                    ));
+                }
+                return Ok(Built::Memory(Arc::new(result)));
+            }
+            Built::Memory(base) => vec![Level::memory(base)],
+            Built::Stream(levels) => levels,
+        };
+        if levels.len() >= MAX_STREAM_LEVELS {
+            return Err(entry_error(
+                &self.entries[x as usize],
+                EntryProblem::StreamTooDeep,
+            ));
+        }
+        levels.push(Level::delta(&self.entries[x as usize], x, window));
+        if !small {
+            return Ok(Built::Stream(levels));
+        }
+        // A small object on top of a streamed one: stream it into memory.
+        let top = levels.len() - 1;
+        levels[top].out = Ring::new(0);
+        levels[top].collect = Some(Vec::new());
+        self.drive_all(&mut levels).await?;
+        let data = levels[top].collect.take().unwrap_or_default();
+        Ok(Built::Memory(Arc::new(data)))
+    }
+
+    /// Streams big object `i` (the top of `levels`) and the big descendants in `path`, hashing each.
+    async fn stream_hash(
+        &mut self,
+        mut levels: Vec<Level>,
+        i: u32,
+        path: &[u32],
+        window: usize,
+    ) -> Result<(), ResolveError> {
+        let first = levels.len() - 1;
+        for &c in path {
+            levels.push(Level::delta(&self.entries[c as usize], c, window));
+        }
+        let top = levels.len() - 1;
+        levels[top].out = Ring::new(0);
+        let kind = self.kinds[i as usize];
+        for level in &mut levels[first..] {
+            level.hasher = Some(ObjectHasher::new(kind, level.size));
+        }
+        self.drive_all(&mut levels).await?;
+        for level in &mut levels[first..] {
+            if let Some(hasher) = level.hasher.take() {
+                let x = level.entry;
+                self.kinds[x as usize] = kind;
+                self.stats.streamed += 1;
+                self.resolved(x, hasher.finish(), None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every level of a stream to its end, the top first: each object is hashed exactly once, and every
+    /// entry's zlib stream and delta are verified to their last byte even where no copy reached.
+    async fn drive_all(&mut self, levels: &mut [Level]) -> Result<(), ResolveError> {
+        for at in (0..levels.len()).rev() {
+            self.drive(levels, at).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs level `top` of a stream to its end, pulling its bases forward (or restarting them) as its copies
+    /// require.
+    async fn drive(&mut self, levels: &mut [Level], top: usize) -> Result<(), ResolveError> {
+        let mut at = top;
+        loop {
+            match step(levels, at, &mut self.stats.stream_restarts)? {
+                Step::Produced => {
+                    if at < top {
+                        at += 1;
+                    }
+                }
+                Step::NeedBase => match at.checked_sub(1) {
+                    Some(below) => at = below,
+                    None => return Err(level_error(&levels[at], EntryProblem::BaseEndedEarly)),
+                },
+                Step::NeedInput { offset, len } => {
+                    let data = self.read(offset, len).await?;
+                    levels[at].feed(data);
+                }
+                Step::End => {
+                    if at == top {
+                        return Ok(());
+                    }
+                    return Err(level_error(&levels[at + 1], EntryProblem::BaseEndedEarly));
+                }
+            }
+        }
+    }
+
+    /// Caches a rebuilt object if it still has children to come.
+    fn keep(&mut self, x: u32, data: &Arc<Vec<u8>>) {
+        self.stats.rebuilt += u64::from(self.entries[x as usize].is_delta());
+        if self.pending[x as usize] > 0 {
+            self.cache.insert(x, Arc::clone(data));
+        }
+    }
+
+    /// Records the id of entry `x` and wakes whatever waited for it.
+    fn resolved(&mut self, x: u32, oid: ObjectId, data: Option<Arc<Vec<u8>>>) {
+        let idx = x as usize;
+        if self.entries[idx].is_delta() {
+            self.stats.deltas += 1;
+        } else {
+            self.stats.bases_hashed += 1;
+        }
+        if x < self.scan_pos {
+            self.stats.deferred += 1;
+        }
+        self.entries[idx].oid = Some(oid);
+        for w in self.waiting_for_oid.remove(&oid).unwrap_or_default() {
+            self.attach(w, x);
+            if w <= self.scan_pos {
+                self.ready.push(w);
+            }
+        }
+        if let Some(waiting) = self.waiting_for_entry.remove(&x) {
+            self.ready.extend(waiting);
+        }
+        let parent = self.parent[idx];
+        if parent != NO_PARENT {
+            let p = parent as usize;
+            self.pending[p] = self.pending[p].saturating_sub(1);
+            if self.pending[p] == 0 {
+                self.cache.remove(parent);
+                self.big_children.remove(&parent);
+            }
+        }
+        if let Some(data) = data {
+            if self.pending[idx] > 0 {
+                self.cache.insert(x, data);
+            }
+        }
+    }
+
+    /// Reads and inflates a whole entry that is not big.
+    async fn read_whole(&mut self, i: u32) -> Result<Vec<u8>, ResolveError> {
+        let e = &self.entries[i as usize];
+        let (start, size) = (e.data_offset, e.size);
+        let data = self.read(start, entry_end(e) - start).await?;
+        let e = &self.entries[i as usize];
+        self.inflater
+            .inflate_whole(&data, size)
+            .map_err(|p| entry_error(e, p))
+    }
+
+    async fn read(&mut self, offset: u64, len: u64) -> Result<Bytes, ResolveError> {
+        let data = self
+            .source
+            .read_at(offset, len)
+            .await
+            .map_err(|source| ResolveError::Read {
+                offset,
+                len,
+                source,
+            })?;
+        if data.len() as u64 != len {
+            return Err(ResolveError::ShortRead {
+                offset,
+                expected: len,
+                actual: data.len() as u64,
+            });
+        }
+        self.stats.reads += 1;
+        self.stats.bytes_read += len;
+        Ok(data)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,565 @@
+//! Streaming objects too big to hold whole: entry inflation with size checks, chunked pack input, the output
+//! window of each streamed level, and the levels that produce a big object (an inflated base, or a delta applied
+//! to the level below) a chunk at a time.
+
+use super::{
+    entry_end, EntryProblem, ResolveError, DELTA_BUF, MAX_INFLATE_RATIO, NO_PARENT, PRODUCE_CHUNK,
+    READ_CHUNK,
+};
+use crate::git::delta::{DeltaDecoder, DeltaError, DeltaStep};
+use crate::git::oid::ObjectHasher;
+use crate::git::pack::entry::Entry;
+use bytes::Bytes;
+use miniz_oxide::inflate::stream::{inflate, InflateState};
+use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+use std::sync::Arc;
+
+/// Inflates one entry's zlib stream, checking that it yields exactly the declared size and ends exactly where
+/// the entry does.
+pub(super) struct EntryInflater {
+    pub(super) state: Box<InflateState>,
+    pub(super) expected: u64,
+    pub(super) produced: u64,
+    pub(super) ended: bool,
+}
+
+/// Progress of [`EntryInflater::inflate`].
+pub(super) struct Inflated {
+    pub(super) consumed: usize,
+    pub(super) written: usize,
+}
+
+impl EntryInflater {
+    pub(super) fn new() -> Self {
+        EntryInflater {
+            state: InflateState::new_boxed(DataFormat::Zlib),
+            expected: 0,
+            produced: 0,
+            ended: false,
+        }
+    }
+
+    /// Starts over for a stream that must inflate to `expected` bytes.
+    pub(super) fn reset(&mut self, expected: u64) {
+        self.state.reset(DataFormat::Zlib);
+        self.expected = expected;
+        self.produced = 0;
+        self.ended = false;
+    }
+
+    /// Inflates from `input` into `out`.
+    pub(super) fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut [u8],
+    ) -> Result<Inflated, EntryProblem> {
+        if self.ended {
+            return Ok(Inflated {
+                consumed: 0,
+                written: 0,
+            });
+        }
+        let result = inflate(&mut self.state, input, out, MZFlush::None);
+        match result.status {
+            Ok(MZStatus::StreamEnd) => self.ended = true,
+            // `Buf`: no progress possible without more input.
+            Ok(_) | Err(MZError::Buf) => {}
+            Err(_) => return Err(EntryProblem::Zlib("invalid data or checksum")),
+        }
+        self.produced += result.bytes_written as u64;
+        if self.produced > self.expected {
+            return Err(EntryProblem::InflatedTooLong {
+                declared: self.expected,
+            });
+        }
+        Ok(Inflated {
+            consumed: result.bytes_consumed,
+            written: result.bytes_written,
+        })
+    }
+
+    /// Checks the end of the stream once its input is exhausted (`input_left`: entry bytes after it).
+    pub(super) fn finish(&self, input_left: bool) -> Result<(), EntryProblem> {
+        if !self.ended {
+            return Err(EntryProblem::Zlib("truncated"));
+        }
+        if input_left {
+            return Err(EntryProblem::TrailingBytes);
+        }
+        if self.produced != self.expected {
+            return Err(EntryProblem::InflatedTooShort {
+                declared: self.expected,
+                actual: self.produced,
+            });
+        }
+        Ok(())
+    }
+
+    /// Inflates a whole zlib stream held in memory. The buffer starts no larger than zlib's maximum expansion of
+    /// the real input and grows as output arrives; it never exceeds `expected + 1` bytes.
+    pub(super) fn inflate_whole(
+        &mut self,
+        data: &[u8],
+        expected: u64,
+    ) -> Result<Vec<u8>, EntryProblem> {
+        self.reset(expected);
+        let limit = expected.saturating_add(1);
+        let first = limit.min(
+            (data.len() as u64)
+                .saturating_mul(MAX_INFLATE_RATIO)
+                .saturating_add(64),
+        );
+        let mut out = vec![0; usize::try_from(first).unwrap_or(usize::MAX)];
+        let (mut consumed, mut written) = (0, 0);
+        while !self.ended {
+            if written == out.len() {
+                let grown = (out.len() as u64).saturating_mul(2).min(limit);
+                out.resize(usize::try_from(grown).unwrap_or(usize::MAX), 0);
+            }
+            let step = self.inflate(&data[consumed..], &mut out[written..])?;
+            consumed += step.consumed;
+            written += step.written;
+            if step.consumed == 0 && step.written == 0 && !self.ended {
+                return Err(EntryProblem::Zlib("truncated"));
+            }
+        }
+        self.finish(consumed < data.len())?;
+        out.truncate(written);
+        Ok(out)
+    }
+}
+
+/// Compressed bytes of one entry, fetched from the pack in chunks and inflated as a stream.
+pub(super) struct StreamInput {
+    pub(super) start: u64,
+    pub(super) end: u64,
+    pub(super) next: u64,
+    pub(super) chunk: Bytes,
+    pub(super) pos: usize,
+    pub(super) inflater: EntryInflater,
+}
+
+/// Result of [`StreamInput::inflate`].
+pub(super) enum Pull {
+    Wrote(usize),
+    NeedInput { offset: u64, len: u64 },
+    Ended,
+}
+
+impl StreamInput {
+    pub(super) fn new(e: &Entry) -> Self {
+        let mut inflater = EntryInflater::new();
+        inflater.reset(e.size);
+        StreamInput {
+            start: e.data_offset,
+            end: entry_end(e),
+            next: e.data_offset,
+            chunk: Bytes::new(),
+            pos: 0,
+            inflater,
+        }
+    }
+
+    pub(super) fn restart(&mut self) {
+        self.next = self.start;
+        self.chunk = Bytes::new();
+        self.pos = 0;
+        let expected = self.inflater.expected;
+        self.inflater.reset(expected);
+    }
+
+    pub(super) fn feed(&mut self, data: Bytes) {
+        self.next += data.len() as u64;
+        self.chunk = data;
+        self.pos = 0;
+    }
+
+    /// Inflates into `out`: at least one byte, or a request for more input, or the verified end.
+    pub(super) fn inflate(&mut self, out: &mut [u8]) -> Result<Pull, EntryProblem> {
+        loop {
+            if self.inflater.ended {
+                self.inflater
+                    .finish(self.pos < self.chunk.len() || self.next < self.end)?;
+                return Ok(Pull::Ended);
+            }
+            let step = self.inflater.inflate(&self.chunk[self.pos..], out)?;
+            self.pos += step.consumed;
+            if step.written > 0 {
+                return Ok(Pull::Wrote(step.written));
+            }
+            if self.inflater.ended {
+                continue;
+            }
+            if self.pos == self.chunk.len() {
+                if self.next < self.end {
+                    return Ok(Pull::NeedInput {
+                        offset: self.next,
+                        len: READ_CHUNK.min(self.end - self.next),
+                    });
+                }
+                return Err(EntryProblem::Zlib("truncated"));
+            }
+            if step.consumed == 0 {
+                return Err(EntryProblem::Zlib("no progress"));
+            }
+        }
+    }
+}
+
+/// Ring buffer of the latest bytes a level produced, addressed by absolute position in its output.
+pub(super) struct Ring {
+    pub(super) buf: Vec<u8>,
+    pub(super) cap: usize,
+    /// Index in `buf` of the next byte to write once `buf` is full.
+    pub(super) write: usize,
+    pub(super) len: usize,
+    /// Position, in the level's output, just past the newest byte.
+    pub(super) end: u64,
+}
+
+impl Ring {
+    /// A ring keeping up to `cap` bytes (allocated as bytes arrive).
+    pub(super) fn new(cap: usize) -> Self {
+        Ring {
+            buf: Vec::new(),
+            cap,
+            write: 0,
+            len: 0,
+            end: 0,
+        }
+    }
+
+    pub(super) fn start(&self) -> u64 {
+        self.end - self.len as u64
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.write = 0;
+        self.len = 0;
+        self.end = 0;
+        self.buf.clear();
+    }
+
+    pub(super) fn push(&mut self, data: &[u8]) {
+        self.end += data.len() as u64;
+        let mut data = &data[data.len().saturating_sub(self.cap)..];
+        while !data.is_empty() {
+            let n = if self.buf.len() < self.cap {
+                let n = data.len().min(self.cap - self.buf.len());
+                self.buf.extend_from_slice(&data[..n]);
+                n
+            } else {
+                let n = data.len().min(self.cap - self.write);
+                self.buf[self.write..self.write + n].copy_from_slice(&data[..n]);
+                n
+            };
+            self.write = (self.write + n) % self.cap;
+            self.len = (self.len + n).min(self.cap);
+            data = &data[n..];
+        }
+    }
+
+    /// Up to `max` contiguous bytes starting at absolute position `pos` (`start() <= pos < end`).
+    pub(super) fn slice(&self, pos: u64, max: u64) -> &[u8] {
+        let oldest = if self.buf.len() < self.cap {
+            0
+        } else {
+            self.write
+        };
+        // `pos - start() < len <= cap`, so these fit in usize.
+        let from = (oldest + (pos - self.start()) as usize) % self.cap.max(1);
+        let available = (self.end - pos).min(max) as usize;
+        let to = (from + available).min(self.buf.len());
+        &self.buf[from..to]
+    }
+}
+
+/// One object of a stream: how it is produced, and where its output goes.
+pub(super) struct Level {
+    pub(super) entry: u32,
+    /// Pack offset of the entry, for error messages.
+    pub(super) offset: u64,
+    /// Size of the object this level produces.
+    pub(super) size: u64,
+    pub(super) producer: Producer,
+    /// The latest output, for the level above to copy from.
+    pub(super) out: Ring,
+    pub(super) hasher: Option<ObjectHasher>,
+    /// Output bytes fed to `hasher` so far (output replayed after a restart is not hashed twice).
+    pub(super) hashed: u64,
+    pub(super) collect: Option<Vec<u8>>,
+}
+
+pub(super) enum Producer {
+    /// An object already in memory (only ever the lowest level).
+    Memory(Arc<Vec<u8>>),
+    /// A non-delta entry inflated from the pack.
+    Inflate {
+        input: StreamInput,
+        scratch: Vec<u8>,
+    },
+    /// A delta entry applied to the level below.
+    Delta(Box<DeltaProducer>),
+}
+
+pub(super) struct DeltaProducer {
+    pub(super) input: StreamInput,
+    /// Inflated delta bytes; `buf[start..end]` not decoded yet.
+    pub(super) buf: Vec<u8>,
+    pub(super) start: usize,
+    pub(super) end: usize,
+    pub(super) decoder: DeltaDecoder,
+    /// A copy instruction not finished yet: position in the base and bytes left.
+    pub(super) copy: Option<(u64, u64)>,
+}
+
+/// What one [`step`] of a level did.
+pub(super) enum Step {
+    /// Produced at least one byte.
+    Produced,
+    /// Needs the level below to produce more first.
+    NeedBase,
+    /// Needs these pack bytes fed first.
+    NeedInput { offset: u64, len: u64 },
+    /// The level's object is complete and verified.
+    End,
+}
+
+/// Where a copy's bytes are in a base level.
+pub(super) enum Access<'a> {
+    Bytes(&'a [u8]),
+    /// Not produced yet.
+    Ahead,
+    /// Already dropped from the window.
+    Behind,
+}
+
+impl Level {
+    pub(super) fn new(
+        entry: u32,
+        offset: u64,
+        size: u64,
+        producer: Producer,
+        window: usize,
+    ) -> Self {
+        Level {
+            entry,
+            offset,
+            size,
+            producer,
+            out: Ring::new(window),
+            hasher: None,
+            hashed: 0,
+            collect: None,
+        }
+    }
+
+    pub(super) fn memory(data: Arc<Vec<u8>>) -> Self {
+        Level::new(NO_PARENT, 0, data.len() as u64, Producer::Memory(data), 0)
+    }
+
+    pub(super) fn inflate(e: &Entry, entry: u32, window: usize) -> Self {
+        let producer = Producer::Inflate {
+            input: StreamInput::new(e),
+            scratch: vec![0; PRODUCE_CHUNK],
+        };
+        Level::new(entry, e.offset, e.size, producer, window)
+    }
+
+    pub(super) fn delta(e: &Entry, entry: u32, window: usize) -> Self {
+        let producer = Producer::Delta(Box::new(DeltaProducer {
+            input: StreamInput::new(e),
+            buf: vec![0; DELTA_BUF],
+            start: 0,
+            end: 0,
+            decoder: DeltaDecoder::new(),
+            copy: None,
+        }));
+        Level::new(entry, e.offset, e.result_size, producer, window)
+    }
+
+    pub(super) fn feed(&mut self, data: Bytes) {
+        match &mut self.producer {
+            Producer::Memory(_) => {}
+            Producer::Inflate { input, .. } => input.feed(data),
+            Producer::Delta(d) => d.input.feed(data),
+        }
+    }
+
+    /// Starts producing the object again from its first byte.
+    pub(super) fn restart(&mut self) {
+        match &mut self.producer {
+            Producer::Memory(_) => return,
+            Producer::Inflate { input, .. } => input.restart(),
+            Producer::Delta(d) => {
+                d.input.restart();
+                d.decoder = DeltaDecoder::new();
+                d.copy = None;
+                d.start = 0;
+                d.end = 0;
+            }
+        }
+        self.out.clear();
+    }
+
+    /// Where `len` bytes at `pos` of this level's output are.
+    pub(super) fn access(&self, pos: u64, len: u64) -> Option<Access<'_>> {
+        match &self.producer {
+            Producer::Memory(data) => {
+                let start = usize::try_from(pos).ok()?;
+                let end = start.checked_add(usize::try_from(len).ok()?)?;
+                data.get(start..end).map(Access::Bytes)
+            }
+            _ if pos < self.out.start() => Some(Access::Behind),
+            _ if pos >= self.out.end => Some(Access::Ahead),
+            _ => Some(Access::Bytes(self.out.slice(pos, len))),
+        }
+    }
+}
+
+pub(super) fn level_error(level: &Level, problem: EntryProblem) -> ResolveError {
+    ResolveError::Entry {
+        offset: level.offset,
+        problem,
+    }
+}
+
+/// Hands freshly produced bytes to a level's window, hasher and collector.
+pub(super) fn emit(
+    out: &mut Ring,
+    hasher: &mut Option<ObjectHasher>,
+    hashed: &mut u64,
+    collect: &mut Option<Vec<u8>>,
+    data: &[u8],
+) {
+    let pos = out.end;
+    let end = pos + data.len() as u64;
+    if end > *hashed {
+        // Production is sequential, so `pos <= *hashed` and the new part is the tail.
+        let fresh = &data[(*hashed - pos) as usize..];
+        if let Some(hasher) = hasher {
+            hasher.update(fresh);
+        }
+        if let Some(collect) = collect {
+            collect.extend_from_slice(fresh);
+        }
+        *hashed = end;
+    }
+    out.push(data);
+}
+
+/// Lets level `at` of a stream produce up to about [`PRODUCE_CHUNK`] bytes.
+pub(super) fn step(
+    levels: &mut [Level],
+    at: usize,
+    restarts: &mut u64,
+) -> Result<Step, ResolveError> {
+    let (below, rest) = levels.split_at_mut(at);
+    let Some(level) = rest.first_mut() else {
+        return Ok(Step::End);
+    };
+    let Level {
+        offset,
+        size,
+        producer,
+        out,
+        hasher,
+        hashed,
+        collect,
+        ..
+    } = level;
+    let offset = *offset;
+    let fail = move |problem: EntryProblem| ResolveError::Entry { offset, problem };
+    match producer {
+        Producer::Memory(_) => Ok(Step::End),
+        Producer::Inflate { input, scratch } => match input.inflate(scratch).map_err(fail)? {
+            Pull::Wrote(n) => {
+                emit(out, hasher, hashed, collect, &scratch[..n]);
+                Ok(Step::Produced)
+            }
+            Pull::NeedInput { offset, len } => Ok(Step::NeedInput { offset, len }),
+            Pull::Ended => Ok(Step::End),
+        },
+        Producer::Delta(d) => {
+            let Some(base) = below.last_mut() else {
+                return Err(fail(EntryProblem::BaseEndedEarly));
+            };
+            let mut made = 0;
+            let blocked = |made: usize, step: Step| if made > 0 { Step::Produced } else { step };
+            while made < PRODUCE_CHUNK {
+                if let Some((pos, left)) = d.copy {
+                    let want = left.min((PRODUCE_CHUNK - made) as u64);
+                    let out_of_range = DeltaError::CopyOutOfRange {
+                        offset: pos,
+                        len: left,
+                        base_size: base.size,
+                    };
+                    let access = base
+                        .access(pos, want)
+                        .ok_or_else(|| fail(out_of_range.into()))?;
+                    match access {
+                        Access::Bytes(bytes) => {
+                            let n = bytes.len() as u64;
+                            emit(out, hasher, hashed, collect, bytes);
+                            made += bytes.len();
+                            d.copy = (left > n).then_some((pos + n, left - n));
+                        }
+                        Access::Ahead => return Ok(blocked(made, Step::NeedBase)),
+                        Access::Behind => {
+                            base.restart();
+                            *restarts += 1;
+                            return Ok(blocked(made, Step::NeedBase));
+                        }
+                    }
+                    continue;
+                }
+                if d.start < d.end {
+                    let (used, decoded) = d
+                        .decoder
+                        .step(&d.buf[d.start..d.end])
+                        .map_err(|e| fail(e.into()))?;
+                    d.start += used;
+                    match decoded {
+                        DeltaStep::Header(header) => {
+                            if header.base_size != base.size {
+                                return Err(fail(EntryProblem::Delta(
+                                    DeltaError::BaseSizeMismatch {
+                                        declared: header.base_size,
+                                        actual: base.size,
+                                    },
+                                )));
+                            }
+                            if header.result_size != *size {
+                                return Err(fail(EntryProblem::ResultSizeMismatch {
+                                    header: header.result_size,
+                                    recorded: *size,
+                                }));
+                            }
+                        }
+                        DeltaStep::Copy { offset, len } => d.copy = Some((offset, len)),
+                        DeltaStep::Insert(bytes) => {
+                            emit(out, hasher, hashed, collect, bytes);
+                            made += bytes.len();
+                        }
+                        DeltaStep::NeedInput => {}
+                    }
+                    continue;
+                }
+                match d.input.inflate(&mut d.buf).map_err(fail)? {
+                    Pull::Wrote(n) => {
+                        d.start = 0;
+                        d.end = n;
+                    }
+                    Pull::NeedInput { offset, len } => {
+                        return Ok(blocked(made, Step::NeedInput { offset, len }))
+                    }
+                    Pull::Ended => {
+                        d.decoder.finish().map_err(|e| fail(e.into()))?;
+                        return Ok(blocked(made, Step::End));
+                    }
+                }
+            }
+            Ok(Step::Produced)
+        }
+    }
+}

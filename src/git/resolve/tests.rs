@@ -1,0 +1,1061 @@
+use super::*;
+use crate::git::delta::testutil::{encode, make, Op};
+use crate::git::pack::test_support::{
+    entry_header, git, make_repo, ofs_distance, pack_repo, verify_pack, zlib, Rng,
+};
+use crate::git::pack::PackParser;
+
+const LOTS: u64 = 1 << 30;
+/// Everything in memory and cached.
+const ROOMY: ResolveOptions<'static> = ResolveOptions {
+    cache_bytes: LOTS,
+    big_object_bytes: LOTS,
+    progress: None,
+};
+/// No cache at all: every base is rebuilt from its chain.
+const NO_CACHE: ResolveOptions<'static> = ResolveOptions {
+    cache_bytes: 0,
+    big_object_bytes: LOTS,
+    progress: None,
+};
+/// A cache too small for most objects: constant eviction.
+const TINY_CACHE: ResolveOptions<'static> = ResolveOptions {
+    cache_bytes: 3000,
+    big_object_bytes: LOTS,
+    progress: None,
+};
+/// Every object streamed.
+const STREAMED: ResolveOptions<'static> = ResolveOptions {
+    cache_bytes: LOTS,
+    big_object_bytes: 0,
+    progress: None,
+};
+const MODES: [ResolveOptions<'static>; 4] = [ROOMY, NO_CACHE, TINY_CACHE, STREAMED];
+
+/// Hand-built packs (only the entries matter to the resolver; no pack header or trailer), with the ids the
+/// resolver should find, computed from the intended contents rather than by applying the deltas.
+#[derive(Clone)]
+struct TestPack {
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+    contents: Vec<Vec<u8>>,
+    expected: Vec<(ObjectId, ObjectKind)>,
+}
+
+impl TestPack {
+    fn new() -> Self {
+        TestPack {
+            bytes: b"PACK\0\0\0\x02\0\0\0\0".to_vec(),
+            entries: Vec::new(),
+            contents: Vec::new(),
+            expected: Vec::new(),
+        }
+    }
+
+    /// Appends an entry with raw zlib data and the sizes to record; returns its index.
+    fn raw(
+        &mut self,
+        kind: EntryKind,
+        size: u64,
+        result_size: u64,
+        zdata: &[u8],
+        expected: (ObjectKind, &[u8]),
+    ) -> usize {
+        let offset = self.bytes.len() as u64;
+        let type_num = match kind {
+            EntryKind::Base(k) => k.pack_type(),
+            EntryKind::OfsDelta { .. } => 6,
+            EntryKind::RefDelta { .. } => 7,
+        };
+        let mut raw = entry_header(type_num, size);
+        match kind {
+            EntryKind::OfsDelta { base_offset } => raw.extend(ofs_distance(offset - base_offset)),
+            EntryKind::RefDelta { base } => raw.extend_from_slice(&base.0),
+            EntryKind::Base(_) => {}
+        }
+        let data_offset = offset + raw.len() as u64;
+        raw.extend_from_slice(zdata);
+        let oid = hash_object(expected.0, expected.1);
+        self.entries.push(Entry {
+            offset,
+            data_offset,
+            packed_len: raw.len() as u64,
+            kind,
+            size,
+            result_size,
+            crc32: crc32fast::hash(&raw),
+            oid: matches!(kind, EntryKind::Base(_)).then_some(oid),
+        });
+        self.bytes.extend_from_slice(&raw);
+        self.contents.push(expected.1.to_vec());
+        self.expected.push((oid, expected.0));
+        self.entries.len() - 1
+    }
+
+    fn base(&mut self, kind: ObjectKind, data: &[u8]) -> usize {
+        let len = data.len() as u64;
+        self.raw(EntryKind::Base(kind), len, len, &zlib(data), (kind, data))
+    }
+
+    /// An OFS delta on entry `base` yielding `target`.
+    fn ofs(&mut self, base: usize, target: &[u8]) -> usize {
+        let delta = make(&self.contents[base], target);
+        self.ofs_raw(base, &delta, target)
+    }
+
+    /// An OFS delta on entry `base` with this delta data, expected to yield `target`.
+    fn ofs_raw(&mut self, base: usize, delta: &[u8], target: &[u8]) -> usize {
+        let kind = EntryKind::OfsDelta {
+            base_offset: self.entries[base].offset,
+        };
+        let expected = (self.expected[base].1, target);
+        self.raw(
+            kind,
+            delta.len() as u64,
+            target.len() as u64,
+            &zlib(delta),
+            expected,
+        )
+    }
+
+    /// A REF delta on the object `(kind, base)` (wherever it is) yielding `target`.
+    fn ref_to(&mut self, kind: ObjectKind, base: &[u8], target: &[u8]) -> usize {
+        let delta = make(base, target);
+        let entry_kind = EntryKind::RefDelta {
+            base: hash_object(kind, base),
+        };
+        self.raw(
+            entry_kind,
+            delta.len() as u64,
+            target.len() as u64,
+            &zlib(&delta),
+            (kind, target),
+        )
+    }
+
+    fn source(&self) -> Bytes {
+        Bytes::from(self.bytes.clone())
+    }
+
+    async fn resolve(
+        &self,
+        options: ResolveOptions<'_>,
+    ) -> Result<(Vec<Entry>, ResolveStats), ResolveError> {
+        let mut entries = self.entries.clone();
+        // Ids already on deltas are not trusted.
+        for e in entries.iter_mut().filter(|e| e.is_delta()) {
+            e.oid = Some(ObjectId::ZERO);
+        }
+        let stats = resolve_deltas(&mut entries, &self.source(), &options).await?;
+        Ok((entries, stats))
+    }
+
+    /// Resolves in every mode and checks every id and kind.
+    async fn check(&self) -> Vec<ResolveStats> {
+        let mut all = Vec::new();
+        for options in MODES {
+            let (entries, stats) = self
+                .resolve(options)
+                .await
+                .unwrap_or_else(|e| panic!("{options:?}: {e}"));
+            for (i, e) in entries.iter().enumerate() {
+                assert_eq!(
+                    e.oid,
+                    Some(self.expected[i].0),
+                    "entry {i} with {options:?}"
+                );
+                assert_eq!(
+                    stats.kinds[i], self.expected[i].1,
+                    "kind of entry {i} with {options:?}"
+                );
+            }
+            let deltas = self.entries.iter().filter(|e| e.is_delta()).count() as u64;
+            assert_eq!(stats.deltas, deltas);
+            all.push(stats);
+        }
+        all
+    }
+}
+
+/// Text that changes a little from version to version.
+fn version(n: usize) -> Vec<u8> {
+    let mut s = String::new();
+    for line in 0..200 {
+        if line % 37 == n % 37 {
+            s.push_str(&format!("line {line} edited in version {n}\n"));
+        } else {
+            s.push_str(&format!("line {line} stays the same in every version\n"));
+        }
+    }
+    s.into_bytes()
+}
+
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut rng = Rng(seed);
+    (0..len).map(|_| rng.next() as u8).collect()
+}
+
+fn problem(err: ResolveError) -> (u64, EntryProblem) {
+    match err {
+        ResolveError::Entry { offset, problem } => (offset, problem),
+        other => panic!("expected an entry error, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn resolves_chains_and_branches_in_every_mode() {
+    let mut p = TestPack::new();
+    let commit = p.base(
+        ObjectKind::Commit,
+        b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\nfirst\n",
+    );
+    p.ofs(
+        commit,
+        b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\nsecond\n",
+    );
+    let tree = p.base(
+        ObjectKind::Tree,
+        &[b"100644 a\0".as_slice(), &[7; 20]].concat(),
+    );
+    p.ofs(tree, &[b"100644 b\0".as_slice(), &[7; 20]].concat());
+    let mut prev = p.base(ObjectKind::Blob, &version(0));
+    let first = prev;
+    for n in 1..40 {
+        prev = p.ofs(prev, &version(n));
+        // Unrelated entries in between, and a second child of some objects.
+        if n % 5 == 0 {
+            p.base(ObjectKind::Blob, format!("filler {n}").as_bytes());
+            p.ofs(prev, &version(1000 + n));
+        }
+    }
+    p.ofs(first, b"");
+    let tag = p.base(
+        ObjectKind::Tag,
+        b"object 0000000000000000000000000000000000000000\ntype commit\n",
+    );
+    p.ofs(
+        tag,
+        b"object 1111111111111111111111111111111111111111\ntype commit\n",
+    );
+    let stats = p.check().await;
+    let [roomy, no_cache, tiny, streamed] = &stats[..] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (roomy.cache_misses, roomy.rebuilt, roomy.streamed),
+        (0, 0, 0)
+    );
+    assert!(roomy.cache_hits > 40);
+    // The first version (whose last child is at the end), the current one and a branch point at most.
+    assert!(
+        roomy.peak_cache_bytes as usize <= 3 * version(0).len() + 100,
+        "{roomy:?}"
+    );
+    assert_eq!((no_cache.cache_hits, no_cache.peak_cache_bytes), (0, 0));
+    assert!(
+        no_cache.longest_chain >= 39 && no_cache.rebuilt > 700,
+        "{no_cache:?}"
+    );
+    assert!(
+        tiny.peak_cache_bytes <= 3000 && tiny.cache_misses > 0,
+        "{tiny:?}"
+    );
+    assert_eq!(streamed.streamed, roomy.deltas);
+    // In memory, each entry is read once, in pack order.
+    assert_eq!(
+        roomy.reads as usize,
+        p.entries.iter().filter(|e| e.is_delta()).count() + 4
+    );
+}
+
+#[tokio::test]
+async fn base_entries_without_ids_are_hashed() {
+    let mut p = TestPack::new();
+    let blob = p.base(ObjectKind::Blob, &version(1));
+    p.ofs(blob, &version(2));
+    let big = p.base(ObjectKind::Blob, &pseudo_random(200_000, 3));
+    let mut target = p.contents[big].clone();
+    target[100..110].copy_from_slice(b"0123456789");
+    p.ofs(big, &target);
+    p.entries[blob].oid = None;
+    p.entries[big].oid = None;
+    for stats in p.check().await {
+        assert_eq!(stats.bases_hashed, 2);
+    }
+}
+
+#[tokio::test]
+async fn ref_deltas_wait_for_bases_that_come_later() {
+    let mut p = TestPack::new();
+    let v: Vec<Vec<u8>> = (0..5).map(version).collect();
+    // v4 -> v3 -> v2 -> v1 -> v0 with every delta before its base, and the base object last.
+    let d4 = p.ref_to(ObjectKind::Blob, &v[3], &v[4]);
+    p.ofs(d4, &version(44));
+    p.ref_to(ObjectKind::Blob, &v[2], &v[3]);
+    p.ref_to(ObjectKind::Blob, &v[1], &v[2]);
+    p.base(ObjectKind::Blob, b"unrelated");
+    p.ref_to(ObjectKind::Blob, &v[0], &v[1]);
+    p.base(ObjectKind::Blob, &v[0]);
+    // A REF delta to an earlier delta, and one to an earlier base.
+    p.ref_to(ObjectKind::Blob, &v[2], &version(22));
+    p.ref_to(ObjectKind::Blob, &v[0], &version(11));
+    for stats in p.check().await {
+        assert_eq!(stats.deferred, 4, "{stats:?}");
+    }
+}
+
+#[tokio::test]
+async fn missing_ref_base_is_reported_as_thin_pack() {
+    let mut p = TestPack::new();
+    p.base(ObjectKind::Blob, b"present");
+    let d = p.ref_to(ObjectKind::Blob, b"absent", b"absent, changed");
+    // A delta on the unresolvable one is stuck too, but the cause is reported.
+    p.ofs(d, b"absent, changed twice");
+    for options in MODES {
+        let err = p.resolve(options).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, ResolveError::MissingBase { offset, base }
+                if offset == p.entries[d].offset && base == hash_object(ObjectKind::Blob, b"absent")));
+        assert!(msg.contains("not found in pack (thin pack?)"), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn ref_cycles_error_instead_of_looping() {
+    let (a, b) = (version(1), version(2));
+    let mut p = TestPack::new();
+    p.ref_to(ObjectKind::Blob, &b, &a);
+    p.ref_to(ObjectKind::Blob, &a, &b);
+    let err = p.resolve(ROOMY).await.unwrap_err();
+    assert!(
+        matches!(err, ResolveError::MissingBase { offset, .. } if offset == p.entries[0].offset),
+        "{err}"
+    );
+    // A delta on itself.
+    let mut p = TestPack::new();
+    let delta = make(&a, &a);
+    let oid = hash_object(ObjectKind::Blob, &a);
+    p.raw(
+        EntryKind::RefDelta { base: oid },
+        delta.len() as u64,
+        a.len() as u64,
+        &zlib(&delta),
+        (ObjectKind::Blob, &a),
+    );
+    assert!(
+        matches!(p.resolve(STREAMED).await, Err(ResolveError::MissingBase { base, .. }) if base == oid)
+    );
+}
+
+/// Entry data, the size to declare for it, and a test of the problem resolving it must report.
+type BrokenCase = (Vec<u8>, u64, fn(&EntryProblem) -> bool);
+
+/// A pack with a base and one delta entry made of `delta` (declared result size `result_size`).
+fn with_delta(base: &[u8], delta: &[u8], result_size: u64) -> TestPack {
+    let mut p = TestPack::new();
+    let b = p.base(ObjectKind::Blob, base);
+    let kind = EntryKind::OfsDelta {
+        base_offset: p.entries[b].offset,
+    };
+    p.raw(
+        kind,
+        delta.len() as u64,
+        result_size,
+        &zlib(delta),
+        (ObjectKind::Blob, b""),
+    );
+    p
+}
+
+/// Resolves `p` in memory and streamed; both must fail on entry `at` with a problem `check` accepts.
+async fn assert_fails(p: &TestPack, at: usize, check: impl Fn(&EntryProblem) -> bool) {
+    for options in MODES {
+        let (offset, problem) = problem(p.resolve(options).await.unwrap_err());
+        assert_eq!(offset, p.entries[at].offset, "{options:?}: {problem}");
+        assert!(check(&problem), "{options:?}: unexpected {problem:?}");
+    }
+}
+
+#[tokio::test]
+async fn rejects_bad_deltas_in_memory_and_streamed() {
+    let base = b"0123456789".as_slice();
+    let cases: Vec<BrokenCase> = vec![
+        (encode(10, 4, &[Op::Copy(8, 4)]), 4, |p| {
+            matches!(
+                p,
+                EntryProblem::Delta(DeltaError::CopyOutOfRange {
+                    offset: 8,
+                    len: 4,
+                    base_size: 10
+                })
+            )
+        }),
+        (encode(11, 4, &[Op::Copy(0, 4)]), 4, |p| {
+            matches!(
+                p,
+                EntryProblem::Delta(DeltaError::BaseSizeMismatch {
+                    declared: 11,
+                    actual: 10
+                })
+            )
+        }),
+        (encode(10, 4, &[Op::Copy(0, 4)]), 5, |p| {
+            matches!(
+                p,
+                EntryProblem::ResultSizeMismatch {
+                    header: 4,
+                    recorded: 5
+                }
+            )
+        }),
+        (encode(10, 4, &[Op::Copy(0, 5)]), 4, |p| {
+            matches!(
+                p,
+                EntryProblem::Delta(DeltaError::ResultTooLong { declared: 4 })
+            )
+        }),
+        (encode(10, 6, &[Op::Copy(0, 5)]), 6, |p| {
+            matches!(
+                p,
+                EntryProblem::Delta(DeltaError::ResultTooShort {
+                    produced: 5,
+                    declared: 6
+                })
+            )
+        }),
+        ([&encode(10, 4, &[])[..], &[0]].concat(), 4, |p| {
+            matches!(p, EntryProblem::Delta(DeltaError::ReservedInstruction))
+        }),
+        (
+            encode(10, 4, &[Op::Insert(b"abcd".to_vec())])[..5].to_vec(),
+            4,
+            |p| matches!(p, EntryProblem::Delta(DeltaError::Truncated)),
+        ),
+        (
+            encode(10, 4, &[Op::Copy(0x0102, 4)])[..3].to_vec(),
+            4,
+            |p| matches!(p, EntryProblem::Delta(DeltaError::Truncated)),
+        ),
+        (vec![0x8a], 4, |p| {
+            matches!(p, EntryProblem::Delta(DeltaError::Truncated))
+        }),
+        (vec![0x80; 12], 4, |p| {
+            matches!(p, EntryProblem::Delta(DeltaError::SizeOverflow))
+        }),
+    ];
+    for (delta, result_size, check) in cases {
+        let p = with_delta(base, &delta, result_size);
+        assert_fails(&p, 1, check).await;
+    }
+}
+
+/// The ways a zlib stream of `data` can be broken: (stream, declared size, expected problem).
+fn broken_streams(data: &[u8]) -> Vec<BrokenCase> {
+    let good = zlib(data);
+    let len = data.len() as u64;
+    let mut garbage = good.clone();
+    for b in &mut garbage[2..] {
+        *b ^= 0x55;
+    }
+    let mut bad_checksum = good.clone();
+    *bad_checksum.last_mut().unwrap() ^= 1;
+    vec![
+        (garbage, len, |p| matches!(p, EntryProblem::Zlib(_))),
+        (b"not zlib at all".to_vec(), len, |p| {
+            matches!(p, EntryProblem::Zlib(_))
+        }),
+        (bad_checksum, len, |p| matches!(p, EntryProblem::Zlib(_))),
+        (good[..good.len() - 6].to_vec(), len, |p| {
+            matches!(p, EntryProblem::Zlib("truncated"))
+        }),
+        (good.clone(), len - 1, |p| {
+            matches!(p, EntryProblem::InflatedTooLong { .. })
+        }),
+        (good.clone(), len + 1, |p| {
+            matches!(p, EntryProblem::InflatedTooShort { .. })
+        }),
+        ([&good[..], b"xx"].concat(), len, |p| {
+            matches!(p, EntryProblem::TrailingBytes)
+        }),
+    ]
+}
+
+#[tokio::test]
+async fn rejects_bad_zlib_streams() {
+    let data = version(3);
+    let blob = EntryKind::Base(ObjectKind::Blob);
+    let expected = (ObjectKind::Blob, data.as_slice());
+    // The broken entry as the base of a delta (read to rebuild it).
+    for (zdata, size, check) in broken_streams(&data) {
+        let mut p = TestPack::new();
+        p.raw(blob, size, size, &zdata, expected);
+        p.ofs(0, &version(4));
+        for options in MODES {
+            let (offset, problem) = problem(p.resolve(options).await.unwrap_err());
+            // Streamed, a wrong declared size shows first as the delta not fitting it.
+            let misfit = matches!(
+                problem,
+                EntryProblem::Delta(DeltaError::BaseSizeMismatch { .. })
+            ) && offset == p.entries[1].offset
+                && size != data.len() as u64;
+            assert!(
+                misfit || (offset == p.entries[0].offset && check(&problem)),
+                "{options:?}: {problem:?}"
+            );
+        }
+    }
+    // The broken entry as a delta.
+    let delta = make(&version(5), &data);
+    for (zdata, size, check) in broken_streams(&delta) {
+        let mut p = TestPack::new();
+        let b = p.base(ObjectKind::Blob, &version(5));
+        let kind = EntryKind::OfsDelta {
+            base_offset: p.entries[b].offset,
+        };
+        p.raw(kind, size, data.len() as u64, &zdata, expected);
+        assert_fails(&p, 1, check).await;
+    }
+    // A big declared size with a tiny stream: an error, not a huge allocation.
+    let mut p = TestPack::new();
+    p.raw(blob, 1 << 40, 1 << 40, &zlib(b"tiny"), expected);
+    p.ofs(0, b"x");
+    p.entries[0].oid = None;
+    let options = ResolveOptions {
+        cache_bytes: LOTS,
+        big_object_bytes: u64::MAX,
+        progress: None,
+    };
+    let (_, err) = problem(p.resolve(options).await.unwrap_err());
+    assert!(
+        matches!(err, EntryProblem::InflatedTooShort { declared, actual: 4 } if declared == 1 << 40)
+    );
+}
+
+#[tokio::test]
+async fn rejects_inconsistent_entries() {
+    let mut p = TestPack::new();
+    p.base(ObjectKind::Blob, &version(1));
+    p.ofs(0, &version(2));
+    p.ofs(1, &version(3));
+    let check = |mut entries: Vec<Entry>, at: usize, expect: EntryProblem| {
+        let source = p.source();
+        async move {
+            let err = resolve_deltas(&mut entries, &source, &ROOMY)
+                .await
+                .unwrap_err();
+            let (offset, problem) = problem(err);
+            assert_eq!((offset, problem), (entries[at].offset, expect));
+        }
+    };
+    let mut e = p.entries.clone();
+    e.swap(1, 2);
+    check(e, 2, EntryProblem::OutOfOrder).await;
+    let mut e = p.entries.clone();
+    e[2].kind = EntryKind::OfsDelta {
+        base_offset: e[1].offset + 1,
+    };
+    check(e.clone(), 2, EntryProblem::BadBaseOffset(e[1].offset + 1)).await;
+    let mut e = p.entries.clone();
+    e[1].kind = EntryKind::OfsDelta {
+        base_offset: e[2].offset,
+    };
+    check(e.clone(), 1, EntryProblem::BadBaseOffset(e[2].offset)).await;
+    let mut e = p.entries.clone();
+    e[1].kind = EntryKind::OfsDelta {
+        base_offset: e[1].offset,
+    };
+    check(e.clone(), 1, EntryProblem::BadBaseOffset(e[1].offset)).await;
+    let mut e = p.entries.clone();
+    e[1].data_offset = e[1].offset + e[1].packed_len;
+    let bounds = EntryProblem::BadBounds {
+        data_offset: e[1].data_offset,
+        packed_len: e[1].packed_len,
+    };
+    check(e, 1, bounds).await;
+    let mut e = p.entries.clone();
+    e[0].packed_len = u64::MAX;
+    let bounds = EntryProblem::BadBounds {
+        data_offset: e[0].data_offset,
+        packed_len: u64::MAX,
+    };
+    check(e, 0, bounds).await;
+    let mut e = p.entries.clone();
+    e[0].result_size += 1;
+    let sizes = EntryProblem::BadSizes {
+        size: e[0].size,
+        result_size: e[0].size + 1,
+    };
+    check(e, 0, sizes).await;
+    // Entries pointing past the end of the pack.
+    let mut e = p.entries.clone();
+    let short = Bytes::from(p.bytes[..p.bytes.len() - 5].to_vec());
+    let err = resolve_deltas(&mut e, &short, &ROOMY).await.unwrap_err();
+    assert!(
+        matches!(err, ResolveError::Read { offset, .. } if offset == p.entries[2].data_offset),
+        "{err}"
+    );
+    assert!(err.to_string().contains("cannot read"), "{err}");
+}
+
+/// A source that returns one byte less than asked for.
+struct ShortReader(Bytes);
+
+#[async_trait::async_trait]
+impl PackReader for ShortReader {
+    async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        let bytes = self.0.read_at(offset, len).await?;
+        Ok(bytes.slice(..bytes.len() - 1))
+    }
+}
+
+#[tokio::test]
+async fn short_reads_are_errors() {
+    let mut p = TestPack::new();
+    p.base(ObjectKind::Blob, &version(1));
+    p.ofs(0, &version(2));
+    for options in [ROOMY, STREAMED] {
+        let mut entries = p.entries.clone();
+        let err = resolve_deltas(&mut entries, &ShortReader(p.source()), &options)
+            .await
+            .unwrap_err();
+        let offsets = [p.entries[0].data_offset, p.entries[1].data_offset];
+        assert!(
+            matches!(err, ResolveError::ShortRead { offset, .. } if offsets.contains(&offset)),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn refuses_chains_deeper_than_the_limit() {
+    let mut p = TestPack::new();
+    let mut prev = p.base(ObjectKind::Blob, &version(0));
+    for n in 1..=30 {
+        prev = p.ofs(prev, &version(n));
+    }
+    let mut entries = p.entries.clone();
+    // With a cache, no chain is ever walked far.
+    resolve_with_depth(&mut entries, &p.source(), &ROOMY, 5)
+        .await
+        .unwrap();
+    let mut entries = p.entries.clone();
+    let err = resolve_with_depth(&mut entries, &p.source(), &NO_CACHE, 29)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        problem(err),
+        (p.entries[30].offset, EntryProblem::ChainTooDeep(29))
+    );
+    assert_eq!(entries[29].oid, Some(p.expected[29].0));
+    // Streamed levels have their own limit.
+    let mut p = TestPack::new();
+    let mut prev = p.base(ObjectKind::Blob, b"0");
+    for n in 1..=MAX_STREAM_LEVELS + 5 {
+        prev = p.ofs(prev, n.to_string().as_bytes());
+    }
+    let err = p.resolve(STREAMED).await.unwrap_err();
+    let (offset, problem) = problem(err);
+    assert_eq!(problem, EntryProblem::StreamTooDeep);
+    assert_eq!(offset, p.entries[MAX_STREAM_LEVELS].offset);
+    p.check_mode(ROOMY).await;
+}
+
+impl TestPack {
+    async fn check_mode(&self, options: ResolveOptions<'_>) -> ResolveStats {
+        let (entries, stats) = self.resolve(options).await.unwrap();
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(
+                e.oid,
+                Some(self.expected[i].0),
+                "entry {i} with {options:?}"
+            );
+        }
+        stats
+    }
+}
+
+/// Big objects (1 MiB limit): edits, backward copies that overflow the window, objects shrinking below the
+/// limit and growing above it, and branches.
+#[tokio::test]
+async fn streams_big_objects() {
+    const MIB: usize = 1 << 20;
+    let options = ResolveOptions {
+        cache_bytes: 4 * MIB as u64,
+        big_object_bytes: MIB as u64,
+        progress: None,
+    };
+    let mut p = TestPack::new();
+    let v0 = pseudo_random(3 * MIB + 12345, 1);
+    let base = p.base(ObjectKind::Blob, &v0);
+    // Small edits: copies in order.
+    let mut v1 = v0.clone();
+    v1[1000..1010].copy_from_slice(b"edit one..");
+    v1.splice(2 * MIB..2 * MIB, b"inserted".iter().copied());
+    let d1 = p.ofs(base, &v1);
+    // 48 KiB blocks of v1 in reverse order: every copy goes backwards.
+    let block = 48 * 1024;
+    let blocks: Vec<(usize, usize)> = (0..v1.len())
+        .step_by(block)
+        .map(|s| (s, block.min(v1.len() - s)))
+        .collect();
+    let mut v2 = Vec::new();
+    let mut ops = Vec::new();
+    for &(s, n) in blocks.iter().rev() {
+        v2.extend_from_slice(&v1[s..s + n]);
+        ops.push(Op::Copy(s as u64, n as u64));
+    }
+    let d2 = p.ofs_raw(d1, &encode(v1.len() as u64, v2.len() as u64, &ops), &v2);
+    // And reversed again on top: both streamed levels restart.
+    let mut v3 = Vec::new();
+    let mut ops = Vec::new();
+    for s in (0..v2.len())
+        .step_by(block)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+    {
+        let n = block.min(v2.len() - s);
+        v3.extend_from_slice(&v2[s..s + n]);
+        ops.push(Op::Copy(s as u64, n as u64));
+    }
+    p.ofs_raw(d2, &encode(v2.len() as u64, v3.len() as u64, &ops), &v3);
+    // A second child of d1 (a branch), shrinking below the limit, with a child of its own.
+    let mut v4 = v1.clone();
+    v4[5..9].copy_from_slice(b"four");
+    p.ofs(d1, &v4);
+    let small = p.ofs(d1, &v1[MIB..MIB + 5000]);
+    let grown = p.ofs(small, &[&v1[MIB..MIB + 4000], b"!".as_slice()].concat());
+    // Growing from a small cached base to a big object (copying the same bytes many times).
+    let mut ops = Vec::new();
+    let mut big_again = Vec::new();
+    for _ in 0..400 {
+        ops.push(Op::Copy(0, 4001));
+        big_again.extend_from_slice(&p.contents[grown]);
+    }
+    let g = p.ofs_raw(
+        grown,
+        &encode(4001, big_again.len() as u64, &ops),
+        &big_again,
+    );
+    p.ofs(g, &big_again[..big_again.len() - 1]);
+    // A big base entry without an id, and a big REF delta on it placed before it.
+    let other = pseudo_random(MIB + 7, 2);
+    let mut other2 = other.clone();
+    other2[0] = !other2[0];
+    p.ref_to(ObjectKind::Blob, &other, &other2);
+    let ob = p.base(ObjectKind::Blob, &other);
+    p.entries[ob].oid = None;
+
+    let stats = p.check_mode(options).await;
+    assert!(
+        stats.streamed >= 6 && stats.stream_restarts >= 3,
+        "{stats:?}"
+    );
+    assert_eq!(stats.bases_hashed, 1);
+    // Far less than the objects themselves stay cached.
+    assert!(stats.peak_cache_bytes < MIB as u64, "{stats:?}");
+    let all = p.check().await;
+    assert!(all[3].stream_restarts > 0);
+}
+
+/// `git verify-pack -v` must agree with every id and kind, in every mode.
+async fn check_against_git(
+    pack_bytes: Vec<u8>,
+    verified: &HashMap<u64, crate::git::pack::test_support::Verified>,
+) {
+    let mut parser = PackParser::new();
+    parser.feed(&pack_bytes).unwrap();
+    let parsed = parser.finish().unwrap();
+    let source = Bytes::from(pack_bytes);
+    assert!(parsed.entries.iter().filter(|e| e.is_delta()).count() > 50);
+    for options in MODES {
+        let mut entries = parsed.entries.clone();
+        let stats = resolve_deltas(&mut entries, &source, &options)
+            .await
+            .unwrap();
+        assert_eq!(entries.len(), verified.len());
+        for (e, kind) in entries.iter().zip(&stats.kinds) {
+            let v = &verified[&e.offset];
+            assert_eq!(e.oid, Some(v.oid), "entry at {} with {options:?}", e.offset);
+            assert_eq!(
+                kind.as_str(),
+                v.kind,
+                "entry at {} with {options:?}",
+                e.offset
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn matches_git_on_real_packs() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = make_repo(dir.path(), 80);
+    for options in [
+        &["--delta-base-offset", "--no-reuse-delta"][..],
+        &["--no-reuse-delta", "--depth=100"],
+    ] {
+        let pack = pack_repo(&repo, &dir.path().join("out"), options);
+        let verified = verify_pack(&pack);
+        check_against_git(pack.pack, &verified).await;
+    }
+}
+
+#[tokio::test]
+async fn real_thin_pack_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = make_repo(dir.path(), 40);
+    let pack = git(
+        &repo,
+        &["pack-objects", "--stdout", "--thin", "--revs", "-q"],
+        b"main\n^main~10\n",
+    );
+    let mut parser = PackParser::new();
+    parser.feed(&pack).unwrap();
+    let mut entries = parser.finish().unwrap().entries;
+    assert!(entries
+        .iter()
+        .any(|e| matches!(e.kind, EntryKind::RefDelta { .. })));
+    let err = resolve_deltas(&mut entries, &Bytes::from(pack), &ROOMY)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("not found in pack (thin pack?)"),
+        "{err}"
+    );
+}
+
+/// Reads a pack file on demand, so that the measured process never holds the pack.
+struct FileReader(std::fs::File);
+
+#[async_trait::async_trait]
+impl PackReader for FileReader {
+    async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = vec![0; usize::try_from(len)?];
+        self.0.read_exact_at(&mut buf, offset)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// A line of `/proc/self/status` in KiB (`VmHWM`, `VmRSS`).
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+const BLOB_CHUNK: usize = 64 * 1024;
+const BLOB_CHUNKS: usize = 800;
+
+/// Chunk `i` of version `v` (1-3) of a 50 MiB pseudo-random blob, generated on the fly. Version 2 edits two
+/// chunks of version 1 and inserts a short one; version 3 edits another chunk of version 2 and drops one.
+fn blob_chunk(v: u32, i: usize) -> Vec<u8> {
+    let mut chunk = pseudo_random(BLOB_CHUNK, 0x5eed_0000 + i as u64);
+    let edit = |chunk: &mut Vec<u8>, tag: &str| {
+        chunk[1000..1000 + tag.len()].copy_from_slice(tag.as_bytes())
+    };
+    match (v, i) {
+        (2.., 16) => edit(&mut chunk, "edited in version 2 at chunk 16"),
+        (2.., 320) => edit(&mut chunk, "edited in version 2 at chunk 320"),
+        (2.., 500) => chunk.extend_from_slice(b"a few bytes inserted in version 2"),
+        (3, 100) => edit(&mut chunk, "edited in version 3 at chunk 100"),
+        (3, 700) => chunk.clear(),
+        _ => {}
+    }
+    chunk
+}
+
+/// The measured part of [`big_blob_is_streamed_in_bounded_memory`], run in a process of its own so that its
+/// peak memory is its own.
+#[tokio::test]
+#[ignore = "run by big_blob_is_streamed_in_bounded_memory in a child process"]
+async fn big_blob_child() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo.git");
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q", "--bare"], b"");
+    let mut import = std::process::Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(&repo)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = std::io::BufWriter::new(import.stdin.take().unwrap());
+    for v in 1..=3u32 {
+        let len: usize = (0..BLOB_CHUNKS).map(|i| blob_chunk(v, i).len()).sum();
+        write!(
+                stdin,
+                "commit refs/heads/main\ncommitter A <a@example.com> {} +0000\ndata 3\nv{v}\nM 100644 inline big.bin\ndata {len}\n",
+                1_700_000_000 + v
+            )
+            .unwrap();
+        for i in 0..BLOB_CHUNKS {
+            stdin.write_all(&blob_chunk(v, i)).unwrap();
+        }
+        stdin.write_all(b"\n").unwrap();
+    }
+    drop(stdin);
+    assert!(import.wait().unwrap().success());
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let prefix = out.join("p");
+    let args = [
+        "pack-objects",
+        "--all",
+        "-q",
+        "--no-reuse-delta",
+        "--delta-base-offset",
+        "--window=10",
+    ];
+    let name = git(
+        &repo,
+        &[&args[..], &[prefix.to_str().unwrap()]].concat(),
+        b"",
+    );
+    let name = String::from_utf8(name).unwrap();
+    let pack_path = out.join(format!("p-{}.pack", name.trim()));
+    let fake = crate::git::pack::test_support::GitPack {
+        pack: Vec::new(),
+        pack_path: pack_path.clone(),
+        idx: Vec::new(),
+    };
+    let verified = verify_pack(&fake);
+
+    let mut parser = PackParser::new();
+    let mut file = std::fs::File::open(&pack_path).unwrap();
+    let mut buf = vec![0; BLOB_CHUNK];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        parser.feed(&buf[..n]).unwrap();
+    }
+    drop(buf);
+    let mut entries = parser.finish().unwrap().entries;
+    let big = 8 << 20;
+    let big_deltas = entries
+        .iter()
+        .filter(|e| e.is_delta() && e.result_size > big)
+        .count();
+    assert_eq!(
+        big_deltas, 2,
+        "git should store two versions as deltas: {verified:?}"
+    );
+    let source = FileReader(std::fs::File::open(&pack_path).unwrap());
+    let options = ResolveOptions {
+        cache_bytes: 16 << 20,
+        big_object_bytes: big,
+        progress: None,
+    };
+    let before_kib = status_kib("VmHWM");
+    // Reset the peak to the current size: what follows is the resolver alone.
+    std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    let rss_kib = status_kib("VmRSS");
+    let started = std::time::Instant::now();
+    let stats = resolve_deltas(&mut entries, &source, &options)
+        .await
+        .unwrap();
+    let elapsed = started.elapsed();
+    let peak_kib = status_kib("VmHWM");
+    for e in &entries {
+        assert_eq!(
+            e.oid,
+            Some(verified[&e.offset].oid),
+            "entry at {}",
+            e.offset
+        );
+    }
+    assert_eq!(stats.streamed, 2, "{stats:?}");
+    println!("stats: {stats:?}");
+    println!("resolve took {elapsed:?}; peak before resolving {before_kib} KiB");
+    println!("RESOLVE_MEMORY rss_before_kib={rss_kib} peak_kib={peak_kib}");
+}
+
+#[test]
+fn big_blob_is_streamed_in_bounded_memory() {
+    // The child test's name as the harness knows it: this module's path without the crate name.
+    let module = module_path!().split_once("::").unwrap().1;
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            &format!("{module}::big_blob_child"),
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("RESOLVE_MEMORY"))
+        .expect("memory report");
+    let value = |key: &str| -> u64 {
+        let field = line
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(key))
+            .unwrap();
+        field.parse().unwrap()
+    };
+    let (rss, peak) = (value("rss_before_kib="), value("peak_kib="));
+    // 16 MiB of cache (unused here: nothing small has children) plus stream windows, against 50 MiB objects.
+    assert!(
+        peak < 24 * 1024 && peak - rss < 16 * 1024,
+        "peak {peak} KiB (from {rss} KiB)"
+    );
+}
+
+#[test]
+fn ring_keeps_the_latest_bytes() {
+    let mut ring = Ring::new(10);
+    ring.push(b"abcdef");
+    assert_eq!((ring.start(), ring.end), (0, 6));
+    assert_eq!(ring.slice(2, 100), b"cdef");
+    ring.push(b"ghijklm");
+    assert_eq!((ring.start(), ring.end), (3, 13));
+    assert_eq!(ring.slice(3, 100), b"defghij");
+    assert_eq!(ring.slice(10, 2), b"kl");
+    ring.push(b"0123456789ABC");
+    assert_eq!((ring.start(), ring.end), (16, 26));
+    let mut all = Vec::new();
+    let mut pos = ring.start();
+    while pos < ring.end {
+        let s = ring.slice(pos, 100);
+        all.extend_from_slice(s);
+        pos += s.len() as u64;
+    }
+    assert_eq!(all, b"3456789ABC");
+    ring.clear();
+    assert_eq!((ring.start(), ring.end), (0, 0));
+    let mut none = Ring::new(0);
+    none.push(b"xyz");
+    assert_eq!((none.start(), none.end), (3, 3));
+}
+
+#[test]
+fn resolution_can_run_on_any_runtime_thread() {
+    fn assert_send<T: Send>(_: &T) {}
+    let mut entries = Vec::new();
+    let source = Bytes::new();
+    assert_send(&resolve_deltas(&mut entries, &source, &ROOMY));
+}
+
+#[tokio::test]
+async fn bytes_source_reads_exact_ranges() {
+    let source = Bytes::from_static(b"0123456789");
+    assert_eq!(&source.read_at(2, 3).await.unwrap()[..], b"234");
+    assert_eq!(&source.read_at(10, 0).await.unwrap()[..], b"");
+    assert!(source.read_at(8, 3).await.is_err());
+    assert!(source.read_at(u64::MAX, 2).await.is_err());
+}
