@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Serves every repository under ROOT over git's smart HTTP protocol on 127.0.0.1:PORT: lighttpd runs the real
 # `git http-backend` as CGI for every path, streaming responses (so a pack is not buffered whole). Used by the
-# Rust test harness (tests/common/git_server.rs) and by scripts/lib.sh, so both serve repositories the same way.
+# Rust test harness (crates/testkit/src/git_server.rs) and by scripts/lib.sh, so both serve repositories the same way.
 #
 # Usage: git-http-server.sh ROOT PORT STATE_DIR
 # STATE_DIR receives lighttpd.conf, the CGI wrapper, the CGI's HOME and error.log. Every request is appended to

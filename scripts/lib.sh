@@ -184,18 +184,19 @@ git_requests() {
     grep -cE "^$method /$repo([/?][^ ]*)? " "$state/requests.log" || true
 }
 
-# build_binaries: builds the CLI and the fixture generator the tests use (examples/make_fixture.rs) with cargo
-# profile CARGO_PROFILE (default release) and sets MIRROR_BIN and MAKE_FIXTURE_BIN. A MIRROR_BIN already set
-# (another build of the CLI to measure) is kept and the CLI is not built.
+# build_binaries: builds the CLI and the fixture generator the tests use (make_fixture, crates/testkit) with
+# cargo profile CARGO_PROFILE (default release) and sets MIRROR_BIN and MAKE_FIXTURE_BIN. A MIRROR_BIN already
+# set (another build of the CLI to measure) is kept and the CLI is not built.
 build_binaries() {
-    local profile=${CARGO_PROFILE:-release} dir targets=(--example make_fixture)
+    local profile=${CARGO_PROFILE:-release} dir targets=(--bin make_fixture)
     dir=${CARGO_TARGET_DIR:-$PROJECT_DIR/target}/$([ "$profile" = dev ] && echo debug || echo "$profile")
     if [ -z "${MIRROR_BIN:-}" ]; then
         targets+=(--bin mirror-git-to-s3)
         MIRROR_BIN=$dir/mirror-git-to-s3
     fi
     log "building ${targets[*]} (profile $profile)"
-    (cd "$PROJECT_DIR" && cargo build --quiet --profile "$profile" "${targets[@]}")
+    # --workspace: make_fixture belongs to crates/testkit, the CLI to the root package.
+    (cd "$PROJECT_DIR" && cargo build --quiet --workspace --profile "$profile" "${targets[@]}")
     # shellcheck disable=SC2034 # read by the scripts that source this file
-    MAKE_FIXTURE_BIN=$dir/examples/make_fixture
+    MAKE_FIXTURE_BIN=$dir/make_fixture
 }

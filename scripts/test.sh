@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs the crate's tests (`cargo test`, arguments passed through) against one moto_server shared by every test
-# binary (MIRROR_TEST_S3_ENDPOINT, with its request log in MIRROR_TEST_S3_LOG; see tests/common/s3.rs), so the
+# binary (MIRROR_TEST_S3_ENDPOINT, with its request log in MIRROR_TEST_S3_LOG; see crates/testkit/src/s3.rs), so the
 # ~2-20 s server start is paid once per run instead of once per test binary.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh

@@ -2,15 +2,13 @@
 //! target prefix, and leave no multipart upload open. The broken sources are loopback servers that replay what the
 //! real `git upload-pack` said for a real repository, damaged in one precise way.
 
-mod common;
-
-use common::raw_http::{http, RawServer, Reply};
 use mirror_git_to_s3::git::oid::ObjectId;
 use mirror_git_to_s3::git::upload_pack::{self, build_upload_request, choose_capabilities};
 use mirror_git_to_s3::upstream::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, RepoReport};
 use std::path::Path;
 use std::sync::Arc;
+use testkit::raw_http::{http, RawServer, Reply};
 
 /// What real git says for `repo`: the smart-HTTP advertisement and the upload-pack response to a request wanting
 /// every ref, exactly as the mirror asks.
@@ -21,13 +19,13 @@ struct Recorded {
 
 fn record(repo: &Path) -> Recorded {
     let mut advertisement = b"001e# service=git-upload-pack\n0000".to_vec();
-    advertisement.extend_from_slice(&common::upload_pack(repo, true, b""));
+    advertisement.extend_from_slice(&testkit::upload_pack(repo, true, b""));
     let adv = upload_pack::parse_advertisement(&advertisement).expect("real advertisement parses");
     let wants: Vec<ObjectId> = adv.refs.iter().map(|r| r.oid).collect();
     let caps = choose_capabilities(&adv, "test").expect("capabilities");
     let request = build_upload_request(&wants, &[], &caps).expect("request");
     Recorded {
-        response: common::upload_pack(repo, false, &request),
+        response: testkit::upload_pack(repo, false, &request),
         advertisement,
     }
 }
@@ -57,9 +55,9 @@ async fn replaying(advertisement: Vec<u8>, adv_type: &'static str, response: Vec
 /// Mirrors `source` into a fresh bucket; returns the report and the bucket after checking nothing was published
 /// and no upload is left open.
 async fn mirror_expecting_nothing_published(source: String) -> (RepoReport, String) {
-    let bucket = common::new_bucket();
+    let bucket = testkit::new_bucket();
     let mut options = MirrorOptions::default().with_memory_budget_mib(64);
-    options.s3.endpoint_url = Some(common::s3().endpoint.clone());
+    options.s3.endpoint_url = Some(testkit::s3().endpoint.clone());
     options.s3.force_path_style = true;
     let mapping = Mapping {
         source,
@@ -68,11 +66,11 @@ async fn mirror_expecting_nothing_published(source: String) -> (RepoReport, Stri
     let report = mirror_repos(&[mapping], &options).await.remove(0);
     assert!(!report.is_ok(), "expected a failure, got {report}");
     assert_eq!(
-        common::list_keys(&bucket, "m/"),
+        testkit::list_keys(&bucket, "m/"),
         Vec::<String>::new(),
         "published after {report}"
     );
-    let uploads = common::s3()
+    let uploads = testkit::s3()
         .client()
         .list_multipart_uploads()
         .bucket(&bucket)
@@ -115,14 +113,14 @@ fn pack_byte_offset(response: &[u8], skip: usize) -> usize {
 #[tokio::test(flavor = "multi_thread")]
 async fn source_not_found() {
     let (report, _) =
-        mirror_expecting_nothing_published(common::git_server().url("no-such-repo.git")).await;
+        mirror_expecting_nothing_published(testkit::git_server().url("no-such-repo.git")).await;
     assert!(error_of(&report).contains("not found"), "{report}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dumb_server_is_not_smart() {
-    let repo = common::small_repo();
-    let dumb = common::git(
+    let repo = testkit::small_repo();
+    let dumb = testkit::git(
         ["for-each-ref", "--format=%(objectname)\t%(refname)"],
         &repo,
     );
@@ -133,7 +131,7 @@ async fn dumb_server_is_not_smart() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn err_line_from_the_server() {
-    let repo = common::small_repo();
+    let repo = testkit::small_repo();
     let rec = record(&repo);
     let err = b"0026ERR upload-pack: not our ref 1234\n".to_vec();
     let server = replaying(rec.advertisement, ADVERTISEMENT_CONTENT_TYPE, err).await;
@@ -144,7 +142,7 @@ async fn err_line_from_the_server() {
 #[tokio::test(flavor = "multi_thread")]
 async fn truncated_pack_aborts_the_multipart_upload() {
     // 20 MiB of incompressible content: the upload has sent parts when the response breaks off.
-    let repo = common::big_binary_repo(20 << 20, 1);
+    let repo = testkit::big_binary_repo(20 << 20, 1);
     let rec = record(&repo);
     let cut = rec.response[..rec.response.len() * 9 / 10].to_vec();
     let server = replaying(rec.advertisement, ADVERTISEMENT_CONTENT_TYPE, cut).await;
@@ -155,7 +153,7 @@ async fn truncated_pack_aborts_the_multipart_upload() {
         error.contains("ended") || error.contains("truncated"),
         "{report}"
     );
-    let requests = common::s3().requests(&bucket);
+    let requests = testkit::s3().requests(&bucket);
     let started = requests
         .iter()
         .any(|r| r.starts_with("POST") && r.contains("?uploads"));
@@ -170,7 +168,7 @@ async fn truncated_pack_aborts_the_multipart_upload() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_flipped_byte_in_the_pack() {
-    let repo = common::rich_repo();
+    let repo = testkit::rich_repo();
     let rec = record(&repo);
     for skip in [12, 200, 600] {
         let mut damaged = rec.response.clone();
@@ -193,7 +191,7 @@ async fn one_flipped_byte_in_the_pack() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_pkt_line_length() {
-    let repo = common::small_repo();
+    let repo = testkit::small_repo();
     let rec = record(&repo);
     let mut damaged = rec.response.clone();
     let at = pack_byte_offset(&damaged, 0) - 5;
@@ -205,17 +203,17 @@ async fn bad_pkt_line_length() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn target_bucket_does_not_exist() {
-    let repo = common::small_repo();
+    let repo = testkit::small_repo();
     let name = repo
         .file_name()
         .and_then(|n| n.to_str())
         .expect("name")
         .to_owned();
     let mut options = MirrorOptions::default();
-    options.s3.endpoint_url = Some(common::s3().endpoint.clone());
+    options.s3.endpoint_url = Some(testkit::s3().endpoint.clone());
     options.s3.force_path_style = true;
     let mapping = Mapping {
-        source: common::git_server().url(&name),
+        source: testkit::git_server().url(&name),
         target: "s3://no-such-bucket-for-mirror-tests/m".to_owned(),
     };
     let report = mirror_repos(&[mapping], &options).await.remove(0);

@@ -1,15 +1,13 @@
-//! Self-test of the test harness (tests/common), independent of the mirror code: the git server speaks smart
+//! Self-test of the test harness (crates/testkit), independent of the mirror code: the git server speaks smart
 //! HTTP, a dumb copy made the way git itself makes one (`git clone --bare` + `git update-server-info`) and
 //! uploaded to a `new_bucket()` clones over dumb HTTP from moto and satisfies `assert_dumb_clone_matches`, the
 //! judge rejects copies that differ, request logs count what the servers saw, and fixtures have the promised
 //! shapes and are deterministic.
 
-mod common;
-
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use common::{
+use testkit::{
     assert_dumb_clone_matches, big_binary_repo, big_repo, branches_and_tags, delta_count,
     empty_repo, get_object, git, git_server, head_symref, list_keys, new_bucket, object_count,
     rich_repo, s3, small_repo, upload_dir, BIG_BINARY_SIZE,

@@ -6,8 +6,6 @@
 //!
 //! Run with `--nocapture` to see what each run cost (path, requests, objects, bytes).
 
-mod common;
-
 use mirror_git_to_s3::mirror::gc::STATE as GC_STATE;
 use mirror_git_to_s3::{
     mirror_repos, Mapping, MirrorOptions, MirrorPath, Progress, RepoReport, Stage,
@@ -23,14 +21,14 @@ const PREFIX: &str = "mirrors/repo";
 
 fn s3_options() -> MirrorOptions {
     let mut o = MirrorOptions::default().with_memory_budget_mib(64);
-    o.s3.endpoint_url = Some(common::s3().endpoint.clone());
+    o.s3.endpoint_url = Some(testkit::s3().endpoint.clone());
     o.s3.force_path_style = true;
     o
 }
 
 /// Number of objects reachable from `repo`'s refs: what a full pack of it holds.
 fn reachable_objects(repo: &Path) -> u64 {
-    common::git(["rev-list", "--objects", "--all"], repo)
+    testkit::git(["rev-list", "--objects", "--all"], repo)
         .lines()
         .count() as u64
 }
@@ -44,9 +42,9 @@ struct Source {
 }
 
 impl Source {
-    /// [`common::small_repo`], plus one commit of `generated` files so that a full pack dwarfs an incremental one.
+    /// [`testkit::small_repo`], plus one commit of `generated` files so that a full pack dwarfs an incremental one.
     fn new(generated: usize) -> Self {
-        let source = Source::from_bare(common::small_repo());
+        let source = Source::from_bare(testkit::small_repo());
         if generated > 0 {
             let dir = source.work.join("generated");
             std::fs::create_dir_all(&dir).expect("create generated/");
@@ -65,7 +63,7 @@ impl Source {
     fn from_bare(bare: PathBuf) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let work = dir.path().join("work");
-        common::git(
+        testkit::git(
             [
                 OsStr::new("clone"),
                 OsStr::new("--quiet"),
@@ -82,11 +80,11 @@ impl Source {
     }
 
     fn git<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> String {
-        common::git(args, &self.work)
+        testkit::git(args, &self.work)
     }
 
     fn bare_git<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&self, args: I) -> String {
-        common::git(args, &self.bare)
+        testkit::git(args, &self.bare)
     }
 
     /// Commits one more line of `log.txt` on the checked-out branch (new blob, root tree and commit).
@@ -136,7 +134,7 @@ struct Mirror {
 impl Mirror {
     fn new(bare: &Path, options: MirrorOptions) -> Self {
         Mirror {
-            bucket: common::new_bucket(),
+            bucket: testkit::new_bucket(),
             bare: bare.to_path_buf(),
             options,
         }
@@ -144,19 +142,19 @@ impl Mirror {
 
     fn mappings(&self) -> Vec<Mapping> {
         vec![Mapping {
-            source: common::git_server().url_of(&self.bare),
+            source: testkit::git_server().url_of(&self.bare),
             target: format!("s3://{}/{PREFIX}", self.bucket),
         }]
     }
 
     /// The URL git's dumb HTTP transport clones the mirror from.
     fn url(&self) -> String {
-        common::s3().http_url(&self.bucket, PREFIX)
+        testkit::s3().http_url(&self.bucket, PREFIX)
     }
 
     async fn run(&self) -> Measured {
-        let source_before = common::git_server().requests_for(&self.bare).len();
-        let s3_before = common::s3().request_count(&self.bucket);
+        let source_before = testkit::git_server().requests_for(&self.bare).len();
+        let s3_before = testkit::s3().request_count(&self.bucket);
         let report = mirror_repos(&self.mappings(), &self.options)
             .await
             .into_iter()
@@ -164,9 +162,9 @@ impl Mirror {
             .expect("one report");
         Measured {
             report,
-            source_requests: common::git_server().requests_for(&self.bare)[source_before..]
+            source_requests: testkit::git_server().requests_for(&self.bare)[source_before..]
                 .to_vec(),
-            s3_requests: common::s3().request_count(&self.bucket) - s3_before,
+            s3_requests: testkit::s3().request_count(&self.bucket) - s3_before,
         }
     }
 
@@ -208,7 +206,7 @@ impl Mirror {
     }
 
     fn get(&self, name: &str) -> Option<Vec<u8>> {
-        common::get_object(&self.bucket, &self.key(name))
+        testkit::get_object(&self.bucket, &self.key(name))
     }
 
     fn put(&self, name: &str, body: &[u8]) {
@@ -216,7 +214,7 @@ impl Mirror {
         let path = dir.path().join(name);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(&path, body).expect("write");
-        common::upload_dir(&self.bucket, PREFIX, dir.path());
+        testkit::upload_dir(&self.bucket, PREFIX, dir.path());
     }
 
     /// The pack names (`pack-<hex>`) listed in `objects/info/packs`, in order.
@@ -238,7 +236,7 @@ impl Mirror {
     /// File names under `objects/pack/`.
     fn pack_files(&self) -> Vec<String> {
         let dir = self.key("objects/pack/");
-        common::list_keys(&self.bucket, &dir)
+        testkit::list_keys(&self.bucket, &dir)
             .into_iter()
             .map(|k| k[dir.len()..].to_string())
             .collect()
@@ -263,10 +261,10 @@ impl Mirror {
 
     /// Every key under the mirror's prefix with its content.
     fn snapshot(&self) -> Vec<(String, Vec<u8>)> {
-        common::list_keys(&self.bucket, PREFIX)
+        testkit::list_keys(&self.bucket, PREFIX)
             .into_iter()
             .map(|k| {
-                let body = common::get_object(&self.bucket, &k).expect("listed key exists");
+                let body = testkit::get_object(&self.bucket, &k).expect("listed key exists");
                 (k, body)
             })
             .collect()
@@ -283,7 +281,7 @@ impl ExistingClone {
     fn new(url: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("existing");
-        common::git(
+        testkit::git(
             [
                 OsStr::new("clone"),
                 OsStr::new("--quiet"),
@@ -298,7 +296,7 @@ impl ExistingClone {
     /// Fetches every branch and tag (pruning deleted ones, accepting forced updates) and compares them, and the
     /// remote HEAD, with `source`; then `git fsck`s the clone.
     fn assert_fetch_matches(&self, source: &Path) {
-        common::git(
+        testkit::git(
             [
                 "fetch",
                 "--quiet",
@@ -309,7 +307,7 @@ impl ExistingClone {
             ],
             &self.path,
         );
-        let mut fetched: Vec<String> = common::git(
+        let mut fetched: Vec<String> = testkit::git(
             [
                 "for-each-ref",
                 "--format=%(objectname) %(objecttype) %(refname)",
@@ -323,21 +321,22 @@ impl ExistingClone {
         .map(|l| l.replacen(" refs/remotes/origin/", " refs/heads/", 1))
         .collect();
         fetched.sort_by(|a, b| a.rsplit(' ').next().cmp(&b.rsplit(' ').next()));
-        let expected = common::branches_and_tags(source);
+        let expected = testkit::branches_and_tags(source);
         assert_eq!(
             fetched, expected,
             "the existing clone's refs after fetching differ from the source's"
         );
         if expected.is_empty() {
             // Nothing left for the remote HEAD to name (it would dangle and fail fsck).
-            common::git(
+            testkit::git(
                 ["update-ref", "--no-deref", "-d", "refs/remotes/origin/HEAD"],
                 &self.path,
             );
         } else {
-            common::git(["remote", "set-head", "origin", "--auto"], &self.path);
-            let remote_head = common::git(["symbolic-ref", "refs/remotes/origin/HEAD"], &self.path);
-            let source_head = common::head_symref(source).expect("source HEAD is a branch");
+            testkit::git(["remote", "set-head", "origin", "--auto"], &self.path);
+            let remote_head =
+                testkit::git(["symbolic-ref", "refs/remotes/origin/HEAD"], &self.path);
+            let source_head = testkit::head_symref(source).expect("source HEAD is a branch");
             assert_eq!(
                 remote_head
                     .trim()
@@ -346,7 +345,7 @@ impl ExistingClone {
                 "the remote HEAD the existing clone sees differs from the source's"
             );
         }
-        common::git(
+        testkit::git(
             [
                 "fsck",
                 "--full",
@@ -508,7 +507,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
         let r = &m.report;
         assert_eq!(
             r.refs,
-            common::branches_and_tags(&source.bare).len(),
+            testkit::branches_and_tags(&source.bare).len(),
             "{}: {r}",
             step.name
         );
@@ -541,7 +540,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
         }
         assert_eq!(r.pack_bytes > 0, fetched, "{}: {r}", step.name);
 
-        common::assert_dumb_clone_matches(&mirror.url(), &source.bare);
+        testkit::assert_dumb_clone_matches(&mirror.url(), &source.bare);
         existing
             .get_or_insert_with(|| ExistingClone::new(&mirror.url()))
             .assert_fetch_matches(&source.bare);
@@ -557,9 +556,9 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_without_changes_makes_at_most_three_requests() {
     for (kind, bare) in [
-        ("small", common::small_repo()),
-        ("rich", common::rich_repo()),
-        ("empty", common::empty_repo()),
+        ("small", testkit::small_repo()),
+        ("rich", testkit::rich_repo()),
+        ("empty", testkit::empty_repo()),
     ] {
         let mirror = Mirror::new(&bare, s3_options());
         let first = mirror.run_expecting(MirrorPath::Full).await;
@@ -570,7 +569,7 @@ async fn a_run_without_changes_makes_at_most_three_requests() {
             before,
             "{kind}: a no-op run changed the mirror"
         );
-        common::assert_dumb_clone_matches(&mirror.url(), &bare);
+        testkit::assert_dumb_clone_matches(&mirror.url(), &bare);
         print_costs(
             &format!("no-op, {kind} repository"),
             &[("first run".into(), &first), ("no-op".into(), &second)],
@@ -664,7 +663,7 @@ async fn four_overlapping_runs_leave_a_consistent_complete_mirror() {
                 None => paths.push((report.path, 1)),
             }
         }
-        common::assert_dumb_clone_matches(&mirror.url(), &source.bare);
+        testkit::assert_dumb_clone_matches(&mirror.url(), &source.bare);
         mirror.assert_packs_complete();
         mirror.assert_no_op().await;
     }
@@ -730,13 +729,13 @@ async fn a_compaction_overtaking_a_slower_run_leaves_a_complete_mirror() {
     source.commit("the slow run's change");
     source.push(&["main"]);
     let seen_by_slow_run = tempfile::tempdir().expect("tempdir");
-    let snapshot = common::mirror_clone(&source.bare, seen_by_slow_run.path(), "snapshot.git");
+    let snapshot = testkit::mirror_clone(&source.bare, seen_by_slow_run.path(), "snapshot.git");
     let overtaker = Arc::new(Mutex::new(None));
     let action = {
         let (bare, mappings, options) = (source.bare.clone(), mirror.mappings(), options.clone());
         let overtaker = overtaker.clone();
         move || {
-            common::git(["update-ref", "-d", "refs/heads/doomed"], &bare);
+            testkit::git(["update-ref", "-d", "refs/heads/doomed"], &bare);
             let report = run_on_own_thread(mappings, options);
             *overtaker.lock().expect("lock") = Some(report);
         }
@@ -762,11 +761,11 @@ async fn a_compaction_overtaking_a_slower_run_leaves_a_complete_mirror() {
     } else {
         source.bare.as_path()
     };
-    common::assert_dumb_clone_matches(&mirror.url(), shown);
+    testkit::assert_dumb_clone_matches(&mirror.url(), shown);
     mirror.assert_packs_complete();
     let m = mirror.run().await;
     assert!(m.report.is_ok(), "{}", m.report);
-    common::assert_dumb_clone_matches(&mirror.url(), &source.bare);
+    testkit::assert_dumb_clone_matches(&mirror.url(), &source.bare);
 }
 
 /// The clock the mirror sees: real time plus an offset the test moves forward.
@@ -856,7 +855,7 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
         let hex = pack.trim_start_matches("pack-");
         assert!(state.contains(hex), "{hex} not recorded in {state}");
     }
-    common::assert_dumb_clone_matches(&mirror.url(), &source.bare);
+    testkit::assert_dumb_clone_matches(&mirror.url(), &source.bare);
     existing.assert_fetch_matches(&source.bare);
 
     // Not yet: a change an hour before the grace period ends.
@@ -893,7 +892,7 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
             .all(|p| !state.contains(p.trim_start_matches("pack-"))),
         "deleted packs still recorded: {state}"
     );
-    common::assert_dumb_clone_matches(&mirror.url(), &source.bare);
+    testkit::assert_dumb_clone_matches(&mirror.url(), &source.bare);
     existing.assert_fetch_matches(&source.bare);
     mirror.assert_no_op().await;
 
@@ -913,7 +912,7 @@ async fn damaged_published_state() {
     source.push(&["main"]);
     let m = mirror.run_expecting(MirrorPath::Full).await;
     assert_eq!(m.report.objects, reachable_objects(&source.bare));
-    common::assert_dumb_clone_matches(&mirror.url(), &source.bare);
+    testkit::assert_dumb_clone_matches(&mirror.url(), &source.bare);
     mirror.assert_packs_complete();
     mirror.assert_no_op().await;
 
@@ -929,7 +928,7 @@ async fn damaged_published_state() {
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&state)));
     assert!(state.to_string().contains(&orphan[5..]), "{state}");
     assert!(mirror.pack_files().contains(&format!("{orphan}.pack")));
-    common::assert_dumb_clone_matches(&mirror.url(), &source.bare);
+    testkit::assert_dumb_clone_matches(&mirror.url(), &source.bare);
 
     // A garbage pack list cannot be extended safely: the run stops, naming the file, and changes nothing.
     mirror.put("objects/info/packs", b"P ../../../etc/passwd\n\n");
@@ -952,7 +951,7 @@ async fn damaged_published_state() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn costs_on_fifty_thousand_objects() {
-    let source = Source::from_bare(common::big_repo(50_000));
+    let source = Source::from_bare(testkit::big_repo(50_000));
     let mut options = s3_options();
     options.memory_budget = 256 << 20;
     options.compaction_threshold = 2;
@@ -975,7 +974,7 @@ async fn costs_on_fifty_thousand_objects() {
         compaction.report
     );
     assert_eq!(mirror.listed_packs().len(), 1);
-    common::assert_dumb_clone_matches(&mirror.url(), &source.bare);
+    testkit::assert_dumb_clone_matches(&mirror.url(), &source.bare);
     print_costs(
         "50k-object repository",
         &[

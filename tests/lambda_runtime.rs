@@ -12,7 +12,8 @@
 //! `{{GIT_MISSING_URL}}` (sources), `{{S3_TARGET}}`, `{{S3_TARGET_2}}` (`s3://bucket/prefix` targets) and
 //! `{{S3_ENDPOINT}}`.
 
-mod common;
+// The shared test environment (crates/testkit) under the name the helpers are called by below.
+use testkit as common;
 
 use std::collections::HashMap;
 use std::fs::File;

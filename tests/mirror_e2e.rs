@@ -1,9 +1,6 @@
 //! End-to-end mirrors: the real `git http-backend` (behind lighttpd) → this crate → a real S3 API server (moto) or a
 //! directory, then the real `git` clones the result (dumb HTTP or a path), fscks it, and compares refs and HEAD.
 
-mod common;
-
-use common::raw_http::{http, RawServer, Reply};
 use mirror_git_to_s3::git::pack::entry::EntryKind;
 use mirror_git_to_s3::git::pack::PackParser;
 use mirror_git_to_s3::git::upload_pack::{ResponseDecoder, ResponseEvent};
@@ -13,10 +10,11 @@ use mirror_git_to_s3::{
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use testkit::raw_http::{http, RawServer, Reply};
 
 fn s3_options(budget_mib: u64) -> MirrorOptions {
     let mut o = MirrorOptions::default().with_memory_budget_mib(budget_mib);
-    o.s3.endpoint_url = Some(common::s3().endpoint.clone());
+    o.s3.endpoint_url = Some(testkit::s3().endpoint.clone());
     o.s3.force_path_style = true;
     o
 }
@@ -26,12 +24,12 @@ fn source_url(repo: &Path) -> String {
         .file_name()
         .and_then(|n| n.to_str())
         .expect("repo dir name");
-    common::git_server().url(name)
+    testkit::git_server().url(name)
 }
 
 /// Mirrors `repo` into a fresh bucket and returns (report, dumb clone URL).
 async fn mirror_to_s3(repo: &Path, options: &MirrorOptions) -> (RepoReport, String) {
-    let bucket = common::new_bucket();
+    let bucket = testkit::new_bucket();
     let target = format!("s3://{bucket}/mirrors/repo");
     let reports = mirror_repos(
         &[Mapping {
@@ -41,35 +39,35 @@ async fn mirror_to_s3(repo: &Path, options: &MirrorOptions) -> (RepoReport, Stri
         options,
     )
     .await;
-    let clone_url = format!("{}/{bucket}/mirrors/repo", common::s3().endpoint);
+    let clone_url = format!("{}/{bucket}/mirrors/repo", testkit::s3().endpoint);
     (reports.into_iter().next().expect("one report"), clone_url)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn empty_repository() {
-    let repo = common::empty_repo();
+    let repo = testkit::empty_repo();
     let (report, url) = mirror_to_s3(&repo, &s3_options(64)).await;
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.refs, 0);
-    common::assert_dumb_clone_matches(&url, &repo);
+    testkit::assert_dumb_clone_matches(&url, &repo);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn small_repository() {
-    let repo = common::small_repo();
+    let repo = testkit::small_repo();
     let (report, url) = mirror_to_s3(&repo, &s3_options(64)).await;
     assert!(report.is_ok(), "{report}");
     assert_eq!(report.path, MirrorPath::Full);
     assert!(report.objects > 0);
-    common::assert_dumb_clone_matches(&url, &repo);
+    testkit::assert_dumb_clone_matches(&url, &repo);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn branches_tags_and_non_main_default_branch() {
-    let repo = common::rich_repo();
+    let repo = testkit::rich_repo();
     let (report, url) = mirror_to_s3(&repo, &s3_options(64)).await;
     assert!(report.is_ok(), "{report}");
-    common::assert_dumb_clone_matches(&url, &repo);
+    testkit::assert_dumb_clone_matches(&url, &repo);
 }
 
 /// Records every progress update.
@@ -84,14 +82,14 @@ impl Progress for Recorder {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_thousand_objects() {
-    let repo = common::big_repo(50_000);
+    let repo = testkit::big_repo(50_000);
     let recorder = Arc::new(Recorder::default());
     let mut options = s3_options(256);
     options.progress = Some(recorder.clone());
     let (report, url) = mirror_to_s3(&repo, &options).await;
     assert!(report.is_ok(), "{report}");
     assert!(report.objects >= 50_000, "{report}");
-    common::assert_dumb_clone_matches(&url, &repo);
+    testkit::assert_dumb_clone_matches(&url, &repo);
 
     // Delta resolution reports its way through the pack, not only its start and end.
     let resolving: Vec<(u64, u64)> = recorder
@@ -119,16 +117,16 @@ async fn fifty_thousand_objects() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn big_binary_with_a_budget_smaller_than_the_file() {
-    let repo = common::big_binary_repo(50 << 20, 3);
+    let repo = testkit::big_binary_repo(50 << 20, 3);
     // 32 MiB in all: the 50 MiB file and its deltas must be streamed, and the pack read back from S3.
     let (report, url) = mirror_to_s3(&repo, &s3_options(32)).await;
     assert!(report.is_ok(), "{report}");
-    common::assert_dumb_clone_matches(&url, &repo);
+    testkit::assert_dumb_clone_matches(&url, &repo);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn local_directory_target() {
-    let repo = common::rich_repo();
+    let repo = testkit::rich_repo();
     let dir = tempfile::tempdir().expect("tempdir");
     let target = dir.path().join("mirror");
     let reports = mirror_repos(
@@ -140,16 +138,16 @@ async fn local_directory_target() {
     )
     .await;
     assert!(reports[0].is_ok(), "{}", reports[0]);
-    common::assert_dumb_clone_matches(&target.to_string_lossy(), &repo);
+    testkit::assert_dumb_clone_matches(&target.to_string_lossy(), &repo);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_failing_mapping_does_not_stop_the_others() {
-    let good = common::small_repo();
-    let bucket = common::new_bucket();
+    let good = testkit::small_repo();
+    let bucket = testkit::new_bucket();
     let mappings = vec![
         Mapping {
-            source: common::git_server().url("does-not-exist.git"),
+            source: testkit::git_server().url("does-not-exist.git"),
             target: format!("s3://{bucket}/missing"),
         },
         Mapping {
@@ -161,7 +159,7 @@ async fn one_failing_mapping_does_not_stop_the_others() {
     let err = reports[0].error.as_deref().expect("missing repo fails");
     assert!(err.contains("not found"), "{err}");
     assert!(reports[1].is_ok(), "{}", reports[1]);
-    common::assert_dumb_clone_matches(&format!("{}/{bucket}/good", common::s3().endpoint), &good);
+    testkit::assert_dumb_clone_matches(&format!("{}/{bucket}/good", testkit::s3().endpoint), &good);
 }
 
 /// The advertisement with ` ofs-delta` removed from the capabilities of its first line.
@@ -196,8 +194,8 @@ fn delta_kinds(response: &[u8]) -> (usize, usize) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn source_without_ofs_delta_sends_ref_deltas() {
-    let repo: PathBuf = common::big_repo(5_000);
-    let advertisement = without_ofs_delta(&common::upload_pack(&repo, true, b""));
+    let repo: PathBuf = testkit::big_repo(5_000);
+    let advertisement = without_ofs_delta(&testkit::upload_pack(&repo, true, b""));
     let responses = Arc::new(Mutex::new(Vec::new()));
     let (served_repo, served) = (repo.clone(), responses.clone());
     let server = RawServer::start(move |seen| {
@@ -208,7 +206,7 @@ async fn source_without_ofs_delta_sends_ref_deltas() {
                 &advertisement,
             ));
         }
-        let response = common::upload_pack(&served_repo, false, &seen.body);
+        let response = testkit::upload_pack(&served_repo, false, &seen.body);
         served.lock().expect("lock").push(response.clone());
         Reply::Send(http(
             "200 OK",
@@ -217,7 +215,7 @@ async fn source_without_ofs_delta_sends_ref_deltas() {
         ))
     })
     .await;
-    let bucket = common::new_bucket();
+    let bucket = testkit::new_bucket();
     let reports = mirror_repos(
         &[Mapping {
             source: server.url("/repo.git").to_string(),
@@ -235,8 +233,8 @@ async fn source_without_ofs_delta_sends_ref_deltas() {
         "the request must not ask for ofs-delta when it is not advertised"
     );
     assert!(refs > 100, "expected a pack of REF deltas, got {refs}");
-    common::assert_dumb_clone_matches(
-        &format!("{}/{bucket}/refdelta", common::s3().endpoint),
+    testkit::assert_dumb_clone_matches(
+        &format!("{}/{bucket}/refdelta", testkit::s3().endpoint),
         &repo,
     );
 }

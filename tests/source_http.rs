@@ -1,19 +1,17 @@
 //! The smart-HTTP source client (`mirror_git_to_s3::upstream`) against the real `git http-backend` (lighttpd,
-//! see tests/common) and against small broken or hostile HTTP servers on 127.0.0.1 that this file writes byte
+//! see crates/testkit) and against small broken or hostile HTTP servers on 127.0.0.1 that this file writes byte
 //! by byte: error statuses, dumb servers, redirect chains across hosts, redirect loops, stalls, bodies that
 //! break off, oversize advertisements, TLS to a plain server and a closed port.
-
-mod common;
 
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use common::raw_http::{find, head, http, RawServer, Reply};
 use mirror_git_to_s3::upstream::{
     BodyStream, UpstreamClient, UpstreamError, UpstreamOptions, ADVERTISEMENT_CONTENT_TYPE,
     REQUEST_CONTENT_TYPE, RESULT_CONTENT_TYPE,
 };
+use testkit::raw_http::{find, head, http, RawServer, Reply};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use url::Url;
@@ -75,9 +73,9 @@ async fn collect(mut stream: BodyStream) -> Result<Vec<u8>, UpstreamError> {
 
 #[tokio::test]
 async fn real_backend_advertisement_then_pack() {
-    let repo = common::small_repo();
+    let repo = testkit::small_repo();
     let name = repo.file_name().and_then(|n| n.to_str()).expect("name");
-    let repo_url = common::git_server().url(name);
+    let repo_url = testkit::git_server().url(name);
     let client = default_client();
 
     // A trailing slash is accepted and dropped.
@@ -95,7 +93,7 @@ async fn real_backend_advertisement_then_pack() {
     // The first ref line: 4 hex digits of length, then the object id.
     let first_ref = &body[EMPTY_ADVERTISEMENT.len()..];
     let head = std::str::from_utf8(&first_ref[4..44]).expect("hex oid");
-    let main = common::git(["rev-parse", "refs/heads/main"], &repo);
+    let main = testkit::git(["rev-parse", "refs/heads/main"], &repo);
     assert_eq!(head, main.trim());
 
     let request = format!("{}0000{}", pkt(&format!("want {head}\n")), pkt("done\n"));
@@ -113,7 +111,7 @@ async fn real_backend_advertisement_then_pack() {
     assert_eq!(&body[pack + 4..pack + 8], &[0, 0, 0, 2], "pack version 2");
 
     assert_eq!(
-        common::git_server().requests(name),
+        testkit::git_server().requests(name),
         [
             format!("GET /{name}/info/refs?service=git-upload-pack -"),
             format!("POST /{name}/git-upload-pack -"),
@@ -123,7 +121,7 @@ async fn real_backend_advertisement_then_pack() {
 
 #[tokio::test]
 async fn real_backend_missing_repository_is_not_found() {
-    let missing = url(&common::git_server().url("no-such-repository.git"));
+    let missing = url(&testkit::git_server().url("no-such-repository.git"));
     let error = default_client().advertisement(&missing).await.unwrap_err();
     assert!(matches!(error, UpstreamError::NotFound { .. }), "{error}");
     assert!(

@@ -1,16 +1,7 @@
 //! The smart-HTTP source client over TLS: lighttpd terminates HTTPS (HTTP/2 by ALPN) in front of the real
-//! `git http-backend` server of tests/common and redirects `/downgrade/...` to plain http. The client trusts
+//! `git http-backend` server of testkit and redirects `/downgrade/...` to plain http. The client trusts
 //! a test CA generated here with `openssl` through `SSL_CERT_FILE`, the same variable a user sets for a
 //! private CA; it is set once, before any client exists, which is why these tests have their own binary.
-
-mod common;
-
-// tests/common keeps its process helpers (start a server tied to the test process) private; this binary
-// needs them for its own lighttpd, so it includes the same file once more. A re-export from tests/common
-// would replace this.
-#[allow(dead_code, clippy::duplicate_mod)]
-#[path = "common/process.rs"]
-mod process;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mirror_git_to_s3::upstream::{UpstreamClient, UpstreamError, UpstreamOptions};
+use testkit::process;
 use url::Url;
 
 /// The HTTPS front and what the tests need to know about it.
@@ -32,7 +24,7 @@ struct TlsFront {
 fn openssl(args: &[&str], dir: &Path) {
     let mut cmd = Command::new("openssl");
     cmd.args(args).current_dir(dir);
-    common::run_ok(&mut cmd);
+    testkit::run_ok(&mut cmd);
 }
 
 /// A CA and a server certificate for IP 127.0.0.1 only (no DNS name) signed by it, in `dir`.
@@ -82,7 +74,7 @@ fn make_certificates(dir: &Path) {
 fn front() -> &'static TlsFront {
     static FRONT: OnceLock<TlsFront> = OnceLock::new();
     FRONT.get_or_init(|| {
-        let git_port = Url::parse(&common::git_server().url(""))
+        let git_port = Url::parse(&testkit::git_server().url(""))
             .ok()
             .and_then(|url| url.port())
             .expect("git server port");
@@ -142,7 +134,7 @@ proxy.server = ("" => (("host" => "127.0.0.1", "port" => {git_port})))
 }
 
 fn repo_name() -> String {
-    let repo = common::small_repo();
+    let repo = testkit::small_repo();
     repo.file_name()
         .and_then(|name| name.to_str())
         .expect("repo name")

@@ -10,8 +10,6 @@
 //! the errors a user sees for a missing bucket or an unreachable server. The local directory's own tests
 //! (directories, temporary files, racing creates) are unit tests in `src/store/local.rs`.
 
-mod common;
-
 use bytes::Bytes;
 use mirror_git_to_s3::store::{
     self, LocalStore, Object, Precondition, S3Options, Store, StoreError, Upload,
@@ -31,7 +29,7 @@ const OUTSIDE: (&str, &[u8]) = ("outside", b"secret");
 
 fn opts() -> S3Options {
     S3Options {
-        endpoint_url: Some(common::s3().endpoint.clone()),
+        endpoint_url: Some(testkit::s3().endpoint.clone()),
         force_path_style: true,
         ..S3Options::default()
     }
@@ -45,7 +43,7 @@ async fn open(bucket: &str, prefix: &str) -> Arc<dyn Store> {
 
 /// Multipart uploads started and neither completed nor aborted in `bucket`.
 async fn open_uploads(bucket: &str) -> usize {
-    let out = common::s3()
+    let out = testkit::s3()
         .client()
         .list_multipart_uploads()
         .bucket(bucket)
@@ -141,8 +139,8 @@ impl Backend {
 
     /// An `S3Store` on a new bucket.
     async fn s3() -> Backend {
-        let bucket = common::new_bucket();
-        common::s3()
+        let bucket = testkit::new_bucket();
+        testkit::s3()
             .client()
             .put_object()
             .bucket(&bucket)
@@ -161,7 +159,7 @@ impl Backend {
     fn stored(&self) -> Vec<String> {
         match &self.storage {
             Storage::Local(dir) => files(dir.path()),
-            Storage::S3(bucket) => common::list_keys(bucket, ""),
+            Storage::S3(bucket) => testkit::list_keys(bucket, ""),
         }
     }
 
@@ -191,7 +189,7 @@ impl Backend {
         assert_eq!(self.stored(), expected, "stored vs listed");
         let outside = match &self.storage {
             Storage::Local(dir) => std::fs::read(dir.path().join(OUTSIDE.0)).ok(),
-            Storage::S3(bucket) => common::get_object(bucket, OUTSIDE.0),
+            Storage::S3(bucket) => testkit::get_object(bucket, OUTSIDE.0),
         };
         assert_eq!(outside.as_deref(), Some(OUTSIDE.1));
         assert_eq!(self.pending_uploads().await, 0);
@@ -637,7 +635,7 @@ mod s3_only {
 
     #[tokio::test]
     async fn etags_are_quoted_and_count_parts() {
-        let bucket = common::new_bucket();
+        let bucket = testkit::new_bucket();
         let s = open(&bucket, "").await;
         let etag = s
             .put("put", Bytes::from_static(b"one"), Precondition::IfNoneMatch)
@@ -665,7 +663,7 @@ mod s3_only {
 
     #[tokio::test]
     async fn racing_creates_have_one_winner() {
-        let bucket = common::new_bucket();
+        let bucket = testkit::new_bucket();
         let s = open(&bucket, "").await;
         let results: Vec<_> = stream::iter(0..8u8)
             .map(|i| {
@@ -694,7 +692,7 @@ mod s3_only {
 
     #[tokio::test]
     async fn large_copies_go_part_by_part() {
-        let bucket = common::new_bucket();
+        let bucket = testkit::new_bucket();
         let s = open(&bucket, "r").await;
         // Above the single-copy limit the copy goes part by part (limits lowered so moto can hold the object).
         let body = data(12 * MIB + 7);
@@ -727,7 +725,7 @@ mod s3_only {
 
     #[tokio::test]
     async fn storage_class_applies_to_every_write() {
-        let bucket = common::new_bucket();
+        let bucket = testkit::new_bucket();
         let opts = S3Options {
             storage_class: Some("STANDARD_IA".to_owned()),
             ..opts()
@@ -740,7 +738,7 @@ mod s3_only {
         up.write(&data(9 * MIB)).await.unwrap();
         up.complete(Precondition::None).await.unwrap();
         s.copy("put", "copy", Precondition::None).await.unwrap();
-        let c = common::s3().client();
+        let c = testkit::s3().client();
         for key in ["put", "upload", "copy"] {
             let head = c
                 .head_object()
@@ -759,7 +757,7 @@ mod s3_only {
 
     #[tokio::test]
     async fn list_paginates_and_applies_the_prefix() {
-        let bucket = common::new_bucket();
+        let bucket = testkit::new_bucket();
         let s = open(&bucket, "mirrors/root").await;
         assert_eq!(s.describe(), format!("s3://{bucket}/mirrors/root"));
         let keys: Vec<String> = (0..1050)
@@ -779,11 +777,11 @@ mod s3_only {
             .unwrap();
         // The store's prefix is applied to the bucket key.
         assert_eq!(
-            common::get_object(&bucket, "mirrors/root/info/refs").as_deref(),
+            testkit::get_object(&bucket, "mirrors/root/info/refs").as_deref(),
             Some(&b"r"[..])
         );
         // Outside the store's prefix, and sharing it as a string prefix: never listed.
-        let c = common::s3().client();
+        let c = testkit::s3().client();
         c.put_object()
             .bucket(&bucket)
             .key("mirrors/rootless/objects/x")
@@ -865,7 +863,7 @@ mod s3_only {
         );
 
         // A service error: its code and message.
-        let bucket = common::new_bucket();
+        let bucket = testkit::new_bucket();
         let s = open(&bucket, "").await;
         let s3 = S3Store::connect(
             &bucket,

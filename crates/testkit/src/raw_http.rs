@@ -11,13 +11,18 @@ use url::Url;
 /// A request as a [`RawServer`] saw it.
 #[derive(Clone, Debug)]
 pub struct Seen {
+    /// The request method (`GET`, `POST`, ...).
     pub method: String,
+    /// The request target as sent (`/path?query`).
     pub target: String,
+    /// The header lines in order, as `(name, value)` with surrounding spaces trimmed.
     pub headers: Vec<(String, String)>,
+    /// The body (as long as `Content-Length` said).
     pub body: Vec<u8>,
 }
 
 impl Seen {
+    /// The value of the first header called `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -37,11 +42,13 @@ pub enum Reply {
 /// An HTTP/1.1 server on 127.0.0.1 that answers every request with what its responder returns, one request
 /// per connection, and records what it received.
 pub struct RawServer {
+    /// The loopback port it listens on.
     pub port: u16,
     seen: Arc<Mutex<Vec<Seen>>>,
 }
 
 impl RawServer {
+    /// Starts a server on a free loopback port, on the current tokio runtime, answering with `respond`.
     pub async fn start(respond: impl Fn(&Seen) -> Reply + Send + Sync + 'static) -> RawServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
@@ -64,10 +71,12 @@ impl RawServer {
         RawServer { port, seen }
     }
 
+    /// `http://127.0.0.1:PORT<path>`.
     pub fn url(&self, path: &str) -> Url {
         Url::parse(&format!("http://127.0.0.1:{}{path}", self.port)).expect("url")
     }
 
+    /// The requests received so far, in arrival order.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }

@@ -1,19 +1,13 @@
-//! Writes one of the integration tests' fixture repositories (tests/common/fixtures.rs) as a bare repository
-//! at a path, so `scripts/demo.sh` and `scripts/bench.sh` serve the same repository shapes the tests use.
+//! Writes one of the integration tests' fixture repositories ([`testkit::fixtures`]) as a bare repository at a
+//! path, so `scripts/demo.sh` and `scripts/bench.sh` serve the same repository shapes the tests use.
 //!
 //! Usage: `make_fixture small|rich|empty PATH`, `make_fixture big N_OBJECTS PATH`,
 //! `make_fixture big-binary MIB VERSIONS PATH`.
 
-// The tests use more of these helpers than this program does.
-#[allow(dead_code)]
-#[path = "../tests/common/gitcmd.rs"]
-mod gitcmd;
-
-#[path = "../tests/common/fixtures.rs"]
-mod fixtures;
-
 use std::path::Path;
 use std::process::ExitCode;
+
+use testkit::fixtures;
 
 const USAGE: &str = "usage: make_fixture small|rich|empty PATH\n       make_fixture big N_OBJECTS PATH\n       make_fixture big-binary MIB VERSIONS PATH";
 

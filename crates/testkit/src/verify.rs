@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use super::gitcmd::{describe, git, git_command};
+use crate::git::{describe, git, git_command};
 
 /// `git for-each-ref` lines `<oid> <type> <refname>` for the branches and tags of `repo`, sorted by name.
 pub fn branches_and_tags(repo: &Path) -> Vec<String> {

@@ -7,10 +7,13 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use super::process::{scratch_dir, start_server, ServerProcess};
+use crate::process::{scratch_dir, start_server, ServerProcess};
 
-/// The script that configures and runs lighttpd.
-const SERVER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/git-http-server.sh");
+/// The script that configures and runs lighttpd, in the repository's `scripts/` (two levels above this crate).
+const SERVER_SCRIPT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../scripts/git-http-server.sh"
+);
 
 /// How long lighttpd may take to answer.
 const START_TIMEOUT: Duration = Duration::from_secs(30);

@@ -2,8 +2,8 @@
 //!
 //! Every command gets the same identity, clock and configuration whatever the developer's `~/.gitconfig`
 //! says (no system or global config; settings come from `GIT_CONFIG_*` variables), no inherited `GIT_DIR`
-//! and friends, no background auto-gc, and no prompts. Shared by the test harness and
-//! `examples/make_fixture.rs`.
+//! and friends, no background auto-gc, and no prompts. Every test that runs git goes through here, and so do
+//! the fixtures and `make_fixture`.
 
 use std::ffi::OsStr;
 use std::io::Write;

@@ -16,7 +16,7 @@ use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
-use super::process::{http_answers, scratch_dir, start_server, ServerProcess};
+use crate::process::{http_answers, scratch_dir, start_server, ServerProcess};
 
 /// How long a `moto_server` may take to answer (about 20 s on a loaded machine).
 const MOTO_START_TIMEOUT: Duration = Duration::from_secs(60);

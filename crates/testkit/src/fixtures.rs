@@ -5,14 +5,14 @@
 //! and annotated tags, a tag of a tag, tags of a tree and of a blob, executable/symlink/submodule entries,
 //! `refs/pull/*`); big (tens of thousands of objects with real delta chains and thousands of refs, most of
 //! them `refs/pull/N/head`); big binary (an incompressible multi-MiB file edited a few times, stored as deltas
-//! against the big base). Used by the test harness and by `examples/make_fixture.rs` (demo and benchmark).
+//! against the big base). Used by the tests and by the `make_fixture` program (demo and benchmark).
 
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
 use std::path::Path;
 use std::process::Stdio;
 
-use super::gitcmd::{describe, git, git_command};
+use crate::git::{describe, git, git_command};
 
 /// Identity on every generated commit and tag.
 const IDENT: &str = "Fixture Author <fixture@example.com>";
