@@ -1,9 +1,11 @@
 //! Running the real `git` from tests in a hermetic, deterministic environment.
 //!
 //! Every command gets the same identity, clock and configuration whatever the developer's `~/.gitconfig`
-//! says (no system or global config; settings come from `GIT_CONFIG_*` variables), no inherited `GIT_DIR`
-//! and friends, no background auto-gc, and no prompts. Every test that runs git goes through here, and so do
-//! the fixtures and `make_fixture`.
+//! says (no system or global config; settings come from `GIT_CONFIG_*` variables; `HOME` is the command's
+//! directory, so no per-user file such as `~/.config/git/attributes` or `~/.netrc` is read either), no
+//! inherited `GIT_DIR`, `GIT_PROTOCOL` and friends, no background auto-gc, and no prompts. Every test that
+//! runs git goes through here (unit tests in the mirror crate, integration tests, the fixtures and
+//! `make_fixture`), so they all see the same git.
 
 use std::ffi::OsStr;
 use std::io::Write;
@@ -28,8 +30,12 @@ const CONFIG: &[(&str, &str)] = &[
     ("advice.nestedTag", "false"),
 ];
 
-/// Variables that would point git at another repository than the one a test names.
-const INHERITED_REPO_VARS: &[&str] = &[
+/// Inherited variables that would point git at another repository than the one a test names, or change
+/// what it does there.
+const INHERITED_VARS: &[&str] = &[
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_PROTOCOL",
+    "XDG_CONFIG_HOME",
     "GIT_DIR",
     "GIT_WORK_TREE",
     "GIT_INDEX_FILE",
@@ -44,10 +50,11 @@ const INHERITED_REPO_VARS: &[&str] = &[
 pub fn git_command(dir: &Path) -> Command {
     let mut cmd = Command::new("git");
     cmd.current_dir(dir);
-    for var in INHERITED_REPO_VARS {
+    for var in INHERITED_VARS {
         cmd.env_remove(var);
     }
-    cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+    cmd.env("HOME", dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("LC_ALL", "C")
@@ -94,35 +101,34 @@ pub fn mirror_clone(repo: &Path, dir: &Path, name: &str) -> PathBuf {
     clone
 }
 
-/// Runs the real `git upload-pack --stateless-rpc` in `repo` with `input` on its standard input, as
-/// `git http-backend` does for one smart-HTTP request, and returns what it wrote: the advertisement (without the
-/// `# service` header) when `advertise`, else the response to the request in `input`.
-pub fn upload_pack(repo: &Path, advertise: bool, input: &[u8]) -> Vec<u8> {
+/// Runs `git <args>` in `dir` with `input` on its standard input and returns its standard output; panics with
+/// git's standard error if it fails.
+pub fn git_with_input<I, S>(args: I, dir: &Path, input: &[u8]) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = git_command(dir);
+    cmd.args(args);
+    run_ok_with_input(&mut cmd, input).stdout
+}
+
+/// The `git upload-pack --stateless-rpc` that `git http-backend` runs in `repo` for one smart-HTTP request:
+/// with `advertise`, the one answering `info/refs` (its output lacks the `# service` header).
+pub fn upload_pack_command(repo: &Path, advertise: bool) -> Command {
     let mut cmd = git_command(repo);
     cmd.args(["upload-pack", "--stateless-rpc"]);
     if advertise {
         cmd.arg("--advertise-refs");
     }
-    cmd.arg(".")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(&cmd)));
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input)
-            .expect("request written to git upload-pack");
-    }
-    let out = child.wait_with_output().expect("git upload-pack output");
-    assert!(
-        out.status.success(),
-        "{} failed: {}",
-        describe(&cmd),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    cmd.arg(".");
+    cmd
+}
+
+/// Runs [`upload_pack_command`] with `input` on its standard input and returns what it wrote: the advertisement
+/// when `advertise`, else the response to the request in `input`. Panics if it fails.
+pub fn upload_pack(repo: &Path, advertise: bool, input: &[u8]) -> Vec<u8> {
+    run_ok_with_input(&mut upload_pack_command(repo, advertise), input).stdout
 }
 
 /// Runs `cmd` to completion and returns its output; panics with the command line and its standard error if it
@@ -131,6 +137,46 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     let output = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)));
+    check(cmd, output)
+}
+
+/// Like [`run_ok`], with `input` on the command's standard input.
+pub fn run_ok_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    let output = output_with_input(cmd, input);
+    check(cmd, output)
+}
+
+/// Runs `cmd` with `input` on its standard input and returns its output whatever its exit status; panics if it
+/// cannot start. The input is written from another thread, so a command that writes a lot before it has read
+/// everything cannot deadlock; a command that exits without reading it all is not an error here (its status
+/// and standard error say why it stopped).
+pub fn output_with_input(cmd: &mut Command, input: &[u8]) -> Output {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)));
+    let mut stdin = child
+        .stdin
+        .take()
+        .unwrap_or_else(|| panic!("{} has no stdin pipe", describe(cmd)));
+    let (written, output) = std::thread::scope(|scope| {
+        let writer = scope.spawn(move || stdin.write_all(input));
+        let output = child.wait_with_output();
+        (writer.join(), output)
+    });
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Ok(Err(e)) => panic!("cannot write the input of {}: {e}", describe(cmd)),
+        Err(_) => panic!("the thread writing the input of {} panicked", describe(cmd)),
+    }
+    output.unwrap_or_else(|e| panic!("cannot wait for {}: {e}", describe(cmd)))
+}
+
+/// `output` if `cmd` succeeded; else panics with its command line, status and output.
+fn check(cmd: &Command, output: Output) -> Output {
     if !output.status.success() {
         panic!(
             "{} failed ({}):\n{}{}",

@@ -2,6 +2,7 @@ use super::*;
 use crate::git::pack::test_support::*;
 use crate::git::pack::{PackParser, ParsedPack};
 use std::path::Path;
+use testkit::git::{git, git_with_input};
 
 /// Parses a pack and fills in the ids of its deltas from `git verify-pack -v`, as delta resolution would.
 fn parse_and_resolve(pack: &GitPack) -> ParsedPack {
@@ -34,15 +35,14 @@ fn git_index(dir: &Path, pack: &GitPack, version: &str) -> Vec<u8> {
     let idx = dir.join("forced.idx");
     let pack_path = pack.pack_path.to_str().unwrap();
     git(
-        dir,
-        &[
+        [
             "index-pack",
             &format!("--index-version={version}"),
             "-o",
             idx.to_str().unwrap(),
             pack_path,
         ],
-        b"",
+        dir,
     );
     std::fs::read(idx).unwrap()
 }
@@ -87,7 +87,7 @@ fn empty_pack_index_is_identical_to_git() {
     let repo = make_repo(dir.path(), 1);
     let pack = write_and_index(
         &dir.path().join("out"),
-        git(&repo, &["pack-objects", "--stdout", "-q"], b""),
+        git_with_input(["pack-objects", "--stdout", "-q"], &repo, b""),
     );
     let parsed = parse_and_resolve(&pack);
     let idx = write_idx_v2(&parsed.entries, &parsed.checksum).unwrap();

@@ -4,36 +4,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-
-/// Runs git in `dir` with a clean configuration; panics with git's stderr on failure.
-pub fn git(dir: &Path, args: &[&str], stdin: &[u8]) -> Vec<u8> {
-    let mut child = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("HOME", dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run git");
-    let mut input = child.stdin.take().expect("stdin");
-    let stdin = stdin.to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&stdin));
-    let out = child.wait_with_output().expect("wait for git");
-    writer
-        .join()
-        .expect("stdin writer")
-        .expect("write git stdin");
-    assert!(
-        out.status.success(),
-        "git {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
+use testkit::git::{git, git_with_input};
 
 /// Deterministic pseudo-random numbers (xorshift64*), so tests need no extra crate.
 pub struct Rng(pub u64);
@@ -156,24 +127,9 @@ pub fn history_stream(commits: usize) -> Vec<u8> {
 pub fn make_repo(dir: &Path, commits: usize) -> PathBuf {
     let repo = dir.join("repo.git");
     std::fs::create_dir_all(&repo).expect("mkdir");
-    git(&repo, &["init", "-q", "--bare"], b"");
-    git(&repo, &["fast-import", "--quiet"], &history_stream(commits));
-    git(
-        &repo,
-        &[
-            "-c",
-            "user.name=T",
-            "-c",
-            "user.email=t@example.com",
-            "tag",
-            "-a",
-            "-m",
-            "tag of a tag",
-            "nested",
-            "v1.0",
-        ],
-        b"",
-    );
+    git(["init", "-q", "--bare"], &repo);
+    git_with_input(["fast-import", "--quiet"], &repo, &history_stream(commits));
+    git(["tag", "-a", "-m", "tag of a tag", "nested", "v1.0"], &repo);
     repo
 }
 
@@ -192,7 +148,7 @@ pub struct GitPack {
 pub fn pack_repo(repo: &Path, out_dir: &Path, options: &[&str]) -> GitPack {
     let mut args = vec!["pack-objects", "--all", "--stdout", "-q"];
     args.extend_from_slice(options);
-    let pack = git(repo, &args, b"");
+    let pack = git_with_input(&args, repo, b"");
     write_and_index(out_dir, pack)
 }
 
@@ -225,14 +181,13 @@ pub fn write_and_index(out_dir: &Path, pack: Vec<u8>) -> GitPack {
     std::fs::write(&pack_path, &pack).expect("write pack");
     let idx_path = out_dir.join("test.idx");
     git(
-        out_dir,
-        &[
+        [
             "index-pack",
             "-o",
             idx_path.to_str().expect("utf-8 path"),
             pack_path.to_str().expect("utf-8 path"),
         ],
-        b"",
+        out_dir,
     );
     let idx = std::fs::read(&idx_path).expect("read idx");
     GitPack {
@@ -260,16 +215,15 @@ pub struct Verified {
 /// `git verify-pack -v` of the pack (whose `.idx` sits next to it), keyed by entry offset.
 pub fn verify_pack(pack: &GitPack) -> HashMap<u64, Verified> {
     let out = git(
-        pack.pack_path.parent().expect("parent dir"),
-        &[
+        [
             "verify-pack",
             "-v",
             pack.pack_path.to_str().expect("utf-8 path"),
         ],
-        b"",
+        pack.pack_path.parent().expect("parent dir"),
     );
     let mut map = HashMap::new();
-    for line in String::from_utf8(out).expect("utf-8").lines() {
+    for line in out.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
         let Some(Ok(oid)) = f.first().map(|h| h.parse::<ObjectId>()) else {
             continue;
@@ -292,7 +246,7 @@ pub fn verify_pack(pack: &GitPack) -> HashMap<u64, Verified> {
 
 /// `git show-index` of an `.idx`: entry offset to (id, CRC-32).
 pub fn show_index(dir: &Path, idx: &[u8]) -> HashMap<u64, (ObjectId, u32)> {
-    let out = git(dir, &["show-index", "--object-format=sha1"], idx);
+    let out = git_with_input(["show-index", "--object-format=sha1"], dir, idx);
     String::from_utf8(out)
         .expect("utf-8")
         .lines()

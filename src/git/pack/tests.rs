@@ -1,6 +1,7 @@
 use super::test_support::*;
 use super::*;
 use crate::git::oid::hash_object;
+use testkit::git::git_with_input;
 
 /// Parses `pack` fed in one piece.
 fn parse(pack: &[u8]) -> Result<ParsedPack, PackError> {
@@ -41,9 +42,9 @@ fn check_against_git(repo: &std::path::Path, pack: &GitPack) -> ParsedPack {
     for entry in &parsed.entries {
         query.push_str(&format!("{}\n", verified[&entry.offset].oid));
     }
-    let sizes = git(
+    let sizes = git_with_input(
+        ["cat-file", "--batch-check=%(objectsize)"],
         repo,
-        &["cat-file", "--batch-check=%(objectsize)"],
         query.as_bytes(),
     );
     let sizes: Vec<u64> = String::from_utf8(sizes)
@@ -183,7 +184,7 @@ fn stored_blocks_pack_matches_git() {
 fn empty_pack_from_git() {
     let dir = tempfile::tempdir().unwrap();
     let repo = make_repo(dir.path(), 1);
-    let pack = git(&repo, &["pack-objects", "--stdout", "-q"], b"");
+    let pack = git_with_input(["pack-objects", "--stdout", "-q"], &repo, b"");
     assert_eq!(pack.len(), 32);
     let parsed = parse(&pack).unwrap();
     assert!(parsed.entries.is_empty());

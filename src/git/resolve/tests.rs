@@ -1,9 +1,10 @@
 use super::*;
 use crate::git::delta::testutil::{encode, make, Op};
 use crate::git::pack::test_support::{
-    entry_header, git, make_repo, ofs_distance, pack_repo, verify_pack, zlib, Rng,
+    entry_header, make_repo, ofs_distance, pack_repo, verify_pack, zlib, Rng,
 };
 use crate::git::pack::PackParser;
+use testkit::git::{git, git_command, git_with_input};
 
 const LOTS: u64 = 1 << 30;
 /// Everything in memory and cached.
@@ -805,9 +806,9 @@ async fn matches_git_on_real_packs() {
 async fn real_thin_pack_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let repo = make_repo(dir.path(), 40);
-    let pack = git(
+    let pack = git_with_input(
+        ["pack-objects", "--stdout", "--thin", "--revs", "-q"],
         &repo,
-        &["pack-objects", "--stdout", "--thin", "--revs", "-q"],
         b"main\n^main~10\n",
     );
     let mut parser = PackParser::new();
@@ -875,12 +876,9 @@ async fn big_blob_child() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo.git");
     std::fs::create_dir_all(&repo).unwrap();
-    git(&repo, &["init", "-q", "--bare"], b"");
-    let mut import = std::process::Command::new("git")
+    git(["init", "-q", "--bare"], &repo);
+    let mut import = git_command(&repo)
         .args(["fast-import", "--quiet"])
-        .current_dir(&repo)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -911,12 +909,7 @@ async fn big_blob_child() {
         "--delta-base-offset",
         "--window=10",
     ];
-    let name = git(
-        &repo,
-        &[&args[..], &[prefix.to_str().unwrap()]].concat(),
-        b"",
-    );
-    let name = String::from_utf8(name).unwrap();
+    let name = git([&args[..], &[prefix.to_str().unwrap()]].concat(), &repo);
     let pack_path = out.join(format!("p-{}.pack", name.trim()));
     let fake = crate::git::pack::test_support::GitPack {
         pack: Vec::new(),

@@ -1,8 +1,7 @@
 use super::*;
 use sha1::{Digest, Sha1};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use testkit::git::{git, output_with_input, run_ok_with_input, upload_pack_command};
 
 const A: &str = "1111111111111111111111111111111111111111";
 const B: &str = "2222222222222222222222222222222222222222";
@@ -646,64 +645,29 @@ fn unexpected_response_packets() {
     );
 }
 
-/// Runs real git with a clean configuration; returns whether it succeeded and its stdout.
-fn git(dir: &Path, args: &[&str], stdin: &[u8], env: &[(&str, &str)]) -> (bool, Vec<u8>) {
-    let mut child = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.com")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.com")
-        .env_remove("GIT_PROTOCOL")
-        .env_remove("GIT_DIR")
-        .envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    let output = child.wait_with_output().unwrap();
-    (output.status.success(), output.stdout)
-}
-
-fn git_ok(dir: &Path, args: &[&str]) -> String {
-    let (ok, out) = git(dir, args, b"", &[]);
-    assert!(ok, "git {args:?} failed");
-    String::from_utf8(out).unwrap().trim().to_owned()
-}
-
 /// A repository with two commits on `main`, a branch, an annotated and a lightweight tag.
 fn real_repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
-    git_ok(repo, &["init", "-q", "-b", "main"]);
+    git(["init", "-q", "-b", "main"], repo);
     std::fs::write(repo.join("a.txt"), "hello\n").unwrap();
-    git_ok(repo, &["add", "a.txt"]);
-    git_ok(repo, &["commit", "-q", "-m", "one"]);
-    git_ok(repo, &["tag", "-a", "-m", "release", "v1"]);
-    git_ok(repo, &["branch", "feature"]);
+    git(["add", "a.txt"], repo);
+    git(["commit", "-q", "-m", "one"], repo);
+    git(["tag", "-a", "-m", "release", "v1"], repo);
+    git(["branch", "feature"], repo);
     std::fs::write(repo.join("b.txt"), "world\n").unwrap();
-    git_ok(repo, &["add", "b.txt"]);
-    git_ok(repo, &["commit", "-q", "-m", "two"]);
-    git_ok(repo, &["tag", "light"]);
+    git(["add", "b.txt"], repo);
+    git(["commit", "-q", "-m", "two"], repo);
+    git(["tag", "light"], repo);
     dir
 }
 
 /// What `git http-backend` serves for `info/refs?service=git-upload-pack`.
 fn real_advertisement(repo: &Path, env: &[(&str, &str)]) -> Vec<u8> {
-    let (ok, refs) = git(
-        repo,
-        &["upload-pack", "--stateless-rpc", "--advertise-refs", "."],
-        b"",
-        env,
-    );
-    assert!(ok);
+    let mut cmd = upload_pack_command(repo, true);
+    cmd.envs(env.iter().copied());
     let mut body = service_header();
-    body.extend(refs);
+    body.extend(run_ok_with_input(&mut cmd, b"").stdout);
     body
 }
 
@@ -712,7 +676,7 @@ fn real_git_advertisement() {
     let dir = real_repository();
     let repo = dir.path();
     let adv = parse_advertisement(&real_advertisement(repo, &[])).unwrap();
-    let rev = |name: &str| oid(&git_ok(repo, &["rev-parse", name]));
+    let rev = |name: &str| oid(git(["rev-parse", name], repo).trim());
     assert_eq!(adv.head, Some(rev("HEAD")));
     assert_eq!(adv.head_symref.as_deref(), Some("refs/heads/main"));
     assert_eq!(
@@ -763,7 +727,7 @@ fn real_git_advertisement() {
 #[test]
 fn real_git_empty_repository() {
     let dir = tempfile::tempdir().unwrap();
-    git_ok(dir.path(), &["init", "-q", "-b", "main"]);
+    git(["init", "-q", "-b", "main"], dir.path());
     let adv = parse_advertisement(&real_advertisement(dir.path(), &[])).unwrap();
     assert_eq!(adv.head, None);
     assert!(adv.refs.is_empty());
@@ -776,7 +740,7 @@ fn real_fetch(
     request: &[u8],
     chunk: usize,
 ) -> (Vec<ResponseEvent>, Result<(), ProtocolError>) {
-    let (_, response) = git(repo, &["upload-pack", "--stateless-rpc", "."], request, &[]);
+    let response = output_with_input(&mut upload_pack_command(repo, false), request).stdout;
     decode(&response, chunk)
 }
 
@@ -812,7 +776,7 @@ fn real_git_fetch() {
     }
 
     // An incremental fetch: the server acknowledges the common commit and sends only what is new.
-    let old = oid(&git_ok(repo, &["rev-parse", "HEAD~1"]));
+    let old = oid(git(["rev-parse", "HEAD~1"], repo).trim());
     let request = build_upload_request(&[adv.head.unwrap()], &[old], &capabilities).unwrap();
     let (events, end) = real_fetch(repo, &request, 5);
     assert_eq!(end, Ok(()));
