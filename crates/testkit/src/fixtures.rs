@@ -5,7 +5,10 @@
 //! and annotated tags, a tag of a tag, tags of a tree and of a blob, executable/symlink/submodule entries,
 //! `refs/pull/*`); big (tens of thousands of objects with real delta chains and thousands of refs, most of
 //! them `refs/pull/N/head`); big binary (an incompressible multi-MiB file edited a few times, stored as deltas
-//! against the big base). Used by the tests and by the `make_fixture` program (demo and benchmark).
+//! against the big base); history (a short history with every object type, sized for the pack parser's unit
+//! tests). Used by the tests and by the `make_fixture` program (demo and benchmark).
+//!
+//! A test that needs another shape writes it with [`fast_import`] into a repository made by [`init_bare`].
 
 use std::collections::HashMap;
 use std::io::{self, BufWriter, Write};
@@ -13,57 +16,41 @@ use std::path::Path;
 use std::process::Stdio;
 
 use crate::git::{describe, git, git_command};
+use crate::rng::Rng;
 
 /// Identity on every generated commit and tag.
 const IDENT: &str = "Fixture Author <fixture@example.com>";
 /// Time of the first generated commit; each commit or tag is one minute later than the previous one.
 const START_TIME: u64 = 1_600_000_000;
 
-/// SplitMix64: a tiny deterministic generator, so fixtures are identical on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A value in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let bytes = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&bytes[..chunk.len()]);
-        }
-    }
-}
-
 /// A fast-import mark: names an object written earlier in the stream.
 #[derive(Clone, Copy, Debug)]
-struct Mark(u64);
+pub struct Mark(u64);
 
 /// One tree change of a commit, relative to its first parent.
-enum Change<'a> {
+pub enum Change<'a> {
     /// `path` gets the blob `blob` with `mode` (`100644`, `100755` or `120000`).
     File {
+        /// Path of the file in the tree.
         path: &'a str,
+        /// Its mode.
         mode: &'a str,
+        /// Its content.
         blob: Mark,
     },
     /// `path` becomes a submodule entry pointing at commit `oid` (which this repository does not have).
-    Gitlink { path: &'a str, oid: &'a str },
+    Gitlink {
+        /// Path of the entry in the tree.
+        path: &'a str,
+        /// The commit it points at (40 hex digits).
+        oid: &'a str,
+    },
     /// `path` is removed.
     Delete(&'a str),
 }
 
 /// Shorthand for a regular-file change.
-fn file(path: &str, blob: Mark) -> Change<'_> {
+pub fn file(path: &str, blob: Mark) -> Change<'_> {
     Change::File {
         path,
         mode: "100644",
@@ -71,8 +58,9 @@ fn file(path: &str, blob: Mark) -> Change<'_> {
     }
 }
 
-/// Writes a `git fast-import` stream.
-struct FastImport<W: Write> {
+/// Writes a `git fast-import` stream (see [`fast_import`]). Each commit or tag is one minute later than the
+/// one before.
+pub struct FastImport<W: Write> {
     out: W,
     next_mark: u64,
     clock: u64,
@@ -107,16 +95,29 @@ impl<W: Write> FastImport<W> {
         self.out.write_all(b"\n")
     }
 
-    fn blob(&mut self, bytes: &[u8]) -> io::Result<Mark> {
+    /// A blob holding `bytes`.
+    pub fn blob(&mut self, bytes: &[u8]) -> io::Result<Mark> {
+        self.blob_streamed(bytes.len(), |out| out.write_all(bytes))
+    }
+
+    /// A blob of `len` bytes that `write` writes piece by piece, for blobs that should not be held in memory
+    /// whole. `write` must write exactly `len` bytes (git fast-import rejects the stream otherwise).
+    pub fn blob_streamed(
+        &mut self,
+        len: usize,
+        write: impl FnOnce(&mut W) -> io::Result<()>,
+    ) -> io::Result<Mark> {
         let mark = self.new_mark();
-        writeln!(self.out, "blob\nmark :{}", mark.0)?;
-        self.data(bytes)?;
+        writeln!(self.out, "blob\nmark :{}\ndata {len}", mark.0)?;
+        write(&mut self.out)?;
+        self.out.write_all(b"\n")?;
         self.objects += 1;
         Ok(mark)
     }
 
-    /// A commit on `refname` (created or moved there). No parents makes a root commit.
-    fn commit(
+    /// A commit on `refname` (created or moved there). No parents makes a root commit, unless `refname` has
+    /// had commits earlier in the stream: fast-import then continues from its tip.
+    pub fn commit(
         &mut self,
         refname: &str,
         message: &str,
@@ -152,7 +153,7 @@ impl<W: Write> FastImport<W> {
     }
 
     /// An annotated tag `refs/tags/<name>` of the object `target`.
-    fn annotated_tag(&mut self, name: &str, target: Mark, message: &str) -> io::Result<Mark> {
+    pub fn annotated_tag(&mut self, name: &str, target: Mark, message: &str) -> io::Result<Mark> {
         let mark = self.new_mark();
         let time = self.tick();
         writeln!(
@@ -166,7 +167,7 @@ impl<W: Write> FastImport<W> {
     }
 
     /// Points `refname` at `target` (a lightweight tag, a branch, or any other ref).
-    fn reset(&mut self, refname: &str, target: Mark) -> io::Result<()> {
+    pub fn reset(&mut self, refname: &str, target: Mark) -> io::Result<()> {
         writeln!(self.out, "reset {refname}\nfrom :{}\n", target.0)
     }
 
@@ -177,11 +178,11 @@ impl<W: Write> FastImport<W> {
 }
 
 /// Object ids of the marks a fast-import stream defined.
-type Marks = HashMap<u64, String>;
+pub type Marks = HashMap<u64, String>;
 
 /// Runs `git fast-import` in `repo` on the stream `write` produces and returns the object id of every mark;
-/// panics with git's message on failure.
-fn fast_import(
+/// panics with git's message on failure. Even a few objects end up in a pack, as on a hosting server.
+pub fn fast_import(
     repo: &Path,
     write: impl FnOnce(&mut FastImport<&mut dyn Write>) -> io::Result<()>,
 ) -> Marks {
@@ -261,7 +262,7 @@ fn write_packed_refs(repo: &Path, refs: &[(String, Mark)], marks: &Marks) {
 }
 
 /// Creates an empty bare repository at `path` whose HEAD names `head_branch`.
-fn init_bare(path: &Path, head_branch: &str) {
+pub fn init_bare(path: &Path, head_branch: &str) {
     let parent = path
         .parent()
         .unwrap_or_else(|| panic!("{} has no parent directory", path.display()));
@@ -655,6 +656,92 @@ pub fn build_big_binary(path: &Path, size: usize, versions: usize) {
         "big binary repository {} stores only {deltas} of {versions} versions as deltas",
         path.display()
     );
+}
+
+/// Files of the history repository, in nested directories.
+const HISTORY_FILES: [&str; 5] = [
+    "README",
+    "src/lib.rs",
+    "src/deep/nested/mod.rs",
+    "docs/guide.md",
+    "docs/api/index.md",
+];
+
+/// Text of `lines` lines, with line `changed` (if any) replaced by a marker of `version`.
+fn text_file(name: &str, lines: usize, changed: Option<(usize, usize)>) -> Vec<u8> {
+    let mut text = String::new();
+    for i in 0..lines {
+        match changed {
+            Some((line, version)) if line == i => {
+                text.push_str(&format!("{name}: line {i} changed in version {version}\n"))
+            }
+            _ => text.push_str(&format!(
+                "{name}: line {i} of some text that stays the same across versions\n"
+            )),
+        }
+    }
+    text.into_bytes()
+}
+
+/// A short history with every object type, sized for unit tests of pack parsing and indexing: `commits`
+/// (at least 1) commits editing one line of one of five text files in nested directories each (so packs get
+/// deltas), every fifth on `side`, which forks from the first commit, the others on `main`; an empty blob; a
+/// 300 kB text blob (its inflated data spans several output buffers) edited every fourth commit; annotated
+/// tags `v1.0` (of the first commit), `v2.0` (of the last) and `nested` (a tag of `v1.0`). HEAD → `main`.
+pub fn build_history(path: &Path, commits: usize) {
+    assert!(commits >= 1, "a history needs at least one commit");
+    init_bare(path, "main");
+    fast_import(path, |fi| {
+        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789 ";
+        let big: Vec<u8> = (0..300_000)
+            .map(|i| {
+                if i % 61 == 60 {
+                    b'\n'
+                } else {
+                    alphabet[rng.below(alphabet.len())]
+                }
+            })
+            .collect();
+        let (mut first, mut main, mut side, mut last) = (None, None, None, None);
+        for c in 0..commits {
+            let mut changes = Vec::new();
+            if c == 0 {
+                for path in HISTORY_FILES {
+                    changes.push(file(path, fi.blob(&text_file(path, 80, None))?));
+                }
+                changes.push(file("empty", fi.blob(b"")?));
+                changes.push(file("big.txt", fi.blob(&big)?));
+            } else {
+                let path = HISTORY_FILES[c % HISTORY_FILES.len()];
+                let text = text_file(path, 80, Some((c * 7 % 80, c)));
+                changes.push(file(path, fi.blob(&text)?));
+                if c % 4 == 0 {
+                    let mut edited = big.clone();
+                    let at = c * 997 % (edited.len() - 20);
+                    edited[at..at + 12].copy_from_slice(b"CHANGED HERE");
+                    changes.push(file("big.txt", fi.blob(&edited)?));
+                }
+            }
+            let (branch, tip) = if c % 5 == 4 {
+                ("refs/heads/side", &mut side)
+            } else {
+                ("refs/heads/main", &mut main)
+            };
+            let parent: Option<Mark> = tip.or(first);
+            let message = format!("commit number {c}\n\nWith a body.\n");
+            let commit = fi.commit(branch, &message, parent.as_slice(), &changes)?;
+            *tip = Some(commit);
+            first = first.or(Some(commit));
+            last = Some(commit);
+        }
+        if let (Some(first), Some(last)) = (first, last) {
+            fi.annotated_tag("v1.0", first, "release v1.0\n")?;
+            fi.annotated_tag("v2.0", last, "release v2.0\n")?;
+        }
+        Ok(())
+    });
+    git(["tag", "-a", "-m", "tag of a tag", "nested", "v1.0"], path);
 }
 
 /// Number of objects in `repo` (loose and packed).

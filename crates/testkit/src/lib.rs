@@ -38,7 +38,7 @@
 //! `~/.gitconfig` cannot change a result.
 //!
 //! **Fixtures.** Repositories are generated with `git fast-import` from streams written by [`fixtures`], with
-//! fixed times and a seeded generator: the same bytes and object ids on every run and
+//! fixed times and a seeded generator ([`rng::Rng`]): the same bytes and object ids on every run and
 //! machine.
 //!
 //! **Environment variables.**
@@ -58,6 +58,7 @@ pub mod git;
 pub mod git_server;
 pub mod process;
 pub mod raw_http;
+pub mod rng;
 pub mod s3;
 pub mod verify;
 

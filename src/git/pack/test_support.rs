@@ -1,135 +1,14 @@
 use crate::git::oid::ObjectId;
 use sha1::{Digest, Sha1};
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use testkit::fixtures::build_history;
 use testkit::git::{git, git_with_input};
 
-/// Deterministic pseudo-random numbers (xorshift64*), so tests need no extra crate.
-pub struct Rng(pub u64);
-
-impl Rng {
-    /// The next number.
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `0..n`.
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
-
-/// Text of `lines` lines, with line `changed` (if any) replaced by a marker of `version`.
-fn text_file(name: &str, lines: usize, changed: Option<(usize, usize)>) -> String {
-    let mut s = String::new();
-    for i in 0..lines {
-        match changed {
-            Some((line, version)) if line == i => {
-                writeln!(s, "{name}: line {i} changed in version {version}")
-            }
-            _ => writeln!(
-                s,
-                "{name}: line {i} of some text that stays the same across versions"
-            ),
-        }
-        .expect("write to string");
-    }
-    s
-}
-
-/// A `git fast-import` stream for a small history with every object type: two branches of commits editing
-/// similar text files (so packs get deltas), nested trees, an empty blob, a blob of a few hundred KiB (its
-/// inflated data spans several output buffers), and annotated tags (one pointing at another tag).
-pub fn history_stream(commits: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let mut rng = Rng(0x1234_5678_9abc_def1);
-    let big: Vec<u8> = (0..300_000)
-        .map(|i| {
-            if i % 61 == 60 {
-                b'\n'
-            } else {
-                b"abcdefghijklmnopqrstuvwxyz0123456789 "[rng.below(37) as usize]
-            }
-        })
-        .collect();
-    let files = [
-        "README",
-        "src/lib.rs",
-        "src/deep/nested/mod.rs",
-        "docs/guide.md",
-        "docs/api/index.md",
-    ];
-    let mut time = 1_700_000_000u64;
-    for c in 0..commits {
-        let branch = if c % 5 == 4 { "side" } else { "main" };
-        time += 60;
-        write!(
-                out,
-                "commit refs/heads/{branch}\nmark :{}\ncommitter A U Thor <author@example.com> {time} +0000\n",
-                c + 1
-            )
-            .expect("write");
-        let msg = format!("commit number {c}\n\nWith a body.\n");
-        write!(out, "data {}\n{msg}", msg.len()).expect("write");
-        if c == 4 {
-            out.extend_from_slice(b"from :1\n");
-        }
-        let changes: Vec<(String, Vec<u8>)> = if c == 0 {
-            let mut v: Vec<(String, Vec<u8>)> = files
-                .iter()
-                .map(|f| (f.to_string(), text_file(f, 80, None).into_bytes()))
-                .collect();
-            v.push(("empty".into(), Vec::new()));
-            v.push(("big.txt".into(), big.clone()));
-            v
-        } else {
-            let f = files[c % files.len()];
-            let mut v = vec![(
-                f.to_string(),
-                text_file(f, 80, Some((c * 7 % 80, c))).into_bytes(),
-            )];
-            if c % 4 == 0 {
-                let mut b = big.clone();
-                let at = c * 997 % (b.len() - 20);
-                b[at..at + 12].copy_from_slice(b"CHANGED HERE");
-                v.push(("big.txt".into(), b));
-            }
-            v
-        };
-        for (path, data) in changes {
-            write!(out, "M 100644 inline {path}\ndata {}\n", data.len()).expect("write");
-            out.extend_from_slice(&data);
-            out.push(b'\n');
-        }
-    }
-    for (i, (name, from)) in [("v1.0", ":1".to_string()), ("v2.0", format!(":{commits}"))]
-        .iter()
-        .enumerate()
-    {
-        let msg = format!("release {name}\n");
-        write!(
-                out,
-                "tag {name}\nfrom {from}\ntagger A U Thor <author@example.com> {} +0000\ndata {}\n{msg}",
-                time + i as u64,
-                msg.len()
-            )
-            .expect("write");
-    }
-    out
-}
-
-/// A bare repository holding [`history_stream`]`(commits)` plus a tag of a tag.
+/// A bare repository `dir/repo.git` holding [`build_history`]`(commits)`.
 pub fn make_repo(dir: &Path, commits: usize) -> PathBuf {
     let repo = dir.join("repo.git");
-    std::fs::create_dir_all(&repo).expect("mkdir");
-    git(["init", "-q", "--bare"], &repo);
-    git_with_input(["fast-import", "--quiet"], &repo, &history_stream(commits));
-    git(["tag", "-a", "-m", "tag of a tag", "nested", "v1.0"], &repo);
+    build_history(&repo, commits);
     repo
 }
 

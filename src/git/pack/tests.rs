@@ -2,6 +2,7 @@ use super::test_support::*;
 use super::*;
 use crate::git::oid::hash_object;
 use testkit::git::git_with_input;
+use testkit::rng::Rng;
 
 /// Parses `pack` fed in one piece.
 fn parse(pack: &[u8]) -> Result<ParsedPack, PackError> {
@@ -207,7 +208,7 @@ fn any_chunking_gives_identical_results() {
             let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let max = [3, 20, 200, 5000, 70_000, 300_000, 1 << 20, 7][seed as usize % 8];
             assert_eq!(
-                parse_chunked(&pack, || rng.below(max) as usize + 1).unwrap(),
+                parse_chunked(&pack, || rng.below(max) + 1).unwrap(),
                 whole,
                 "seed {seed}"
             );

@@ -1,10 +1,12 @@
 use super::*;
 use crate::git::delta::testutil::{encode, make, Op};
 use crate::git::pack::test_support::{
-    entry_header, make_repo, ofs_distance, pack_repo, verify_pack, zlib, Rng,
+    entry_header, make_repo, ofs_distance, pack_repo, verify_pack, zlib,
 };
 use crate::git::pack::PackParser;
-use testkit::git::{git, git_command, git_with_input};
+use testkit::fixtures::{fast_import, file, init_bare};
+use testkit::git::{git, git_with_input};
+use testkit::rng::Rng;
 
 const LOTS: u64 = 1 << 30;
 /// Everything in memory and cached.
@@ -193,7 +195,7 @@ fn version(n: usize) -> Vec<u8> {
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut rng = Rng(seed);
-    (0..len).map(|_| rng.next() as u8).collect()
+    (0..len).map(|_| rng.next_u64() as u8).collect()
 }
 
 fn problem(err: ResolveError) -> (u64, EntryProblem) {
@@ -875,29 +877,25 @@ async fn big_blob_child() {
     use std::io::{Read, Write};
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo.git");
-    std::fs::create_dir_all(&repo).unwrap();
-    git(["init", "-q", "--bare"], &repo);
-    let mut import = git_command(&repo)
-        .args(["fast-import", "--quiet"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = std::io::BufWriter::new(import.stdin.take().unwrap());
-    for v in 1..=3u32 {
-        let len: usize = (0..BLOB_CHUNKS).map(|i| blob_chunk(v, i).len()).sum();
-        write!(
-                stdin,
-                "commit refs/heads/main\ncommitter A <a@example.com> {} +0000\ndata 3\nv{v}\nM 100644 inline big.bin\ndata {len}\n",
-                1_700_000_000 + v
-            )
-            .unwrap();
-        for i in 0..BLOB_CHUNKS {
-            stdin.write_all(&blob_chunk(v, i)).unwrap();
+    init_bare(&repo, "main");
+    fast_import(&repo, |fi| {
+        let mut parents = Vec::new();
+        for v in 1..=3u32 {
+            let len: usize = (0..BLOB_CHUNKS).map(|i| blob_chunk(v, i).len()).sum();
+            let blob = fi.blob_streamed(len, |out| {
+                (0..BLOB_CHUNKS).try_for_each(|i| out.write_all(&blob_chunk(v, i)))
+            })?;
+            let message = format!("v{v}\n");
+            let commit = fi.commit(
+                "refs/heads/main",
+                &message,
+                &parents,
+                &[file("big.bin", blob)],
+            )?;
+            parents = vec![commit];
         }
-        stdin.write_all(b"\n").unwrap();
-    }
-    drop(stdin);
-    assert!(import.wait().unwrap().success());
+        Ok(())
+    });
     let out = dir.path().join("out");
     std::fs::create_dir_all(&out).unwrap();
     let prefix = out.join("p");
