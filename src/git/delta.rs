@@ -367,9 +367,5 @@ pub fn apply(base: &[u8], delta: &[u8]) -> Result<Vec<u8>, DeltaError> {
     Ok(out)
 }
 
-/// Encodes deltas for tests (here and in the resolver's tests).
-#[cfg(test)]
-pub(crate) mod testutil;
-
 #[cfg(test)]
 mod tests;

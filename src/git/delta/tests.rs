@@ -1,5 +1,5 @@
-use super::testutil::{encode, make, varint, Op};
 use super::*;
+use testkit::delta::{encode, make, varint, Op};
 
 /// Decodes `delta` fed in chunks of `chunk` bytes, applying it to `base` like the streaming resolver does.
 fn apply_chunked(base: &[u8], delta: &[u8], chunk: usize) -> Result<Vec<u8>, DeltaError> {
@@ -63,9 +63,8 @@ fn every_chunking_gives_the_same_result() {
 #[test]
 fn copy_of_size_zero_means_64k_and_all_argument_bytes_decode() {
     let base: Vec<u8> = (0..0x2_0000u32 + 300).map(|i| (i % 253) as u8).collect();
-    let mut delta = Vec::new();
-    varint(&mut delta, base.len() as u64);
-    varint(&mut delta, 0x10000);
+    let mut delta = varint(base.len() as u64);
+    delta.extend(varint(0x10000));
     // Offset 0x0001_0100 in offset bytes 1 and 2, no size bytes: size 0 means 0x10000.
     delta.extend_from_slice(&[0x86, 0x01, 0x01]);
     assert_eq!(apply(&base, &delta).unwrap(), &base[0x10100..0x20100]);
@@ -76,9 +75,8 @@ fn copy_of_size_zero_means_64k_and_all_argument_bytes_decode() {
         0x02_0304,
         &[Op::Copy(0x0100_0001, 0x02_0304)],
     );
-    let mut header = Vec::new();
-    varint(&mut header, big_base.len() as u64);
-    varint(&mut header, 0x02_0304);
+    let mut header = varint(big_base.len() as u64);
+    header.extend(varint(0x02_0304));
     assert_eq!(delta[header.len()], 0x80 | 0b0111_1001);
     assert_eq!(apply(&big_base, &delta).unwrap().len(), 0x02_0304);
 }
@@ -228,9 +226,8 @@ fn rejects_oversized_varints_without_overflow() {
 #[test]
 fn huge_declared_result_does_not_allocate_it() {
     // Declares 2^62 bytes of result; must fail quickly without trying to reserve that.
-    let mut delta = Vec::new();
-    varint(&mut delta, 3);
-    varint(&mut delta, 1 << 62);
+    let mut delta = varint(3);
+    delta.extend(varint(1 << 62));
     delta.extend_from_slice(&[0x90, 0x03]);
     assert_eq!(
         apply(b"abc", &delta),

@@ -1,8 +1,9 @@
 use super::*;
-use crate::git::pack::test_support::*;
+use crate::git::pack::test_support::{show_index, verify_pack};
 use crate::git::pack::{PackParser, ParsedPack};
 use std::path::Path;
 use testkit::git::{git, git_with_input};
+use testkit::pack::{make_repo, pack_repo, packed_repo, write_and_index, GitPack};
 
 /// Parses a pack and fills in the ids of its deltas from `git verify-pack -v`, as delta resolution would.
 fn parse_and_resolve(pack: &GitPack) -> ParsedPack {

@@ -802,8 +802,6 @@ impl DeltaHeader {
     }
 }
 
-/// Fixtures shared by the pack and index tests: repositories generated with real git, packs written by
-/// `git pack-objects`, git's own view of them, and a builder for hand-crafted (often hostile) packs.
 #[cfg(test)]
 pub(crate) mod test_support;
 

@@ -1,7 +1,11 @@
-use super::test_support::*;
+use super::test_support::{show_index, verify_pack};
 use super::*;
 use crate::git::oid::hash_object;
+use testkit::delta::varint;
 use testkit::git::git_with_input;
+use testkit::pack::{
+    entry_header, make_repo, pack_repo, packed_repo, rehash, zlib, GitPack, PackBuilder,
+};
 use testkit::rng::Rng;
 
 /// Parses `pack` fed in one piece.

@@ -1,11 +1,10 @@
 use super::*;
-use crate::git::delta::testutil::{encode, make, Op};
-use crate::git::pack::test_support::{
-    entry_header, make_repo, ofs_distance, pack_repo, verify_pack, zlib,
-};
+use crate::git::pack::test_support::{verify_pack, Verified};
 use crate::git::pack::PackParser;
+use testkit::delta::{encode, make, Op};
 use testkit::fixtures::{fast_import, file, init_bare};
 use testkit::git::{git, git_with_input};
+use testkit::pack::{entry_header, make_repo, ofs_distance, pack_repo, zlib, GitPack};
 use testkit::rng::Rng;
 
 const LOTS: u64 = 1 << 30;
@@ -762,10 +761,7 @@ async fn streams_big_objects() {
 }
 
 /// `git verify-pack -v` must agree with every id and kind, in every mode.
-async fn check_against_git(
-    pack_bytes: Vec<u8>,
-    verified: &HashMap<u64, crate::git::pack::test_support::Verified>,
-) {
+async fn check_against_git(pack_bytes: Vec<u8>, verified: &HashMap<u64, Verified>) {
     let mut parser = PackParser::new();
     parser.feed(&pack_bytes).unwrap();
     let parsed = parser.finish().unwrap();
@@ -909,7 +905,7 @@ async fn big_blob_child() {
     ];
     let name = git([&args[..], &[prefix.to_str().unwrap()]].concat(), &repo);
     let pack_path = out.join(format!("p-{}.pack", name.trim()));
-    let fake = crate::git::pack::test_support::GitPack {
+    let fake = GitPack {
         pack: Vec::new(),
         pack_path: pack_path.clone(),
         idx: Vec::new(),

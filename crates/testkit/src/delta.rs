@@ -1,11 +1,15 @@
-/// Appends a delta header size varint.
-pub fn varint(out: &mut Vec<u8>, mut value: u64) {
+//! Git delta data for tests, encoded byte by byte: the header's sizes, copy and insert instructions, and a
+//! simple delta between two buffers to build realistic chains with.
+
+/// `value` as a little-endian base-128 number, as the sizes in a delta header are written.
+pub fn varint(mut value: u64) -> Vec<u8> {
+    let mut out = Vec::new();
     loop {
         let byte = (value & 0x7f) as u8;
         value >>= 7;
         if value == 0 {
             out.push(byte);
-            return;
+            return out;
         }
         out.push(byte | 0x80);
     }
@@ -22,9 +26,8 @@ pub enum Op {
 
 /// Encodes a delta from its header and instructions.
 pub fn encode(base_size: u64, result_size: u64, ops: &[Op]) -> Vec<u8> {
-    let mut out = Vec::new();
-    varint(&mut out, base_size);
-    varint(&mut out, result_size);
+    let mut out = varint(base_size);
+    out.extend(varint(result_size));
     for op in ops {
         match op {
             Op::Copy(offset, len) => {
