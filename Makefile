@@ -6,15 +6,17 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 TEST_ARGS ?=
+# The tools venv (moto, cfn-lint, cargo-lambda, ...), as scripts/lib.sh defines it (MIRROR_TOOLS_VENV honoured).
+TOOLS_VENV := $(shell bash -c '. scripts/lib.sh && printf %s "$$TOOLS_VENV"')
 
 .PHONY: all tools test lint fmt-check clippy demo bench
 
 all: test
 
-# Installs what a fresh machine lacks (apt: lighttpd, time, curl; the tools venv: moto, boto3, cfn-lint,
-# cargo-lambda, ziglang); quick when everything is there.
+# Installs what a fresh machine lacks (apt: lighttpd, time, curl, openssl; the tools venv: moto, boto3,
+# cfn-lint, cargo-lambda, ziglang). When everything is there it only checks: no apt-get, no pip, no root needed.
 tools:
-	bash -c '. scripts/lib.sh && ensure_tools'
+	bash -c 'set -euo pipefail; . scripts/lib.sh; ensure_tools'
 
 test: tools lint lambda-lint
 	bash scripts/test.sh $(TEST_ARGS)
@@ -22,10 +24,10 @@ test: tools lint lambda-lint
 lint: fmt-check clippy
 
 fmt-check:
-	$(CARGO) fmt --check
+	$(CARGO) fmt --all --check
 
 clippy:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 demo:
 	bash scripts/demo.sh

@@ -1,28 +1,24 @@
 # Lambda targets, included from the Makefile.
-#   make lambda-tools                       cargo-lambda + ziglang (PyPI) in the tools venv (scripts/lib.sh)
+#   make lambda-tools                       cargo-lambda + ziglang (PyPI) in the tools venv (`make tools`)
 #   make lambda-build                       release build for Lambda: arm64 when the aarch64 std is installed
 #   make lambda-invoke EVENT=events/x.json  run the real binary under cargo-lambda's emulator, loopback git + S3
 #   make lambda-test                        the Lambda integration tests, including the cargo-lambda one
 #   make lambda-lint                        cfn-lint template.yaml (must report nothing)
 
-LAMBDA_TOOLS ?= $(HOME)/.cache/mirror-git-to-s3/tools
+# TOOLS_VENV comes from the Makefile (which reads it from scripts/lib.sh); `make tools` installs into it.
 LAMBDA_BIN := mirror-git-to-s3-lambda
-CARGO_LAMBDA := $(LAMBDA_TOOLS)/bin/cargo-lambda
+CARGO_LAMBDA := $(TOOLS_VENV)/bin/cargo-lambda
 # The venv's python3 (first on PATH) finds ziglang for cross builds; scripts that need the system python3
 # (boto3 in scripts/lib.sh) get the venv last.
-LAMBDA_BUILD_PATH := PATH="$(LAMBDA_TOOLS)/bin:$$PATH"
-LAMBDA_RUN_PATH := PATH="$$PATH:$(LAMBDA_TOOLS)/bin"
+LAMBDA_BUILD_PATH := PATH="$(TOOLS_VENV)/bin:$$PATH"
+LAMBDA_RUN_PATH := PATH="$$PATH:$(TOOLS_VENV)/bin"
 EVENT ?= events/manual.json
 
 .PHONY: lambda-tools lambda-build lambda-invoke lambda-test lambda-lint
 
-lambda-tools: $(CARGO_LAMBDA)
+lambda-tools: tools
 
-$(CARGO_LAMBDA):
-	python3 -m venv "$(LAMBDA_TOOLS)"
-	"$(LAMBDA_TOOLS)/bin/pip" install --quiet cargo-lambda ziglang
-
-lambda-build: $(CARGO_LAMBDA)
+lambda-build: tools
 	@if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
 		arch=--arm64; \
 	else \
@@ -34,11 +30,11 @@ lambda-build: $(CARGO_LAMBDA)
 	$(LAMBDA_BUILD_PATH) cargo lambda build --release $$arch --bin $(LAMBDA_BIN) && \
 	ls -l "$${CARGO_TARGET_DIR:-target}/lambda/$(LAMBDA_BIN)/bootstrap"
 
-lambda-invoke: $(CARGO_LAMBDA)
+lambda-invoke: tools
 	$(LAMBDA_RUN_PATH) bash scripts/lambda-invoke.sh "$(EVENT)"
 
-lambda-test: $(CARGO_LAMBDA)
+lambda-test: tools
 	MIRROR_TEST_CARGO_LAMBDA="$(CARGO_LAMBDA)" cargo test --test lambda_runtime
 
-lambda-lint:
+lambda-lint: tools
 	$(LAMBDA_BUILD_PATH) cfn-lint template.yaml

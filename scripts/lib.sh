@@ -18,9 +18,16 @@ export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-$AWS_REGION}"
 export AWS_EC2_METADATA_DISABLED="${AWS_EC2_METADATA_DISABLED:-true}"
 
 # The project's Python tools (moto's server pinned to a version whose S3 responses the AWS SDK parses, boto3,
-# cargo-lambda, ziglang) live in one venv outside the work tree, first on PATH for everything sourced from here.
+# cfn-lint, cargo-lambda, ziglang) live in one venv outside the work tree, first on PATH for everything sourced
+# from here. This is the one definition of its path: the Makefile and the test harness (crates/testkit) ask
+# this file for it.
 TOOLS_VENV="${MIRROR_TOOLS_VENV:-$HOME/.cache/mirror-git-to-s3/tools}"
 MOTO_VERSION=5.2.5
+# Debian installs lighttpd in /usr/sbin, which a non-root user's PATH lacks.
+case ":$PATH:" in
+*:/usr/sbin:*) ;;
+*) PATH="$PATH:/usr/sbin" ;;
+esac
 export PATH="$TOOLS_VENV/bin:$PATH"
 
 log() {
@@ -82,29 +89,62 @@ start_git_server() {
     log "git smart HTTP server at $GIT_SERVER_URL (pid $GIT_SERVER_PID, root $root)"
 }
 
-# ensure_tools: installs the programs the tests, demo and benchmark need when they are missing: lighttpd and
-# GNU time (Debian packages), moto's server, boto3 and cfn-lint (PyPI).
+# Prints the pip requirements the tools venv lacks (run by the venv's python3 with MOTO_VERSION as argument).
+MISSING_PIP_PACKAGES_PY='
+import importlib.metadata as metadata
+import sys
+
+def installed(dist):
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+missing = []
+if installed("moto") != sys.argv[1] or installed("flask") is None:
+    missing.append(f"moto[server]=={sys.argv[1]}")
+missing += [d for d in ("boto3", "cfn-lint", "cargo-lambda", "ziglang") if installed(d) is None]
+print(" ".join(missing))
+'
+
+# ensure_tools: makes sure the programs the tests, demo and benchmark need are there, installing only what is
+# missing: Debian packages (lighttpd and its TLS module, GNU time, curl, openssl) and, in the tools venv, moto's
+# server, boto3, cfn-lint, cargo-lambda and ziglang. When nothing is missing it only looks (no apt-get, no pip).
+# apt-get needs root: another user gets passwordless sudo if there is one, else a message naming the packages
+# and the command to run. The venv needs no root, only write access to TOOLS_VENV.
 ensure_tools() {
-    local apt_packages=()
+    local apt_packages=() pip_packages=() missing sudo=()
     command -v lighttpd >/dev/null 2>&1 || apt_packages+=(lighttpd)
+    [ -e /usr/lib/lighttpd/mod_openssl.so ] || apt_packages+=(lighttpd-mod-openssl)
     [ -x /usr/bin/time ] || apt_packages+=(time)
     command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
+    command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+    if [ -x "$TOOLS_VENV/bin/python3" ]; then
+        missing=$("$TOOLS_VENV/bin/python3" -c "$MISSING_PIP_PACKAGES_PY" "$MOTO_VERSION")
+    else
+        missing="moto[server]==$MOTO_VERSION boto3 cfn-lint cargo-lambda ziglang"
+        python3 -c 'import ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
+    fi
+    read -r -a pip_packages <<<"$missing"
+
     if [ "${#apt_packages[@]}" -gt 0 ]; then
+        if [ "$(id -u)" -ne 0 ]; then
+            command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null ||
+                die "missing Debian packages: ${apt_packages[*]}. Install them as root (apt-get install ${apt_packages[*]}), then run this again."
+            sudo=(sudo)
+        fi
         log "installing ${apt_packages[*]} (apt)"
-        apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+        "${sudo[@]}" apt-get update -qq
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
     fi
-    if [ ! -x "$TOOLS_VENV/bin/python3" ]; then
-        log "creating the tools venv $TOOLS_VENV"
-        python3 -m venv "$TOOLS_VENV"
-    fi
-    local pip_packages=()
-    [ "$("$TOOLS_VENV/bin/python3" -c 'import moto; print(moto.__version__)' 2>/dev/null)" = "$MOTO_VERSION" ] ||
-        pip_packages+=("moto[server]==$MOTO_VERSION")
-    "$TOOLS_VENV/bin/python3" -c 'import boto3' 2>/dev/null || pip_packages+=(boto3)
-    [ -x "$TOOLS_VENV/bin/cfn-lint" ] || pip_packages+=(cfn-lint)
-    [ -x "$TOOLS_VENV/bin/cargo-lambda" ] || pip_packages+=(cargo-lambda ziglang)
+
     if [ "${#pip_packages[@]}" -gt 0 ]; then
+        mkdir -p "$TOOLS_VENV" 2>/dev/null && [ -w "$TOOLS_VENV" ] ||
+            die "the tools venv $TOOLS_VENV lacks ${pip_packages[*]} and $(id -un) cannot write to it. Install them as its owner ($TOOLS_VENV/bin/python3 -m pip install ${pip_packages[*]@Q}), or use a venv of your own (MIRROR_TOOLS_VENV=DIR make tools)."
+        if [ ! -x "$TOOLS_VENV/bin/python3" ]; then
+            log "creating the tools venv $TOOLS_VENV"
+            python3 -m venv "$TOOLS_VENV"
+        fi
         log "installing ${pip_packages[*]} (pip, in $TOOLS_VENV)"
         "$TOOLS_VENV/bin/python3" -m pip install --quiet "${pip_packages[@]}"
         hash -r

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -77,14 +78,22 @@ fn shared_server(endpoint: String) -> S3Server {
     }
 }
 
-/// The `moto_server` to run: the one in the project's tools venv (`scripts/lib.sh` installs the pinned version
-/// there) when present, else whichever is on PATH.
+/// `scripts/lib.sh`, which defines where the tools venv is (two levels above this crate).
+const LIB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lib.sh");
+
+/// The `moto_server` to run: the one in the project's tools venv (`ensure_tools` in `scripts/lib.sh` installs
+/// the pinned version there) when present, else whichever is on PATH. The venv's path comes from
+/// `scripts/lib.sh` itself, its one definition.
 fn moto_program() -> PathBuf {
-    let venv = std::env::var_os("MIRROR_TOOLS_VENV")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/mirror-git-to-s3/tools"))
-        });
+    let venv = Command::new("bash")
+        .arg("-c")
+        .arg(r#". "$1" && printf %s "$TOOLS_VENV""#)
+        .arg("bash")
+        .arg(LIB_SH)
+        .output()
+        .ok()
+        .filter(|out| out.status.success() && !out.stdout.is_empty())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).into_owned()));
     venv.map(|v| v.join("bin/moto_server"))
         .filter(|p| p.is_file())
         .unwrap_or_else(|| PathBuf::from("moto_server"))
@@ -94,7 +103,7 @@ fn start_moto() -> S3Server {
     let scratch = scratch_dir("mirror-test-moto-");
     let program = moto_program();
     let process = start_server("moto_server", &scratch, MOTO_START_TIMEOUT, |port, _| {
-        let mut cmd = std::process::Command::new(&program);
+        let mut cmd = Command::new(&program);
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
         cmd
     });
