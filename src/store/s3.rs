@@ -3,7 +3,7 @@
 //! Configuration comes from the AWS default chain (environment, `AWS_ENDPOINT_URL_S3`, profiles, IAM roles) with
 //! [`S3Options`] overriding endpoint, path style and region; retries are the SDK's. Conditional writes map
 //! [`Precondition`] to `If-None-Match: *` / `If-Match: <etag>` on PutObject, CopyObject and
-//! CompleteMultipartUpload, so their atomicity is exactly the server's (see design notes: not every S3-compatible
+//! CompleteMultipartUpload, so their atomicity is exactly the server's (see docs/design.md: not every S3-compatible
 //! store honours them). CopyObject and CompleteMultipartUpload also check the destination with a HeadObject first,
 //! which makes the condition hold, barring races, on servers that ignore it there (moto 5.2 does).
 //!

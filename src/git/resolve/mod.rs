@@ -5,7 +5,7 @@
 //! those objects by reading entries back through a [`PackReader`] (the pack in memory, or ranged reads of the pack
 //! in S3).
 //!
-//! How (the design notes' section on pack stream facts has the measurements behind it):
+//! How (`docs/design.md`, "Pack streams", has the measurements behind it):
 //! - Entries are visited in pack order, so the reads are mostly one sequential scan that a chunked reader serves
 //!   cheaply. Each entry's compressed bytes are fetched with one read. An OFS delta's base is an earlier entry; a
 //!   REF delta's base is found by id among base objects and already resolved deltas.
