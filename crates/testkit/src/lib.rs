@@ -1,7 +1,8 @@
 //! The environment the tests of `mirror-git-to-s3` run in, and the one place their helpers live: a hermetic
-//! `git` runner, deterministic fixture repositories, a real git smart-HTTP server (lighttpd + `git
-//! http-backend`), a real S3 API server (`moto_server`), a hand-written HTTP server for hostile peers, and
-//! stock `git` as the judge of a mirror.
+//! `git` runner ([`git`](mod@git)), deterministic fixture repositories ([`fixtures`]), packs and deltas made
+//! by git or byte by byte ([`pack`], [`delta`]), a real git smart-HTTP server (lighttpd + `git http-backend`,
+//! [`git_server`](mod@git_server)), a real S3 API server (`moto_server`, [`s3`](mod@s3)), a hand-written
+//! HTTP server for hostile peers ([`raw_http`]), and stock `git` as the judge of a mirror ([`verify`]).
 //!
 //! This crate is a dev-dependency of the mirror crate (its unit tests, its integration tests under `tests/`)
 //! and holds the `make_fixture` program that `scripts/demo.sh` and `scripts/bench.sh` run. It does not depend
@@ -20,12 +21,13 @@
 //! default `~/.cache/mirror-git-to-s3/tools`). Nothing is fetched from the network while tests run; every
 //! server listens on 127.0.0.1.
 //!
-//! **Servers.** Each starts on first use and lives as long as the test process: [`git_server`] (one per test
-//! binary, serving every bare repository under [`GitServer::root`]) and [`s3`] (the shared `moto_server` that
+//! **Servers.** Each starts on first use and lives as long as the test process: [`git_server()`] (one per test
+//! binary, serving every bare repository under [`GitServer::root`]) and [`s3()`] (the shared `moto_server` that
 //! `scripts/test.sh` starts once per run and names in `MIRROR_TEST_S3_ENDPOINT`, or one per test binary when
 //! that is unset). A watchdog ties every server started here to the test process, so it stops and its scratch
 //! directory goes however the process ends ([`process`]). Both servers log every request, so tests can count
-//! what a run cost.
+//! what a run cost. Scratch files (served repositories, server state) live under the system temporary
+//! directory and go with the process.
 //!
 //! **Isolation.** Tests in a binary run in parallel against the same servers. A test creates what it writes:
 //! its own repositories ([`small_repo`] and the others return a new path on every call) and its own buckets
@@ -83,14 +85,14 @@ fn new_repo_path(kind: &str) -> PathBuf {
     git_server().root.join(format!("{kind}-{n}.git"))
 }
 
-/// A new empty bare repository (no refs, HEAD → unborn `main`) served by [`git_server`].
+/// A new empty bare repository (no refs, HEAD → unborn `main`) served by [`git_server()`].
 pub fn empty_repo() -> PathBuf {
     let path = new_repo_path("empty");
     fixtures::build_empty(&path);
     path
 }
 
-/// A new bare repository with three commits on `main`, served by [`git_server`].
+/// A new bare repository with three commits on `main`, served by [`git_server()`].
 pub fn small_repo() -> PathBuf {
     let path = new_repo_path("small");
     fixtures::build_small(&path);
@@ -98,7 +100,7 @@ pub fn small_repo() -> PathBuf {
 }
 
 /// A new bare repository with many kinds of refs and entries (default branch `trunk`, annotated tags, a tag
-/// of a tag, tags of a tree and a blob, `refs/pull/*`, merges, submodule, symlink), served by [`git_server`].
+/// of a tag, tags of a tree and a blob, `refs/pull/*`, merges, submodule, symlink), served by [`git_server()`].
 pub fn rich_repo() -> PathBuf {
     let path = new_repo_path("rich");
     fixtures::build_rich(&path);
@@ -106,7 +108,7 @@ pub fn rich_repo() -> PathBuf {
 }
 
 /// A new bare repository with at least `n_objects` objects, delta chains and ~3,500 refs (mostly
-/// `refs/pull/N/head`), served by [`git_server`].
+/// `refs/pull/N/head`), served by [`git_server()`].
 pub fn big_repo(n_objects: u64) -> PathBuf {
     let path = new_repo_path("big");
     fixtures::build_big(&path, n_objects);
@@ -114,7 +116,7 @@ pub fn big_repo(n_objects: u64) -> PathBuf {
 }
 
 /// A new bare repository with `versions` versions of a `size`-byte incompressible file stored as deltas
-/// against the big base (use [`BIG_BINARY_SIZE`] and 3 for the standard case), served by [`git_server`].
+/// against the big base (use [`BIG_BINARY_SIZE`] and 3 for the standard case), served by [`git_server()`].
 pub fn big_binary_repo(size: usize, versions: usize) -> PathBuf {
     let path = new_repo_path("big-binary");
     fixtures::build_big_binary(&path, size, versions);
