@@ -46,7 +46,7 @@ pub use event::{
     parse_event, EventError, EventKind, ParsedEvent, Request, RequestOptions, SqsItem,
 };
 pub use limits::{remaining_time, safety_margin};
-pub use settings::{parse_configuration, Environment, MAPPINGS_ENV, MAPPINGS_S3_URI_ENV};
+pub use settings::{parse_configuration, FunctionConfig, MAPPINGS_ENV, MAPPINGS_S3_URI_ENV};
 
 use batch::{run_all_or_nothing, run_sqs};
 use limits::{mirror_deadline, Limits};
@@ -103,13 +103,13 @@ impl From<HandlerError> for Diagnostic {
 /// that summary) if any mapping failed, so retries, on-failure destinations and error alarms work. SQS batches
 /// answer an `SqsBatchResponse` listing exactly the messages that failed.
 pub async fn handle(event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
-    handle_with(event, &Environment::from_process()).await
+    handle_with(event, &FunctionConfig::from_process()).await
 }
 
 /// [`handle`] with the function's configuration given instead of read from the process environment.
 pub async fn handle_with(
     event: LambdaEvent<Value>,
-    environment: &Environment,
+    config: &FunctionConfig,
 ) -> Result<Value, HandlerError> {
     let (payload, context) = event.into_parts();
     let limits = Limits {
@@ -123,7 +123,7 @@ pub async fn handle_with(
             run_all_or_nothing(kind_name(kind), &requests, &limits).await
         }
         ParsedEvent::Scheduled => {
-            let request = configured_request(environment).await?;
+            let request = configured_request(config).await?;
             run_all_or_nothing("scheduled event", std::slice::from_ref(&request), &limits).await
         }
         ParsedEvent::Sqs(items) => run_sqs(&items, &limits).await,

@@ -10,33 +10,34 @@ use serde_json::{Map, Value};
 use super::event::{bounded, parse_json, parse_request, parse_request_object, quote};
 use super::{EventError, Request};
 
-/// Environment variable holding the mappings for schedules without input: the JSON request or an array of
+/// FunctionConfig variable holding the mappings for schedules without input: the JSON request or an array of
 /// mappings.
 pub const MAPPINGS_ENV: &str = "MIRROR_MAPPINGS";
-/// Environment variable naming an S3 object (`s3://bucket/key`) that holds what [`MAPPINGS_ENV`] would.
+/// FunctionConfig variable naming an S3 object (`s3://bucket/key`) that holds what [`MAPPINGS_ENV`] would.
 pub const MAPPINGS_S3_URI_ENV: &str = "MIRROR_MAPPINGS_S3_URI";
 
 /// Largest configuration document read from S3.
 const MAX_CONFIG_BYTES: usize = 1 << 20;
 
-/// The function's configuration that [`handle`](super::handle) reads from the process environment.
+/// The function's own configuration (the settings of the deployed function, not of a request), which
+/// [`handle`](super::handle) reads from the process environment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Environment {
+pub struct FunctionConfig {
     /// [`MAPPINGS_ENV`], if set and not empty.
     pub mappings: Option<String>,
     /// [`MAPPINGS_S3_URI_ENV`], if set and not empty.
     pub mappings_s3_uri: Option<String>,
 }
 
-impl Environment {
+impl FunctionConfig {
     /// Reads the configuration from the process environment; empty variables count as unset.
-    pub fn from_process() -> Environment {
+    pub fn from_process() -> FunctionConfig {
         let read = |name: &str| {
             std::env::var(name)
                 .ok()
                 .filter(|value| !value.trim().is_empty())
         };
-        Environment {
+        FunctionConfig {
             mappings: read(MAPPINGS_ENV),
             mappings_s3_uri: read(MAPPINGS_S3_URI_ENV),
         }
@@ -57,8 +58,8 @@ pub fn parse_configuration(text: &str, origin: &str) -> Result<Request, EventErr
 }
 
 /// The request configured for schedules without input.
-pub(super) async fn configured_request(environment: &Environment) -> Result<Request, EventError> {
-    match (&environment.mappings, &environment.mappings_s3_uri) {
+pub(super) async fn configured_request(config: &FunctionConfig) -> Result<Request, EventError> {
+    match (&config.mappings, &config.mappings_s3_uri) {
         (Some(_), Some(_)) => Err(EventError::Configuration(format!(
             "both {MAPPINGS_ENV} and {MAPPINGS_S3_URI_ENV} are set; set only one"
         ))),

@@ -12,7 +12,7 @@ fn event(payload: Value) -> LambdaEvent<Value> {
 
 #[tokio::test]
 async fn malformed_events_fail_the_invocation_as_invalid_events() {
-    let error = handle_with(event(sample("malformed.json")), &Environment::default())
+    let error = handle_with(event(sample("malformed.json")), &FunctionConfig::default())
         .await
         .unwrap_err();
     assert!(format!("{error:?}").starts_with("InvalidEvent: event.mappings[1]: unknown field"));
@@ -26,7 +26,7 @@ async fn malformed_events_fail_the_invocation_as_invalid_events() {
 #[tokio::test]
 async fn schedule_without_configuration_is_a_configuration_error() {
     let schedule = sample("schedule-without-input.json");
-    let error = handle_with(event(schedule.clone()), &Environment::default())
+    let error = handle_with(event(schedule.clone()), &FunctionConfig::default())
         .await
         .unwrap_err();
     let diagnostic = Diagnostic::from(error);
@@ -36,7 +36,7 @@ async fn schedule_without_configuration_is_a_configuration_error() {
         "{}",
         diagnostic.error_message
     );
-    let both = Environment {
+    let both = FunctionConfig {
         mappings: Some("[]".to_owned()),
         mappings_s3_uri: Some("s3://bucket/key".to_owned()),
     };
@@ -47,7 +47,7 @@ async fn schedule_without_configuration_is_a_configuration_error() {
             error.to_string(),
             "mapping configuration: both MIRROR_MAPPINGS and MIRROR_MAPPINGS_S3_URI are set; set only one"
         );
-    let broken = Environment {
+    let broken = FunctionConfig {
         mappings: Some(r#"{"mappings": [{"source": "x"}]}"#.to_owned()),
         mappings_s3_uri: None,
     };
@@ -58,7 +58,7 @@ async fn schedule_without_configuration_is_a_configuration_error() {
         error.to_string(),
         "MIRROR_MAPPINGS.mappings[0]: missing field `target`"
     );
-    let bad_uri = Environment {
+    let bad_uri = FunctionConfig {
         mappings: None,
         mappings_s3_uri: Some("s3://bucket-only".to_owned()),
     };
@@ -77,9 +77,12 @@ async fn a_budget_that_does_not_fit_fails_before_anything_runs() {
         ..lambda_runtime::Config::default()
     });
     let payload = serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "memory_budget_mib": 512});
-    let error = handle_with(LambdaEvent::new(payload, context), &Environment::default())
-        .await
-        .unwrap_err();
+    let error = handle_with(
+        LambdaEvent::new(payload, context),
+        &FunctionConfig::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         error.to_string(),
         "memory_budget_mib: 512 MiB does not fit in the function's 128 MiB of memory"
@@ -99,9 +102,12 @@ async fn sqs_messages_that_cannot_run_are_reported_without_mirroring() {
         memory: 256,
         ..lambda_runtime::Config::default()
     });
-    let response = handle_with(LambdaEvent::new(payload, context), &Environment::default())
-        .await
-        .unwrap();
+    let response = handle_with(
+        LambdaEvent::new(payload, context),
+        &FunctionConfig::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         response,
         serde_json::json!({"batchItemFailures": [
