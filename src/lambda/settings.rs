@@ -3,12 +3,14 @@
 //! Such a schedule carries no request, so the request comes from the function's environment: `MIRROR_MAPPINGS`
 //! (the JSON request, or a bare array of mappings) or `MIRROR_MAPPINGS_S3_URI` (`s3://bucket/key` of such a
 //! document, read on every invocation so that editing the object needs no redeploy). Exactly one of them must be
-//! set. This module reads and parses that text; it does not run anything.
+//! set. This module reads and parses that text; it does not run anything. The S3 read goes through the crate's
+//! [`store`](crate::store) layer, like every other S3 call.
 
 use serde_json::{Map, Value};
 
 use super::event::{bounded, parse_json, parse_request, parse_request_object, quote};
 use super::{EventError, Request};
+use crate::store::{S3Options, S3Store, Store};
 
 /// FunctionConfig variable holding the mappings for schedules without input: the JSON request or an array of
 /// mappings.
@@ -81,8 +83,9 @@ fn parse_s3_uri(uri: &str) -> Option<(&str, &str)> {
     (!bucket.is_empty() && !key.is_empty()).then_some((bucket, key))
 }
 
-/// Reads a small UTF-8 object through the default AWS configuration chain (so `AWS_ENDPOINT_URL_S3` works),
-/// never holding more than [`MAX_CONFIG_BYTES`].
+/// Reads a small UTF-8 object through the crate's store layer, with the AWS default configuration chain (so
+/// `AWS_ENDPOINT_URL_S3` works). The store reads an object whole, so a document larger than
+/// [`MAX_CONFIG_BYTES`] is refused once read; the object is the operator's own, in the function's configuration.
 async fn read_s3_text(uri: &str) -> Result<String, EventError> {
     let fail = |problem: String| {
         EventError::Configuration(format!(
@@ -93,35 +96,20 @@ async fn read_s3_text(uri: &str) -> Result<String, EventError> {
     };
     let (bucket, key) =
         parse_s3_uri(uri).ok_or_else(|| fail("expected s3://bucket/key".to_owned()))?;
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let client = aws_sdk_s3::Client::new(&config);
-    let object = client
-        .get_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
+    let store = S3Store::connect(bucket, "", &S3Options::default())
         .await
-        .map_err(|error| fail(aws_sdk_s3::error::DisplayErrorContext(error).to_string()))?;
-    let too_big = || fail(format!("larger than {MAX_CONFIG_BYTES} bytes"));
-    if object
-        .content_length()
-        .is_some_and(|length| length > MAX_CONFIG_BYTES as i64)
-    {
-        return Err(too_big());
-    }
-    let mut body = object.body;
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body
-        .try_next()
+        .map_err(|error| fail(error.to_string()))?;
+    let object = store
+        .get(key)
         .await
         .map_err(|error| fail(error.to_string()))?
-    {
-        if bytes.len() + chunk.len() > MAX_CONFIG_BYTES {
-            return Err(too_big());
-        }
-        bytes.extend_from_slice(&chunk);
+        .ok_or_else(|| fail("no such object (NoSuchKey)".to_owned()))?;
+    if object.body.len() > MAX_CONFIG_BYTES {
+        return Err(fail(format!("larger than {MAX_CONFIG_BYTES} bytes")));
     }
-    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".to_owned()))
+    std::str::from_utf8(&object.body)
+        .map(str::to_owned)
+        .map_err(|_| fail("not UTF-8 text".to_owned()))
 }
 
 #[cfg(test)]
