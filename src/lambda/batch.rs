@@ -12,11 +12,11 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::limits::{resolve_options, Limits};
-use super::{EventError, HandlerError, Request, RequestOptions, SqsItem};
+use super::{EventError, HandlerError, Mirror, Request, RequestOptions, SqsItem};
 use crate::options::{Mapping, MirrorOptions};
 use crate::report::RepoReport;
 
-/// Requests grouped by equal options, duplicate mappings merged: each group is one `mirror_repos` call, and an
+/// Requests grouped by equal options, duplicate mappings merged: each group is one [`Mirror::mirror`] call, and an
 /// invocation never mirrors the same mapping twice at once.
 struct Plan {
     groups: Vec<Group>,
@@ -75,9 +75,10 @@ impl Plan {
     }
 
     /// Mirrors every group whose options resolved (the library logs one line per mapping); `None` for the
-    /// others. Fails if the library breaks its contract of one report per mapping, in order.
-    async fn run(
+    /// others. Fails if the mirror breaks its contract of one report per mapping, in order.
+    async fn run<M: Mirror>(
         &self,
+        mirror: &M,
         resolved: &[Result<MirrorOptions, EventError>],
     ) -> Result<Vec<Option<Vec<RepoReport>>>, HandlerError> {
         let mut outcomes = Vec::with_capacity(self.groups.len());
@@ -86,7 +87,7 @@ impl Plan {
                 outcomes.push(None);
                 continue;
             };
-            let reports = crate::mirror_repos(&group.mappings, options).await;
+            let reports = mirror.mirror(&group.mappings, options).await;
             let one_per_mapping = reports.len() == group.mappings.len()
                 && reports
                     .iter()
@@ -127,7 +128,8 @@ fn summary(reports: &[RepoReport]) -> Result<Value, HandlerError> {
 }
 
 /// Runs requests that must all be valid before any runs; fails if any mapping failed.
-pub(super) async fn run_all_or_nothing(
+pub(super) async fn run_all_or_nothing<M: Mirror>(
+    mirror: &M,
     kind: &str,
     requests: &[Request],
     limits: &Limits,
@@ -137,7 +139,7 @@ pub(super) async fn run_all_or_nothing(
     if let Some(Err(error)) = resolved.iter().find(|options| options.is_err()) {
         return Err(error.clone().into());
     }
-    let outcomes = plan.run(&resolved).await?;
+    let outcomes = plan.run(mirror, &resolved).await?;
     let reports: Vec<RepoReport> = (0..requests.len())
         .flat_map(|index| plan.reports_of(index, &outcomes))
         .collect();
@@ -159,10 +161,14 @@ pub(super) async fn run_all_or_nothing(
 }
 
 /// Runs the valid messages of an SQS batch and lists the failed ones in `batchItemFailures`.
-pub(super) async fn run_sqs(items: &[SqsItem], limits: &Limits) -> Result<Value, HandlerError> {
+pub(super) async fn run_sqs<M: Mirror>(
+    mirror: &M,
+    items: &[SqsItem],
+    limits: &Limits,
+) -> Result<Value, HandlerError> {
     let plan = Plan::new(items.iter().filter_map(|item| item.request.as_ref().ok()));
     let resolved = plan.resolve(limits);
-    let outcomes = plan.run(&resolved).await?;
+    let outcomes = plan.run(mirror, &resolved).await?;
     let mut response = SqsBatchResponse::default();
     let mut valid_index = 0;
     for item in items {

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use lambda_runtime::Context;
 use tracing::{info, warn};
 
 use super::event::invalid;
@@ -38,11 +39,7 @@ pub fn safety_margin(remaining: Duration) -> Duration {
 }
 
 /// The instant by which the mirror must have stopped, from the context's deadline (epoch milliseconds).
-pub(super) fn mirror_deadline(
-    deadline_ms: u64,
-    now: SystemTime,
-    now_instant: Instant,
-) -> Option<Instant> {
+fn mirror_deadline(deadline_ms: u64, now: SystemTime, now_instant: Instant) -> Option<Instant> {
     let now_ms = now
         .duration_since(UNIX_EPOCH)
         .ok()
@@ -68,11 +65,24 @@ pub(super) fn mirror_deadline(
 }
 
 /// What bounds every mirror run of one invocation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(super) struct Limits {
     /// The function's memory size, when known.
     pub(super) function_memory_mib: Option<u64>,
     /// When the mirror must have stopped.
     pub(super) deadline: Option<Instant>,
+}
+
+impl Limits {
+    /// The limits of the invocation `context` describes, measured from now.
+    pub(super) fn of(context: &Context) -> Limits {
+        Limits {
+            function_memory_mib: u64::try_from(context.env_config.memory)
+                .ok()
+                .filter(|&mib| mib > 0),
+            deadline: mirror_deadline(context.deadline, SystemTime::now(), Instant::now()),
+        }
+    }
 }
 
 /// The library's options for a request's options under the function's limits.

@@ -37,10 +37,13 @@ mod event;
 mod limits;
 mod settings;
 
-use std::time::{Instant, SystemTime};
+use std::future::Future;
 
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use serde_json::Value;
+
+use crate::options::{Mapping, MirrorOptions};
+use crate::report::RepoReport;
 
 pub use event::{
     parse_event, EventError, EventKind, ParsedEvent, Request, RequestOptions, SqsItem,
@@ -49,7 +52,7 @@ pub use limits::{remaining_time, safety_margin};
 pub use settings::{parse_configuration, FunctionConfig, MAPPINGS_ENV, MAPPINGS_S3_URI_ENV};
 
 use batch::{run_all_or_nothing, run_sqs};
-use limits::{mirror_deadline, Limits};
+use limits::Limits;
 use settings::configured_request;
 
 /// Why an invocation failed as a whole.
@@ -97,36 +100,63 @@ impl From<HandlerError> for Diagnostic {
     }
 }
 
+/// What the handler runs: the mirror of a group of mappings that share options.
+///
+/// The real one is [`Library`]. The handler is generic over it, as the aws-lambda-rust-runtime examples are over
+/// their clients, so that its batching, all-or-nothing runs, SQS partial failures and deadlines are tested with a
+/// fake that fails chosen sources, without git or S3.
+pub trait Mirror: Sync {
+    /// Mirrors `mappings` with `options` and returns one report per mapping, in order; a mapping that failed is a
+    /// report with an error, never a missing one.
+    fn mirror(
+        &self,
+        mappings: &[Mapping],
+        options: &MirrorOptions,
+    ) -> impl Future<Output = Vec<RepoReport>> + Send;
+}
+
+/// The library itself: [`mirror_repos`](crate::mirror_repos).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Library;
+
+impl Mirror for Library {
+    fn mirror(
+        &self,
+        mappings: &[Mapping],
+        options: &MirrorOptions,
+    ) -> impl Future<Output = Vec<RepoReport>> + Send {
+        crate::mirror_repos(mappings, options)
+    }
+}
+
 /// The Lambda handler: parses the event, mirrors what it asks for and answers with a summary.
 ///
 /// Non-SQS events answer `{"mappings": [report, ...]}` and fail with [`HandlerError::MirrorFailed`] (carrying
 /// that summary) if any mapping failed, so retries, on-failure destinations and error alarms work. SQS batches
 /// answer an `SqsBatchResponse` listing exactly the messages that failed.
 pub async fn handle(event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
-    handle_with(event, &FunctionConfig::from_process()).await
+    handle_with(event, &FunctionConfig::from_process(), &Library).await
 }
 
-/// [`handle`] with the function's configuration given instead of read from the process environment.
-pub async fn handle_with(
+/// [`handle`] with the function's configuration and the mirror given, instead of the process environment's and
+/// the library's.
+pub async fn handle_with<M: Mirror>(
     event: LambdaEvent<Value>,
     config: &FunctionConfig,
+    mirror: &M,
 ) -> Result<Value, HandlerError> {
     let (payload, context) = event.into_parts();
-    let limits = Limits {
-        function_memory_mib: u64::try_from(context.env_config.memory)
-            .ok()
-            .filter(|&mib| mib > 0),
-        deadline: mirror_deadline(context.deadline, SystemTime::now(), Instant::now()),
-    };
+    let limits = Limits::of(&context);
     match parse_event(payload)? {
         ParsedEvent::Requests { kind, requests } => {
-            run_all_or_nothing(kind_name(kind), &requests, &limits).await
+            run_all_or_nothing(mirror, kind_name(kind), &requests, &limits).await
         }
         ParsedEvent::Scheduled => {
             let request = configured_request(config).await?;
-            run_all_or_nothing("scheduled event", std::slice::from_ref(&request), &limits).await
+            let requests = std::slice::from_ref(&request);
+            run_all_or_nothing(mirror, "scheduled event", requests, &limits).await
         }
-        ParsedEvent::Sqs(items) => run_sqs(&items, &limits).await,
+        ParsedEvent::Sqs(items) => run_sqs(mirror, &items, &limits).await,
     }
 }
 

@@ -1,10 +1,11 @@
 //! What the Lambda front's unit tests share: the placeholder values, the sample events of `events/` filled in
-//! with them, and small builders of mappings, requests and SQS/SNS events.
+//! with them, and small builders of mappings, requests, reports and SQS/SNS events.
 
 use serde_json::Value;
 
 use super::{Request, RequestOptions};
 use crate::options::Mapping;
+use crate::report::{MirrorPath, RepoReport};
 
 pub(super) const GIT: &str = "http://127.0.0.1:8080/repo-1";
 pub(super) const GIT_2: &str = "http://127.0.0.1:8080/repo-2";
@@ -63,4 +64,20 @@ pub(super) fn sns_event(message: &str) -> Value {
     let mut event = sample("sns.json");
     event["Records"][0]["Sns"]["Message"] = Value::String(message.to_owned());
     event
+}
+
+/// The report of a full run of `mapping`, failed with `error` if there is one.
+pub(super) fn report(mapping: &Mapping, error: Option<&str>) -> RepoReport {
+    RepoReport {
+        source: mapping.source.clone(),
+        target: mapping.target.clone(),
+        path: MirrorPath::Full,
+        refs: 1,
+        objects: 3,
+        pack_bytes: 100,
+        store_requests: 8,
+        packs_deleted: 0,
+        duration_ms: 5,
+        error: error.map(str::to_owned),
+    }
 }

@@ -2,22 +2,6 @@
 
 use super::super::test_support::*;
 use super::*;
-use crate::report::MirrorPath;
-
-fn report(mapping: &Mapping, error: Option<&str>) -> RepoReport {
-    RepoReport {
-        source: mapping.source.clone(),
-        target: mapping.target.clone(),
-        path: MirrorPath::Full,
-        refs: 1,
-        objects: 3,
-        pack_bytes: 100,
-        store_requests: 8,
-        packs_deleted: 0,
-        duration_ms: 5,
-        error: error.map(str::to_owned),
-    }
-}
 
 #[test]
 fn plan_groups_by_options_and_merges_duplicate_mappings() {
