@@ -12,8 +12,8 @@ use serde_json::Value;
 use tracing::{info, warn};
 
 use super::limits::{resolve_options, Limits};
-use super::{EventError, HandlerError, Mirror, Request, RequestOptions, SqsItem};
-use crate::options::{Mapping, MirrorOptions};
+use super::{EventError, HandlerError, Mirror, Request, SqsItem};
+use crate::options::{Mapping, MirrorOptions, Overrides};
 use crate::report::RepoReport;
 
 /// Requests grouped by equal options, duplicate mappings merged: each group is one [`Mirror::mirror`] call, and an
@@ -25,7 +25,7 @@ struct Plan {
 }
 
 struct Group {
-    options: RequestOptions,
+    options: Overrides,
     mappings: Vec<Mapping>,
 }
 

@@ -15,23 +15,16 @@ use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::{SnsMessage, SnsRecord};
 use aws_lambda_events::sqs::SqsMessage;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::options::Mapping;
+use crate::options::{http_url_problem, Mapping, Overrides};
 
 /// Longest piece of input-derived text quoted in an error message.
 const MAX_QUOTED_CHARS: usize = 300;
 /// Most unknown field names listed in one error message.
 const MAX_LISTED_FIELDS: usize = 10;
 
-const REQUEST_FIELDS: [&str; 6] = [
-    "mappings",
-    "memory_budget_mib",
-    "concurrency",
-    "endpoint_url",
-    "force_path_style",
-    "storage_class",
-];
 const MAPPING_FIELDS: [&str; 2] = ["source", "target"];
 
 /// What was wrong with an event or with the function's mapping configuration.
@@ -61,28 +54,13 @@ pub enum EventError {
     Configuration(String),
 }
 
-/// Options a request may carry; each one left out keeps the function's default.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RequestOptions {
-    /// Memory budget of the mirror in MiB; must stay below the function's memory size.
-    pub memory_budget_mib: Option<u64>,
-    /// How many mappings are mirrored at once.
-    pub concurrency: Option<usize>,
-    /// S3 endpoint (an S3-compatible store), `http://` or `https://`.
-    pub endpoint_url: Option<String>,
-    /// Path-style S3 addressing (`endpoint/bucket/key`).
-    pub force_path_style: Option<bool>,
-    /// S3 storage class of the objects written.
-    pub storage_class: Option<String>,
-}
-
 /// One request: the mappings to mirror and the options that apply to them.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Request {
     /// The mappings, in the order given.
     pub mappings: Vec<Mapping>,
-    /// The options given with them.
-    pub options: RequestOptions,
+    /// The options given with them: the request's fields other than `mappings`.
+    pub options: Overrides,
 }
 
 /// The kind of event whose requests must all be valid before any of them runs.
@@ -319,7 +297,10 @@ pub(super) fn parse_request_object(
     mut object: Map<String, Value>,
     path: &str,
 ) -> Result<Request, EventError> {
-    reject_unknown_fields(&object, &REQUEST_FIELDS, path)?;
+    let fields: Vec<&str> = std::iter::once("mappings")
+        .chain(Overrides::FIELDS)
+        .collect();
+    reject_unknown_fields(&object, &fields, path)?;
     let mappings_path = format!("{path}.mappings");
     let mappings = match object.remove("mappings") {
         Some(Value::Array(items)) if items.is_empty() => {
@@ -341,32 +322,28 @@ pub(super) fn parse_request_object(
         }
         None => return Err(invalid(path, "missing field `mappings`")),
     };
-    let options = RequestOptions {
-        memory_budget_mib: optional_field(&mut object, "memory_budget_mib", path)?,
-        concurrency: optional_field(&mut object, "concurrency", path)?,
-        endpoint_url: optional_field(&mut object, "endpoint_url", path)?,
-        force_path_style: optional_field(&mut object, "force_path_style", path)?,
-        storage_class: optional_field(&mut object, "storage_class", path)?,
-    };
-    if options.memory_budget_mib == Some(0) {
-        return Err(invalid(
-            &format!("{path}.memory_budget_mib"),
-            "must be at least 1",
-        ));
-    }
-    if options.concurrency == Some(0) {
-        return Err(invalid(
-            &format!("{path}.concurrency"),
-            "must be at least 1",
-        ));
-    }
-    if let Some(endpoint) = &options.endpoint_url {
-        require_http_url(endpoint, &format!("{path}.endpoint_url"))?;
-    }
-    if options.storage_class.as_deref().is_some_and(str::is_empty) {
-        return Err(invalid(&format!("{path}.storage_class"), "is empty"));
-    }
+    let options = parse_overrides(object, path)?;
     Ok(Request { mappings, options })
+}
+
+/// A request's options: its fields other than `mappings` (none unknown by now), with errors that name the field.
+fn parse_overrides(object: Map<String, Value>, path: &str) -> Result<Overrides, EventError> {
+    let object = Value::Object(object);
+    let overrides = Overrides::deserialize(&object).map_err(|error| {
+        // serde's message does not say which field it is about: find the first one that fails on its own.
+        Overrides::FIELDS
+            .iter()
+            .find_map(|&name| {
+                let alone = Map::from_iter([(name.to_owned(), object.get(name)?.clone())]);
+                let error = Overrides::deserialize(&Value::Object(alone)).err()?;
+                Some(invalid(&format!("{path}.{name}"), error.to_string()))
+            })
+            .unwrap_or_else(|| invalid(path, error.to_string()))
+    })?;
+    overrides
+        .validate()
+        .map_err(|error| invalid(&format!("{path}.{}", error.field), error.problem))?;
+    Ok(overrides)
 }
 
 fn parse_mapping(value: Value, path: &str) -> Result<Mapping, EventError> {
@@ -385,7 +362,9 @@ fn parse_mapping(value: Value, path: &str) -> Result<Mapping, EventError> {
     reject_unknown_fields(&object, &MAPPING_FIELDS, path)?;
     let source: String = required_field(&mut object, "source", path)?;
     let target: String = required_field(&mut object, "target", path)?;
-    require_http_url(&source, &format!("{path}.source"))?;
+    if let Some(problem) = http_url_problem(&source) {
+        return Err(invalid(&format!("{path}.source"), problem));
+    }
     let bucket = target
         .strip_prefix("s3://")
         .map(|rest| rest.split('/').next().unwrap_or_default());
@@ -399,24 +378,6 @@ fn parse_mapping(value: Value, path: &str) -> Result<Mapping, EventError> {
         ));
     }
     Ok(Mapping { source, target })
-}
-
-fn require_http_url(text: &str, path: &str) -> Result<(), EventError> {
-    match url::Url::parse(text) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
-        Ok(url) => Err(invalid(
-            path,
-            format!(
-                "{}: expected an http:// or https:// URL, got scheme {}",
-                quote(text),
-                quote(url.scheme())
-            ),
-        )),
-        Err(error) => Err(invalid(
-            path,
-            format!("{} is not a URL: {error}", quote(text)),
-        )),
-    }
 }
 
 fn reject_unknown_fields(

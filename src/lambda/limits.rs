@@ -5,8 +5,8 @@
 //! has time to answer. A deadline that is already past (the local emulator sends a relative 600000) or further
 //! away than any invocation can last is treated as unknown. The memory budget defaults to 60% of the function's
 //! memory, leaving the rest for the runtime, the S3 and HTTP clients and allocator slack; a request may ask for
-//! another budget, but not for one that does not fit. This module turns a request's options into the library's
-//! [`MirrorOptions`]; it does not run anything.
+//! another budget, but not for one that does not fit. This module turns a request's options ([`Overrides`]) into
+//! the library's [`MirrorOptions`]; it does not run anything.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,8 +14,8 @@ use lambda_runtime::Context;
 use tracing::{info, warn};
 
 use super::event::invalid;
-use super::{EventError, RequestOptions};
-use crate::options::MirrorOptions;
+use super::EventError;
+use crate::options::{MirrorOptions, Overrides};
 
 /// Percentage of the function's memory given to the mirror when a request names no budget.
 const MEMORY_BUDGET_PERCENT: u64 = 60;
@@ -85,9 +85,10 @@ impl Limits {
     }
 }
 
-/// The library's options for a request's options under the function's limits.
+/// The library's options for a request's options under the function's limits: the request's overrides, with
+/// the memory budget defaulting to the function's share, and the invocation's deadline.
 pub(super) fn resolve_options(
-    options: &RequestOptions,
+    options: &Overrides,
     limits: &Limits,
 ) -> Result<MirrorOptions, EventError> {
     let budget_mib = match (options.memory_budget_mib, limits.function_memory_mib) {
@@ -101,22 +102,13 @@ pub(super) fn resolve_options(
         (None, Some(memory)) => Some((memory * MEMORY_BUDGET_PERCENT / 100).max(1)),
         (None, None) => None,
     };
-    let mut resolved = MirrorOptions::default();
-    if let Some(mib) = budget_mib {
-        resolved = resolved.with_memory_budget_mib(mib);
-    }
-    if let Some(concurrency) = options.concurrency {
-        resolved.concurrency = concurrency;
-    }
-    if let Some(endpoint) = &options.endpoint_url {
-        resolved.s3.endpoint_url = Some(endpoint.clone());
-    }
-    if let Some(path_style) = options.force_path_style {
-        resolved.s3.force_path_style = path_style;
-    }
-    if let Some(class) = &options.storage_class {
-        resolved.s3.storage_class = Some(class.clone());
-    }
+    let overrides = Overrides {
+        memory_budget_mib: budget_mib,
+        ..options.clone()
+    };
+    let mut resolved = overrides
+        .apply(MirrorOptions::default())
+        .map_err(|error| invalid(error.field, error.problem))?;
     resolved.deadline = limits.deadline;
     Ok(resolved)
 }

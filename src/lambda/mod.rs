@@ -1,8 +1,10 @@
 //! AWS Lambda front end: turns the events a deployed function receives into mirror runs.
 //!
 //! A request is the JSON object `{"mappings": [{"source": URL, "target": "s3://bucket/prefix"}], ...options}`
-//! with the optional options `memory_budget_mib`, `concurrency`, `endpoint_url`, `force_path_style` and
-//! `storage_class`; any other field is an error that names it. Events that carry requests:
+//! with the optional run options of [`Overrides`](crate::options::Overrides), the ones the CLI sets with its
+//! flags: `memory_budget_mib`, `concurrency`, `endpoint_url`, `force_path_style`, `storage_class`, `region`,
+//! `ref_prefixes`, `compaction_threshold` and `gc_grace_hours` (no token: secrets do not belong in events). Any
+//! other field is an error that names it. Events that carry requests:
 //!
 //! - a manual invoke, or an EventBridge schedule with a constant input: the payload is the request itself;
 //! - an EventBridge `Scheduled Event` without input: the request comes from the function's configuration,
@@ -28,7 +30,7 @@
 //! |---|---|
 //! | the handler, its errors and their Lambda `errorType` | `mod.rs` |
 //! | event → requests (pure parsing and field validation) | `event.rs` |
-//! | deadline margin, memory share, request options → [`MirrorOptions`](crate::MirrorOptions) | `limits.rs` |
+//! | deadline margin, memory share, request options → `MirrorOptions` | `limits.rs` |
 //! | grouping, all-or-nothing runs, SQS partial batch failures | `batch.rs` |
 //! | `MIRROR_MAPPINGS` / `MIRROR_MAPPINGS_S3_URI` | `settings.rs` |
 
@@ -45,9 +47,7 @@ use serde_json::Value;
 use crate::options::{Mapping, MirrorOptions};
 use crate::report::RepoReport;
 
-pub use event::{
-    parse_event, EventError, EventKind, ParsedEvent, Request, RequestOptions, SqsItem,
-};
+pub use event::{parse_event, EventError, EventKind, ParsedEvent, Request, SqsItem};
 pub use limits::{remaining_time, safety_margin};
 pub use settings::{parse_configuration, FunctionConfig, MAPPINGS_ENV, MAPPINGS_S3_URI_ENV};
 

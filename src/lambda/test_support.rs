@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use super::{Request, RequestOptions};
-use crate::options::Mapping;
+use super::Request;
+use crate::options::{Mapping, Overrides};
 use crate::report::{MirrorPath, RepoReport};
 
 pub(super) const GIT: &str = "http://127.0.0.1:8080/repo-1";
@@ -46,7 +46,7 @@ pub(super) fn only_mapping() -> Vec<Mapping> {
 pub(super) fn request(mappings: Vec<Mapping>) -> Request {
     Request {
         mappings,
-        options: RequestOptions::default(),
+        options: Overrides::default(),
     }
 }
 

@@ -597,3 +597,41 @@ async fn the_memory_budget_defaults_to_sixty_percent_of_the_function_memory() {
     .unwrap();
     assert_eq!(budget(1024, asked).await, 900 << 20);
 }
+
+#[tokio::test]
+async fn every_request_option_reaches_the_mirror() {
+    let options = serde_json::json!({
+        "memory_budget_mib": 300,
+        "concurrency": 3,
+        "endpoint_url": "http://127.0.0.1:5000",
+        "force_path_style": true,
+        "storage_class": "STANDARD_IA",
+        "region": "eu-west-1",
+        "ref_prefixes": ["refs/heads/"],
+        "compaction_threshold": 5,
+        "gc_grace_hours": 2
+    });
+    let payload: Value = serde_json::from_str(&body(&[(GIT, TARGET)], options)).unwrap();
+    let mirror = FakeMirror::default();
+    handle_with(
+        LambdaEvent::new(payload, context(1024, 0)),
+        &FunctionConfig::default(),
+        &mirror,
+    )
+    .await
+    .unwrap();
+    let options = mirror.only_options();
+    assert_eq!(options.memory_budget, 300 << 20);
+    assert_eq!(options.concurrency, 3);
+    assert_eq!(
+        options.s3.endpoint_url.as_deref(),
+        Some("http://127.0.0.1:5000")
+    );
+    assert!(options.s3.force_path_style);
+    assert_eq!(options.s3.storage_class.as_deref(), Some("STANDARD_IA"));
+    assert_eq!(options.s3.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(options.ref_prefixes, ["refs/heads/"]);
+    assert_eq!(options.compaction_threshold, 5);
+    assert_eq!(options.gc_grace, Duration::from_secs(2 * 3600));
+    assert_eq!(options.token, None, "a request cannot carry a token");
+}

@@ -5,9 +5,9 @@ use super::*;
 
 #[test]
 fn plan_groups_by_options_and_merges_duplicate_mappings() {
-    let fast = RequestOptions {
+    let fast = Overrides {
         concurrency: Some(8),
-        ..RequestOptions::default()
+        ..Overrides::default()
     };
     let requests = [
         request(vec![mapping(GIT, TARGET), mapping(GIT_2, TARGET_2)]),

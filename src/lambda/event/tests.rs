@@ -16,12 +16,13 @@ fn manual_event_parses_with_options() {
     let parsed = parse_event(sample("manual.json")).unwrap();
     let expected = Request {
         mappings: only_mapping(),
-        options: RequestOptions {
+        options: Overrides {
             memory_budget_mib: Some(128),
             concurrency: Some(2),
             endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
             force_path_style: Some(true),
             storage_class: None,
+            ..Overrides::default()
         },
     };
     assert_eq!(
@@ -186,7 +187,8 @@ fn unknown_fields_are_named() {
     assert_eq!(
             error_text(event),
             "event: unknown fields `dry_run`, `memory`; expected only mappings, memory_budget_mib, concurrency, \
-             endpoint_url, force_path_style, storage_class"
+             endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
+             gc_grace_hours"
         );
 }
 
@@ -328,7 +330,8 @@ fn sqs_batch_with_one_bad_message_keeps_the_others() {
     assert_eq!(
             items[1].request.as_ref().unwrap_err().to_string(),
             "Records[1] (messageId \"b\").body: unknown field `priority`; expected only mappings, memory_budget_mib, \
-             concurrency, endpoint_url, force_path_style, storage_class"
+             concurrency, endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
+             gc_grace_hours"
         );
 }
 
@@ -459,4 +462,77 @@ fn hostile_input_gives_bounded_errors_without_panicking() {
     assert!(error.contains("recursion limit exceeded"), "{error}");
     let multibyte = "é".repeat(1000);
     assert!(bounded(multibyte).ends_with('…'));
+}
+
+#[test]
+fn the_options_shared_with_the_cli_parse() {
+    let ParsedEvent::Requests { requests, .. } =
+        parse_event(sample("schedule-with-input.json")).unwrap()
+    else {
+        panic!("expected requests");
+    };
+    assert_eq!(
+        requests[0].options,
+        Overrides {
+            endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
+            force_path_style: Some(true),
+            storage_class: Some("STANDARD".to_owned()),
+            ref_prefixes: Some(vec!["refs/heads/".to_owned(), "refs/tags/".to_owned()]),
+            compaction_threshold: Some(16),
+            gc_grace_hours: Some(24),
+            ..Overrides::default()
+        }
+    );
+    let event =
+        serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "region": "eu-west-1"});
+    let ParsedEvent::Requests { requests, .. } = parse_event(event).unwrap() else {
+        panic!("expected requests");
+    };
+    assert_eq!(requests[0].options.region.as_deref(), Some("eu-west-1"));
+}
+
+#[test]
+fn the_options_shared_with_the_cli_are_checked() {
+    let with = |options: Value| {
+        let mut event = serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}]});
+        if let (Some(event), Value::Object(options)) = (event.as_object_mut(), options) {
+            event.extend(options);
+        }
+        error_text(event)
+    };
+    let cases = [
+        (
+            serde_json::json!({"ref_prefixes": ["refs/heads/", "heads/"]}),
+            "event.ref_prefixes: \"heads/\" does not start with \"refs/\", as every ref name does",
+        ),
+        (
+            serde_json::json!({"ref_prefixes": []}),
+            "event.ref_prefixes: is empty: leave it out to mirror every ref",
+        ),
+        (
+            serde_json::json!({"ref_prefixes": "refs/heads/"}),
+            "event.ref_prefixes: invalid type: string \"refs/heads/\", expected a sequence",
+        ),
+        (serde_json::json!({"region": ""}), "event.region: is empty"),
+        (
+            serde_json::json!({"compaction_threshold": -1}),
+            "event.compaction_threshold: invalid value: integer `-1`, expected usize",
+        ),
+        (
+            serde_json::json!({"gc_grace_hours": 1_000_000}),
+            "event.gc_grace_hours: 1000000 is more than 876000 (100 years)",
+        ),
+        (
+            serde_json::json!({"concurrency": 2, "gc_grace_hours": "a day", "region": 3}),
+            "event.region: invalid type: integer `3`, expected a string",
+        ),
+    ];
+    for (options, expected) in cases {
+        assert_eq!(with(options), expected);
+    }
+    assert!(
+        with(serde_json::json!({"token": "secret"}))
+            .starts_with("event: unknown field `token`; expected only mappings,"),
+        "secrets do not belong in events"
+    );
 }

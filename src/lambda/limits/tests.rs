@@ -63,16 +63,16 @@ fn limits(memory: Option<u64>) -> Limits {
 
 #[test]
 fn memory_budget_defaults_to_sixty_percent_of_the_function() {
-    let resolved = resolve_options(&RequestOptions::default(), &limits(Some(1024))).unwrap();
+    let resolved = resolve_options(&Overrides::default(), &limits(Some(1024))).unwrap();
     assert_eq!(resolved.memory_budget, 614 << 20);
-    let resolved = resolve_options(&RequestOptions::default(), &limits(None)).unwrap();
+    let resolved = resolve_options(&Overrides::default(), &limits(None)).unwrap();
     assert_eq!(
         resolved.memory_budget,
         MirrorOptions::default().memory_budget
     );
-    let asked = RequestOptions {
+    let asked = Overrides {
         memory_budget_mib: Some(900),
-        ..RequestOptions::default()
+        ..Overrides::default()
     };
     assert_eq!(
         resolve_options(&asked, &limits(Some(1024)))
@@ -90,12 +90,13 @@ fn memory_budget_defaults_to_sixty_percent_of_the_function() {
 
 #[test]
 fn request_options_reach_the_mirror_options() {
-    let options = RequestOptions {
+    let options = Overrides {
         memory_budget_mib: None,
         concurrency: Some(7),
         endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
         force_path_style: Some(true),
         storage_class: Some("STANDARD_IA".to_owned()),
+        ..Overrides::default()
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     let resolved = resolve_options(
