@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::test_support::*;
 use super::*;
+use crate::options::Overrides;
 
 /// A third source, for batches that need more than two.
 const GIT_3: &str = "http://127.0.0.1:8080/repo-3";
@@ -73,6 +74,11 @@ impl Mirror for FakeMirror {
 
 fn event(payload: Value) -> LambdaEvent<Value> {
     LambdaEvent::new(payload, lambda_runtime::Context::default())
+}
+
+/// Invokes the handler on `payload` with no function configuration and an unknown deadline and memory size.
+async fn invoke(payload: Value, mirror: &impl Mirror) -> Result<Value, HandlerError> {
+    handle_with(event(payload), &FunctionConfig::default(), mirror).await
 }
 
 /// An invocation context: `memory_mib` of function memory (0: unknown) and a deadline in epoch milliseconds.
@@ -276,9 +282,7 @@ async fn sqs_batch_lists_exactly_the_messages_that_failed() {
         ),
         ("m5", &body(&[(GIT_3, TARGET_3)], Value::Null)),
     ]);
-    let response = handle_with(event(payload), &FunctionConfig::default(), &mirror)
-        .await
-        .unwrap();
+    let response = invoke(payload, &mirror).await.unwrap();
     assert_eq!(
         failed_ids(&response),
         ["m2", "m3", "m4"],
@@ -303,9 +307,7 @@ async fn sqs_batch_without_failures_answers_an_empty_list() {
         ("m1", &body(&[(GIT, TARGET)], Value::Null)),
         ("m2", &body(&[(GIT_2, TARGET_2)], Value::Null)),
     ]);
-    let response = handle_with(event(payload), &FunctionConfig::default(), &mirror)
-        .await
-        .unwrap();
+    let response = invoke(payload, &mirror).await.unwrap();
     assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
 }
 
@@ -320,9 +322,7 @@ async fn sqs_record_without_message_id_fails_the_batch_before_anything_runs() {
         .as_object_mut()
         .unwrap()
         .remove("messageId");
-    let error = handle_with(event(payload), &FunctionConfig::default(), &mirror)
-        .await
-        .unwrap_err();
+    let error = invoke(payload, &mirror).await.unwrap_err();
     assert_eq!(error.error_type(), "InvalidEvent");
     assert!(
         error
@@ -346,9 +346,7 @@ async fn sqs_messages_with_different_options_run_apart_and_fail_apart() {
             &body(&[(GIT_2, TARGET_2)], serde_json::json!({"concurrency": 8})),
         ),
     ]);
-    let response = handle_with(event(payload), &FunctionConfig::default(), &mirror)
-        .await
-        .unwrap();
+    let response = invoke(payload, &mirror).await.unwrap();
     assert_eq!(failed_ids(&response), ["fast"]);
     let calls: Vec<(Vec<Mapping>, usize)> = mirror
         .calls()
@@ -372,9 +370,7 @@ async fn direct_invoke_with_a_failed_mapping_fails_with_the_summary_of_all() {
         Value::Null,
     ))
     .unwrap();
-    let error = handle_with(event(payload), &FunctionConfig::default(), &mirror)
-        .await
-        .unwrap_err();
+    let error = invoke(payload, &mirror).await.unwrap_err();
     assert_eq!(
         summary_errors(&failed_summary(error)),
         [
@@ -389,13 +385,9 @@ async fn direct_invoke_with_a_failed_mapping_fails_with_the_summary_of_all() {
 #[tokio::test]
 async fn direct_invoke_without_failures_answers_the_summary() {
     let mirror = FakeMirror::failing(&[GIT_3]);
-    let response = handle_with(
-        event(sample("schedule-with-input.json")),
-        &FunctionConfig::default(),
-        &mirror,
-    )
-    .await
-    .unwrap();
+    let response = invoke(sample("schedule-with-input.json"), &mirror)
+        .await
+        .unwrap();
     assert_eq!(
         summary_errors(&response),
         [(GIT.to_owned(), None), (GIT_2.to_owned(), None)]
@@ -434,9 +426,7 @@ async fn sns_records_run_all_or_nothing() {
         Value::String(body(&[(GIT_2, TARGET_2)], Value::Null));
 
     let mirror = FakeMirror::failing(&[GIT_2]);
-    let error = handle_with(event(payload.clone()), &FunctionConfig::default(), &mirror)
-        .await
-        .unwrap_err();
+    let error = invoke(payload.clone(), &mirror).await.unwrap_err();
     assert_eq!(
         summary_errors(&failed_summary(error)),
         [
@@ -448,9 +438,7 @@ async fn sns_records_run_all_or_nothing() {
 
     payload["Records"][1]["Sns"]["Message"] = Value::String("{\"mappings\": []}".to_owned());
     let mirror = FakeMirror::default();
-    let error = handle_with(event(payload), &FunctionConfig::default(), &mirror)
-        .await
-        .unwrap_err();
+    let error = invoke(payload, &mirror).await.unwrap_err();
     assert_eq!(error.error_type(), "InvalidEvent");
     assert!(
         mirror.calls().is_empty(),
@@ -468,9 +456,7 @@ async fn duplicate_mappings_are_mirrored_once_and_reported_where_asked() {
         Value::Null,
     ));
     let mirror = FakeMirror::default();
-    let response = handle_with(event(payload), &FunctionConfig::default(), &mirror)
-        .await
-        .unwrap();
+    let response = invoke(payload, &mirror).await.unwrap();
     assert_eq!(
         mirror.mirrored(),
         [vec![mapping(GIT, TARGET), mapping(GIT_2, TARGET_2)]]
@@ -494,13 +480,7 @@ async fn a_mirror_that_breaks_its_contract_is_an_internal_error() {
             std::future::ready(Vec::new())
         }
     }
-    let error = handle_with(
-        event(sample("manual.json")),
-        &FunctionConfig::default(),
-        &Silent,
-    )
-    .await
-    .unwrap_err();
+    let error = invoke(sample("manual.json"), &Silent).await.unwrap_err();
     assert_eq!(error.error_type(), "InternalError");
     assert_eq!(
         error.to_string(),
@@ -539,22 +519,11 @@ fn assert_about(actual: Option<Duration>, expected: Duration) {
 
 #[tokio::test]
 async fn the_mirror_stops_a_tenth_of_the_remaining_time_before_the_deadline() {
-    assert_about(
-        mirror_time_left(now_ms() + 60_000).await,
-        Duration::from_secs(54),
-    );
-    assert_about(
-        mirror_time_left(now_ms() + 5_000).await,
-        Duration::from_secs(4),
-    );
-    assert_about(
-        mirror_time_left(now_ms() + 300_000).await,
-        Duration::from_secs(290),
-    );
-    assert_about(
-        mirror_time_left(now_ms() + 900_000).await,
-        Duration::from_secs(890),
-    );
+    // (time left in the invocation, time left to the mirror): a tenth, at least 1 s, at most 10 s.
+    for (remaining_ms, expected_s) in [(60_000, 54), (5_000, 4), (300_000, 290), (900_000, 890)] {
+        let left = mirror_time_left(now_ms() + remaining_ms).await;
+        assert_about(left, Duration::from_secs(expected_s));
+    }
 }
 
 #[tokio::test]
@@ -620,18 +589,24 @@ async fn every_request_option_reaches_the_mirror() {
     )
     .await
     .unwrap();
+    let expected = Overrides {
+        memory_budget_mib: Some(300),
+        concurrency: Some(3),
+        endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
+        force_path_style: Some(true),
+        storage_class: Some("STANDARD_IA".to_owned()),
+        region: Some("eu-west-1".to_owned()),
+        ref_prefixes: Some(vec!["refs/heads/".to_owned()]),
+        compaction_threshold: Some(5),
+        gc_grace_hours: Some(2),
+    }
+    .apply(MirrorOptions::default())
+    .unwrap();
     let options = mirror.only_options();
-    assert_eq!(options.memory_budget, 300 << 20);
-    assert_eq!(options.concurrency, 3);
     assert_eq!(
-        options.s3.endpoint_url.as_deref(),
-        Some("http://127.0.0.1:5000")
+        format!("{options:?}"),
+        format!("{expected:?}"),
+        "the request's fields are the overrides the CLI's flags make"
     );
-    assert!(options.s3.force_path_style);
-    assert_eq!(options.s3.storage_class.as_deref(), Some("STANDARD_IA"));
-    assert_eq!(options.s3.region.as_deref(), Some("eu-west-1"));
-    assert_eq!(options.ref_prefixes, ["refs/heads/"]);
-    assert_eq!(options.compaction_threshold, 5);
-    assert_eq!(options.gc_grace, Duration::from_secs(2 * 3600));
     assert_eq!(options.token, None, "a request cannot carry a token");
 }
