@@ -12,10 +12,10 @@ use super::event::{bounded, parse_json, parse_request, parse_request_object, quo
 use super::{EventError, Request};
 use crate::store::{S3Options, S3Store, Store};
 
-/// FunctionConfig variable holding the mappings for schedules without input: the JSON request or an array of
+/// Environment variable holding the mappings for schedules without input: the JSON request or an array of
 /// mappings.
 pub const MAPPINGS_ENV: &str = "MIRROR_MAPPINGS";
-/// FunctionConfig variable naming an S3 object (`s3://bucket/key`) that holds what [`MAPPINGS_ENV`] would.
+/// Environment variable naming an S3 object (`s3://bucket/key`) that holds what [`MAPPINGS_ENV`] would.
 pub const MAPPINGS_S3_URI_ENV: &str = "MIRROR_MAPPINGS_S3_URI";
 
 /// Largest configuration document read from S3.
