@@ -146,18 +146,26 @@ async fn main() -> ExitCode {
             target: t.clone(),
         })
         .collect();
-    let mut options = MirrorOptions::default().with_memory_budget_mib(cli.memory_budget);
-    options.concurrency = cli.concurrency.max(1);
-    options.s3.force_path_style = cli.path_style.unwrap_or(cli.endpoint_url.is_some());
-    options.s3.endpoint_url = cli.endpoint_url;
-    options.s3.storage_class = cli.storage_class;
-    options.s3.region = cli.region;
+    // The same overrides a Lambda request carries, checked and applied the same way.
+    let overrides = mirror_git_to_s3::options::Overrides {
+        memory_budget_mib: Some(cli.memory_budget),
+        concurrency: Some(cli.concurrency),
+        force_path_style: Some(cli.path_style.unwrap_or(cli.endpoint_url.is_some())),
+        endpoint_url: cli.endpoint_url,
+        storage_class: cli.storage_class,
+        region: cli.region,
+        ref_prefixes: (!cli.ref_prefixes.is_empty()).then_some(cli.ref_prefixes),
+        compaction_threshold: Some(cli.compaction_threshold),
+        gc_grace_hours: Some(cli.gc_grace_hours),
+    };
+    let mut options = match overrides.apply(MirrorOptions::default()) {
+        Ok(options) => options,
+        Err(error) => {
+            eprintln!("error: {}: {}", flag(error.field), error.problem);
+            return ExitCode::from(2);
+        }
+    };
     options.token = cli.token;
-    options.compaction_threshold = cli.compaction_threshold;
-    options.gc_grace = std::time::Duration::from_secs(cli.gc_grace_hours * 3600);
-    if !cli.ref_prefixes.is_empty() {
-        options.ref_prefixes = cli.ref_prefixes;
-    }
     let bars = terminal.then(|| {
         Arc::new(Bars {
             multi: MultiProgress::new(),
@@ -189,4 +197,14 @@ async fn main() -> ExitCode {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// The flag that sets the [`Overrides`](mirror_git_to_s3::options::Overrides) field `field`, for messages.
+fn flag(field: &str) -> String {
+    match field {
+        "memory_budget_mib" => "--memory-budget".to_owned(),
+        "force_path_style" => "--path-style".to_owned(),
+        "ref_prefixes" => "--ref-prefix".to_owned(),
+        other => format!("--{}", other.replace('_', "-")),
+    }
 }

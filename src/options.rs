@@ -1,4 +1,8 @@
 //! What to mirror and how: mappings and run options shared by the library, the CLI and the Lambda function.
+//!
+//! [`MirrorOptions`] is everything a run needs; [`Overrides`] is the part of it a user sets, from the command
+//! line or in a Lambda request, with its ranges checked in one place. Both fronts map their input to options
+//! through [`Overrides::apply`], so a setting means the same on both.
 
 use crate::progress::Progress;
 use crate::store::S3Options;
@@ -102,3 +106,151 @@ impl MirrorOptions {
             .any(|p| name.starts_with(p.as_str()))
     }
 }
+
+/// Largest accepted [`Overrides::gc_grace_hours`]: 100 years. Anything longer is a mistake, and hours beyond
+/// `u64::MAX / 3600` would not fit in a [`Duration`].
+pub const MAX_GC_GRACE_HOURS: u64 = 100 * 365 * 24;
+
+/// The run options a user may set, each left out keeping the default of the [`MirrorOptions`] it is applied to.
+///
+/// The CLI builds one from its flags; a Lambda request carries these fields beside `mappings` (deserialized with
+/// unknown fields denied). A token is not one of them: secrets do not belong in events, so the CLI sets
+/// [`MirrorOptions::token`] itself. Policies that differ between the fronts stay with them: the CLI's flag
+/// defaults and path style implied by an endpoint, the Lambda function's memory share and deadline.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Overrides {
+    /// Memory budget per repository in MiB, at least 1 (raised to [`MIN_MEMORY_BUDGET`] if below it).
+    pub memory_budget_mib: Option<u64>,
+    /// How many mappings are mirrored at once, at least 1.
+    pub concurrency: Option<usize>,
+    /// S3 endpoint (an S3-compatible store): an `http://` or `https://` URL.
+    pub endpoint_url: Option<String>,
+    /// Path-style S3 addressing (`endpoint/bucket/key`).
+    pub force_path_style: Option<bool>,
+    /// S3 storage class of the objects written (`STANDARD_IA`...), not empty.
+    pub storage_class: Option<String>,
+    /// AWS region of the target buckets, not empty.
+    pub region: Option<String>,
+    /// Ref name prefixes to mirror, each starting with `refs/`; at least one.
+    pub ref_prefixes: Option<Vec<String>>,
+    /// Pack count at which the next change compacts the mirror into one pack (0 counts as 1).
+    pub compaction_threshold: Option<usize>,
+    /// Hours an unlisted pack is kept before deletion, at most [`MAX_GC_GRACE_HOURS`].
+    pub gc_grace_hours: Option<u64>,
+}
+
+/// An [`Overrides`] value out of range.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {problem}")]
+pub struct InvalidOverride {
+    /// The field at fault, as named in [`Overrides::FIELDS`].
+    pub field: &'static str,
+    /// What is wrong with its value. Values are quoted in full: a front showing the message to others bounds it.
+    pub problem: String,
+}
+
+impl Overrides {
+    /// The field names, as a Lambda request spells them, in the order their errors are reported.
+    pub const FIELDS: [&'static str; 9] = [
+        "memory_budget_mib",
+        "concurrency",
+        "endpoint_url",
+        "force_path_style",
+        "storage_class",
+        "region",
+        "ref_prefixes",
+        "compaction_threshold",
+        "gc_grace_hours",
+    ];
+
+    /// Checks every value's range; the error names the first field at fault, in [`Overrides::FIELDS`] order.
+    pub fn validate(&self) -> Result<(), InvalidOverride> {
+        let fail = |field, problem: String| Err(InvalidOverride { field, problem });
+        if self.memory_budget_mib == Some(0) {
+            return fail("memory_budget_mib", "must be at least 1".to_owned());
+        }
+        if self.concurrency == Some(0) {
+            return fail("concurrency", "must be at least 1".to_owned());
+        }
+        if let Some(problem) = self.endpoint_url.as_deref().and_then(http_url_problem) {
+            return fail("endpoint_url", problem);
+        }
+        if self.storage_class.as_deref().is_some_and(str::is_empty) {
+            return fail("storage_class", "is empty".to_owned());
+        }
+        if self.region.as_deref().is_some_and(str::is_empty) {
+            return fail("region", "is empty".to_owned());
+        }
+        if let Some(prefixes) = &self.ref_prefixes {
+            if prefixes.is_empty() {
+                return fail(
+                    "ref_prefixes",
+                    "is empty: leave it out to mirror every ref".to_owned(),
+                );
+            }
+            if let Some(prefix) = prefixes.iter().find(|p| !p.starts_with("refs/")) {
+                return fail(
+                    "ref_prefixes",
+                    format!("{prefix:?} does not start with \"refs/\", as every ref name does"),
+                );
+            }
+        }
+        if let Some(hours) = self.gc_grace_hours.filter(|&h| h > MAX_GC_GRACE_HOURS) {
+            return fail(
+                "gc_grace_hours",
+                format!("{hours} is more than {MAX_GC_GRACE_HOURS} (100 years)"),
+            );
+        }
+        Ok(())
+    }
+
+    /// `options` with every value given here in place of its own, once [`Overrides::validate`] has passed.
+    pub fn apply(self, mut options: MirrorOptions) -> Result<MirrorOptions, InvalidOverride> {
+        self.validate()?;
+        if let Some(mib) = self.memory_budget_mib {
+            options = options.with_memory_budget_mib(mib);
+        }
+        if let Some(concurrency) = self.concurrency {
+            options.concurrency = concurrency;
+        }
+        if let Some(endpoint) = self.endpoint_url {
+            options.s3.endpoint_url = Some(endpoint);
+        }
+        if let Some(path_style) = self.force_path_style {
+            options.s3.force_path_style = path_style;
+        }
+        if let Some(class) = self.storage_class {
+            options.s3.storage_class = Some(class);
+        }
+        if let Some(region) = self.region {
+            options.s3.region = Some(region);
+        }
+        if let Some(prefixes) = self.ref_prefixes {
+            options.ref_prefixes = prefixes;
+        }
+        if let Some(threshold) = self.compaction_threshold {
+            options.compaction_threshold = threshold;
+        }
+        if let Some(hours) = self.gc_grace_hours {
+            options.gc_grace = Duration::from_secs(hours * 3600);
+        }
+        Ok(options)
+    }
+}
+
+/// Why `text` is not an `http://` or `https://` URL with a host, or `None` if it is one. The text is quoted in
+/// full in the answer.
+pub(crate) fn http_url_problem(text: &str) -> Option<String> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => None,
+        Ok(url) => Some(format!(
+            "{text:?}: expected an http:// or https:// URL, got scheme {:?}",
+            url.scheme()
+        )),
+        Err(error) => Some(format!("{text:?} is not a URL: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,740 +1,160 @@
+//! The handler end to end, with a fake mirror that fails chosen sources: what runs, how often, with which
+//! options, and how failures come back (all or nothing, or per SQS message). No git, no S3.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use serde_json::Value;
+
+use super::test_support::*;
 use super::*;
-use crate::report::MirrorPath;
+use crate::options::Overrides;
 
-const GIT: &str = "http://127.0.0.1:8080/repo-1";
-const GIT_2: &str = "http://127.0.0.1:8080/repo-2";
-const TARGET: &str = "s3://bucket/mirrors/repo-1";
-const TARGET_2: &str = "s3://bucket/mirrors/repo-2";
+/// A third source, for batches that need more than two.
+const GIT_3: &str = "http://127.0.0.1:8080/repo-3";
+const TARGET_3: &str = "s3://bucket/mirrors/repo-3";
 
-/// An events/ file with its placeholders filled in.
-fn sample(text: &str) -> Value {
-    let text = text
-        .replace("{{GIT_URL}}", GIT)
-        .replace("{{GIT_URL_2}}", GIT_2)
-        .replace("{{GIT_MISSING_URL}}", "http://127.0.0.1:8080/missing")
-        .replace("{{S3_TARGET}}", TARGET)
-        .replace("{{S3_TARGET_2}}", TARGET_2)
-        .replace("{{S3_ENDPOINT}}", "http://127.0.0.1:5000");
-    serde_json::from_str(&text).expect("sample event is JSON")
+/// A mirror that fails the mappings whose source is in `failing` and records every call.
+#[derive(Default)]
+struct FakeMirror {
+    failing: Vec<&'static str>,
+    calls: Mutex<Vec<(Vec<Mapping>, MirrorOptions)>>,
 }
 
-fn mapping(source: &str, target: &str) -> Mapping {
-    Mapping {
-        source: source.to_owned(),
-        target: target.to_owned(),
-    }
-}
-
-fn only_mapping() -> Vec<Mapping> {
-    vec![mapping(GIT, TARGET)]
-}
-
-fn request(mappings: Vec<Mapping>) -> Request {
-    Request {
-        mappings,
-        options: RequestOptions::default(),
-    }
-}
-
-fn error_text(event: Value) -> String {
-    parse_event(event)
-        .expect_err("event should be rejected")
-        .to_string()
-}
-
-fn sqs_event(bodies: &[(&str, &str)]) -> Value {
-    let records: Vec<Value> = bodies
-            .iter()
-            .map(|(id, body)| serde_json::json!({"messageId": id, "body": body, "eventSource": "aws:sqs"}))
-            .collect();
-    serde_json::json!({ "Records": records })
-}
-
-fn sns_event(message: &str) -> Value {
-    let mut event = sample(include_str!("../../events/sns.json"));
-    event["Records"][0]["Sns"]["Message"] = Value::String(message.to_owned());
-    event
-}
-
-#[test]
-fn manual_event_parses_with_options() {
-    let parsed = parse_event(sample(include_str!("../../events/manual.json"))).unwrap();
-    let expected = Request {
-        mappings: only_mapping(),
-        options: RequestOptions {
-            memory_budget_mib: Some(128),
-            concurrency: Some(2),
-            endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
-            force_path_style: Some(true),
-            storage_class: None,
-        },
-    };
-    assert_eq!(
-        parsed,
-        ParsedEvent::Requests {
-            kind: EventKind::Direct,
-            requests: vec![expected]
+impl FakeMirror {
+    fn failing(sources: &[&'static str]) -> FakeMirror {
+        FakeMirror {
+            failing: sources.to_vec(),
+            ..FakeMirror::default()
         }
-    );
-}
-
-#[test]
-fn schedule_with_input_parses_as_a_direct_request() {
-    let ParsedEvent::Requests { kind, requests } = parse_event(sample(include_str!(
-        "../../events/schedule-with-input.json"
-    )))
-    .unwrap() else {
-        panic!("expected requests");
-    };
-    assert_eq!(kind, EventKind::Direct);
-    assert_eq!(requests.len(), 1);
-    assert_eq!(
-        requests[0].mappings,
-        vec![mapping(GIT, TARGET), mapping(GIT_2, TARGET_2)]
-    );
-    assert_eq!(
-        requests[0].options.storage_class.as_deref(),
-        Some("STANDARD")
-    );
-}
-
-#[test]
-fn schedule_without_input_asks_for_the_configuration() {
-    let parsed = parse_event(sample(include_str!(
-        "../../events/schedule-without-input.json"
-    )))
-    .unwrap();
-    assert_eq!(parsed, ParsedEvent::Scheduled);
-}
-
-#[test]
-fn sns_event_parses_the_message() {
-    let parsed = parse_event(sample(include_str!("../../events/sns.json"))).unwrap();
-    assert_eq!(
-        parsed,
-        ParsedEvent::Requests {
-            kind: EventKind::Sns,
-            requests: vec![request(only_mapping())]
-        }
-    );
-}
-
-#[test]
-fn sqs_event_parses_each_body() {
-    let parsed = parse_event(sample(include_str!("../../events/sqs.json"))).unwrap();
-    assert_eq!(
-        parsed,
-        ParsedEvent::Sqs(vec![
-            SqsItem {
-                message_id: "059f36b4-87a3-44ab-83d2-661975830a7d".to_owned(),
-                request: Ok(request(only_mapping())),
-            },
-            SqsItem {
-                message_id: "2e1424d4-f796-459a-8184-9c92662be6da".to_owned(),
-                request: Ok(request(vec![mapping(GIT_2, TARGET_2)])),
-            },
-        ])
-    );
-}
-
-#[test]
-fn sns_envelope_in_sqs_body_is_unwrapped() {
-    let parsed = parse_event(sample(include_str!("../../events/sns-in-sqs.json"))).unwrap();
-    assert_eq!(
-        parsed,
-        ParsedEvent::Sqs(vec![SqsItem {
-            message_id: "c80e8021-a70a-42c7-a470-796e1186f753".to_owned(),
-            request: Ok(request(only_mapping())),
-        }])
-    );
-}
-
-#[test]
-fn sqs_partial_failure_sample_fails_only_the_bad_body() {
-    let ParsedEvent::Sqs(items) = parse_event(sample(include_str!(
-        "../../events/sqs-partial-failure.json"
-    )))
-    .unwrap() else {
-        panic!("expected an SQS batch");
-    };
-    assert_eq!(items.len(), 3);
-    assert!(items[0].request.is_ok());
-    assert!(
-        items[1].request.is_ok(),
-        "a missing repository is a mirror failure, not a parse error"
-    );
-    let error = items[2].request.as_ref().unwrap_err().to_string();
-    assert!(
-        error.starts_with("Records[2] (messageId \"d3c1a7a4"),
-        "{error}"
-    );
-    assert!(error.contains(".body: not valid JSON"), "{error}");
-}
-
-#[test]
-fn malformed_sample_names_the_unknown_field_and_the_mapping() {
-    let error = error_text(sample(include_str!("../../events/malformed.json")));
-    assert_eq!(
-        error,
-        "event.mappings[1]: unknown field `destination`; expected only source, target"
-    );
-}
-
-#[test]
-fn configuration_sample_and_both_forms_parse() {
-    let text = include_str!("../../events/mappings-config.json")
-        .replace("{{GIT_URL}}", GIT)
-        .replace("{{S3_TARGET}}", TARGET);
-    assert_eq!(
-        parse_configuration(&text, MAPPINGS_ENV).unwrap(),
-        request(only_mapping())
-    );
-    let object = format!(
-        r#"{{"mappings": [{{"source": "{GIT}", "target": "{TARGET}"}}], "concurrency": 8}}"#
-    );
-    let parsed = parse_configuration(&object, MAPPINGS_ENV).unwrap();
-    assert_eq!(parsed.options.concurrency, Some(8));
-    assert_eq!(
-        parse_configuration("[{\"source\": 1}]", MAPPINGS_ENV)
-            .unwrap_err()
-            .to_string(),
-        "MIRROR_MAPPINGS.mappings[0].source: invalid type: integer `1`, expected a string"
-    );
-    assert!(matches!(
-        parse_configuration("{not json", MAPPINGS_ENV),
-        Err(EventError::NotJson { path, .. }) if path == MAPPINGS_ENV
-    ));
-}
-
-#[test]
-fn missing_fields_are_named() {
-    let event = serde_json::json!({"mappings": [{"source": GIT}]});
-    assert_eq!(
-        error_text(event),
-        "event.mappings[0]: missing field `target`"
-    );
-    let event = serde_json::json!({"mappings": [{"target": TARGET}]});
-    assert_eq!(
-        error_text(event),
-        "event.mappings[0]: missing field `source`"
-    );
-    let event = serde_json::json!({"mappings": [{"source": null, "target": TARGET}]});
-    assert_eq!(
-        error_text(event),
-        "event.mappings[0]: missing field `source`"
-    );
-}
-
-#[test]
-fn wrong_types_are_named() {
-    let cases = [
-        (
-            serde_json::json!({"mappings": {"source": GIT, "target": TARGET}}),
-            "event.mappings: expected an array of {\"source\", \"target\"} objects, got an object",
-        ),
-        (
-            serde_json::json!({"mappings": [[GIT, TARGET]]}),
-            "event.mappings[0]: expected a {\"source\", \"target\"} object, got an array",
-        ),
-        (
-            serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "memory_budget_mib": "512"}),
-            "event.memory_budget_mib: invalid type: string \"512\", expected u64",
-        ),
-        (
-            serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "concurrency": -1}),
-            "event.concurrency: invalid value: integer `-1`, expected usize",
-        ),
-        (
-            serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "force_path_style": "yes"}),
-            "event.force_path_style: invalid type: string \"yes\", expected a boolean",
-        ),
-        (
-            serde_json::json!({"mappings": [{"source": GIT, "target": 3}]}),
-            "event.mappings[0].target: invalid type: integer `3`, expected a string",
-        ),
-    ];
-    for (event, expected) in cases {
-        assert_eq!(error_text(event), expected);
     }
-}
 
-#[test]
-fn unknown_fields_are_named() {
-    let event = serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "memory": 5, "dry_run": true});
-    assert_eq!(
-            error_text(event),
-            "event: unknown fields `dry_run`, `memory`; expected only mappings, memory_budget_mib, concurrency, \
-             endpoint_url, force_path_style, storage_class"
-        );
-}
-
-#[test]
-fn out_of_range_values_are_rejected() {
-    let cases = [
-            (serde_json::json!({"mappings": []}), "event.mappings: is empty: nothing to mirror"),
-            (
-                serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "concurrency": 0}),
-                "event.concurrency: must be at least 1",
-            ),
-            (
-                serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "memory_budget_mib": 0}),
-                "event.memory_budget_mib: must be at least 1",
-            ),
-            (
-                serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "storage_class": ""}),
-                "event.storage_class: is empty",
-            ),
-            (
-                serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "endpoint_url": "localhost:5000"}),
-                "event.endpoint_url: \"localhost:5000\": expected an http:// or https:// URL, got scheme \"localhost\"",
-            ),
-            (
-                serde_json::json!({"mappings": [{"source": "git@github.com:o/r.git", "target": TARGET}]}),
-                "event.mappings[0].source: \"git@github.com:o/r.git\" is not a URL: relative URL without a base",
-            ),
-            (
-                serde_json::json!({"mappings": [{"source": GIT, "target": "/tmp/mirror"}]}),
-                "event.mappings[0].target: \"/tmp/mirror\" is not an s3://bucket/prefix URL (the Lambda function \
-                 has no disk for a local target)",
-            ),
-            (
-                serde_json::json!({"mappings": [{"source": GIT, "target": "s3:///prefix"}]}),
-                "event.mappings[0].target: \"s3:///prefix\" is not an s3://bucket/prefix URL (the Lambda function \
-                 has no disk for a local target)",
-            ),
-        ];
-    for (event, expected) in cases {
-        assert_eq!(error_text(event), expected);
+    /// The mappings and options of every call so far, in call order.
+    fn calls(&self) -> Vec<(Vec<Mapping>, MirrorOptions)> {
+        self.calls.lock().unwrap().clone()
     }
-}
 
-#[test]
-fn unrecognised_payloads_say_what_was_seen() {
-    assert_eq!(
-        error_text(serde_json::json!([1, 2])),
-        "unrecognised event: expected a JSON object, got an array"
-    );
-    assert_eq!(
-            error_text(serde_json::json!({"Source": "x", "repos": []})),
-            "unrecognised event: expected a request {\"mappings\": [...]}, an EventBridge Scheduled Event, or \
-             SNS/SQS \"Records\"; got an object with fields `Source`, `repos`"
-        );
-    assert_eq!(
-            error_text(serde_json::json!({})),
-            "unrecognised event: expected a request {\"mappings\": [...]}, an EventBridge Scheduled Event, or \
-             SNS/SQS \"Records\"; got an object with no fields"
-        );
-}
-
-#[test]
-fn eventbridge_events_other_than_schedules_are_rejected() {
-    let mut event = sample(include_str!("../../events/schedule-without-input.json"));
-    event["detail-type"] = Value::String("EC2 Instance State-change Notification".to_owned());
-    event["source"] = Value::String("aws.ec2".to_owned());
-    let error = error_text(event);
-    assert!(
-            error.starts_with(
-                "unrecognised event: EventBridge event with detail-type \"EC2 Instance State-change Notification\" \
-                 from source \"aws.ec2\""
-            ),
-            "{error}"
-        );
-    let mut event = sample(include_str!("../../events/schedule-without-input.json"));
-    event["source"] = Value::Bool(true);
-    assert_eq!(
-        error_text(event),
-        "EventBridge event: invalid type: boolean `true`, expected a string"
-    );
-}
-
-#[test]
-fn records_problems_are_named() {
-    assert_eq!(
-        error_text(serde_json::json!({"Records": []})),
-        "Records: is empty"
-    );
-    assert_eq!(
-        error_text(serde_json::json!({"Records": {}})),
-        "Records: expected an array of records, got an object"
-    );
-    assert_eq!(
-        error_text(serde_json::json!({"Records": [{"eventSource": "aws:s3"}]})),
-        "unrecognised event: records from \"aws:s3\": only aws:sqs and aws:sns records are handled"
-    );
-    assert_eq!(
-        error_text(serde_json::json!({"Records": [{"body": "{}"}]})),
-        "Records[0]: has no eventSource/EventSource: cannot tell an SQS batch from an SNS event"
-    );
-    let mut mixed = sample(include_str!("../../events/sqs.json"));
-    mixed["Records"][1]["eventSource"] = Value::String("aws:sns".to_owned());
-    assert_eq!(
-        error_text(mixed),
-        "Records[1]: event source \"aws:sns\" differs from the first record's \"aws:sqs\""
-    );
-}
-
-#[test]
-fn sqs_body_that_is_not_json_fails_only_its_message() {
-    let good = format!(r#"{{"mappings":[{{"source":"{GIT}","target":"{TARGET}"}}]}}"#);
-    let ParsedEvent::Sqs(items) =
-        parse_event(sqs_event(&[("good", &good), ("bad", "{\"mappings\": [")])).unwrap()
-    else {
-        panic!("expected an SQS batch");
-    };
-    assert_eq!(items[0].request, Ok(request(only_mapping())));
-    assert_eq!(items[1].message_id, "bad");
-    assert_eq!(
-            items[1].request.as_ref().unwrap_err().to_string(),
-            "Records[1] (messageId \"bad\").body: not valid JSON: EOF while parsing a list at line 1 column 14"
-        );
-}
-
-#[test]
-fn sqs_batch_with_one_bad_message_keeps_the_others() {
-    let good = format!(r#"{{"mappings":[{{"source":"{GIT}","target":"{TARGET}"}}]}}"#);
-    let unknown =
-        format!(r#"{{"mappings":[{{"source":"{GIT}","target":"{TARGET}"}}],"priority":1}}"#);
-    let event = sqs_event(&[("a", &good), ("b", &unknown), ("c", &good)]);
-    let ParsedEvent::Sqs(items) = parse_event(event).unwrap() else {
-        panic!("expected an SQS batch");
-    };
-    let outcome: Vec<(&str, bool)> = items
-        .iter()
-        .map(|item| (item.message_id.as_str(), item.request.is_ok()))
-        .collect();
-    assert_eq!(outcome, vec![("a", true), ("b", false), ("c", true)]);
-    assert_eq!(
-            items[1].request.as_ref().unwrap_err().to_string(),
-            "Records[1] (messageId \"b\").body: unknown field `priority`; expected only mappings, memory_budget_mib, \
-             concurrency, endpoint_url, force_path_style, storage_class"
-        );
-}
-
-#[test]
-fn sqs_record_of_the_wrong_shape_fails_only_its_message() {
-    let good = format!(r#"{{"mappings":[{{"source":"{GIT}","target":"{TARGET}"}}]}}"#);
-    let mut event = sqs_event(&[("a", &good), ("b", &good)]);
-    event["Records"][1]["body"] = serde_json::json!({"mappings": []});
-    let ParsedEvent::Sqs(items) = parse_event(event).unwrap() else {
-        panic!("expected an SQS batch");
-    };
-    assert!(items[0].request.is_ok());
-    assert_eq!(items[1].message_id, "b");
-    assert_eq!(
-        items[1].request.as_ref().unwrap_err().to_string(),
-        "Records[1]: invalid type: map, expected a string"
-    );
-}
-
-#[test]
-fn sqs_record_without_message_id_fails_the_whole_batch() {
-    let good = format!(r#"{{"mappings":[{{"source":"{GIT}","target":"{TARGET}"}}]}}"#);
-    let mut event = sqs_event(&[("a", &good), ("b", "not json")]);
-    event["Records"][1]
-        .as_object_mut()
-        .unwrap()
-        .remove("messageId");
-    assert_eq!(
-            error_text(event),
-            "Records[1]: has no messageId, so its failure cannot be reported on its own: failing the whole batch \
-             (nothing was mirrored)"
-        );
-    let mut event = sqs_event(&[("a", &good)]);
-    event["Records"][0]["messageId"] = Value::Null;
-    event["Records"][0]["body"] = Value::Bool(false);
-    assert!(error_text(event).starts_with("Records[0]: has no messageId"));
-}
-
-#[test]
-fn sqs_body_with_a_broken_sns_envelope_fails_its_message() {
-    let event = sqs_event(&[("x", r#"{"Type": "Notification", "Message": "{}"}"#)]);
-    let ParsedEvent::Sqs(items) = parse_event(event).unwrap() else {
-        panic!("expected an SQS batch");
-    };
-    assert_eq!(
-        items[0].request.as_ref().unwrap_err().to_string(),
-        "Records[0] (messageId \"x\").body (SNS envelope): missing field `MessageId`"
-    );
-    let mut envelope: Value = serde_json::from_str(
-        sample(include_str!("../../events/sns-in-sqs.json"))["Records"][0]["body"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
-    envelope["Type"] = Value::String("SubscriptionConfirmation".to_owned());
-    let event = sqs_event(&[("y", &envelope.to_string())]);
-    let ParsedEvent::Sqs(items) = parse_event(event).unwrap() else {
-        panic!("expected an SQS batch");
-    };
-    assert_eq!(
-            items[0].request.as_ref().unwrap_err().to_string(),
-            "Records[0] (messageId \"y\").body (SNS envelope).Type: SNS \"SubscriptionConfirmation\" messages carry \
-             no request; only Notification messages do"
-        );
-    envelope["Type"] = Value::String("Notification".to_owned());
-    envelope["Message"] = Value::String("[]".to_owned());
-    let event = sqs_event(&[("z", &envelope.to_string())]);
-    let ParsedEvent::Sqs(items) = parse_event(event).unwrap() else {
-        panic!("expected an SQS batch");
-    };
-    assert_eq!(
-            items[0].request.as_ref().unwrap_err().to_string(),
-            "Records[0] (messageId \"z\").body.Message: expected a request object {\"mappings\": [...]}, got an array"
-        );
-}
-
-#[test]
-fn sns_message_that_is_not_json_fails_the_event() {
-    assert_eq!(
-        error_text(sns_event("mirror everything")),
-        "Records[0].Sns.Message: not valid JSON: expected value at line 1 column 1"
-    );
-}
-
-#[test]
-fn sns_problems_fail_the_whole_event() {
-    let good = format!(r#"{{"mappings":[{{"source":"{GIT}","target":"{TARGET}"}}]}}"#);
-    let mut event = sns_event(&good);
-    let second = event["Records"][0].clone();
-    event["Records"].as_array_mut().unwrap().push(second);
-    event["Records"][1]["Sns"]["Message"] =
-        Value::String(r#"{"mappings":[{"source":"x"}]}"#.to_owned());
-    assert_eq!(
-        error_text(event),
-        "Records[1].Sns.Message.mappings[0]: missing field `target`"
-    );
-    let mut event = sns_event(&good);
-    event["Records"][0]["Sns"]
-        .as_object_mut()
-        .unwrap()
-        .remove("Timestamp");
-    assert_eq!(error_text(event), "Records[0]: missing field `Timestamp`");
-}
-
-#[test]
-fn hostile_input_gives_bounded_errors_without_panicking() {
-    let long_key = "k".repeat(100_000);
-    let mut object = Map::new();
-    for index in 0..50 {
-        object.insert(format!("{long_key}{index}"), Value::Null);
-    }
-    object.insert(
-        "mappings".to_owned(),
-        serde_json::json!([{"source": GIT, "target": TARGET}]),
-    );
-    let error = error_text(Value::Object(object));
-    assert!(error.len() < 2 * MAX_QUOTED_CHARS, "{} bytes", error.len());
-    let long_value = format!(
-        r#"{{"mappings":[{{"source":"{}","target":"{TARGET}"}}]}}"#,
-        "x".repeat(1 << 20)
-    );
-    let error = parse_request_text(&long_value, "body")
-        .unwrap_err()
-        .to_string();
-    assert!(error.len() < 2 * MAX_QUOTED_CHARS, "{} bytes", error.len());
-    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
-    let error = parse_request_text(&deep, "body").unwrap_err().to_string();
-    assert!(error.contains("recursion limit exceeded"), "{error}");
-    let multibyte = "é".repeat(1000);
-    assert!(bounded(multibyte).ends_with('…'));
-}
-
-#[test]
-fn remaining_time_treats_past_and_absurd_deadlines_as_unknown() {
-    let now_ms = 1_763_916_786_000;
-    assert_eq!(
-        remaining_time(now_ms + 5_000, now_ms),
-        Some(Duration::from_secs(5))
-    );
-    assert_eq!(
-        remaining_time(now_ms + 900_000, now_ms),
-        Some(MAX_INVOCATION)
-    );
-    assert_eq!(
-        remaining_time(600_000, now_ms),
-        None,
-        "the emulator's relative deadline"
-    );
-    assert_eq!(remaining_time(now_ms - 1, now_ms), None);
-    assert_eq!(remaining_time(now_ms + 900_001, now_ms), None);
-    assert_eq!(remaining_time(u64::MAX, now_ms), None);
-    assert_eq!(remaining_time(0, now_ms), None);
-}
-
-#[test]
-fn safety_margin_is_a_tenth_within_bounds() {
-    assert_eq!(
-        safety_margin(Duration::from_secs(3)),
-        Duration::from_secs(1)
-    );
-    assert_eq!(
-        safety_margin(Duration::from_secs(60)),
-        Duration::from_secs(6)
-    );
-    assert_eq!(
-        safety_margin(Duration::from_secs(900)),
-        Duration::from_secs(10)
-    );
-    assert_eq!(safety_margin(Duration::ZERO), Duration::from_secs(1));
-}
-
-#[test]
-fn mirror_deadline_comes_from_epoch_milliseconds() {
-    let now = UNIX_EPOCH + Duration::from_millis(1_763_916_786_000);
-    let instant = Instant::now();
-    let deadline = mirror_deadline(1_763_916_786_000 + 60_000, now, instant).unwrap();
-    assert_eq!(deadline - instant, Duration::from_secs(54));
-    assert_eq!(
-        mirror_deadline(1_763_916_786_000 + 500, now, instant),
-        Some(instant)
-    );
-    assert_eq!(mirror_deadline(600_000, now, instant), None);
-}
-
-fn limits(memory: Option<u64>) -> Limits {
-    Limits {
-        function_memory_mib: memory,
-        deadline: None,
-    }
-}
-
-#[test]
-fn memory_budget_defaults_to_sixty_percent_of_the_function() {
-    let resolved = resolve_options(&RequestOptions::default(), &limits(Some(1024))).unwrap();
-    assert_eq!(resolved.memory_budget, 614 << 20);
-    let resolved = resolve_options(&RequestOptions::default(), &limits(None)).unwrap();
-    assert_eq!(
-        resolved.memory_budget,
-        MirrorOptions::default().memory_budget
-    );
-    let asked = RequestOptions {
-        memory_budget_mib: Some(900),
-        ..RequestOptions::default()
-    };
-    assert_eq!(
-        resolve_options(&asked, &limits(Some(1024)))
-            .unwrap()
-            .memory_budget,
-        900 << 20
-    );
-    assert_eq!(
-        resolve_options(&asked, &limits(Some(900)))
-            .unwrap_err()
-            .to_string(),
-        "memory_budget_mib: 900 MiB does not fit in the function's 900 MiB of memory"
-    );
-}
-
-#[test]
-fn request_options_reach_the_mirror_options() {
-    let options = RequestOptions {
-        memory_budget_mib: None,
-        concurrency: Some(7),
-        endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
-        force_path_style: Some(true),
-        storage_class: Some("STANDARD_IA".to_owned()),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let resolved = resolve_options(
-        &options,
-        &Limits {
-            function_memory_mib: None,
-            deadline: Some(deadline),
-        },
-    )
-    .unwrap();
-    assert_eq!(resolved.concurrency, 7);
-    assert_eq!(
-        resolved.s3.endpoint_url.as_deref(),
-        Some("http://127.0.0.1:5000")
-    );
-    assert!(resolved.s3.force_path_style);
-    assert_eq!(resolved.s3.storage_class.as_deref(), Some("STANDARD_IA"));
-    assert_eq!(resolved.deadline, Some(deadline));
-}
-
-fn report(mapping: &Mapping, error: Option<&str>) -> RepoReport {
-    RepoReport {
-        source: mapping.source.clone(),
-        target: mapping.target.clone(),
-        path: MirrorPath::Full,
-        refs: 1,
-        objects: 3,
-        pack_bytes: 100,
-        store_requests: 8,
-        packs_deleted: 0,
-        duration_ms: 5,
-        error: error.map(str::to_owned),
-    }
-}
-
-#[test]
-fn plan_groups_by_options_and_merges_duplicate_mappings() {
-    let fast = RequestOptions {
-        concurrency: Some(8),
-        ..RequestOptions::default()
-    };
-    let requests = [
-        request(vec![mapping(GIT, TARGET), mapping(GIT_2, TARGET_2)]),
-        Request {
-            mappings: vec![mapping(GIT, TARGET)],
-            options: fast.clone(),
-        },
-        request(vec![mapping(GIT_2, TARGET_2), mapping(GIT, TARGET)]),
-    ];
-    let plan = Plan::new(&requests);
-    assert_eq!(plan.groups.len(), 2);
-    assert_eq!(
-        plan.groups[0].mappings,
-        vec![mapping(GIT, TARGET), mapping(GIT_2, TARGET_2)]
-    );
-    assert_eq!(plan.groups[1].options, fast);
-    assert_eq!(
-        plan.slots,
-        vec![(0, vec![0, 1]), (1, vec![0]), (0, vec![1, 0])]
-    );
-    let outcomes = vec![
-        Some(vec![
-            report(&plan.groups[0].mappings[0], None),
-            report(&plan.groups[0].mappings[1], Some("boom")),
-        ]),
-        None,
-    ];
-    let errors = |index| -> Vec<Option<String>> {
-        plan.reports_of(index, &outcomes)
+    /// The mappings of every call so far.
+    fn mirrored(&self) -> Vec<Vec<Mapping>> {
+        self.calls()
             .into_iter()
-            .map(|report| report.error)
+            .map(|(mappings, _)| mappings)
             .collect()
-    };
-    assert_eq!(errors(0), vec![None, Some("boom".to_owned())]);
-    assert_eq!(errors(2), vec![Some("boom".to_owned()), None]);
-    assert_eq!(
-        errors(1),
-        Vec::<Option<String>>::new(),
-        "its group did not run"
-    );
+    }
+
+    /// The options of the only call so far.
+    fn only_options(&self) -> MirrorOptions {
+        let calls = self.calls();
+        assert_eq!(calls.len(), 1, "expected one mirror call");
+        calls[0].1.clone()
+    }
 }
 
-#[test]
-fn s3_uris_split_into_bucket_and_key() {
-    assert_eq!(
-        parse_s3_uri("s3://bucket/config/mappings.json"),
-        Some(("bucket", "config/mappings.json"))
-    );
-    assert_eq!(parse_s3_uri("s3://bucket/"), None);
-    assert_eq!(parse_s3_uri("s3://bucket"), None);
-    assert_eq!(parse_s3_uri("https://bucket/key"), None);
+impl Mirror for FakeMirror {
+    fn mirror(
+        &self,
+        mappings: &[Mapping],
+        options: &MirrorOptions,
+    ) -> impl Future<Output = Vec<RepoReport>> + Send {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((mappings.to_vec(), options.clone()));
+        let reports = mappings
+            .iter()
+            .map(|mapping| {
+                let failed = self.failing.contains(&mapping.source.as_str());
+                report(mapping, failed.then_some("fake failure"))
+            })
+            .collect();
+        std::future::ready(reports)
+    }
 }
 
 fn event(payload: Value) -> LambdaEvent<Value> {
     LambdaEvent::new(payload, lambda_runtime::Context::default())
 }
 
+/// Invokes the handler on `payload` with no function configuration and an unknown deadline and memory size.
+async fn invoke(payload: Value, mirror: &impl Mirror) -> Result<Value, HandlerError> {
+    handle_with(event(payload), &FunctionConfig::default(), mirror).await
+}
+
+/// An invocation context: `memory_mib` of function memory (0: unknown) and a deadline in epoch milliseconds.
+fn context(memory_mib: i32, deadline_ms: u64) -> Context {
+    let mut context = Context::default();
+    context.deadline = deadline_ms;
+    context.env_config = std::sync::Arc::new(lambda_runtime::Config {
+        memory: memory_mib,
+        ..lambda_runtime::Config::default()
+    });
+    context
+}
+
+/// The current time in epoch milliseconds.
+fn now_ms() -> u64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    u64::try_from(since.as_millis()).unwrap()
+}
+
+/// A request body `{"mappings": [...]}` for `(source, target)` pairs, with `options` merged in.
+fn body(mappings: &[(&str, &str)], options: Value) -> String {
+    let mappings: Vec<Value> = mappings
+        .iter()
+        .map(|(source, target)| serde_json::json!({"source": source, "target": target}))
+        .collect();
+    let mut request = serde_json::json!({ "mappings": mappings });
+    if let (Some(request), Value::Object(options)) = (request.as_object_mut(), options) {
+        request.extend(options);
+    }
+    request.to_string()
+}
+
+/// The message ids of an SQS batch response's `batchItemFailures`.
+fn failed_ids(response: &Value) -> Vec<&str> {
+    response["batchItemFailures"]
+        .as_array()
+        .expect("an SqsBatchResponse")
+        .iter()
+        .map(|failure| {
+            failure["itemIdentifier"]
+                .as_str()
+                .expect("an item identifier")
+        })
+        .collect()
+}
+
+/// `(source, error)` of every report in a summary `{"mappings": [...]}`.
+fn summary_errors(summary: &Value) -> Vec<(String, Option<String>)> {
+    summary["mappings"]
+        .as_array()
+        .expect("a summary")
+        .iter()
+        .map(|report| {
+            (
+                report["source"].as_str().unwrap_or_default().to_owned(),
+                report["error"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// The summary a [`HandlerError::MirrorFailed`] carries.
+fn failed_summary(error: HandlerError) -> Value {
+    assert_eq!(error.error_type(), "MirrorFailed", "{error:?}");
+    let HandlerError::MirrorFailed { summary } = error else {
+        unreachable!("checked by error_type");
+    };
+    serde_json::from_str(&summary).expect("the summary is JSON")
+}
+
 #[tokio::test]
 async fn malformed_events_fail_the_invocation_as_invalid_events() {
     let error = handle_with(
-        event(sample(include_str!("../../events/malformed.json"))),
-        &Environment::default(),
+        event(sample("malformed.json")),
+        &FunctionConfig::default(),
+        &FakeMirror::default(),
     )
     .await
     .unwrap_err();
@@ -748,10 +168,14 @@ async fn malformed_events_fail_the_invocation_as_invalid_events() {
 
 #[tokio::test]
 async fn schedule_without_configuration_is_a_configuration_error() {
-    let schedule = sample(include_str!("../../events/schedule-without-input.json"));
-    let error = handle_with(event(schedule.clone()), &Environment::default())
-        .await
-        .unwrap_err();
+    let schedule = sample("schedule-without-input.json");
+    let error = handle_with(
+        event(schedule.clone()),
+        &FunctionConfig::default(),
+        &FakeMirror::default(),
+    )
+    .await
+    .unwrap_err();
     let diagnostic = Diagnostic::from(error);
     assert_eq!(diagnostic.error_type, "InvalidConfiguration");
     assert!(
@@ -759,33 +183,35 @@ async fn schedule_without_configuration_is_a_configuration_error() {
         "{}",
         diagnostic.error_message
     );
-    let both = Environment {
+    let both = FunctionConfig {
         mappings: Some("[]".to_owned()),
         mappings_s3_uri: Some("s3://bucket/key".to_owned()),
     };
-    let error = handle_with(event(schedule.clone()), &both)
+    let error = handle_with(event(schedule.clone()), &both, &FakeMirror::default())
         .await
         .unwrap_err();
     assert_eq!(
             error.to_string(),
             "mapping configuration: both MIRROR_MAPPINGS and MIRROR_MAPPINGS_S3_URI are set; set only one"
         );
-    let broken = Environment {
+    let broken = FunctionConfig {
         mappings: Some(r#"{"mappings": [{"source": "x"}]}"#.to_owned()),
         mappings_s3_uri: None,
     };
-    let error = handle_with(event(schedule.clone()), &broken)
+    let error = handle_with(event(schedule.clone()), &broken, &FakeMirror::default())
         .await
         .unwrap_err();
     assert_eq!(
         error.to_string(),
         "MIRROR_MAPPINGS.mappings[0]: missing field `target`"
     );
-    let bad_uri = Environment {
+    let bad_uri = FunctionConfig {
         mappings: None,
         mappings_s3_uri: Some("s3://bucket-only".to_owned()),
     };
-    let error = handle_with(event(schedule), &bad_uri).await.unwrap_err();
+    let error = handle_with(event(schedule), &bad_uri, &FakeMirror::default())
+        .await
+        .unwrap_err();
     assert_eq!(
             error.to_string(),
             "mapping configuration: MIRROR_MAPPINGS_S3_URI \"s3://bucket-only\": expected s3://bucket/key"
@@ -800,9 +226,13 @@ async fn a_budget_that_does_not_fit_fails_before_anything_runs() {
         ..lambda_runtime::Config::default()
     });
     let payload = serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "memory_budget_mib": 512});
-    let error = handle_with(LambdaEvent::new(payload, context), &Environment::default())
-        .await
-        .unwrap_err();
+    let error = handle_with(
+        LambdaEvent::new(payload, context),
+        &FunctionConfig::default(),
+        &FakeMirror::default(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         error.to_string(),
         "memory_budget_mib: 512 MiB does not fit in the function's 128 MiB of memory"
@@ -811,8 +241,7 @@ async fn a_budget_that_does_not_fit_fails_before_anything_runs() {
 
 #[tokio::test]
 async fn sqs_messages_that_cannot_run_are_reported_without_mirroring() {
-    // Neither message reaches the mirror (one is not JSON, the other asks for more memory than the function
-    // has), so this runs without any server; the integration tests cover failed mirrors.
+    // Neither message reaches the mirror: one is not JSON, the other asks for more memory than the function has.
     let too_big = format!(
         r#"{{"mappings":[{{"source":"{GIT}","target":"{TARGET}"}}],"memory_budget_mib":512}}"#
     );
@@ -822,9 +251,15 @@ async fn sqs_messages_that_cannot_run_are_reported_without_mirroring() {
         memory: 256,
         ..lambda_runtime::Config::default()
     });
-    let response = handle_with(LambdaEvent::new(payload, context), &Environment::default())
-        .await
-        .unwrap();
+    let mirror = FakeMirror::default();
+    let response = handle_with(
+        LambdaEvent::new(payload, context),
+        &FunctionConfig::default(),
+        &mirror,
+    )
+    .await
+    .unwrap();
+    assert!(mirror.calls().is_empty());
     assert_eq!(
         response,
         serde_json::json!({"batchItemFailures": [
@@ -832,4 +267,346 @@ async fn sqs_messages_that_cannot_run_are_reported_without_mirroring() {
             {"itemIdentifier": "too-big"}
         ]})
     );
+}
+
+#[tokio::test]
+async fn sqs_batch_lists_exactly_the_messages_that_failed() {
+    let mirror = FakeMirror::failing(&[GIT_2]);
+    let payload = sqs_event(&[
+        ("m1", &body(&[(GIT, TARGET)], Value::Null)),
+        ("m2", &body(&[(GIT_2, TARGET_2)], Value::Null)),
+        ("m3", "{\"mappings\": ["),
+        (
+            "m4",
+            &body(&[(GIT_3, TARGET_3), (GIT_2, TARGET_2)], Value::Null),
+        ),
+        ("m5", &body(&[(GIT_3, TARGET_3)], Value::Null)),
+    ]);
+    let response = invoke(payload, &mirror).await.unwrap();
+    assert_eq!(
+        failed_ids(&response),
+        ["m2", "m3", "m4"],
+        "a failed mapping fails its message (m2, and m4 through its second mapping); a malformed body fails \
+         only its own (m3)"
+    );
+    assert_eq!(
+        mirror.mirrored(),
+        [vec![
+            mapping(GIT, TARGET),
+            mapping(GIT_2, TARGET_2),
+            mapping(GIT_3, TARGET_3)
+        ]],
+        "one call for the batch's valid messages, each mapping once"
+    );
+}
+
+#[tokio::test]
+async fn sqs_batch_without_failures_answers_an_empty_list() {
+    let mirror = FakeMirror::failing(&[GIT_3]);
+    let payload = sqs_event(&[
+        ("m1", &body(&[(GIT, TARGET)], Value::Null)),
+        ("m2", &body(&[(GIT_2, TARGET_2)], Value::Null)),
+    ]);
+    let response = invoke(payload, &mirror).await.unwrap();
+    assert_eq!(response, serde_json::json!({"batchItemFailures": []}));
+}
+
+#[tokio::test]
+async fn sqs_record_without_message_id_fails_the_batch_before_anything_runs() {
+    let mirror = FakeMirror::default();
+    let mut payload = sqs_event(&[
+        ("m1", &body(&[(GIT, TARGET)], Value::Null)),
+        ("m2", &body(&[(GIT_2, TARGET_2)], Value::Null)),
+    ]);
+    payload["Records"][1]
+        .as_object_mut()
+        .unwrap()
+        .remove("messageId");
+    let error = invoke(payload, &mirror).await.unwrap_err();
+    assert_eq!(error.error_type(), "InvalidEvent");
+    assert!(
+        error
+            .to_string()
+            .starts_with("Records[1]: has no messageId"),
+        "{error}"
+    );
+    assert!(mirror.calls().is_empty(), "nothing may run");
+}
+
+#[tokio::test]
+async fn sqs_messages_with_different_options_run_apart_and_fail_apart() {
+    let mirror = FakeMirror::failing(&[GIT_2]);
+    let payload = sqs_event(&[
+        (
+            "slow",
+            &body(&[(GIT, TARGET)], serde_json::json!({"concurrency": 1})),
+        ),
+        (
+            "fast",
+            &body(&[(GIT_2, TARGET_2)], serde_json::json!({"concurrency": 8})),
+        ),
+    ]);
+    let response = invoke(payload, &mirror).await.unwrap();
+    assert_eq!(failed_ids(&response), ["fast"]);
+    let calls: Vec<(Vec<Mapping>, usize)> = mirror
+        .calls()
+        .into_iter()
+        .map(|(mappings, options)| (mappings, options.concurrency))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            (vec![mapping(GIT, TARGET)], 1),
+            (vec![mapping(GIT_2, TARGET_2)], 8)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn direct_invoke_with_a_failed_mapping_fails_with_the_summary_of_all() {
+    let mirror = FakeMirror::failing(&[GIT_2]);
+    let payload: Value = serde_json::from_str(&body(
+        &[(GIT, TARGET), (GIT_2, TARGET_2), (GIT_3, TARGET_3)],
+        Value::Null,
+    ))
+    .unwrap();
+    let error = invoke(payload, &mirror).await.unwrap_err();
+    assert_eq!(
+        summary_errors(&failed_summary(error)),
+        [
+            (GIT.to_owned(), None),
+            (GIT_2.to_owned(), Some("fake failure".to_owned())),
+            (GIT_3.to_owned(), None)
+        ]
+    );
+    assert_eq!(mirror.calls().len(), 1, "every mapping ran, in one call");
+}
+
+#[tokio::test]
+async fn direct_invoke_without_failures_answers_the_summary() {
+    let mirror = FakeMirror::failing(&[GIT_3]);
+    let response = invoke(sample("schedule-with-input.json"), &mirror)
+        .await
+        .unwrap();
+    assert_eq!(
+        summary_errors(&response),
+        [(GIT.to_owned(), None), (GIT_2.to_owned(), None)]
+    );
+}
+
+#[tokio::test]
+async fn schedule_without_input_runs_the_configured_request_all_or_nothing() {
+    let mirror = FakeMirror::failing(&[GIT]);
+    let config = FunctionConfig {
+        mappings: Some(body(&[(GIT, TARGET), (GIT_2, TARGET_2)], Value::Null)),
+        mappings_s3_uri: None,
+    };
+    let error = handle_with(
+        event(sample("schedule-without-input.json")),
+        &config,
+        &mirror,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        summary_errors(&failed_summary(error)),
+        [
+            (GIT.to_owned(), Some("fake failure".to_owned())),
+            (GIT_2.to_owned(), None)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn sns_records_run_all_or_nothing() {
+    let mut payload = sns_event(&body(&[(GIT, TARGET)], Value::Null));
+    let second = payload["Records"][0].clone();
+    payload["Records"].as_array_mut().unwrap().push(second);
+    payload["Records"][1]["Sns"]["Message"] =
+        Value::String(body(&[(GIT_2, TARGET_2)], Value::Null));
+
+    let mirror = FakeMirror::failing(&[GIT_2]);
+    let error = invoke(payload.clone(), &mirror).await.unwrap_err();
+    assert_eq!(
+        summary_errors(&failed_summary(error)),
+        [
+            (GIT.to_owned(), None),
+            (GIT_2.to_owned(), Some("fake failure".to_owned()))
+        ],
+        "one failed record fails the event, and the summary has every record's mappings"
+    );
+
+    payload["Records"][1]["Sns"]["Message"] = Value::String("{\"mappings\": []}".to_owned());
+    let mirror = FakeMirror::default();
+    let error = invoke(payload, &mirror).await.unwrap_err();
+    assert_eq!(error.error_type(), "InvalidEvent");
+    assert!(
+        mirror.calls().is_empty(),
+        "one malformed record: nothing runs"
+    );
+}
+
+#[tokio::test]
+async fn duplicate_mappings_are_mirrored_once_and_reported_where_asked() {
+    let mut payload = sns_event(&body(&[(GIT, TARGET), (GIT_2, TARGET_2)], Value::Null));
+    let second = payload["Records"][0].clone();
+    payload["Records"].as_array_mut().unwrap().push(second);
+    payload["Records"][1]["Sns"]["Message"] = Value::String(body(
+        &[(GIT_2, TARGET_2), (GIT, TARGET), (GIT, TARGET)],
+        Value::Null,
+    ));
+    let mirror = FakeMirror::default();
+    let response = invoke(payload, &mirror).await.unwrap();
+    assert_eq!(
+        mirror.mirrored(),
+        [vec![mapping(GIT, TARGET), mapping(GIT_2, TARGET_2)]]
+    );
+    let sources: Vec<String> = summary_errors(&response)
+        .into_iter()
+        .map(|(source, _)| source)
+        .collect();
+    assert_eq!(sources, [GIT, GIT_2, GIT_2, GIT, GIT]);
+}
+
+#[tokio::test]
+async fn a_mirror_that_breaks_its_contract_is_an_internal_error() {
+    struct Silent;
+    impl Mirror for Silent {
+        fn mirror(
+            &self,
+            _: &[Mapping],
+            _: &MirrorOptions,
+        ) -> impl Future<Output = Vec<RepoReport>> + Send {
+            std::future::ready(Vec::new())
+        }
+    }
+    let error = invoke(sample("manual.json"), &Silent).await.unwrap_err();
+    assert_eq!(error.error_type(), "InternalError");
+    assert_eq!(
+        error.to_string(),
+        "internal error: the mirror returned 0 reports for 1 mappings"
+    );
+}
+
+/// The time the mirror is given (its deadline, from `Instant::now()` just before the call) by an invocation whose
+/// deadline is `deadline_ms` in epoch milliseconds; `None` if it is given no deadline.
+async fn mirror_time_left(deadline_ms: u64) -> Option<Duration> {
+    let mirror = FakeMirror::default();
+    let started = Instant::now();
+    let payload = sample("manual.json");
+    handle_with(
+        LambdaEvent::new(payload, context(1024, deadline_ms)),
+        &FunctionConfig::default(),
+        &mirror,
+    )
+    .await
+    .unwrap();
+    mirror
+        .only_options()
+        .deadline
+        .map(|deadline| deadline.saturating_duration_since(started))
+}
+
+/// `actual` is `expected` give or take a quarter second: the margins differ by whole seconds.
+fn assert_about(actual: Option<Duration>, expected: Duration) {
+    let actual = actual.expect("a deadline");
+    let slack = Duration::from_millis(250);
+    assert!(
+        actual + slack >= expected && actual <= expected + slack,
+        "{actual:?} is not about {expected:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_mirror_stops_a_tenth_of_the_remaining_time_before_the_deadline() {
+    // (time left in the invocation, time left to the mirror): a tenth, at least 1 s, at most 10 s.
+    for (remaining_ms, expected_s) in [(60_000, 54), (5_000, 4), (300_000, 290), (900_000, 890)] {
+        let left = mirror_time_left(now_ms() + remaining_ms).await;
+        assert_about(left, Duration::from_secs(expected_s));
+    }
+}
+
+#[tokio::test]
+async fn a_past_or_absurd_deadline_leaves_the_mirror_without_one() {
+    assert_eq!(
+        mirror_time_left(600_000).await,
+        None,
+        "the emulator's relative deadline"
+    );
+    assert_eq!(mirror_time_left(now_ms() - 1_000).await, None);
+    assert_eq!(mirror_time_left(now_ms() + 3_600_000).await, None);
+    assert_eq!(mirror_time_left(u64::MAX).await, None);
+}
+
+#[tokio::test]
+async fn the_memory_budget_defaults_to_sixty_percent_of_the_function_memory() {
+    let budget = |memory_mib: i32, request: Value| async move {
+        let mirror = FakeMirror::default();
+        handle_with(
+            LambdaEvent::new(request, context(memory_mib, 0)),
+            &FunctionConfig::default(),
+            &mirror,
+        )
+        .await
+        .unwrap();
+        mirror.only_options().memory_budget
+    };
+    let plain: Value = serde_json::from_str(&body(&[(GIT, TARGET)], Value::Null)).unwrap();
+    assert_eq!(budget(1024, plain.clone()).await, 614 << 20);
+    assert_eq!(budget(10_240, plain.clone()).await, 6144 << 20);
+    assert_eq!(
+        budget(0, plain).await,
+        MirrorOptions::default().memory_budget,
+        "unknown function memory: the library's default"
+    );
+    let asked: Value = serde_json::from_str(&body(
+        &[(GIT, TARGET)],
+        serde_json::json!({"memory_budget_mib": 900}),
+    ))
+    .unwrap();
+    assert_eq!(budget(1024, asked).await, 900 << 20);
+}
+
+#[tokio::test]
+async fn every_request_option_reaches_the_mirror() {
+    let options = serde_json::json!({
+        "memory_budget_mib": 300,
+        "concurrency": 3,
+        "endpoint_url": "http://127.0.0.1:5000",
+        "force_path_style": true,
+        "storage_class": "STANDARD_IA",
+        "region": "eu-west-1",
+        "ref_prefixes": ["refs/heads/"],
+        "compaction_threshold": 5,
+        "gc_grace_hours": 2
+    });
+    let payload: Value = serde_json::from_str(&body(&[(GIT, TARGET)], options)).unwrap();
+    let mirror = FakeMirror::default();
+    handle_with(
+        LambdaEvent::new(payload, context(1024, 0)),
+        &FunctionConfig::default(),
+        &mirror,
+    )
+    .await
+    .unwrap();
+    let expected = Overrides {
+        memory_budget_mib: Some(300),
+        concurrency: Some(3),
+        endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
+        force_path_style: Some(true),
+        storage_class: Some("STANDARD_IA".to_owned()),
+        region: Some("eu-west-1".to_owned()),
+        ref_prefixes: Some(vec!["refs/heads/".to_owned()]),
+        compaction_threshold: Some(5),
+        gc_grace_hours: Some(2),
+    }
+    .apply(MirrorOptions::default())
+    .unwrap();
+    let options = mirror.only_options();
+    assert_eq!(
+        format!("{options:?}"),
+        format!("{expected:?}"),
+        "the request's fields are the overrides the CLI's flags make"
+    );
+    assert_eq!(options.token, None, "a request cannot carry a token");
 }

@@ -1,0 +1,158 @@
+//! [`Overrides`]: what each field changes, the ranges it enforces, and its field list.
+
+use super::*;
+
+fn all_set() -> Overrides {
+    Overrides {
+        memory_budget_mib: Some(512),
+        concurrency: Some(7),
+        endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
+        force_path_style: Some(true),
+        storage_class: Some("STANDARD_IA".to_owned()),
+        region: Some("eu-west-1".to_owned()),
+        ref_prefixes: Some(vec!["refs/heads/".to_owned(), "refs/tags/".to_owned()]),
+        compaction_threshold: Some(3),
+        gc_grace_hours: Some(2),
+    }
+}
+
+#[test]
+fn overrides_left_out_keep_the_options_given() {
+    let given = MirrorOptions::default().with_memory_budget_mib(100);
+    let applied = Overrides::default().apply(given.clone()).unwrap();
+    assert_eq!(format!("{applied:?}"), format!("{given:?}"));
+}
+
+#[test]
+fn every_override_reaches_the_options() {
+    let options = all_set().apply(MirrorOptions::default()).unwrap();
+    assert_eq!(options.memory_budget, 512 << 20);
+    assert_eq!(options.concurrency, 7);
+    assert_eq!(
+        options.s3.endpoint_url.as_deref(),
+        Some("http://127.0.0.1:5000")
+    );
+    assert!(options.s3.force_path_style);
+    assert_eq!(options.s3.storage_class.as_deref(), Some("STANDARD_IA"));
+    assert_eq!(options.s3.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(options.ref_prefixes, ["refs/heads/", "refs/tags/"]);
+    assert!(options.wants_ref("refs/tags/v1") && !options.wants_ref("refs/pull/1/head"));
+    assert_eq!(options.compaction_threshold, 3);
+    assert_eq!(options.gc_grace, Duration::from_secs(2 * 3600));
+    let small = Overrides {
+        memory_budget_mib: Some(1),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        small.apply(MirrorOptions::default()).unwrap().memory_budget,
+        MIN_MEMORY_BUDGET
+    );
+}
+
+#[test]
+fn out_of_range_overrides_are_refused_naming_the_field() {
+    let cases = [
+        (
+            Overrides {
+                memory_budget_mib: Some(0),
+                ..all_set()
+            },
+            "memory_budget_mib: must be at least 1",
+        ),
+        (
+            Overrides {
+                concurrency: Some(0),
+                ..all_set()
+            },
+            "concurrency: must be at least 1",
+        ),
+        (
+            Overrides {
+                endpoint_url: Some("localhost:5000".to_owned()),
+                ..all_set()
+            },
+            "endpoint_url: \"localhost:5000\": expected an http:// or https:// URL, got scheme \"localhost\"",
+        ),
+        (
+            Overrides {
+                endpoint_url: Some("127.0.0.1:5000".to_owned()),
+                ..all_set()
+            },
+            "endpoint_url: \"127.0.0.1:5000\" is not a URL: relative URL without a base",
+        ),
+        (
+            Overrides {
+                storage_class: Some(String::new()),
+                ..all_set()
+            },
+            "storage_class: is empty",
+        ),
+        (
+            Overrides {
+                region: Some(String::new()),
+                ..all_set()
+            },
+            "region: is empty",
+        ),
+        (
+            Overrides {
+                ref_prefixes: Some(Vec::new()),
+                ..all_set()
+            },
+            "ref_prefixes: is empty: leave it out to mirror every ref",
+        ),
+        (
+            Overrides {
+                ref_prefixes: Some(vec!["refs/heads/".to_owned(), "heads/".to_owned()]),
+                ..all_set()
+            },
+            "ref_prefixes: \"heads/\" does not start with \"refs/\", as every ref name does",
+        ),
+        (
+            Overrides {
+                gc_grace_hours: Some(u64::MAX),
+                ..all_set()
+            },
+            "gc_grace_hours: 18446744073709551615 is more than 876000 (100 years)",
+        ),
+    ];
+    for (overrides, expected) in cases {
+        assert_eq!(overrides.validate().unwrap_err().to_string(), expected);
+        assert_eq!(
+            overrides
+                .apply(MirrorOptions::default())
+                .unwrap_err()
+                .to_string(),
+            expected,
+            "apply refuses what validate refuses"
+        );
+    }
+    let edges = Overrides {
+        compaction_threshold: Some(0),
+        gc_grace_hours: Some(MAX_GC_GRACE_HOURS),
+        ..all_set()
+    };
+    assert_eq!(edges.validate(), Ok(()));
+}
+
+#[test]
+fn fields_are_exactly_the_ones_deserialization_accepts() {
+    let error = serde_json::from_str::<Overrides>(r#"{"token": "secret"}"#)
+        .unwrap_err()
+        .to_string();
+    let listed: Vec<String> = Overrides::FIELDS
+        .iter()
+        .map(|field| format!("`{field}`"))
+        .collect();
+    assert_eq!(
+        error,
+        format!(
+            "unknown field `token`, expected one of {} at line 1 column 8",
+            listed.join(", ")
+        )
+    );
+    let text = r#"{"memory_budget_mib": 512, "concurrency": 7, "endpoint_url": "http://127.0.0.1:5000",
+        "force_path_style": true, "storage_class": "STANDARD_IA", "region": "eu-west-1",
+        "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2}"#;
+    assert_eq!(serde_json::from_str::<Overrides>(text).unwrap(), all_set());
+}
