@@ -12,6 +12,8 @@
 //! base size, the output may never exceed the declared result size, and a delta that ends early (mid-instruction
 //! or before producing the declared size) is an error. Nothing is ever allocated from a declared size alone.
 
+use crate::git::varint::push_le128;
+
 /// Why a delta is invalid.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeltaError {
@@ -158,7 +160,7 @@ impl DeltaDecoder {
             match self.state {
                 State::BaseSize { value, shift } => {
                     pos += 1;
-                    let value = varint_add(value, shift, byte)?;
+                    let value = push_le128(value, shift, byte).ok_or(DeltaError::SizeOverflow)?;
                     self.state = if byte & 0x80 != 0 {
                         State::BaseSize {
                             value,
@@ -178,7 +180,7 @@ impl DeltaDecoder {
                     shift,
                 } => {
                     pos += 1;
-                    let value = varint_add(value, shift, byte)?;
+                    let value = push_le128(value, shift, byte).ok_or(DeltaError::SizeOverflow)?;
                     if byte & 0x80 != 0 {
                         self.state = State::ResultSize {
                             base_size,
@@ -309,15 +311,6 @@ impl DeltaDecoder {
             _ => Err(DeltaError::ResultTooLong { declared }),
         }
     }
-}
-
-/// Adds one varint byte (7 payload bits at `shift`) to `value`, refusing anything beyond 64 bits.
-fn varint_add(value: u64, shift: u32, byte: u8) -> Result<u64, DeltaError> {
-    let payload = u64::from(byte & 0x7f);
-    if shift > 63 || (shift == 63 && payload > 1) {
-        return Err(DeltaError::SizeOverflow);
-    }
-    Ok(value | payload << shift)
 }
 
 /// Applies a whole in-memory `delta` to `base`, returning the result.

@@ -10,3 +10,4 @@ pub mod pack;
 pub mod pktline;
 pub mod resolve;
 pub mod upload_pack;
+mod varint;

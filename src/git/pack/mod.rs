@@ -13,8 +13,10 @@
 
 pub mod entry;
 
+use crate::git::delta::{DeltaDecoder, DeltaError};
 use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
 use crate::git::pack::entry::{Entry, EntryKind};
+use crate::git::varint::push_le128;
 use miniz_oxide::inflate::stream::{inflate, InflateState, MinReset};
 use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 use sha1::{Digest, Sha1};
@@ -225,8 +227,8 @@ struct Current {
 enum Content {
     /// A whole object: hash it.
     Base(ObjectHasher),
-    /// A delta: read its header, discard the rest.
-    Delta(DeltaHeader),
+    /// A delta: read its header (base size, result size), skip the instructions (pass 2 decodes them).
+    Delta(DeltaDecoder),
 }
 
 impl Default for PackParser {
@@ -256,7 +258,7 @@ impl PackParser {
                 size: 0,
                 data_offset: 0,
                 inflated: 0,
-                content: Content::Delta(DeltaHeader::default()),
+                content: Content::Delta(DeltaDecoder::new()),
             },
             inflater: InflateState::new_boxed(DataFormat::Zlib),
             out: vec![0; INFLATE_BUF_LEN].into_boxed_slice(),
@@ -459,12 +461,12 @@ impl PackParser {
                 }
                 (
                     EntryKind::OfsDelta { base_offset },
-                    Content::Delta(DeltaHeader::default()),
+                    Content::Delta(DeltaDecoder::new()),
                 )
             }
             HeaderBase::Id(base) => (
                 EntryKind::RefDelta { base },
-                Content::Delta(DeltaHeader::default()),
+                Content::Delta(DeltaDecoder::new()),
             ),
         };
         self.current = Current {
@@ -527,12 +529,11 @@ impl PackParser {
                 actual: current.inflated,
             });
         }
-        let content =
-            std::mem::replace(&mut current.content, Content::Delta(DeltaHeader::default()));
+        let content = std::mem::replace(&mut current.content, Content::Delta(DeltaDecoder::new()));
         let (result_size, oid) = match content {
             Content::Base(hasher) => (current.size, Some(hasher.finish())),
-            Content::Delta(header) => match header.result_size() {
-                Some(result_size) => (result_size, None),
+            Content::Delta(decoder) => match decoder.header() {
+                Some(header) => (header.result_size, None),
                 None => {
                     return Err(PackError::BadDeltaHeader {
                         offset,
@@ -572,13 +573,12 @@ impl Current {
         }
         match &mut self.content {
             Content::Base(hasher) => hasher.update(bytes),
-            Content::Delta(header) => {
-                if !header.push(bytes) {
-                    return Err(PackError::BadDeltaHeader {
-                        offset,
-                        problem: "has a size that does not fit in 64 bits",
-                    });
-                }
+            Content::Delta(decoder) => {
+                // Before its header, a delta can only be wrong in a size beyond 64 bits.
+                read_delta_header(decoder, bytes).map_err(|_| PackError::BadDeltaHeader {
+                    offset,
+                    problem: "has a size that does not fit in 64 bits",
+                })?;
             }
         }
         Ok(())
@@ -610,16 +610,14 @@ fn zlib_detail(err: MZError) -> &'static str {
     }
 }
 
-/// Adds one 7-bit group at bit `shift` to a little-endian base-128 number; `false` if it does not fit in 64
-/// bits. At most ten groups are accepted, so a number that never ends is caught too.
-fn push_group(value: &mut u64, shift: &mut u32, byte: u8) -> bool {
-    let group = u64::from(byte & 0x7f);
-    if *shift >= 64 || (*shift > 0 && group >> (64 - *shift) != 0) {
-        return false;
+/// Feeds the next inflated bytes of a delta to `decoder` until it has read the delta's header; bytes after the
+/// header are ignored, so pass 1 never decodes instructions.
+fn read_delta_header(decoder: &mut DeltaDecoder, bytes: &[u8]) -> Result<(), DeltaError> {
+    if decoder.header().is_none() {
+        // In the header, `step` consumes bytes until the header is complete or `bytes` runs out.
+        decoder.step(bytes)?;
     }
-    *value |= group << *shift;
-    *shift += 7;
-    true
+    Ok(())
 }
 
 /// What an entry header says about the base of the object.
@@ -702,9 +700,9 @@ impl EntryHeaderParser {
                 Ok(self.after_size())
             }
             HeaderStage::Size => {
-                if !push_group(&mut self.size, &mut self.shift, byte) {
-                    return Err(PackError::SizeOverflow { offset });
-                }
+                self.size = push_le128(self.size, self.shift, byte)
+                    .ok_or(PackError::SizeOverflow { offset })?;
+                self.shift += 7;
                 if more {
                     return Ok(None);
                 }
@@ -760,45 +758,6 @@ impl EntryHeaderParser {
                 base: HeaderBase::None(kind),
             }),
         }
-    }
-}
-
-/// Reads a delta's header (base size, then result size, both base-128 varints) from inflated bytes that may
-/// arrive in pieces.
-#[derive(Debug, Clone, Copy, Default)]
-struct DeltaHeader {
-    /// 0: reading the base size, 1: reading the result size, 2: done.
-    field: u8,
-    value: u64,
-    shift: u32,
-    result_size: u64,
-}
-
-impl DeltaHeader {
-    /// Takes the next inflated bytes of the delta; `false` if a size overflows 64 bits.
-    fn push(&mut self, bytes: &[u8]) -> bool {
-        for &byte in bytes {
-            if self.field == 2 {
-                return true;
-            }
-            if !push_group(&mut self.value, &mut self.shift, byte) {
-                return false;
-            }
-            if byte & 0x80 == 0 {
-                if self.field == 1 {
-                    self.result_size = self.value;
-                }
-                self.field += 1;
-                self.value = 0;
-                self.shift = 0;
-            }
-        }
-        true
-    }
-
-    /// The result size, once both sizes have been read.
-    fn result_size(&self) -> Option<u64> {
-        (self.field == 2).then_some(self.result_size)
     }
 }
 

@@ -704,18 +704,19 @@ fn delta_header_straddles_output_pieces() {
     let mut bytes = varint(300);
     bytes.extend(varint(1 << 35));
     bytes.extend_from_slice(b"rest of the delta");
+    let result_size = |decoder: &DeltaDecoder| decoder.header().map(|h| h.result_size);
     for split in 0..bytes.len() {
-        let mut header = DeltaHeader::default();
-        assert!(header.push(&bytes[..split]));
-        assert!(header.push(&bytes[split..]));
-        assert_eq!(header.result_size(), Some(1 << 35));
+        let mut decoder = DeltaDecoder::new();
+        assert!(read_delta_header(&mut decoder, &bytes[..split]).is_ok());
+        assert!(read_delta_header(&mut decoder, &bytes[split..]).is_ok());
+        assert_eq!(result_size(&decoder), Some(1 << 35));
     }
-    let mut header = DeltaHeader::default();
+    let mut decoder = DeltaDecoder::new();
     for byte in &bytes[..8] {
-        assert_eq!(header.result_size(), None);
-        assert!(header.push(&[*byte]));
+        assert_eq!(result_size(&decoder), None);
+        assert!(read_delta_header(&mut decoder, &[*byte]).is_ok());
     }
-    assert_eq!(header.result_size(), Some(1 << 35));
+    assert_eq!(result_size(&decoder), Some(1 << 35));
 }
 
 #[test]
