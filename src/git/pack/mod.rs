@@ -12,13 +12,13 @@
 //! Memory is bounded by the entry list: no buffer is sized from a count or size the pack declares.
 
 pub mod entry;
+pub mod inflate;
 
 use crate::git::delta::{DeltaDecoder, DeltaError};
 use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
 use crate::git::pack::entry::{Entry, EntryKind};
+use crate::git::pack::inflate::{EntryInflater, InflateError};
 use crate::git::varint::push_le128;
-use miniz_oxide::inflate::stream::{inflate, InflateState, MinReset};
-use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 use sha1::{Digest, Sha1};
 
 /// Length of the pack header: `PACK`, version, object count.
@@ -84,31 +84,13 @@ pub enum PackError {
         /// The offset its header points to.
         base_offset: u64,
     },
-    /// The entry's zlib stream is corrupt.
-    #[error("pack entry at offset {offset}: corrupt zlib data ({detail})")]
-    Zlib {
+    /// The entry's zlib stream is corrupt, or inflates to another size than its header declares.
+    #[error("pack entry at offset {offset}: {problem}")]
+    Inflate {
         /// Offset of the entry.
         offset: u64,
-        /// What the decompressor reported.
-        detail: &'static str,
-    },
-    /// The zlib stream ended before producing the size the entry header declares.
-    #[error("pack entry at offset {offset}: inflates to {actual} bytes but its header declares {declared}")]
-    TooShort {
-        /// Offset of the entry.
-        offset: u64,
-        /// Size from the entry header.
-        declared: u64,
-        /// Bytes the stream actually produced.
-        actual: u64,
-    },
-    /// The zlib stream produces more than the size the entry header declares.
-    #[error("pack entry at offset {offset}: inflates to more than the {declared} bytes its header declares")]
-    TooLong {
-        /// Offset of the entry.
-        offset: u64,
-        /// Size from the entry header.
-        declared: u64,
+        /// What is wrong with the stream.
+        problem: InflateError,
     },
     /// A delta's own header (base size, result size) is truncated or overflows 64 bits.
     #[error("pack entry at offset {offset}: delta header {problem}")]
@@ -200,7 +182,8 @@ pub struct PackParser {
     crc: crc32fast::Hasher,
     header: EntryHeaderParser,
     current: Current,
-    inflater: Box<InflateState>,
+    inflater: EntryInflater,
+    /// Where the current entry is inflated to (and then hashed or skipped).
     out: Box<[u8]>,
     /// The first error, returned again by any later call.
     error: Option<PackError>,
@@ -219,7 +202,6 @@ struct Current {
     kind: EntryKind,
     size: u64,
     data_offset: u64,
-    inflated: u64,
     content: Content,
 }
 
@@ -257,10 +239,9 @@ impl PackParser {
                 kind: EntryKind::OfsDelta { base_offset: 0 },
                 size: 0,
                 data_offset: 0,
-                inflated: 0,
                 content: Content::Delta(DeltaDecoder::new()),
             },
-            inflater: InflateState::new_boxed(DataFormat::Zlib),
+            inflater: EntryInflater::new(),
             out: vec![0; INFLATE_BUF_LEN].into_boxed_slice(),
             error: None,
         }
@@ -473,10 +454,9 @@ impl PackParser {
             kind,
             size: parsed.size,
             data_offset,
-            inflated: 0,
             content,
         };
-        self.inflater.reset_as(MinReset);
+        self.inflater.reset(parsed.size);
         self.state = State::EntryData;
         Ok(())
     }
@@ -485,35 +465,25 @@ impl PackParser {
     /// Returns the input bytes consumed and whether the stream ended.
     fn inflate_some(&mut self, input: &[u8]) -> Result<(usize, bool), PackError> {
         let offset = self.entry_offset;
-        let current = &mut self.current;
+        let fail = |problem| PackError::Inflate { offset, problem };
         let mut used = 0;
         loop {
-            let rest = &input[used..];
-            let res = inflate(&mut self.inflater, rest, &mut self.out, MZFlush::None);
-            used += res.bytes_consumed;
-            current.absorb(&self.out[..res.bytes_written], offset)?;
-            match res.status {
-                Ok(MZStatus::StreamEnd) => return Ok((used, true)),
-                Ok(_) => {
-                    let output_full = res.bytes_written == self.out.len();
-                    if !output_full && used == input.len() {
-                        return Ok((used, false));
-                    }
-                    if res.bytes_consumed == 0 && res.bytes_written == 0 {
-                        return Err(PackError::Zlib {
-                            offset,
-                            detail: "decompressor made no progress",
-                        });
-                    }
-                }
-                // No input left and no output pending: wait for the next chunk.
-                Err(MZError::Buf) if rest.is_empty() => return Ok((used, false)),
-                Err(err) => {
-                    return Err(PackError::Zlib {
-                        offset,
-                        detail: zlib_detail(err),
-                    })
-                }
+            let step = self
+                .inflater
+                .inflate(&input[used..], &mut self.out)
+                .map_err(fail)?;
+            used += step.consumed;
+            self.current.absorb(&self.out[..step.written], offset)?;
+            if self.inflater.has_ended() {
+                return Ok((used, true));
+            }
+            let output_full = step.written == self.out.len();
+            if !output_full && used == input.len() {
+                // Wait for the next chunk.
+                return Ok((used, false));
+            }
+            if step.consumed == 0 && step.written == 0 {
+                return Err(fail(InflateError::Zlib("decompressor made no progress")));
             }
         }
     }
@@ -521,14 +491,10 @@ impl PackParser {
     /// The zlib stream of the current entry ended at pack offset `end`: check it and record the entry.
     fn end_entry(&mut self, end: u64) -> Result<(), PackError> {
         let offset = self.entry_offset;
+        self.inflater
+            .finish(false)
+            .map_err(|problem| PackError::Inflate { offset, problem })?;
         let current = &mut self.current;
-        if current.inflated != current.size {
-            return Err(PackError::TooShort {
-                offset,
-                declared: current.size,
-                actual: current.inflated,
-            });
-        }
         let content = std::mem::replace(&mut current.content, Content::Delta(DeltaDecoder::new()));
         let (result_size, oid) = match content {
             Content::Base(hasher) => (current.size, Some(hasher.finish())),
@@ -558,18 +524,11 @@ impl PackParser {
 }
 
 impl Current {
-    /// Takes freshly inflated bytes: checks them against the declared size, then hashes them or reads the
-    /// delta header from them.
+    /// Takes freshly inflated bytes (already checked against the declared size): hashes them or reads the delta
+    /// header from them.
     fn absorb(&mut self, bytes: &[u8], offset: u64) -> Result<(), PackError> {
         if bytes.is_empty() {
             return Ok(());
-        }
-        self.inflated += bytes.len() as u64;
-        if self.inflated > self.size {
-            return Err(PackError::TooLong {
-                offset,
-                declared: self.size,
-            });
         }
         match &mut self.content {
             Content::Base(hasher) => hasher.update(bytes),
@@ -599,15 +558,6 @@ fn is_entry_start(entries: &[Entry], offset: u64) -> bool {
     entries[lo..hi]
         .binary_search_by_key(&offset, |e| e.offset)
         .is_ok()
-}
-
-fn zlib_detail(err: MZError) -> &'static str {
-    match err {
-        MZError::Data => "invalid deflate stream or checksum",
-        MZError::Buf => "decompressor could not make progress",
-        MZError::Stream => "inconsistent stream state",
-        _ => "unexpected decompressor error",
-    }
 }
 
 /// Feeds the next inflated bytes of a delta to `decoder` until it has read the delta's header; bytes after the

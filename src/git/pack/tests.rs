@@ -391,7 +391,7 @@ fn corrupt_data_names_the_entry() {
     rehash(&mut bad);
     let err = parse(&bad).unwrap_err();
     assert!(
-        matches!(err, PackError::Zlib { offset, .. } | PackError::TooShort { offset, .. } | PackError::TooLong { offset, .. } if offset == second.offset),
+        matches!(err, PackError::Inflate { offset, .. } if offset == second.offset),
         "{err}"
     );
     // Damage the adler32 checksum at the end of the zlib stream.
@@ -400,9 +400,9 @@ fn corrupt_data_names_the_entry() {
     rehash(&mut bad);
     assert_eq!(
         parse(&bad),
-        Err(PackError::Zlib {
+        Err(PackError::Inflate {
             offset: second.offset,
-            detail: "invalid deflate stream or checksum"
+            problem: InflateError::Zlib("invalid deflate stream or checksum")
         })
     );
     // A damaged trailer.
@@ -593,10 +593,12 @@ fn rejects_bad_entry_headers() {
         .finish();
     assert_eq!(
         parse(&pack),
-        Err(PackError::TooShort {
+        Err(PackError::Inflate {
             offset: 12,
-            declared: u64::MAX,
-            actual: 1
+            problem: InflateError::TooShort {
+                declared: u64::MAX,
+                actual: 1,
+            },
         })
     );
 }
@@ -607,35 +609,39 @@ fn rejects_declared_size_mismatch() {
         (
             10,
             &b"eleven byte"[..],
-            PackError::TooLong {
+            PackError::Inflate {
                 offset: 12,
-                declared: 10,
+                problem: InflateError::TooLong { declared: 10 },
             },
         ),
         (
             12,
             b"eleven byte",
-            PackError::TooShort {
+            PackError::Inflate {
                 offset: 12,
-                declared: 12,
-                actual: 11,
+                problem: InflateError::TooShort {
+                    declared: 12,
+                    actual: 11,
+                },
             },
         ),
         (
             0,
             b"x",
-            PackError::TooLong {
+            PackError::Inflate {
                 offset: 12,
-                declared: 0,
+                problem: InflateError::TooLong { declared: 0 },
             },
         ),
         (
             1,
             b"",
-            PackError::TooShort {
+            PackError::Inflate {
                 offset: 12,
-                declared: 1,
-                actual: 0,
+                problem: InflateError::TooShort {
+                    declared: 1,
+                    actual: 0,
+                },
             },
         ),
     ] {
@@ -652,9 +658,9 @@ fn rejects_declared_size_mismatch() {
         .finish();
     assert_eq!(
         parse(&pack),
-        Err(PackError::TooLong {
+        Err(PackError::Inflate {
             offset: 12,
-            declared: 100
+            problem: InflateError::TooLong { declared: 100 },
         })
     );
     // Same for a delta.
@@ -664,7 +670,10 @@ fn rejects_declared_size_mismatch() {
         .finish();
     assert!(matches!(
         parse(&pack),
-        Err(PackError::TooLong { declared: 100, .. })
+        Err(PackError::Inflate {
+            problem: InflateError::TooLong { declared: 100 },
+            ..
+        })
     ));
 }
 
@@ -765,10 +774,12 @@ fn error_messages_name_the_place() {
                 pack.len() - 25
             )
         );
-    let err = PackError::TooShort {
+    let err = PackError::Inflate {
         offset: 1234,
-        declared: 10,
-        actual: 3,
+        problem: InflateError::TooShort {
+            declared: 10,
+            actual: 3,
+        },
     };
     assert_eq!(
         err.to_string(),

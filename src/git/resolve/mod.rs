@@ -37,11 +37,12 @@ mod cache;
 mod stream;
 
 use cache::Cache;
-use stream::{level_error, step, EntryInflater, Level, Ring, Step};
+use stream::{level_error, step, Level, Ring, Step};
 
 use crate::git::delta::{self, DeltaError};
 use crate::git::oid::{hash_object, ObjectHasher, ObjectId, ObjectKind};
 use crate::git::pack::entry::{Entry, EntryKind};
+use crate::git::pack::inflate::{EntryInflater, InflateError};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,8 +63,6 @@ const MIN_WINDOW: usize = 2 * PRODUCE_CHUNK;
 const MAX_WINDOW: usize = 1024 * 1024;
 /// Window bytes shared by the levels of one stream.
 const WINDOW_BUDGET: usize = 8 * 1024 * 1024;
-/// zlib cannot expand data by more than about 1032:1; inflated buffers are never reserved beyond that.
-const MAX_INFLATE_RATIO: u64 = 1032;
 /// Marks an entry without a known base (a base object, or a REF delta whose base is not resolved yet).
 const NO_PARENT: u32 = u32::MAX;
 
@@ -226,26 +225,9 @@ pub enum EntryProblem {
     /// An OFS delta's base offset is not the start of an earlier entry.
     #[error("delta base offset {0} is not the start of an earlier entry")]
     BadBaseOffset(u64),
-    /// The zlib stream is corrupt.
-    #[error("corrupt zlib stream ({0})")]
-    Zlib(&'static str),
-    /// The zlib stream inflates to more bytes than the entry declares.
-    #[error("inflates to more than the {declared} bytes its header declares")]
-    InflatedTooLong {
-        /// Size from the entry header.
-        declared: u64,
-    },
-    /// The zlib stream inflates to fewer bytes than the entry declares.
-    #[error("inflates to {actual} bytes, but its header declares {declared}")]
-    InflatedTooShort {
-        /// Size from the entry header.
-        declared: u64,
-        /// Bytes the stream produced.
-        actual: u64,
-    },
-    /// The zlib stream ends before the entry does.
-    #[error("zlib stream ends before the entry's last byte")]
-    TrailingBytes,
+    /// The zlib stream is corrupt, inflates to another size than the entry declares, or ends before the entry.
+    #[error("{0}")]
+    Inflate(#[from] InflateError),
     /// The delta is invalid or does not fit its base.
     #[error("{0}")]
     Delta(#[from] DeltaError),

@@ -1,133 +1,16 @@
-//! Streaming objects too big to hold whole: entry inflation with size checks, chunked pack input, the output
-//! window of each streamed level, and the levels that produce a big object (an inflated base, or a delta applied
-//! to the level below) a chunk at a time.
+//! Streaming objects too big to hold whole: chunked pack input inflated with the size-checked
+//! [`EntryInflater`], the output window of each streamed level, and the levels that produce a big object (an
+//! inflated base, or a delta applied to the level below) a chunk at a time.
 
 use super::{
-    entry_end, EntryProblem, ResolveError, DELTA_BUF, MAX_INFLATE_RATIO, NO_PARENT, PRODUCE_CHUNK,
-    READ_CHUNK,
+    entry_end, EntryProblem, ResolveError, DELTA_BUF, NO_PARENT, PRODUCE_CHUNK, READ_CHUNK,
 };
 use crate::git::delta::{DeltaDecoder, DeltaError, DeltaStep};
 use crate::git::oid::ObjectHasher;
 use crate::git::pack::entry::Entry;
+use crate::git::pack::inflate::{EntryInflater, InflateError};
 use bytes::Bytes;
-use miniz_oxide::inflate::stream::{inflate, InflateState};
-use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 use std::sync::Arc;
-
-/// Inflates one entry's zlib stream, checking that it yields exactly the declared size and ends exactly where
-/// the entry does.
-pub(super) struct EntryInflater {
-    pub(super) state: Box<InflateState>,
-    pub(super) expected: u64,
-    pub(super) produced: u64,
-    pub(super) ended: bool,
-}
-
-/// Progress of [`EntryInflater::inflate`].
-pub(super) struct Inflated {
-    pub(super) consumed: usize,
-    pub(super) written: usize,
-}
-
-impl EntryInflater {
-    pub(super) fn new() -> Self {
-        EntryInflater {
-            state: InflateState::new_boxed(DataFormat::Zlib),
-            expected: 0,
-            produced: 0,
-            ended: false,
-        }
-    }
-
-    /// Starts over for a stream that must inflate to `expected` bytes.
-    pub(super) fn reset(&mut self, expected: u64) {
-        self.state.reset(DataFormat::Zlib);
-        self.expected = expected;
-        self.produced = 0;
-        self.ended = false;
-    }
-
-    /// Inflates from `input` into `out`.
-    pub(super) fn inflate(
-        &mut self,
-        input: &[u8],
-        out: &mut [u8],
-    ) -> Result<Inflated, EntryProblem> {
-        if self.ended {
-            return Ok(Inflated {
-                consumed: 0,
-                written: 0,
-            });
-        }
-        let result = inflate(&mut self.state, input, out, MZFlush::None);
-        match result.status {
-            Ok(MZStatus::StreamEnd) => self.ended = true,
-            // `Buf`: no progress possible without more input.
-            Ok(_) | Err(MZError::Buf) => {}
-            Err(_) => return Err(EntryProblem::Zlib("invalid data or checksum")),
-        }
-        self.produced += result.bytes_written as u64;
-        if self.produced > self.expected {
-            return Err(EntryProblem::InflatedTooLong {
-                declared: self.expected,
-            });
-        }
-        Ok(Inflated {
-            consumed: result.bytes_consumed,
-            written: result.bytes_written,
-        })
-    }
-
-    /// Checks the end of the stream once its input is exhausted (`input_left`: entry bytes after it).
-    pub(super) fn finish(&self, input_left: bool) -> Result<(), EntryProblem> {
-        if !self.ended {
-            return Err(EntryProblem::Zlib("truncated"));
-        }
-        if input_left {
-            return Err(EntryProblem::TrailingBytes);
-        }
-        if self.produced != self.expected {
-            return Err(EntryProblem::InflatedTooShort {
-                declared: self.expected,
-                actual: self.produced,
-            });
-        }
-        Ok(())
-    }
-
-    /// Inflates a whole zlib stream held in memory. The buffer starts no larger than zlib's maximum expansion of
-    /// the real input and grows as output arrives; it never exceeds `expected + 1` bytes.
-    pub(super) fn inflate_whole(
-        &mut self,
-        data: &[u8],
-        expected: u64,
-    ) -> Result<Vec<u8>, EntryProblem> {
-        self.reset(expected);
-        let limit = expected.saturating_add(1);
-        let first = limit.min(
-            (data.len() as u64)
-                .saturating_mul(MAX_INFLATE_RATIO)
-                .saturating_add(64),
-        );
-        let mut out = vec![0; usize::try_from(first).unwrap_or(usize::MAX)];
-        let (mut consumed, mut written) = (0, 0);
-        while !self.ended {
-            if written == out.len() {
-                let grown = (out.len() as u64).saturating_mul(2).min(limit);
-                out.resize(usize::try_from(grown).unwrap_or(usize::MAX), 0);
-            }
-            let step = self.inflate(&data[consumed..], &mut out[written..])?;
-            consumed += step.consumed;
-            written += step.written;
-            if step.consumed == 0 && step.written == 0 && !self.ended {
-                return Err(EntryProblem::Zlib("truncated"));
-            }
-        }
-        self.finish(consumed < data.len())?;
-        out.truncate(written);
-        Ok(out)
-    }
-}
 
 /// Compressed bytes of one entry, fetched from the pack in chunks and inflated as a stream.
 pub(super) struct StreamInput {
@@ -164,7 +47,7 @@ impl StreamInput {
         self.next = self.start;
         self.chunk = Bytes::new();
         self.pos = 0;
-        let expected = self.inflater.expected;
+        let expected = self.inflater.expected();
         self.inflater.reset(expected);
     }
 
@@ -177,7 +60,7 @@ impl StreamInput {
     /// Inflates into `out`: at least one byte, or a request for more input, or the verified end.
     pub(super) fn inflate(&mut self, out: &mut [u8]) -> Result<Pull, EntryProblem> {
         loop {
-            if self.inflater.ended {
+            if self.inflater.has_ended() {
                 self.inflater
                     .finish(self.pos < self.chunk.len() || self.next < self.end)?;
                 return Ok(Pull::Ended);
@@ -187,7 +70,7 @@ impl StreamInput {
             if step.written > 0 {
                 return Ok(Pull::Wrote(step.written));
             }
-            if self.inflater.ended {
+            if self.inflater.has_ended() {
                 continue;
             }
             if self.pos == self.chunk.len() {
@@ -197,10 +80,10 @@ impl StreamInput {
                         len: READ_CHUNK.min(self.end - self.next),
                     });
                 }
-                return Err(EntryProblem::Zlib("truncated"));
+                return Err(InflateError::Zlib("truncated").into());
             }
             if step.consumed == 0 {
-                return Err(EntryProblem::Zlib("no progress"));
+                return Err(InflateError::Zlib("no progress").into());
             }
         }
     }

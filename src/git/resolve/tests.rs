@@ -462,22 +462,26 @@ fn broken_streams(data: &[u8]) -> Vec<BrokenCase> {
     let mut bad_checksum = good.clone();
     *bad_checksum.last_mut().unwrap() ^= 1;
     vec![
-        (garbage, len, |p| matches!(p, EntryProblem::Zlib(_))),
-        (b"not zlib at all".to_vec(), len, |p| {
-            matches!(p, EntryProblem::Zlib(_))
+        (garbage, len, |p| {
+            matches!(p, EntryProblem::Inflate(InflateError::Zlib(_)))
         }),
-        (bad_checksum, len, |p| matches!(p, EntryProblem::Zlib(_))),
+        (b"not zlib at all".to_vec(), len, |p| {
+            matches!(p, EntryProblem::Inflate(InflateError::Zlib(_)))
+        }),
+        (bad_checksum, len, |p| {
+            matches!(p, EntryProblem::Inflate(InflateError::Zlib(_)))
+        }),
         (good[..good.len() - 6].to_vec(), len, |p| {
-            matches!(p, EntryProblem::Zlib("truncated"))
+            matches!(p, EntryProblem::Inflate(InflateError::Zlib("truncated")))
         }),
         (good.clone(), len - 1, |p| {
-            matches!(p, EntryProblem::InflatedTooLong { .. })
+            matches!(p, EntryProblem::Inflate(InflateError::TooLong { .. }))
         }),
         (good.clone(), len + 1, |p| {
-            matches!(p, EntryProblem::InflatedTooShort { .. })
+            matches!(p, EntryProblem::Inflate(InflateError::TooShort { .. }))
         }),
         ([&good[..], b"xx"].concat(), len, |p| {
-            matches!(p, EntryProblem::TrailingBytes)
+            matches!(p, EntryProblem::Inflate(InflateError::TrailingBytes))
         }),
     ]
 }
@@ -529,7 +533,7 @@ async fn rejects_bad_zlib_streams() {
     };
     let (_, err) = problem(p.resolve(options).await.unwrap_err());
     assert!(
-        matches!(err, EntryProblem::InflatedTooShort { declared, actual: 4 } if declared == 1 << 40)
+        matches!(err, EntryProblem::Inflate(InflateError::TooShort { declared, actual: 4 }) if declared == 1 << 40)
     );
 }
 
