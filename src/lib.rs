@@ -31,6 +31,7 @@ pub mod options;
 pub mod progress;
 pub mod report;
 pub mod store;
+mod text;
 pub mod upstream;
 
 pub use mirror::{mirror_repo, mirror_repos, MirrorError};

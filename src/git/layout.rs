@@ -6,6 +6,7 @@
 //! earlier run published. It does no I/O, so the formats are tested without a store.
 
 use crate::git::oid::ObjectId;
+use crate::text::untrusted;
 use std::collections::BTreeMap;
 
 /// Key of the ref list dumb clients read first.
@@ -47,26 +48,25 @@ pub enum Head {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum LayoutError {
     /// A line of `info/refs` is not `<oid>\t<refname>`.
-    #[error("malformed info/refs line {line}: {text:?}")]
+    #[error("malformed info/refs line {line}: \"{text}\"")]
     InfoRefs {
         /// 1-based line number.
         line: usize,
-        /// The line, shortened.
+        /// The line, made safe to show.
         text: String,
     },
     /// A line of `objects/info/packs` is not `P pack-<hex>.pack`.
-    #[error("malformed objects/info/packs line {line}: {text:?}")]
+    #[error("malformed objects/info/packs line {line}: \"{text}\"")]
     Packs {
         /// 1-based line number.
         line: usize,
-        /// The line, shortened.
+        /// The line, made safe to show.
         text: String,
     },
 }
 
-fn shorten(line: &[u8]) -> String {
-    String::from_utf8_lossy(&line[..line.len().min(120)]).into_owned()
-}
+/// Most characters of a malformed line quoted in a [`LayoutError`].
+const MAX_LINE_CHARS: usize = 120;
 
 /// Sorts refs by name bytes, the order git writes them in.
 pub fn sort_refs(refs: &mut [Ref]) {
@@ -95,7 +95,7 @@ pub fn parse_info_refs(data: &[u8]) -> Result<Vec<Ref>, LayoutError> {
         }
         let bad = || LayoutError::InfoRefs {
             line: i + 1,
-            text: shorten(line),
+            text: untrusted(line, MAX_LINE_CHARS),
         };
         let tab = line.iter().position(|&b| b == b'\t').ok_or_else(bad)?;
         let oid = ObjectId::from_hex(&line[..tab]).map_err(|_| bad())?;
@@ -176,7 +176,7 @@ pub fn parse_packs(data: &[u8]) -> Result<Vec<ObjectId>, LayoutError> {
             .and_then(|hex| ObjectId::from_hex(hex).ok())
             .ok_or_else(|| LayoutError::Packs {
                 line: i + 1,
-                text: shorten(line),
+                text: untrusted(line, MAX_LINE_CHARS),
             })?;
         if !packs.contains(&id) {
             packs.push(id);

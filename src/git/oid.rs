@@ -4,6 +4,7 @@
 //! 20-byte [`ObjectId`], the four object kinds, and a streaming [`ObjectHasher`] so that large blobs are hashed as
 //! their bytes arrive instead of being buffered whole.
 
+use crate::text::untrusted;
 use sha1::{Digest, Sha1};
 use std::fmt;
 use std::str::FromStr;
@@ -12,10 +13,13 @@ use std::str::FromStr;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct ObjectId(pub [u8; 20]);
 
-/// Text that is not a 40-digit hexadecimal object name.
+/// Text that is not a 40-digit hexadecimal object name (the text, made safe to show).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid object id {0:?}")]
+#[error("invalid object id \"{0}\"")]
 pub struct InvalidObjectId(pub String);
+
+/// Most characters of a malformed object id quoted in an [`InvalidObjectId`].
+const MAX_QUOTED_CHARS: usize = 80;
 
 impl ObjectId {
     /// The all-zero id git uses for "no object" (e.g. the empty-repository capability line).
@@ -23,8 +27,7 @@ impl ObjectId {
 
     /// Parses exactly 40 hexadecimal digits (either case).
     pub fn from_hex(hex: &[u8]) -> Result<Self, InvalidObjectId> {
-        let invalid =
-            || InvalidObjectId(String::from_utf8_lossy(&hex[..hex.len().min(80)]).into_owned());
+        let invalid = || InvalidObjectId(untrusted(hex, MAX_QUOTED_CHARS));
         if hex.len() != 40 {
             return Err(invalid());
         }

@@ -8,6 +8,7 @@
 
 use crate::git::oid::ObjectId;
 use crate::git::pktline::{self, Band, Decoder, Packet, PktLineError};
+use crate::text::untrusted;
 use bytes::Bytes;
 use std::collections::HashSet;
 
@@ -20,7 +21,7 @@ pub enum ProtocolError {
     /// Broken pkt-line framing or side-band data.
     #[error(transparent)]
     PktLine(#[from] PktLineError),
-    /// The remote reported an error (`ERR` line or side-band 3); the text is made printable.
+    /// The remote reported an error (`ERR` line or side-band 3); the text is made safe to show.
     #[error("remote error: {0}")]
     Remote(String),
     /// The server answered with a protocol v2 capability advertisement.
@@ -29,7 +30,7 @@ pub enum ProtocolError {
     /// The advertisement has `shallow` lines: the served repository lacks history, so it cannot be mirrored.
     #[error("the remote repository is shallow; mirroring a shallow repository is not supported")]
     ShallowRemote,
-    /// A ref name that git would not accept (or outside `refs/`), made printable.
+    /// A ref name that git would not accept (or outside `refs/`), made safe to show.
     #[error("ref advertisement: invalid ref name \"{0}\"")]
     InvalidRefName(String),
     /// The same ref appeared twice in the advertisement.
@@ -121,7 +122,7 @@ pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, ProtocolError> 
         if service != b"git-upload-pack" {
             let reason = format!(
                 "advertisement for service \"{}\", not git-upload-pack",
-                printable(service)
+                untrusted(service, MAX_MESSAGE_CHARS)
             );
             return Err(packets.error(&reason));
         }
@@ -156,7 +157,7 @@ pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, ProtocolError> 
         let (oid, name) = split_ref_line(text).ok_or_else(|| {
             packets.error(&format!(
                 "expected \"<object id> <ref name>\", got \"{}\"",
-                printable(text)
+                untrusted(text, MAX_MESSAGE_CHARS)
             ))
         })?;
         if empty_repository {
@@ -179,7 +180,7 @@ pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, ProtocolError> 
                 .ok_or_else(|| {
                     packets.error(&format!(
                         "peeled line for \"{}\" does not follow that ref",
-                        printable(tag)
+                        untrusted(tag, MAX_MESSAGE_CHARS)
                     ))
                 })?;
             last.peeled = Some(oid);
@@ -233,7 +234,7 @@ impl AdvertisementPackets {
         match packet {
             Packet::Flush => Ok(None),
             Packet::Data(data) => match data.strip_prefix(b"ERR ") {
-                Some(message) => Err(ProtocolError::Remote(printable(message))),
+                Some(message) => Err(ProtocolError::Remote(untrusted(message, MAX_MESSAGE_CHARS))),
                 None => Ok(Some(data)),
             },
             Packet::Delimiter | Packet::ResponseEnd => {
@@ -263,7 +264,7 @@ fn split_once_byte(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
 
 /// Checks a ref name against git's rules (`git check-ref-format`) and requires it to live under `refs/`.
 fn valid_ref_name(name: &[u8]) -> Result<String, ProtocolError> {
-    let invalid = || ProtocolError::InvalidRefName(printable(name));
+    let invalid = || ProtocolError::InvalidRefName(untrusted(name, MAX_MESSAGE_CHARS));
     let name = std::str::from_utf8(name).map_err(|_| invalid())?;
     let bad_char = |c: char| c.is_ascii_control() || " ~^:?*[\\".contains(c);
     let bad_component = |c: &str| c.is_empty() || c.starts_with('.') || c.ends_with(".lock");
@@ -281,25 +282,6 @@ fn valid_ref_name(name: &[u8]) -> Result<String, ProtocolError> {
 
 fn strip_lf(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\n").unwrap_or(line)
-}
-
-/// Remote text made safe to show: lossy UTF-8, trimmed, control characters escaped, at most
-/// [`MAX_MESSAGE_CHARS`] characters.
-fn printable(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::new();
-    for (count, c) in text.trim().chars().enumerate() {
-        if count == MAX_MESSAGE_CHARS {
-            out.push_str("...");
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Picks the capabilities for the upload request: `ofs-delta` and `no-progress` when offered, the best side band
@@ -438,7 +420,7 @@ impl ResponseDecoder {
             }
         };
         if let Some(message) = data.strip_prefix(b"ERR ") {
-            return Err(ProtocolError::Remote(printable(message)));
+            return Err(ProtocolError::Remote(untrusted(message, MAX_MESSAGE_CHARS)));
         }
         if self.state == ResponseState::Acknowledgements {
             if data.first().is_some_and(u8::is_ascii_graphic) {
@@ -449,7 +431,7 @@ impl ResponseDecoder {
                 }
                 return Err(response_error(&format!(
                     "unexpected line before pack data: \"{}\"",
-                    printable(line)
+                    untrusted(line, MAX_MESSAGE_CHARS)
                 )));
             }
             self.state = ResponseState::SideBand;
@@ -457,7 +439,7 @@ impl ResponseDecoder {
         match pktline::demux(data)? {
             Band::Data(pack) => Ok(Some(ResponseEvent::PackData(pack))),
             Band::Progress(text) => Ok(Some(ResponseEvent::Progress(text))),
-            Band::Error(text) => Err(ProtocolError::Remote(printable(&text))),
+            Band::Error(text) => Err(ProtocolError::Remote(untrusted(&text, MAX_MESSAGE_CHARS))),
         }
     }
 

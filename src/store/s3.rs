@@ -17,6 +17,7 @@ use super::{
     validate_key, validate_prefix, Listed, Object, Precondition, S3Options, Store, StoreError,
     Upload,
 };
+use crate::text::error_chain;
 use async_trait::async_trait;
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region};
@@ -434,18 +435,6 @@ where
         (None, Some(status)) => format!("HTTP {status}: {}", error_chain(err)),
         _ => error_chain(err),
     }
-}
-
-/// An error and its sources, `: `-separated.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Percent-encodes everything but unreserved characters and `/`, as `CopySource` requires.

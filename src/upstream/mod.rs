@@ -40,6 +40,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use url::{Origin, Url};
 
+use crate::text::{error_chain, untrusted, untrusted_words};
+
 /// Content type of a smart-HTTP ref advertisement for `git-upload-pack`.
 pub const ADVERTISEMENT_CONTENT_TYPE: &str = "application/x-git-upload-pack-advertisement";
 /// Content type of a `git-upload-pack` request body.
@@ -49,6 +51,8 @@ pub const RESULT_CONTENT_TYPE: &str = "application/x-git-upload-pack-result";
 
 /// How many bytes of an unexpected error response body are quoted in the error message.
 const ERROR_BODY_EXCERPT: usize = 200;
+/// Most characters of a response header value quoted in an error message.
+const MAX_HEADER_CHARS: usize = 200;
 /// Connections idle in the pool longer than this are closed.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Query string of the advertisement request.
@@ -703,7 +707,10 @@ impl UpstreamClient {
             return Err(UpstreamError::NotSmartServer {
                 url,
                 expected,
-                found: found.map_or_else(|| "none".to_owned(), |value| sanitize(value.as_bytes())),
+                found: found.map_or_else(
+                    || "none".to_owned(),
+                    |value| untrusted(value.as_bytes(), MAX_HEADER_CHARS),
+                ),
             });
         }
         Ok(response)
@@ -731,7 +738,7 @@ impl UpstreamClient {
         if excerpt.is_empty() {
             "(empty body)".to_owned()
         } else {
-            sanitize(&excerpt)
+            untrusted_words(&excerpt, ERROR_BODY_EXCERPT)
         }
     }
 }
@@ -951,23 +958,6 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-/// `error` and its sources as one line, skipping sources that repeat their wrapper's text.
-fn error_chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut previous = text.clone();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let message = cause.to_string();
-        if message != previous && !previous.ends_with(&message) {
-            text.push_str(": ");
-            text.push_str(&message);
-        }
-        previous = message;
-        source = cause.source();
-    }
-    text
-}
-
 /// Whether `error`, one of its sources or an error wrapped in an I/O error on the way is an I/O
 /// error of a kind matching `wanted` (`io::Error::source` skips the error it wraps, and
 /// hyper-rustls wraps TLS errors twice).
@@ -990,23 +980,6 @@ fn has_io_error(
         current = cause.source();
     }
     false
-}
-
-/// Text from a server for an error message: lossy UTF-8, control characters and runs of white
-/// space folded to single spaces.
-fn sanitize(raw: &[u8]) -> String {
-    let text = String::from_utf8_lossy(raw);
-    let mut out = String::with_capacity(text.len());
-    for word in text
-        .split(|c: char| c.is_whitespace() || c.is_control())
-        .filter(|word| !word.is_empty())
-    {
-        if !out.is_empty() {
-            out.push(' ');
-        }
-        out.push_str(word);
-    }
-    out
 }
 
 #[cfg(test)]
