@@ -24,16 +24,8 @@ pub const PACK_DIR: &str = "objects/pack/";
 /// Key prefix of packs still being uploaded under a temporary name (dumb clients never look for these).
 pub const INCOMING_PREFIX: &str = "objects/pack/incoming-";
 
-/// One ref to publish.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Ref {
-    /// Full name, e.g. `refs/heads/main`.
-    pub name: String,
-    /// The object the ref points at.
-    pub oid: ObjectId,
-    /// For an annotated tag: the object it finally peels to.
-    pub peeled: Option<ObjectId>,
-}
+/// The refs this module renders and parses.
+pub use crate::git::refs::Ref;
 
 /// What HEAD says.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,6 +8,7 @@ pub mod layout;
 pub mod oid;
 pub mod pack;
 pub mod pktline;
+pub mod refs;
 pub mod resolve;
 pub mod upload_pack;
 mod varint;

@@ -8,6 +8,7 @@
 
 use crate::git::oid::ObjectId;
 use crate::git::pktline::{self, Band, Decoder, Packet, PktLineError};
+use crate::git::refs::Ref;
 use crate::text::untrusted;
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -64,16 +65,8 @@ pub enum ProtocolError {
     Truncated(String),
 }
 
-/// One ref from the advertisement.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AdvertisedRef {
-    /// Full name, always starting with `refs/`.
-    pub name: String,
-    /// The object the ref points to.
-    pub oid: ObjectId,
-    /// For annotated tags, the object the tag finally points to (from the `^{}` line).
-    pub peeled: Option<ObjectId>,
-}
+/// The former name of an advertised [`Ref`], for callers not switched yet.
+pub use crate::git::refs::Ref as AdvertisedRef;
 
 /// A parsed v0/v1 ref advertisement.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,7 +76,7 @@ pub struct Advertisement {
     /// The branch `HEAD` names, from the `symref=HEAD:<ref>` capability.
     pub head_symref: Option<String>,
     /// Every advertised ref except `HEAD`, in server order.
-    pub refs: Vec<AdvertisedRef>,
+    pub refs: Vec<Ref>,
     /// The server's capabilities, in server order (`name` or `name=value`).
     pub capabilities: Vec<String>,
 }
@@ -189,7 +182,7 @@ pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, ProtocolError> 
             if !names.insert(name.clone()) {
                 return Err(ProtocolError::DuplicateRef(name));
             }
-            advertisement.refs.push(AdvertisedRef {
+            advertisement.refs.push(Ref {
                 name,
                 oid,
                 peeled: None,

@@ -199,11 +199,7 @@ fn desired_state(adv: &Advertisement, options: &MirrorOptions) -> Desired {
         .refs
         .iter()
         .filter(|r| options.wants_ref(&r.name))
-        .map(|r| Ref {
-            name: r.name.clone(),
-            oid: r.oid,
-            peeled: r.peeled,
-        })
+        .cloned()
         .collect();
     layout::sort_refs(&mut refs);
     let head = choose_head(adv, &refs);

@@ -35,8 +35,8 @@ fn advertise(lines: &[&str]) -> Result<Advertisement, ProtocolError> {
     parse_advertisement(&body)
 }
 
-fn reference(name: &str, hex: &str, peeled: Option<&str>) -> AdvertisedRef {
-    AdvertisedRef {
+fn reference(name: &str, hex: &str, peeled: Option<&str>) -> Ref {
+    Ref {
         name: name.into(),
         oid: oid(hex),
         peeled: peeled.map(oid),
@@ -671,22 +671,22 @@ fn real_git_advertisement() {
     assert_eq!(
         adv.refs,
         vec![
-            AdvertisedRef {
+            Ref {
                 name: "refs/heads/feature".into(),
                 oid: rev("HEAD~1"),
                 peeled: None
             },
-            AdvertisedRef {
+            Ref {
                 name: "refs/heads/main".into(),
                 oid: rev("HEAD"),
                 peeled: None
             },
-            AdvertisedRef {
+            Ref {
                 name: "refs/tags/light".into(),
                 oid: rev("HEAD"),
                 peeled: None
             },
-            AdvertisedRef {
+            Ref {
                 name: "refs/tags/v1".into(),
                 oid: rev("v1"),
                 peeled: Some(rev("HEAD~1"))
