@@ -7,6 +7,11 @@ use testkit::git::{git, git_with_input};
 use testkit::pack::{entry_header, make_repo, ofs_distance, pack_repo, zlib, GitPack};
 use testkit::rng::Rng;
 
+use super::stream::Ring;
+use crate::git::oid::hash_object;
+use crate::git::pack::entry::EntryKind;
+use std::collections::HashMap;
+
 const LOTS: u64 = 1 << 30;
 /// Everything in memory and cached.
 const ROOMY: ResolveOptions<'static> = ResolveOptions {

@@ -1,0 +1,532 @@
+//! The state of one run of delta resolution: the scan in pack order, the graph of bases and children, the REF
+//! deltas waiting for their base, and the rebuilding of objects from their delta chains (in memory, or streamed
+//! through [`super::stream`] when they are too big to hold).
+
+use super::cache::Cache;
+use super::stream::{level_error, step, Level, Ring, Step};
+use super::{
+    entry_end, entry_error, EntryProblem, PackReader, ResolveError, ResolveOptions, ResolveStats,
+    MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW, NO_PARENT, PROGRESS_INTERVAL, WINDOW_BUDGET,
+};
+use crate::git::delta;
+use crate::git::oid::{hash_object, ObjectHasher, ObjectId, ObjectKind};
+use crate::git::pack::entry::{Entry, EntryKind};
+use crate::git::pack::inflate::EntryInflater;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+fn as_index(i: usize) -> u32 {
+    // `Resolver::new` refuses packs with `NO_PARENT` or more entries, so every index fits.
+    i as u32
+}
+
+/// The state of one run of [`resolve_deltas`](super::resolve_deltas).
+pub(super) struct Resolver<'a> {
+    entries: &'a mut [Entry],
+    source: &'a dyn PackReader,
+    big: u64,
+    max_chain: usize,
+    /// The base entry of each delta, `NO_PARENT` when not known (yet).
+    parent: Vec<u32>,
+    /// Children of each entry not resolved yet.
+    pending: Vec<u32>,
+    kinds: Vec<ObjectKind>,
+    /// REF deltas whose base id is not known yet, by that id.
+    waiting_for_oid: HashMap<ObjectId, Vec<u32>>,
+    /// Deltas visited while their (known) base entry was not resolved yet, by that entry.
+    waiting_for_entry: HashMap<u32, Vec<u32>>,
+    /// Children bigger than the limit of each entry bigger than the limit (to stream them in one pass).
+    big_children: HashMap<u32, Vec<u32>>,
+    /// Deltas that became resolvable behind the scan.
+    ready: Vec<u32>,
+    scan_pos: u32,
+    cache: Cache,
+    inflater: EntryInflater,
+    stats: ResolveStats,
+}
+
+/// How far a rebuild has got: an object in memory, or a stack of streamed levels.
+enum Built {
+    Memory(Arc<Vec<u8>>),
+    Stream(Vec<Level>),
+}
+
+impl<'a> Resolver<'a> {
+    /// Checks the entries and builds the graph of bases and children; refuses packs whose entries contradict each
+    /// other.
+    pub(super) fn new(
+        entries: &'a mut [Entry],
+        source: &'a dyn PackReader,
+        options: &ResolveOptions<'_>,
+        max_chain: usize,
+    ) -> Result<Self, ResolveError> {
+        let n = entries.len();
+        if n >= NO_PARENT as usize {
+            return Err(ResolveError::TooManyEntries(n));
+        }
+        // Delta ids are (re)computed from scratch: a delta counts as resolved only once this run produced it.
+        for e in entries.iter_mut().filter(|e| e.is_delta()) {
+            e.oid = None;
+        }
+        let mut kinds = Vec::with_capacity(n);
+        let mut previous_end = 0;
+        for (i, e) in entries.iter().enumerate() {
+            let end = e.offset.checked_add(e.packed_len);
+            if end.is_none_or(|end| e.data_offset <= e.offset || e.data_offset >= end) {
+                return Err(entry_error(
+                    e,
+                    EntryProblem::BadBounds {
+                        data_offset: e.data_offset,
+                        packed_len: e.packed_len,
+                    },
+                ));
+            }
+            if i > 0 && e.offset < previous_end {
+                return Err(entry_error(e, EntryProblem::OutOfOrder));
+            }
+            previous_end = entry_end(e);
+            match e.kind {
+                EntryKind::Base(kind) => {
+                    if e.size != e.result_size {
+                        return Err(entry_error(
+                            e,
+                            EntryProblem::BadSizes {
+                                size: e.size,
+                                result_size: e.result_size,
+                            },
+                        ));
+                    }
+                    kinds.push(kind);
+                }
+                // Replaced by the base's kind when the delta is resolved.
+                _ => kinds.push(ObjectKind::Blob),
+            }
+        }
+        let mut resolver = Resolver {
+            parent: vec![NO_PARENT; n],
+            pending: vec![0; n],
+            kinds,
+            waiting_for_oid: HashMap::new(),
+            waiting_for_entry: HashMap::new(),
+            big_children: HashMap::new(),
+            ready: Vec::new(),
+            scan_pos: 0,
+            cache: Cache::new(options.cache_bytes),
+            inflater: EntryInflater::new(),
+            stats: ResolveStats::default(),
+            big: options.big_object_bytes,
+            max_chain,
+            entries,
+            source,
+        };
+        for i in 0..n {
+            let e = &resolver.entries[i];
+            match e.kind {
+                EntryKind::Base(_) => {}
+                EntryKind::OfsDelta { base_offset } => {
+                    let j = resolver.entries.partition_point(|b| b.offset < base_offset);
+                    if j >= i || resolver.entries[j].offset != base_offset {
+                        return Err(entry_error(e, EntryProblem::BadBaseOffset(base_offset)));
+                    }
+                    resolver.attach(as_index(i), as_index(j));
+                }
+                EntryKind::RefDelta { base } => {
+                    let waiting = resolver.waiting_for_oid.entry(base).or_default();
+                    waiting.push(as_index(i));
+                }
+            }
+        }
+        // REF deltas on non-delta objects (whose ids the first pass computed) know their base now; the others
+        // learn it when the object with that id is resolved.
+        for j in 0..n {
+            let Some(oid) = resolver.entries[j].oid else {
+                continue;
+            };
+            if let Some(waiting) = resolver.waiting_for_oid.remove(&oid) {
+                for w in waiting {
+                    resolver.attach(w, as_index(j));
+                }
+            }
+        }
+        Ok(resolver)
+    }
+
+    /// Records that delta `child` applies to entry `base`.
+    fn attach(&mut self, child: u32, base: u32) {
+        self.parent[child as usize] = base;
+        self.pending[base as usize] += 1;
+        if self.is_big(child) && self.is_big(base) {
+            self.big_children.entry(base).or_default().push(child);
+        }
+    }
+
+    /// Whether an entry's object, delta data or compressed bytes exceed the in-memory limit.
+    fn is_big(&self, i: u32) -> bool {
+        let e = &self.entries[i as usize];
+        e.size > self.big || e.result_size > self.big || entry_end(e) - e.data_offset > self.big
+    }
+
+    fn is_resolved(&self, i: u32) -> bool {
+        self.entries[i as usize].oid.is_some()
+    }
+
+    /// Resolves every entry, reporting the scan's progress, and returns what it did.
+    pub(super) async fn run(
+        mut self,
+        progress: Option<&(dyn Fn(u64, u64) + Send + Sync)>,
+    ) -> Result<ResolveStats, ResolveError> {
+        let total = self.entries.len() as u64;
+        for i in 0..self.entries.len() {
+            if let Some(report) = progress.filter(|_| i % PROGRESS_INTERVAL == 0 && i > 0) {
+                report(i as u64, total);
+            }
+            self.scan_pos = as_index(i);
+            self.visit(as_index(i)).await?;
+            while let Some(j) = self.ready.pop() {
+                self.visit(j).await?;
+            }
+        }
+        for (i, e) in self.entries.iter().enumerate() {
+            if let (None, EntryKind::RefDelta { base }, NO_PARENT) = (e.oid, e.kind, self.parent[i])
+            {
+                return Err(ResolveError::MissingBase {
+                    offset: e.offset,
+                    base,
+                });
+            }
+        }
+        if let Some(e) = self.entries.iter().find(|e| e.oid.is_none()) {
+            return Err(entry_error(e, EntryProblem::Unresolved));
+        }
+        self.stats.kinds = self.kinds;
+        self.stats.peak_cache_bytes = self.cache.peak;
+        Ok(self.stats)
+    }
+
+    /// Resolves entry `i` if it can be now; otherwise leaves it for when its base is resolved.
+    async fn visit(&mut self, i: u32) -> Result<(), ResolveError> {
+        let idx = i as usize;
+        if self.is_resolved(i) {
+            return self.preload(i).await;
+        }
+        let parent = self.parent[idx];
+        if self.entries[idx].is_delta() {
+            if parent == NO_PARENT {
+                // A REF delta whose base id is unknown: `resolved` queues it once an object with that id exists.
+                return Ok(());
+            }
+            if !self.is_resolved(parent) {
+                self.waiting_for_entry.entry(parent).or_default().push(i);
+                return Ok(());
+            }
+        }
+        self.resolve(i).await
+    }
+
+    /// Caches a non-delta object that has children to come while the scan passes it (a sequential read now
+    /// saves a random one later).
+    async fn preload(&mut self, i: u32) -> Result<(), ResolveError> {
+        let e = &self.entries[i as usize];
+        if e.is_delta()
+            || self.pending[i as usize] == 0
+            || self.is_big(i)
+            || e.size > self.cache.limit
+        {
+            return Ok(());
+        }
+        if self.cache.contains(i) {
+            return Ok(());
+        }
+        let data = self.read_whole(i).await?;
+        self.cache.insert(i, Arc::new(data));
+        Ok(())
+    }
+
+    /// Computes the id of unresolved entry `i`, whose base (if any) is resolved.
+    async fn resolve(&mut self, i: u32) -> Result<(), ResolveError> {
+        let chain = self.chain(i)?;
+        let root = *chain.last().unwrap_or(&i);
+        if chain.len() > 1 {
+            if self.cache.contains(self.parent[i as usize]) {
+                self.stats.cache_hits += 1;
+            } else {
+                self.stats.cache_misses += 1;
+            }
+        }
+        let path = if self.is_big(i) {
+            self.big_path(i, chain.len())
+        } else {
+            Vec::new()
+        };
+        let window = (WINDOW_BUDGET / (chain.len() + path.len())).clamp(MIN_WINDOW, MAX_WINDOW);
+
+        let mut built = match self.cache.get(root) {
+            Some(data) if root != i => Built::Memory(data),
+            _ if self.is_big(root) => Built::Stream(vec![Level::inflate(
+                &self.entries[root as usize],
+                root,
+                window,
+            )]),
+            _ => {
+                let data = Arc::new(self.read_whole(root).await?);
+                if root != i {
+                    self.keep(root, &data);
+                }
+                Built::Memory(data)
+            }
+        };
+        for &x in chain.iter().rev().skip(1) {
+            built = self.extend(built, x, window).await?;
+            if x != i {
+                if let Built::Memory(data) = &built {
+                    self.keep(x, data);
+                }
+            }
+        }
+        self.kinds[i as usize] = self.kinds[root as usize];
+        match built {
+            Built::Memory(data) => {
+                let oid = hash_object(self.kinds[i as usize], &data);
+                self.resolved(i, oid, Some(data));
+            }
+            Built::Stream(levels) => self.stream_hash(levels, i, &path, window).await?,
+        }
+        Ok(())
+    }
+
+    /// `i`, its base, its base's base... down to the nearest cached object or non-delta entry.
+    fn chain(&mut self, i: u32) -> Result<Vec<u32>, ResolveError> {
+        let mut chain = vec![i];
+        let mut x = i;
+        while self.entries[x as usize].is_delta() && (x == i || !self.cache.contains(x)) {
+            // Resolved deltas, and the delta being resolved, always have a base.
+            x = match self.parent.get(x as usize) {
+                Some(&p) if p != NO_PARENT => p,
+                _ => {
+                    return Err(entry_error(
+                        &self.entries[x as usize],
+                        EntryProblem::Unresolved,
+                    ))
+                }
+            };
+            chain.push(x);
+            if chain.len() > self.max_chain + 1 {
+                return Err(entry_error(
+                    &self.entries[i as usize],
+                    EntryProblem::ChainTooDeep(self.max_chain),
+                ));
+            }
+        }
+        self.stats.longest_chain = self.stats.longest_chain.max(chain.len() as u64 - 1);
+        Ok(chain)
+    }
+
+    /// Unresolved big descendants of big entry `i` along one line (first child each time), so that streaming `i`
+    /// hashes them too.
+    fn big_path(&self, i: u32, chain_len: usize) -> Vec<u32> {
+        let mut path = Vec::new();
+        let mut x = i;
+        while chain_len + path.len() < MAX_STREAM_LEVELS {
+            let next = self
+                .big_children
+                .get(&x)
+                .and_then(|children| children.iter().copied().find(|&c| !self.is_resolved(c)));
+            match next {
+                Some(c) => {
+                    path.push(c);
+                    x = c;
+                }
+                None => break,
+            }
+        }
+        path
+    }
+
+    /// Applies delta entry `x` to what has been built so far.
+    async fn extend(&mut self, built: Built, x: u32, window: usize) -> Result<Built, ResolveError> {
+        let small = !self.is_big(x);
+        let mut levels = match built {
+            Built::Memory(base) if small => {
+                let delta = self.read_whole(x).await?;
+                let e = &self.entries[x as usize];
+                let result = delta::apply(&base, &delta).map_err(|err| entry_error(e, err))?;
+                if result.len() as u64 != e.result_size {
+                    return Err(entry_error(
+                        e,
+                        EntryProblem::ResultSizeMismatch {
+                            header: result.len() as u64,
+                            recorded: e.result_size,
+                        },
+                    ));
+                }
+                return Ok(Built::Memory(Arc::new(result)));
+            }
+            Built::Memory(base) => vec![Level::memory(base)],
+            Built::Stream(levels) => levels,
+        };
+        if levels.len() >= MAX_STREAM_LEVELS {
+            return Err(entry_error(
+                &self.entries[x as usize],
+                EntryProblem::StreamTooDeep,
+            ));
+        }
+        levels.push(Level::delta(&self.entries[x as usize], x, window));
+        if !small {
+            return Ok(Built::Stream(levels));
+        }
+        // A small object on top of a streamed one: stream it into memory.
+        let top = levels.len() - 1;
+        levels[top].out = Ring::new(0);
+        levels[top].collect = Some(Vec::new());
+        self.drive_all(&mut levels).await?;
+        let data = levels[top].collect.take().unwrap_or_default();
+        Ok(Built::Memory(Arc::new(data)))
+    }
+
+    /// Streams big object `i` (the top of `levels`) and the big descendants in `path`, hashing each.
+    async fn stream_hash(
+        &mut self,
+        mut levels: Vec<Level>,
+        i: u32,
+        path: &[u32],
+        window: usize,
+    ) -> Result<(), ResolveError> {
+        let first = levels.len() - 1;
+        for &c in path {
+            levels.push(Level::delta(&self.entries[c as usize], c, window));
+        }
+        let top = levels.len() - 1;
+        levels[top].out = Ring::new(0);
+        let kind = self.kinds[i as usize];
+        for level in &mut levels[first..] {
+            level.hasher = Some(ObjectHasher::new(kind, level.size));
+        }
+        self.drive_all(&mut levels).await?;
+        for level in &mut levels[first..] {
+            if let Some(hasher) = level.hasher.take() {
+                let x = level.entry;
+                self.kinds[x as usize] = kind;
+                self.stats.streamed += 1;
+                self.resolved(x, hasher.finish(), None);
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every level of a stream to its end, the top first: each object is hashed exactly once, and every
+    /// entry's zlib stream and delta are verified to their last byte even where no copy reached.
+    async fn drive_all(&mut self, levels: &mut [Level]) -> Result<(), ResolveError> {
+        for at in (0..levels.len()).rev() {
+            self.drive(levels, at).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs level `top` of a stream to its end, pulling its bases forward (or restarting them) as its copies
+    /// require.
+    async fn drive(&mut self, levels: &mut [Level], top: usize) -> Result<(), ResolveError> {
+        let mut at = top;
+        loop {
+            match step(levels, at, &mut self.stats.stream_restarts)? {
+                Step::Produced => {
+                    if at < top {
+                        at += 1;
+                    }
+                }
+                Step::NeedBase => match at.checked_sub(1) {
+                    Some(below) => at = below,
+                    None => return Err(level_error(&levels[at], EntryProblem::BaseEndedEarly)),
+                },
+                Step::NeedInput { offset, len } => {
+                    let data = self.read(offset, len).await?;
+                    levels[at].feed(data);
+                }
+                Step::End => {
+                    if at == top {
+                        return Ok(());
+                    }
+                    return Err(level_error(&levels[at + 1], EntryProblem::BaseEndedEarly));
+                }
+            }
+        }
+    }
+
+    /// Caches a rebuilt object if it still has children to come.
+    fn keep(&mut self, x: u32, data: &Arc<Vec<u8>>) {
+        self.stats.rebuilt += u64::from(self.entries[x as usize].is_delta());
+        if self.pending[x as usize] > 0 {
+            self.cache.insert(x, Arc::clone(data));
+        }
+    }
+
+    /// Records the id of entry `x` and wakes whatever waited for it.
+    fn resolved(&mut self, x: u32, oid: ObjectId, data: Option<Arc<Vec<u8>>>) {
+        let idx = x as usize;
+        if self.entries[idx].is_delta() {
+            self.stats.deltas += 1;
+        } else {
+            self.stats.bases_hashed += 1;
+        }
+        if x < self.scan_pos {
+            self.stats.deferred += 1;
+        }
+        self.entries[idx].oid = Some(oid);
+        for w in self.waiting_for_oid.remove(&oid).unwrap_or_default() {
+            self.attach(w, x);
+            if w <= self.scan_pos {
+                self.ready.push(w);
+            }
+        }
+        if let Some(waiting) = self.waiting_for_entry.remove(&x) {
+            self.ready.extend(waiting);
+        }
+        let parent = self.parent[idx];
+        if parent != NO_PARENT {
+            let p = parent as usize;
+            self.pending[p] = self.pending[p].saturating_sub(1);
+            if self.pending[p] == 0 {
+                self.cache.remove(parent);
+                self.big_children.remove(&parent);
+            }
+        }
+        if let Some(data) = data {
+            if self.pending[idx] > 0 {
+                self.cache.insert(x, data);
+            }
+        }
+    }
+
+    /// Reads and inflates a whole entry that is not big.
+    async fn read_whole(&mut self, i: u32) -> Result<Vec<u8>, ResolveError> {
+        let e = &self.entries[i as usize];
+        let (start, size) = (e.data_offset, e.size);
+        let data = self.read(start, entry_end(e) - start).await?;
+        let e = &self.entries[i as usize];
+        self.inflater
+            .inflate_whole(&data, size)
+            .map_err(|p| entry_error(e, p))
+    }
+
+    async fn read(&mut self, offset: u64, len: u64) -> Result<Bytes, ResolveError> {
+        let data = self
+            .source
+            .read_at(offset, len)
+            .await
+            .map_err(|source| ResolveError::Read {
+                offset,
+                len,
+                source,
+            })?;
+        if data.len() as u64 != len {
+            return Err(ResolveError::ShortRead {
+                offset,
+                expected: len,
+                actual: data.len() as u64,
+            });
+        }
+        self.stats.reads += 1;
+        self.stats.bytes_read += len;
+        Ok(data)
+    }
+}
