@@ -61,8 +61,26 @@ const MIN_WINDOW: usize = 2 * PRODUCE_CHUNK;
 const MAX_WINDOW: usize = 1024 * 1024;
 /// Window bytes shared by the levels of one stream.
 const WINDOW_BUDGET: usize = 8 * 1024 * 1024;
-/// Marks an entry without a known base (a base object, or a REF delta whose base is not resolved yet).
-const NO_PARENT: u32 = u32::MAX;
+
+/// The position of an entry in the pack's entry list. 32 bits keep the bookkeeping per entry small; the
+/// resolver refuses packs with more entries than fit below [`EntryIndex::NONE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct EntryIndex(u32);
+
+impl EntryIndex {
+    /// No entry: the base of a non-delta entry, or of a REF delta whose base is not known yet.
+    const NONE: EntryIndex = EntryIndex(u32::MAX);
+
+    /// The index of the `i`th entry, for `i` below [`EntryIndex::NONE`] (which the resolver checked).
+    fn new(i: usize) -> Self {
+        EntryIndex(i as u32)
+    }
+
+    /// The position in the entry list.
+    fn get(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// Error type of [`PackReader`] reads.
 pub type ReadError = Box<dyn std::error::Error + Send + Sync>;

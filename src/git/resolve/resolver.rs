@@ -3,44 +3,41 @@
 //! through [`super::stream`] when they are too big to hold).
 
 use super::cache::Cache;
-use super::stream::{level_error, step, Level, Ring, Step};
+use super::stream::{Level, LevelStep};
 use super::{
-    entry_end, entry_error, EntryProblem, PackReader, ResolveError, ResolveOptions, ResolveStats,
-    MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW, NO_PARENT, PROGRESS_INTERVAL, WINDOW_BUDGET,
+    entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ResolveError, ResolveOptions,
+    ResolveStats, MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW, PROGRESS_INTERVAL, WINDOW_BUDGET,
 };
 use crate::git::delta;
-use crate::git::oid::{hash_object, ObjectHasher, ObjectId, ObjectKind};
+use crate::git::oid::{hash_object, ObjectId, ObjectKind};
 use crate::git::pack::entry::{Entry, EntryKind};
 use crate::git::pack::inflate::EntryInflater;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-fn as_index(i: usize) -> u32 {
-    // `Resolver::new` refuses packs with `NO_PARENT` or more entries, so every index fits.
-    i as u32
-}
-
 /// The state of one run of [`resolve_deltas`](super::resolve_deltas).
 pub(super) struct Resolver<'a> {
     entries: &'a mut [Entry],
     source: &'a dyn PackReader,
-    big: u64,
+    /// Objects, deltas and compressed entries bigger than this are streamed ([`ResolveOptions::big_object_bytes`]).
+    big_object_bytes: u64,
     max_chain: usize,
-    /// The base entry of each delta, `NO_PARENT` when not known (yet).
-    parent: Vec<u32>,
+    /// The base entry of each delta, [`EntryIndex::NONE`] when not known (yet).
+    parent: Vec<EntryIndex>,
     /// Children of each entry not resolved yet.
     pending: Vec<u32>,
     kinds: Vec<ObjectKind>,
     /// REF deltas whose base id is not known yet, by that id.
-    waiting_for_oid: HashMap<ObjectId, Vec<u32>>,
+    waiting_for_oid: HashMap<ObjectId, Vec<EntryIndex>>,
     /// Deltas visited while their (known) base entry was not resolved yet, by that entry.
-    waiting_for_entry: HashMap<u32, Vec<u32>>,
+    waiting_for_entry: HashMap<EntryIndex, Vec<EntryIndex>>,
     /// Children bigger than the limit of each entry bigger than the limit (to stream them in one pass).
-    big_children: HashMap<u32, Vec<u32>>,
+    big_children: HashMap<EntryIndex, Vec<EntryIndex>>,
     /// Deltas that became resolvable behind the scan.
-    ready: Vec<u32>,
-    scan_pos: u32,
+    ready: Vec<EntryIndex>,
+    /// The entry the scan is at.
+    scan_pos: EntryIndex,
     cache: Cache,
     inflater: EntryInflater,
     stats: ResolveStats,
@@ -62,7 +59,7 @@ impl<'a> Resolver<'a> {
         max_chain: usize,
     ) -> Result<Self, ResolveError> {
         let n = entries.len();
-        if n >= NO_PARENT as usize {
+        if n >= EntryIndex::NONE.get() {
             return Err(ResolveError::TooManyEntries(n));
         }
         // Delta ids are (re)computed from scratch: a delta counts as resolved only once this run produced it.
@@ -104,18 +101,18 @@ impl<'a> Resolver<'a> {
             }
         }
         let mut resolver = Resolver {
-            parent: vec![NO_PARENT; n],
+            parent: vec![EntryIndex::NONE; n],
             pending: vec![0; n],
             kinds,
             waiting_for_oid: HashMap::new(),
             waiting_for_entry: HashMap::new(),
             big_children: HashMap::new(),
             ready: Vec::new(),
-            scan_pos: 0,
+            scan_pos: EntryIndex(0),
             cache: Cache::new(options.cache_bytes),
             inflater: EntryInflater::new(),
             stats: ResolveStats::default(),
-            big: options.big_object_bytes,
+            big_object_bytes: options.big_object_bytes,
             max_chain,
             entries,
             source,
@@ -129,11 +126,11 @@ impl<'a> Resolver<'a> {
                     if j >= i || resolver.entries[j].offset != base_offset {
                         return Err(entry_error(e, EntryProblem::BadBaseOffset(base_offset)));
                     }
-                    resolver.attach(as_index(i), as_index(j));
+                    resolver.attach(EntryIndex::new(i), EntryIndex::new(j));
                 }
                 EntryKind::RefDelta { base } => {
                     let waiting = resolver.waiting_for_oid.entry(base).or_default();
-                    waiting.push(as_index(i));
+                    waiting.push(EntryIndex::new(i));
                 }
             }
         }
@@ -145,7 +142,7 @@ impl<'a> Resolver<'a> {
             };
             if let Some(waiting) = resolver.waiting_for_oid.remove(&oid) {
                 for w in waiting {
-                    resolver.attach(w, as_index(j));
+                    resolver.attach(w, EntryIndex::new(j));
                 }
             }
         }
@@ -153,22 +150,23 @@ impl<'a> Resolver<'a> {
     }
 
     /// Records that delta `child` applies to entry `base`.
-    fn attach(&mut self, child: u32, base: u32) {
-        self.parent[child as usize] = base;
-        self.pending[base as usize] += 1;
+    fn attach(&mut self, child: EntryIndex, base: EntryIndex) {
+        self.parent[child.get()] = base;
+        self.pending[base.get()] += 1;
         if self.is_big(child) && self.is_big(base) {
             self.big_children.entry(base).or_default().push(child);
         }
     }
 
     /// Whether an entry's object, delta data or compressed bytes exceed the in-memory limit.
-    fn is_big(&self, i: u32) -> bool {
-        let e = &self.entries[i as usize];
-        e.size > self.big || e.result_size > self.big || entry_end(e) - e.data_offset > self.big
+    fn is_big(&self, i: EntryIndex) -> bool {
+        let e = &self.entries[i.get()];
+        let limit = self.big_object_bytes;
+        e.size > limit || e.result_size > limit || entry_end(e) - e.data_offset > limit
     }
 
-    fn is_resolved(&self, i: u32) -> bool {
-        self.entries[i as usize].oid.is_some()
+    fn is_resolved(&self, i: EntryIndex) -> bool {
+        self.entries[i.get()].oid.is_some()
     }
 
     /// Resolves every entry, reporting the scan's progress, and returns what it did.
@@ -181,14 +179,15 @@ impl<'a> Resolver<'a> {
             if let Some(report) = progress.filter(|_| i % PROGRESS_INTERVAL == 0 && i > 0) {
                 report(i as u64, total);
             }
-            self.scan_pos = as_index(i);
-            self.visit(as_index(i)).await?;
+            self.scan_pos = EntryIndex::new(i);
+            self.visit(self.scan_pos).await?;
             while let Some(j) = self.ready.pop() {
                 self.visit(j).await?;
             }
         }
         for (i, e) in self.entries.iter().enumerate() {
-            if let (None, EntryKind::RefDelta { base }, NO_PARENT) = (e.oid, e.kind, self.parent[i])
+            if let (None, EntryKind::RefDelta { base }, EntryIndex::NONE) =
+                (e.oid, e.kind, self.parent[i])
             {
                 return Err(ResolveError::MissingBase {
                     offset: e.offset,
@@ -200,20 +199,20 @@ impl<'a> Resolver<'a> {
             return Err(entry_error(e, EntryProblem::Unresolved));
         }
         self.stats.kinds = self.kinds;
-        self.stats.peak_cache_bytes = self.cache.peak;
+        self.stats.peak_cache_bytes = self.cache.peak();
         Ok(self.stats)
     }
 
     /// Resolves entry `i` if it can be now; otherwise leaves it for when its base is resolved.
-    async fn visit(&mut self, i: u32) -> Result<(), ResolveError> {
-        let idx = i as usize;
+    async fn visit(&mut self, i: EntryIndex) -> Result<(), ResolveError> {
         if self.is_resolved(i) {
             return self.preload(i).await;
         }
-        let parent = self.parent[idx];
-        if self.entries[idx].is_delta() {
-            if parent == NO_PARENT {
-                // A REF delta whose base id is unknown: `resolved` queues it once an object with that id exists.
+        let parent = self.parent[i.get()];
+        if self.entries[i.get()].is_delta() {
+            if parent == EntryIndex::NONE {
+                // A REF delta whose base id is unknown: `record_resolved` queues it once an object with that id
+                // exists.
                 return Ok(());
             }
             if !self.is_resolved(parent) {
@@ -226,12 +225,12 @@ impl<'a> Resolver<'a> {
 
     /// Caches a non-delta object that has children to come while the scan passes it (a sequential read now
     /// saves a random one later).
-    async fn preload(&mut self, i: u32) -> Result<(), ResolveError> {
-        let e = &self.entries[i as usize];
+    async fn preload(&mut self, i: EntryIndex) -> Result<(), ResolveError> {
+        let e = &self.entries[i.get()];
         if e.is_delta()
-            || self.pending[i as usize] == 0
+            || self.pending[i.get()] == 0
             || self.is_big(i)
-            || e.size > self.cache.limit
+            || e.size > self.cache.limit()
         {
             return Ok(());
         }
@@ -244,11 +243,11 @@ impl<'a> Resolver<'a> {
     }
 
     /// Computes the id of unresolved entry `i`, whose base (if any) is resolved.
-    async fn resolve(&mut self, i: u32) -> Result<(), ResolveError> {
+    async fn resolve(&mut self, i: EntryIndex) -> Result<(), ResolveError> {
         let chain = self.chain(i)?;
         let root = *chain.last().unwrap_or(&i);
         if chain.len() > 1 {
-            if self.cache.contains(self.parent[i as usize]) {
+            if self.cache.contains(self.parent[i.get()]) {
                 self.stats.cache_hits += 1;
             } else {
                 self.stats.cache_misses += 1;
@@ -264,7 +263,7 @@ impl<'a> Resolver<'a> {
         let mut built = match self.cache.get(root) {
             Some(data) if root != i => Built::Memory(data),
             _ if self.is_big(root) => Built::Stream(vec![Level::inflate(
-                &self.entries[root as usize],
+                &self.entries[root.get()],
                 root,
                 window,
             )]),
@@ -284,11 +283,11 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        self.kinds[i as usize] = self.kinds[root as usize];
+        self.kinds[i.get()] = self.kinds[root.get()];
         match built {
             Built::Memory(data) => {
-                let oid = hash_object(self.kinds[i as usize], &data);
-                self.resolved(i, oid, Some(data));
+                let oid = hash_object(self.kinds[i.get()], &data);
+                self.record_resolved(i, oid, Some(data));
             }
             Built::Stream(levels) => self.stream_hash(levels, i, &path, window).await?,
         }
@@ -296,16 +295,16 @@ impl<'a> Resolver<'a> {
     }
 
     /// `i`, its base, its base's base... down to the nearest cached object or non-delta entry.
-    fn chain(&mut self, i: u32) -> Result<Vec<u32>, ResolveError> {
+    fn chain(&mut self, i: EntryIndex) -> Result<Vec<EntryIndex>, ResolveError> {
         let mut chain = vec![i];
         let mut x = i;
-        while self.entries[x as usize].is_delta() && (x == i || !self.cache.contains(x)) {
+        while self.entries[x.get()].is_delta() && (x == i || !self.cache.contains(x)) {
             // Resolved deltas, and the delta being resolved, always have a base.
-            x = match self.parent.get(x as usize) {
-                Some(&p) if p != NO_PARENT => p,
+            x = match self.parent.get(x.get()) {
+                Some(&p) if p != EntryIndex::NONE => p,
                 _ => {
                     return Err(entry_error(
-                        &self.entries[x as usize],
+                        &self.entries[x.get()],
                         EntryProblem::Unresolved,
                     ))
                 }
@@ -313,7 +312,7 @@ impl<'a> Resolver<'a> {
             chain.push(x);
             if chain.len() > self.max_chain + 1 {
                 return Err(entry_error(
-                    &self.entries[i as usize],
+                    &self.entries[i.get()],
                     EntryProblem::ChainTooDeep(self.max_chain),
                 ));
             }
@@ -324,7 +323,7 @@ impl<'a> Resolver<'a> {
 
     /// Unresolved big descendants of big entry `i` along one line (first child each time), so that streaming `i`
     /// hashes them too.
-    fn big_path(&self, i: u32, chain_len: usize) -> Vec<u32> {
+    fn big_path(&self, i: EntryIndex, chain_len: usize) -> Vec<EntryIndex> {
         let mut path = Vec::new();
         let mut x = i;
         while chain_len + path.len() < MAX_STREAM_LEVELS {
@@ -344,12 +343,17 @@ impl<'a> Resolver<'a> {
     }
 
     /// Applies delta entry `x` to what has been built so far.
-    async fn extend(&mut self, built: Built, x: u32, window: usize) -> Result<Built, ResolveError> {
+    async fn extend(
+        &mut self,
+        built: Built,
+        x: EntryIndex,
+        window: usize,
+    ) -> Result<Built, ResolveError> {
         let small = !self.is_big(x);
         let mut levels = match built {
             Built::Memory(base) if small => {
                 let delta = self.read_whole(x).await?;
-                let e = &self.entries[x as usize];
+                let e = &self.entries[x.get()];
                 let result = delta::apply(&base, &delta).map_err(|err| entry_error(e, err))?;
                 if result.len() as u64 != e.result_size {
                     return Err(entry_error(
@@ -367,48 +371,49 @@ impl<'a> Resolver<'a> {
         };
         if levels.len() >= MAX_STREAM_LEVELS {
             return Err(entry_error(
-                &self.entries[x as usize],
+                &self.entries[x.get()],
                 EntryProblem::StreamTooDeep,
             ));
         }
-        levels.push(Level::delta(&self.entries[x as usize], x, window));
+        let mut top = Level::delta(&self.entries[x.get()], x, window);
         if !small {
+            levels.push(top);
             return Ok(Built::Stream(levels));
         }
         // A small object on top of a streamed one: stream it into memory.
-        let top = levels.len() - 1;
-        levels[top].out = Ring::new(0);
-        levels[top].collect = Some(Vec::new());
+        top.drop_window();
+        top.collect();
+        levels.push(top);
         self.drive_all(&mut levels).await?;
-        let data = levels[top].collect.take().unwrap_or_default();
-        Ok(Built::Memory(Arc::new(data)))
+        let data = levels.last_mut().map(Level::take_collected);
+        Ok(Built::Memory(Arc::new(data.unwrap_or_default())))
     }
 
     /// Streams big object `i` (the top of `levels`) and the big descendants in `path`, hashing each.
     async fn stream_hash(
         &mut self,
         mut levels: Vec<Level>,
-        i: u32,
-        path: &[u32],
+        i: EntryIndex,
+        path: &[EntryIndex],
         window: usize,
     ) -> Result<(), ResolveError> {
         let first = levels.len() - 1;
         for &c in path {
-            levels.push(Level::delta(&self.entries[c as usize], c, window));
+            levels.push(Level::delta(&self.entries[c.get()], c, window));
         }
-        let top = levels.len() - 1;
-        levels[top].out = Ring::new(0);
-        let kind = self.kinds[i as usize];
+        if let Some(top) = levels.last_mut() {
+            top.drop_window();
+        }
+        let kind = self.kinds[i.get()];
         for level in &mut levels[first..] {
-            level.hasher = Some(ObjectHasher::new(kind, level.size));
+            level.hash_as(kind);
         }
         self.drive_all(&mut levels).await?;
         for level in &mut levels[first..] {
-            if let Some(hasher) = level.hasher.take() {
-                let x = level.entry;
-                self.kinds[x as usize] = kind;
+            if let Some((x, oid)) = level.take_id() {
+                self.kinds[x.get()] = kind;
                 self.stats.streamed += 1;
-                self.resolved(x, hasher.finish(), None);
+                self.record_resolved(x, oid, None);
             }
         }
         Ok(())
@@ -428,41 +433,44 @@ impl<'a> Resolver<'a> {
     async fn drive(&mut self, levels: &mut [Level], top: usize) -> Result<(), ResolveError> {
         let mut at = top;
         loop {
-            match step(levels, at, &mut self.stats.stream_restarts)? {
-                Step::Produced => {
+            // `at <= top`, an index of `levels`.
+            let (below, rest) = levels.split_at_mut(at);
+            let level = &mut rest[0];
+            match level.produce(below.last_mut(), &mut self.stats.stream_restarts)? {
+                LevelStep::Produced => {
                     if at < top {
                         at += 1;
                     }
                 }
-                Step::NeedBase => match at.checked_sub(1) {
+                LevelStep::NeedBase => match at.checked_sub(1) {
                     Some(below) => at = below,
-                    None => return Err(level_error(&levels[at], EntryProblem::BaseEndedEarly)),
+                    None => return Err(level.error(EntryProblem::BaseEndedEarly)),
                 },
-                Step::NeedInput { offset, len } => {
+                LevelStep::NeedInput { offset, len } => {
                     let data = self.read(offset, len).await?;
-                    levels[at].feed(data);
+                    level.feed(data);
                 }
-                Step::End => {
+                LevelStep::End => {
                     if at == top {
                         return Ok(());
                     }
-                    return Err(level_error(&levels[at + 1], EntryProblem::BaseEndedEarly));
+                    return Err(rest[1].error(EntryProblem::BaseEndedEarly));
                 }
             }
         }
     }
 
     /// Caches a rebuilt object if it still has children to come.
-    fn keep(&mut self, x: u32, data: &Arc<Vec<u8>>) {
-        self.stats.rebuilt += u64::from(self.entries[x as usize].is_delta());
-        if self.pending[x as usize] > 0 {
+    fn keep(&mut self, x: EntryIndex, data: &Arc<Vec<u8>>) {
+        self.stats.rebuilt += u64::from(self.entries[x.get()].is_delta());
+        if self.pending[x.get()] > 0 {
             self.cache.insert(x, Arc::clone(data));
         }
     }
 
     /// Records the id of entry `x` and wakes whatever waited for it.
-    fn resolved(&mut self, x: u32, oid: ObjectId, data: Option<Arc<Vec<u8>>>) {
-        let idx = x as usize;
+    fn record_resolved(&mut self, x: EntryIndex, oid: ObjectId, data: Option<Arc<Vec<u8>>>) {
+        let idx = x.get();
         if self.entries[idx].is_delta() {
             self.stats.deltas += 1;
         } else {
@@ -482,8 +490,8 @@ impl<'a> Resolver<'a> {
             self.ready.extend(waiting);
         }
         let parent = self.parent[idx];
-        if parent != NO_PARENT {
-            let p = parent as usize;
+        if parent != EntryIndex::NONE {
+            let p = parent.get();
             self.pending[p] = self.pending[p].saturating_sub(1);
             if self.pending[p] == 0 {
                 self.cache.remove(parent);
@@ -498,11 +506,11 @@ impl<'a> Resolver<'a> {
     }
 
     /// Reads and inflates a whole entry that is not big.
-    async fn read_whole(&mut self, i: u32) -> Result<Vec<u8>, ResolveError> {
-        let e = &self.entries[i as usize];
+    async fn read_whole(&mut self, i: EntryIndex) -> Result<Vec<u8>, ResolveError> {
+        let e = &self.entries[i.get()];
         let (start, size) = (e.data_offset, e.size);
         let data = self.read(start, entry_end(e) - start).await?;
-        let e = &self.entries[i as usize];
+        let e = &self.entries[i.get()];
         self.inflater
             .inflate_whole(&data, size)
             .map_err(|p| entry_error(e, p))

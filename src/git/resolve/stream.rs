@@ -3,34 +3,36 @@
 //! inflated base, or a delta applied to the level below) a chunk at a time.
 
 use super::{
-    entry_end, EntryProblem, ResolveError, DELTA_BUF, NO_PARENT, PRODUCE_CHUNK, READ_CHUNK,
+    entry_end, EntryIndex, EntryProblem, ResolveError, DELTA_BUF, PRODUCE_CHUNK, READ_CHUNK,
 };
 use crate::git::delta::{DeltaDecoder, DeltaError, DeltaStep};
-use crate::git::oid::ObjectHasher;
+use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
 use crate::git::pack::entry::Entry;
 use crate::git::pack::inflate::{EntryInflater, InflateError};
 use bytes::Bytes;
 use std::sync::Arc;
 
 /// Compressed bytes of one entry, fetched from the pack in chunks and inflated as a stream.
-pub(super) struct StreamInput {
-    pub(super) start: u64,
-    pub(super) end: u64,
-    pub(super) next: u64,
-    pub(super) chunk: Bytes,
-    pub(super) pos: usize,
-    pub(super) inflater: EntryInflater,
+struct StreamInput {
+    /// Pack offsets of the entry's zlib stream, and of the next byte to fetch.
+    start: u64,
+    end: u64,
+    next: u64,
+    /// The latest bytes fetched; `chunk[pos..]` not inflated yet.
+    chunk: Bytes,
+    pos: usize,
+    inflater: EntryInflater,
 }
 
 /// Result of [`StreamInput::inflate`].
-pub(super) enum Pull {
+enum Pull {
     Wrote(usize),
     NeedInput { offset: u64, len: u64 },
     Ended,
 }
 
 impl StreamInput {
-    pub(super) fn new(e: &Entry) -> Self {
+    fn new(e: &Entry) -> Self {
         let mut inflater = EntryInflater::new();
         inflater.reset(e.size);
         StreamInput {
@@ -43,7 +45,7 @@ impl StreamInput {
         }
     }
 
-    pub(super) fn restart(&mut self) {
+    fn restart(&mut self) {
         self.next = self.start;
         self.chunk = Bytes::new();
         self.pos = 0;
@@ -51,14 +53,14 @@ impl StreamInput {
         self.inflater.reset(expected);
     }
 
-    pub(super) fn feed(&mut self, data: Bytes) {
+    fn feed(&mut self, data: Bytes) {
         self.next += data.len() as u64;
         self.chunk = data;
         self.pos = 0;
     }
 
     /// Inflates into `out`: at least one byte, or a request for more input, or the verified end.
-    pub(super) fn inflate(&mut self, out: &mut [u8]) -> Result<Pull, EntryProblem> {
+    fn inflate(&mut self, out: &mut [u8]) -> Result<Pull, EntryProblem> {
         loop {
             if self.inflater.has_ended() {
                 self.inflater
@@ -89,13 +91,14 @@ impl StreamInput {
     }
 }
 
-/// Ring buffer of the latest bytes a level produced, addressed by absolute position in its output.
+/// Ring buffer of the latest bytes a level produced, addressed by absolute position in its output. (Visible in
+/// `resolve` for its tests.)
 pub(super) struct Ring {
-    pub(super) buf: Vec<u8>,
-    pub(super) cap: usize,
+    buf: Vec<u8>,
+    cap: usize,
     /// Index in `buf` of the next byte to write once `buf` is full.
-    pub(super) write: usize,
-    pub(super) len: usize,
+    write: usize,
+    len: usize,
     /// Position, in the level's output, just past the newest byte.
     pub(super) end: u64,
 }
@@ -112,10 +115,12 @@ impl Ring {
         }
     }
 
+    /// Position, in the level's output, of the oldest byte kept.
     pub(super) fn start(&self) -> u64 {
         self.end - self.len as u64
     }
 
+    /// Forgets everything: the level starts its output again.
     pub(super) fn clear(&mut self) {
         self.write = 0;
         self.len = 0;
@@ -123,6 +128,7 @@ impl Ring {
         self.buf.clear();
     }
 
+    /// Appends the level's next output bytes, dropping the oldest beyond the capacity.
     pub(super) fn push(&mut self, data: &[u8]) {
         self.end += data.len() as u64;
         let mut data = &data[data.len().saturating_sub(self.cap)..];
@@ -159,21 +165,22 @@ impl Ring {
 
 /// One object of a stream: how it is produced, and where its output goes.
 pub(super) struct Level {
-    pub(super) entry: u32,
+    entry: EntryIndex,
     /// Pack offset of the entry, for error messages.
-    pub(super) offset: u64,
+    offset: u64,
     /// Size of the object this level produces.
-    pub(super) size: u64,
-    pub(super) producer: Producer,
+    size: u64,
+    producer: Producer,
     /// The latest output, for the level above to copy from.
-    pub(super) out: Ring,
-    pub(super) hasher: Option<ObjectHasher>,
+    out: Ring,
+    hasher: Option<ObjectHasher>,
     /// Output bytes fed to `hasher` so far (output replayed after a restart is not hashed twice).
-    pub(super) hashed: u64,
-    pub(super) collect: Option<Vec<u8>>,
+    hashed: u64,
+    collect: Option<Vec<u8>>,
 }
 
-pub(super) enum Producer {
+/// Where a level's bytes come from.
+enum Producer {
     /// An object already in memory (only ever the lowest level).
     Memory(Arc<Vec<u8>>),
     /// A non-delta entry inflated from the pack.
@@ -185,19 +192,20 @@ pub(super) enum Producer {
     Delta(Box<DeltaProducer>),
 }
 
-pub(super) struct DeltaProducer {
-    pub(super) input: StreamInput,
+/// A delta entry being inflated, decoded and applied to the level below.
+struct DeltaProducer {
+    input: StreamInput,
     /// Inflated delta bytes; `buf[start..end]` not decoded yet.
-    pub(super) buf: Vec<u8>,
-    pub(super) start: usize,
-    pub(super) end: usize,
-    pub(super) decoder: DeltaDecoder,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    decoder: DeltaDecoder,
     /// A copy instruction not finished yet: position in the base and bytes left.
-    pub(super) copy: Option<(u64, u64)>,
+    copy: Option<(u64, u64)>,
 }
 
-/// What one [`step`] of a level did.
-pub(super) enum Step {
+/// What one [`Level::produce`] call did.
+pub(super) enum LevelStep {
     /// Produced at least one byte.
     Produced,
     /// Needs the level below to produce more first.
@@ -209,7 +217,7 @@ pub(super) enum Step {
 }
 
 /// Where a copy's bytes are in a base level.
-pub(super) enum Access<'a> {
+enum Access<'a> {
     Bytes(&'a [u8]),
     /// Not produced yet.
     Ahead,
@@ -218,13 +226,7 @@ pub(super) enum Access<'a> {
 }
 
 impl Level {
-    pub(super) fn new(
-        entry: u32,
-        offset: u64,
-        size: u64,
-        producer: Producer,
-        window: usize,
-    ) -> Self {
+    fn new(entry: EntryIndex, offset: u64, size: u64, producer: Producer, window: usize) -> Self {
         Level {
             entry,
             offset,
@@ -237,11 +239,14 @@ impl Level {
         }
     }
 
+    /// The lowest level of a stream whose base is already in memory.
     pub(super) fn memory(data: Arc<Vec<u8>>) -> Self {
-        Level::new(NO_PARENT, 0, data.len() as u64, Producer::Memory(data), 0)
+        let size = data.len() as u64;
+        Level::new(EntryIndex::NONE, 0, size, Producer::Memory(data), 0)
     }
 
-    pub(super) fn inflate(e: &Entry, entry: u32, window: usize) -> Self {
+    /// Non-delta entry `e` (number `entry`), inflated from the pack, keeping `window` bytes for the level above.
+    pub(super) fn inflate(e: &Entry, entry: EntryIndex, window: usize) -> Self {
         let producer = Producer::Inflate {
             input: StreamInput::new(e),
             scratch: vec![0; PRODUCE_CHUNK],
@@ -249,7 +254,8 @@ impl Level {
         Level::new(entry, e.offset, e.size, producer, window)
     }
 
-    pub(super) fn delta(e: &Entry, entry: u32, window: usize) -> Self {
+    /// Delta entry `e` (number `entry`) applied to the level below, keeping `window` bytes for the level above.
+    pub(super) fn delta(e: &Entry, entry: EntryIndex, window: usize) -> Self {
         let producer = Producer::Delta(Box::new(DeltaProducer {
             input: StreamInput::new(e),
             buf: vec![0; DELTA_BUF],
@@ -261,6 +267,33 @@ impl Level {
         Level::new(entry, e.offset, e.result_size, producer, window)
     }
 
+    /// Makes this the top of its stream: nothing copies from it, so it keeps no window.
+    pub(super) fn drop_window(&mut self) {
+        self.out = Ring::new(0);
+    }
+
+    /// Keeps all of this level's output, for [`take_collected`](Self::take_collected).
+    pub(super) fn collect(&mut self) {
+        self.collect = Some(Vec::new());
+    }
+
+    /// The output kept since [`collect`](Self::collect).
+    pub(super) fn take_collected(&mut self) -> Vec<u8> {
+        self.collect.take().unwrap_or_default()
+    }
+
+    /// Hashes this level's output as an object of `kind`, for [`take_id`](Self::take_id).
+    pub(super) fn hash_as(&mut self, kind: ObjectKind) {
+        self.hasher = Some(ObjectHasher::new(kind, self.size));
+    }
+
+    /// The entry this level produces and its id, once hashed (see [`hash_as`](Self::hash_as)).
+    pub(super) fn take_id(&mut self) -> Option<(EntryIndex, ObjectId)> {
+        let hasher = self.hasher.take()?;
+        Some((self.entry, hasher.finish()))
+    }
+
+    /// Hands this level pack bytes it asked for with [`LevelStep::NeedInput`].
     pub(super) fn feed(&mut self, data: Bytes) {
         match &mut self.producer {
             Producer::Memory(_) => {}
@@ -269,8 +302,16 @@ impl Level {
         }
     }
 
+    /// The error `problem` of this level's entry.
+    pub(super) fn error(&self, problem: EntryProblem) -> ResolveError {
+        ResolveError::Entry {
+            offset: self.offset,
+            problem,
+        }
+    }
+
     /// Starts producing the object again from its first byte.
-    pub(super) fn restart(&mut self) {
+    fn restart(&mut self) {
         match &mut self.producer {
             Producer::Memory(_) => return,
             Producer::Inflate { input, .. } => input.restart(),
@@ -286,7 +327,7 @@ impl Level {
     }
 
     /// Where `len` bytes at `pos` of this level's output are.
-    pub(super) fn access(&self, pos: u64, len: u64) -> Option<Access<'_>> {
+    fn access(&self, pos: u64, len: u64) -> Option<Access<'_>> {
         match &self.producer {
             Producer::Memory(data) => {
                 let start = usize::try_from(pos).ok()?;
@@ -298,17 +339,129 @@ impl Level {
             _ => Some(Access::Bytes(self.out.slice(pos, len))),
         }
     }
-}
 
-pub(super) fn level_error(level: &Level, problem: EntryProblem) -> ResolveError {
-    ResolveError::Entry {
-        offset: level.offset,
-        problem,
+    /// Produces up to about [`PRODUCE_CHUNK`] bytes of this level's object; a delta copies from `base`, the level
+    /// below (restarting it when a copy reaches behind its window, counted in `restarts`).
+    pub(super) fn produce(
+        &mut self,
+        base: Option<&mut Level>,
+        restarts: &mut u64,
+    ) -> Result<LevelStep, ResolveError> {
+        let Level {
+            offset,
+            size,
+            producer,
+            out,
+            hasher,
+            hashed,
+            collect,
+            ..
+        } = self;
+        let offset = *offset;
+        let fail = move |problem: EntryProblem| ResolveError::Entry { offset, problem };
+        match producer {
+            Producer::Memory(_) => Ok(LevelStep::End),
+            Producer::Inflate { input, scratch } => match input.inflate(scratch).map_err(fail)? {
+                Pull::Wrote(n) => {
+                    emit(out, hasher, hashed, collect, &scratch[..n]);
+                    Ok(LevelStep::Produced)
+                }
+                Pull::NeedInput { offset, len } => Ok(LevelStep::NeedInput { offset, len }),
+                Pull::Ended => Ok(LevelStep::End),
+            },
+            Producer::Delta(d) => {
+                let Some(base) = base else {
+                    return Err(fail(EntryProblem::BaseEndedEarly));
+                };
+                let mut made = 0;
+                let blocked = |made: usize, step: LevelStep| {
+                    if made > 0 {
+                        LevelStep::Produced
+                    } else {
+                        step
+                    }
+                };
+                while made < PRODUCE_CHUNK {
+                    if let Some((pos, left)) = d.copy {
+                        let want = left.min((PRODUCE_CHUNK - made) as u64);
+                        let out_of_range = DeltaError::CopyOutOfRange {
+                            offset: pos,
+                            len: left,
+                            base_size: base.size,
+                        };
+                        let access = base
+                            .access(pos, want)
+                            .ok_or_else(|| fail(out_of_range.into()))?;
+                        match access {
+                            Access::Bytes(bytes) => {
+                                let n = bytes.len() as u64;
+                                emit(out, hasher, hashed, collect, bytes);
+                                made += bytes.len();
+                                d.copy = (left > n).then_some((pos + n, left - n));
+                            }
+                            Access::Ahead => return Ok(blocked(made, LevelStep::NeedBase)),
+                            Access::Behind => {
+                                base.restart();
+                                *restarts += 1;
+                                return Ok(blocked(made, LevelStep::NeedBase));
+                            }
+                        }
+                        continue;
+                    }
+                    if d.start < d.end {
+                        let (used, decoded) = d
+                            .decoder
+                            .step(&d.buf[d.start..d.end])
+                            .map_err(|e| fail(e.into()))?;
+                        d.start += used;
+                        match decoded {
+                            DeltaStep::Header(header) => {
+                                if header.base_size != base.size {
+                                    return Err(fail(EntryProblem::Delta(
+                                        DeltaError::BaseSizeMismatch {
+                                            declared: header.base_size,
+                                            actual: base.size,
+                                        },
+                                    )));
+                                }
+                                if header.result_size != *size {
+                                    return Err(fail(EntryProblem::ResultSizeMismatch {
+                                        header: header.result_size,
+                                        recorded: *size,
+                                    }));
+                                }
+                            }
+                            DeltaStep::Copy { offset, len } => d.copy = Some((offset, len)),
+                            DeltaStep::Insert(bytes) => {
+                                emit(out, hasher, hashed, collect, bytes);
+                                made += bytes.len();
+                            }
+                            DeltaStep::NeedInput => {}
+                        }
+                        continue;
+                    }
+                    match d.input.inflate(&mut d.buf).map_err(fail)? {
+                        Pull::Wrote(n) => {
+                            d.start = 0;
+                            d.end = n;
+                        }
+                        Pull::NeedInput { offset, len } => {
+                            return Ok(blocked(made, LevelStep::NeedInput { offset, len }))
+                        }
+                        Pull::Ended => {
+                            d.decoder.finish().map_err(|e| fail(e.into()))?;
+                            return Ok(blocked(made, LevelStep::End));
+                        }
+                    }
+                }
+                Ok(LevelStep::Produced)
+            }
+        }
     }
 }
 
 /// Hands freshly produced bytes to a level's window, hasher and collector.
-pub(super) fn emit(
+fn emit(
     out: &mut Ring,
     hasher: &mut Option<ObjectHasher>,
     hashed: &mut u64,
@@ -329,120 +482,4 @@ pub(super) fn emit(
         *hashed = end;
     }
     out.push(data);
-}
-
-/// Lets level `at` of a stream produce up to about [`PRODUCE_CHUNK`] bytes.
-pub(super) fn step(
-    levels: &mut [Level],
-    at: usize,
-    restarts: &mut u64,
-) -> Result<Step, ResolveError> {
-    let (below, rest) = levels.split_at_mut(at);
-    let Some(level) = rest.first_mut() else {
-        return Ok(Step::End);
-    };
-    let Level {
-        offset,
-        size,
-        producer,
-        out,
-        hasher,
-        hashed,
-        collect,
-        ..
-    } = level;
-    let offset = *offset;
-    let fail = move |problem: EntryProblem| ResolveError::Entry { offset, problem };
-    match producer {
-        Producer::Memory(_) => Ok(Step::End),
-        Producer::Inflate { input, scratch } => match input.inflate(scratch).map_err(fail)? {
-            Pull::Wrote(n) => {
-                emit(out, hasher, hashed, collect, &scratch[..n]);
-                Ok(Step::Produced)
-            }
-            Pull::NeedInput { offset, len } => Ok(Step::NeedInput { offset, len }),
-            Pull::Ended => Ok(Step::End),
-        },
-        Producer::Delta(d) => {
-            let Some(base) = below.last_mut() else {
-                return Err(fail(EntryProblem::BaseEndedEarly));
-            };
-            let mut made = 0;
-            let blocked = |made: usize, step: Step| if made > 0 { Step::Produced } else { step };
-            while made < PRODUCE_CHUNK {
-                if let Some((pos, left)) = d.copy {
-                    let want = left.min((PRODUCE_CHUNK - made) as u64);
-                    let out_of_range = DeltaError::CopyOutOfRange {
-                        offset: pos,
-                        len: left,
-                        base_size: base.size,
-                    };
-                    let access = base
-                        .access(pos, want)
-                        .ok_or_else(|| fail(out_of_range.into()))?;
-                    match access {
-                        Access::Bytes(bytes) => {
-                            let n = bytes.len() as u64;
-                            emit(out, hasher, hashed, collect, bytes);
-                            made += bytes.len();
-                            d.copy = (left > n).then_some((pos + n, left - n));
-                        }
-                        Access::Ahead => return Ok(blocked(made, Step::NeedBase)),
-                        Access::Behind => {
-                            base.restart();
-                            *restarts += 1;
-                            return Ok(blocked(made, Step::NeedBase));
-                        }
-                    }
-                    continue;
-                }
-                if d.start < d.end {
-                    let (used, decoded) = d
-                        .decoder
-                        .step(&d.buf[d.start..d.end])
-                        .map_err(|e| fail(e.into()))?;
-                    d.start += used;
-                    match decoded {
-                        DeltaStep::Header(header) => {
-                            if header.base_size != base.size {
-                                return Err(fail(EntryProblem::Delta(
-                                    DeltaError::BaseSizeMismatch {
-                                        declared: header.base_size,
-                                        actual: base.size,
-                                    },
-                                )));
-                            }
-                            if header.result_size != *size {
-                                return Err(fail(EntryProblem::ResultSizeMismatch {
-                                    header: header.result_size,
-                                    recorded: *size,
-                                }));
-                            }
-                        }
-                        DeltaStep::Copy { offset, len } => d.copy = Some((offset, len)),
-                        DeltaStep::Insert(bytes) => {
-                            emit(out, hasher, hashed, collect, bytes);
-                            made += bytes.len();
-                        }
-                        DeltaStep::NeedInput => {}
-                    }
-                    continue;
-                }
-                match d.input.inflate(&mut d.buf).map_err(fail)? {
-                    Pull::Wrote(n) => {
-                        d.start = 0;
-                        d.end = n;
-                    }
-                    Pull::NeedInput { offset, len } => {
-                        return Ok(blocked(made, Step::NeedInput { offset, len }))
-                    }
-                    Pull::Ended => {
-                        d.decoder.finish().map_err(|e| fail(e.into()))?;
-                        return Ok(blocked(made, Step::End));
-                    }
-                }
-            }
-            Ok(Step::Produced)
-        }
-    }
 }
