@@ -12,13 +12,14 @@
 //! Memory is bounded by the entry list: no buffer is sized from a count or size the pack declares.
 
 pub mod entry;
+mod header;
 pub mod inflate;
 
 use crate::git::delta::{DeltaDecoder, DeltaError};
-use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
+use crate::git::oid::{ObjectHasher, ObjectId};
 use crate::git::pack::entry::{Entry, EntryKind};
 use crate::git::pack::inflate::{EntryInflater, InflateError};
-use crate::git::varint::push_le128;
+use header::{EntryHeaderParser, HeaderBase, ParsedHeader};
 use sha1::{Digest, Sha1};
 
 /// Length of the pack header: `PACK`, version, object count.
@@ -168,9 +169,9 @@ pub struct PackParser {
     state: State,
     /// Pack offset of the next byte to be fed.
     consumed: u64,
-    /// Header or trailer bytes collected so far (at most 20).
-    fixed: [u8; TRAILER_LEN],
-    fixed_len: usize,
+    /// Header or trailer bytes collected so far: `header_or_trailer[..header_or_trailer_len]` (at most 20).
+    header_or_trailer: [u8; TRAILER_LEN],
+    header_or_trailer_len: usize,
     version: u32,
     count: u32,
     entries: Vec<Entry>,
@@ -225,8 +226,8 @@ impl PackParser {
         PackParser {
             state: State::Header,
             consumed: 0,
-            fixed: [0; TRAILER_LEN],
-            fixed_len: 0,
+            header_or_trailer: [0; TRAILER_LEN],
+            header_or_trailer_len: 0,
             version: 0,
             count: 0,
             entries: Vec::new(),
@@ -284,7 +285,7 @@ impl PackParser {
                 return Ok(ParsedPack {
                     version: self.version,
                     entries: self.entries,
-                    checksum: ObjectId(self.fixed),
+                    checksum: ObjectId(self.header_or_trailer),
                     pack_len: self.consumed,
                 })
             }
@@ -318,8 +319,8 @@ impl PackParser {
         while pos < data.len() {
             match self.state {
                 State::Header => {
-                    pos += self.collect_fixed(&data[pos..], HEADER_LEN);
-                    if self.fixed_len == HEADER_LEN {
+                    pos += self.collect_header_or_trailer(&data[pos..], HEADER_LEN);
+                    if self.header_or_trailer_len == HEADER_LEN {
                         self.parse_pack_header()?;
                         self.advance(data, pos, &mut marks);
                     }
@@ -343,14 +344,14 @@ impl PackParser {
                     }
                 }
                 State::Trailer => {
-                    pos += self.collect_fixed(&data[pos..], TRAILER_LEN);
-                    if self.fixed_len == TRAILER_LEN {
-                        if self.fixed != self.computed.0 {
+                    pos += self.collect_header_or_trailer(&data[pos..], TRAILER_LEN);
+                    if self.header_or_trailer_len == TRAILER_LEN {
+                        if self.header_or_trailer != self.computed.0 {
                             return Err(PackError::ChecksumMismatch {
                                 offset: start + pos as u64 - TRAILER_LEN as u64,
                                 count: self.count,
                                 computed: self.computed,
-                                found: ObjectId(self.fixed),
+                                found: ObjectId(self.header_or_trailer),
                             });
                         }
                         self.state = State::Done;
@@ -382,7 +383,7 @@ impl PackParser {
             }
             self.computed = ObjectId(self.pack_hash.finalize_reset().into());
             marks.crc_from = None;
-            self.fixed_len = 0;
+            self.header_or_trailer_len = 0;
             self.state = State::Trailer;
         } else {
             self.state = State::EntryHeader;
@@ -393,16 +394,17 @@ impl PackParser {
         }
     }
 
-    /// Copies up to `want - fixed_len` bytes of `data` into the header/trailer buffer; returns how many.
-    fn collect_fixed(&mut self, data: &[u8], want: usize) -> usize {
-        let n = (want - self.fixed_len).min(data.len());
-        self.fixed[self.fixed_len..self.fixed_len + n].copy_from_slice(&data[..n]);
-        self.fixed_len += n;
+    /// Copies up to `want - header_or_trailer_len` bytes of `data` into the header/trailer buffer; returns how many.
+    fn collect_header_or_trailer(&mut self, data: &[u8], want: usize) -> usize {
+        let n = (want - self.header_or_trailer_len).min(data.len());
+        self.header_or_trailer[self.header_or_trailer_len..self.header_or_trailer_len + n]
+            .copy_from_slice(&data[..n]);
+        self.header_or_trailer_len += n;
         n
     }
 
     fn parse_pack_header(&mut self) -> Result<(), PackError> {
-        let h = &self.fixed;
+        let h = &self.header_or_trailer;
         if &h[0..4] != b"PACK" {
             return Err(PackError::BadSignature {
                 found: [h[0], h[1], h[2], h[3]],
@@ -417,7 +419,7 @@ impl PackParser {
         let reserve =
             usize::try_from(self.count).map_or(MAX_ENTRY_RESERVE, |c| c.min(MAX_ENTRY_RESERVE));
         self.entries.reserve(reserve);
-        self.fixed_len = 0;
+        self.header_or_trailer_len = 0;
         Ok(())
     }
 
@@ -568,147 +570,6 @@ fn read_delta_header(decoder: &mut DeltaDecoder, bytes: &[u8]) -> Result<(), Del
         decoder.step(bytes)?;
     }
     Ok(())
-}
-
-/// What an entry header says about the base of the object.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum HeaderBase {
-    /// A whole object of this kind.
-    None(ObjectKind),
-    /// OFS_DELTA: the base starts this many bytes before the entry.
-    Distance(u64),
-    /// REF_DELTA: the base is the object with this id.
-    Id(ObjectId),
-}
-
-/// A complete entry header.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct ParsedHeader {
-    size: u64,
-    base: HeaderBase,
-}
-
-/// Which part of an entry header comes next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-enum HeaderStage {
-    /// The first byte: type and low size bits.
-    #[default]
-    First,
-    /// Further size bytes.
-    Size,
-    /// The OFS_DELTA base distance.
-    Distance,
-    /// The REF_DELTA base id.
-    BaseId,
-}
-
-/// Byte-at-a-time parser for an entry's type/size header and delta base reference.
-#[derive(Debug, Clone, Default)]
-struct EntryHeaderParser {
-    stage: HeaderStage,
-    kind: u8,
-    size: u64,
-    shift: u32,
-    distance: u64,
-    distance_len: u32,
-    base: [u8; 20],
-    base_len: usize,
-}
-
-impl EntryHeaderParser {
-    /// Reads header bytes from `data`; returns how many it used and the header once complete.
-    fn push(
-        &mut self,
-        data: &[u8],
-        offset: u64,
-    ) -> Result<(usize, Option<ParsedHeader>), PackError> {
-        for (i, &byte) in data.iter().enumerate() {
-            if let Some(parsed) = self.push_byte(byte, offset)? {
-                return Ok((i + 1, Some(parsed)));
-            }
-        }
-        Ok((data.len(), None))
-    }
-
-    fn push_byte(&mut self, byte: u8, offset: u64) -> Result<Option<ParsedHeader>, PackError> {
-        let more = byte & 0x80 != 0;
-        match self.stage {
-            HeaderStage::First => {
-                self.kind = (byte >> 4) & 7;
-                if !matches!(self.kind, 1..=4 | 6 | 7) {
-                    return Err(PackError::InvalidType {
-                        offset,
-                        kind: self.kind,
-                    });
-                }
-                self.size = u64::from(byte & 0x0f);
-                self.shift = 4;
-                if more {
-                    self.stage = HeaderStage::Size;
-                    return Ok(None);
-                }
-                Ok(self.after_size())
-            }
-            HeaderStage::Size => {
-                self.size = push_le128(self.size, self.shift, byte)
-                    .ok_or(PackError::SizeOverflow { offset })?;
-                self.shift += 7;
-                if more {
-                    return Ok(None);
-                }
-                Ok(self.after_size())
-            }
-            HeaderStage::Distance => {
-                // Git's encoding: each continuation adds one before shifting, so no number has two spellings.
-                let group = u64::from(byte & 0x7f);
-                if self.distance_len == 0 {
-                    self.distance = group;
-                } else {
-                    self.distance = match self.distance.checked_add(1) {
-                        Some(d) if d >> 57 == 0 => (d << 7) | group,
-                        _ => return Err(PackError::BaseDistanceOverflow { offset }),
-                    };
-                }
-                self.distance_len += 1;
-                if more {
-                    return Ok(None);
-                }
-                Ok(Some(ParsedHeader {
-                    size: self.size,
-                    base: HeaderBase::Distance(self.distance),
-                }))
-            }
-            HeaderStage::BaseId => {
-                self.base[self.base_len] = byte;
-                self.base_len += 1;
-                if self.base_len < self.base.len() {
-                    return Ok(None);
-                }
-                Ok(Some(ParsedHeader {
-                    size: self.size,
-                    base: HeaderBase::Id(ObjectId(self.base)),
-                }))
-            }
-        }
-    }
-
-    /// The size is complete: the header ends here for whole objects, a base reference follows for deltas.
-    fn after_size(&mut self) -> Option<ParsedHeader> {
-        match self.kind {
-            6 => {
-                self.stage = HeaderStage::Distance;
-                None
-            }
-            7 => {
-                self.stage = HeaderStage::BaseId;
-                None
-            }
-            kind => ObjectKind::from_pack_type(kind).map(|kind| ParsedHeader {
-                size: self.size,
-                base: HeaderBase::None(kind),
-            }),
-        }
-    }
 }
 
 #[cfg(test)]

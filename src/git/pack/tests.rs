@@ -1,6 +1,6 @@
 use super::test_support::{show_index, verify_pack};
 use super::*;
-use crate::git::oid::hash_object;
+use crate::git::oid::{hash_object, ObjectKind};
 use testkit::delta::varint;
 use testkit::git::git_with_input;
 use testkit::pack::{
