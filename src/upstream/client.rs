@@ -1,0 +1,620 @@
+//! The hyper client: one connection pool, the two requests of a fetch, redirects, response checks and the
+//! response body as a stream.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use url::Url;
+
+use super::url::{
+    base_after_redirect, credentials_for, redact, redirect_target, repo_base, Credentials,
+};
+use super::{
+    UpstreamError, ADVERTISEMENT_CONTENT_TYPE, ADVERTISEMENT_QUERY, REQUEST_CONTENT_TYPE,
+    RESULT_CONTENT_TYPE,
+};
+use crate::text::{error_chain, untrusted, untrusted_words};
+
+/// How many bytes of an unexpected error response body are quoted in the error message.
+const ERROR_BODY_EXCERPT: usize = 200;
+/// Most characters of a response header value quoted in an error message.
+const MAX_HEADER_CHARS: usize = 200;
+/// Connections idle in the pool longer than this are closed.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Settings of a [`UpstreamClient`].
+#[derive(Clone)]
+pub struct UpstreamOptions {
+    /// Limit for establishing a TCP connection.
+    pub connect_timeout: Duration,
+    /// Limit for waiting on the server: for the response headers of a request, and between two
+    /// chunks of a response body. Servers of big repositories can think for minutes before the
+    /// first pack byte, so this is generous by default (300 s).
+    pub idle_timeout: Duration,
+    /// How many redirects one request may follow.
+    pub max_redirects: usize,
+    /// `User-Agent` header. Some servers only speak smart HTTP to agents starting with `git/`.
+    pub user_agent: String,
+    /// Access token sent as HTTP Basic credentials: the password of the URL's user if the URL
+    /// names one, else with the user `x-access-token` (GitHub, Gitea and GitLab accept that).
+    /// A password written in the URL takes precedence.
+    pub token: Option<String>,
+    /// Largest accepted ref advertisement, in bytes (a guard against hostile servers; real ones
+    /// with tens of thousands of refs stay in the low MiB).
+    pub max_advertisement_bytes: u64,
+}
+
+impl Default for UpstreamOptions {
+    fn default() -> Self {
+        UpstreamOptions {
+            connect_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            max_redirects: 5,
+            user_agent: default_user_agent(),
+            token: None,
+            max_advertisement_bytes: 256 << 20,
+        }
+    }
+}
+
+impl fmt::Debug for UpstreamOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamOptions")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_redirects", &self.max_redirects)
+            .field("user_agent", &self.user_agent)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_advertisement_bytes", &self.max_advertisement_bytes)
+            .finish()
+    }
+}
+
+/// The default `User-Agent`: `git/2.0 (mirror-git-to-s3/<version>)`.
+pub fn default_user_agent() -> String {
+    format!("git/2.0 (mirror-git-to-s3/{})", env!("CARGO_PKG_VERSION"))
+}
+
+/// A smart-HTTP repository as located by [`UpstreamClient::advertisement`]: its base URL after
+/// redirects, and the credentials of the original URL, which go only to the original origin (so
+/// a repository that moved to another host gets none).
+#[derive(Clone)]
+pub struct RepoEndpoint {
+    base: Url,
+    credentials: Option<Credentials>,
+}
+
+impl RepoEndpoint {
+    /// The repository base URL (no credentials, no trailing slash): `<base>/git-upload-pack` is
+    /// where the pack is requested.
+    pub fn url(&self) -> &Url {
+        &self.base
+    }
+}
+
+impl fmt::Debug for RepoEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RepoEndpoint")
+            .field("base", &self.base.as_str())
+            .field(
+                "credentials",
+                &self.credentials.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// HTTP(S) client for smart-HTTP git servers. Cheap to clone; clones share one connection pool.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    http: HttpClient,
+    options: Arc<UpstreamOptions>,
+    user_agent: HeaderValue,
+}
+
+impl fmt::Debug for UpstreamClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamClient")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The two requests of a fetch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Service {
+    Advertisement,
+    UploadPack,
+}
+
+impl Service {
+    fn expected_content_type(self) -> &'static str {
+        match self {
+            Service::Advertisement => ADVERTISEMENT_CONTENT_TYPE,
+            Service::UploadPack => RESULT_CONTENT_TYPE,
+        }
+    }
+}
+
+impl UpstreamClient {
+    /// A client with its own connection pool. Fails on an unusable user agent or zero timeouts.
+    pub fn new(options: UpstreamOptions) -> Result<Self, UpstreamError> {
+        let user_agent = HeaderValue::from_str(&options.user_agent).map_err(|_| {
+            UpstreamError::InvalidOption(format!(
+                "user agent {:?} is not a valid header value",
+                options.user_agent
+            ))
+        })?;
+        if options.idle_timeout.is_zero() || options.connect_timeout.is_zero() {
+            return Err(UpstreamError::InvalidOption(
+                "timeouts must be greater than zero".to_owned(),
+            ));
+        }
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(options.connect_timeout));
+        let tls = match HttpsConnectorBuilder::new().with_native_roots() {
+            Ok(builder) => builder,
+            Err(error) => {
+                tracing::warn!(
+                    "no usable platform CA certificates ({error}); using the bundled Mozilla roots"
+                );
+                HttpsConnectorBuilder::new().with_webpki_roots()
+            }
+        };
+        let connector = tls
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(tcp);
+        let http = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .http2_adaptive_window(true)
+            .build(connector);
+        Ok(UpstreamClient {
+            http,
+            options: Arc::new(options),
+            user_agent,
+        })
+    }
+
+    /// Fetches `<repo>/info/refs?service=git-upload-pack`, following redirects, and checks that
+    /// the server speaks smart HTTP. Returns where the repository turned out to be (pass it to
+    /// [`UpstreamClient::upload_pack`]) and the raw body (pkt-lines starting with
+    /// `# service=git-upload-pack`), collected up to [`UpstreamOptions::max_advertisement_bytes`].
+    pub async fn advertisement(&self, repo: &Url) -> Result<(RepoEndpoint, Bytes), UpstreamError> {
+        let base = repo_base(repo)?;
+        let credentials = credentials_for(repo, self.options.token.as_deref());
+        let mut target = base.clone();
+        target.set_path(&format!("{}/info/refs", base.path()));
+        target.set_query(Some(ADVERTISEMENT_QUERY));
+        let (final_url, response) = self
+            .send_following(
+                Service::Advertisement,
+                target,
+                credentials.as_ref(),
+                Bytes::new(),
+            )
+            .await?;
+        let shown = redact(&final_url);
+        let response = self
+            .check_response(
+                response,
+                Service::Advertisement,
+                &final_url,
+                credentials.as_ref(),
+            )
+            .await?;
+        let limit = self.options.max_advertisement_bytes;
+        if content_length(response.headers()).is_some_and(|declared| declared > limit) {
+            return Err(UpstreamError::AdvertisementTooLarge { url: shown, limit });
+        }
+        let endpoint = RepoEndpoint {
+            base: base_after_redirect(&final_url, &shown)?,
+            credentials,
+        };
+        let mut stream = BodyStream::new(response, shown, self.options.idle_timeout);
+        let mut body = BytesMut::new();
+        while let Some(chunk) = stream.next_chunk().await? {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(UpstreamError::AdvertisementTooLarge {
+                    url: stream.url,
+                    limit,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((endpoint, body.freeze()))
+    }
+
+    /// POSTs `request` (a complete upload-pack request: wants, haves, `done`) to
+    /// `<repo>/git-upload-pack` and returns the response body as a stream once status and
+    /// content type are checked. Only 307/308 redirects are followed (they keep the body).
+    pub async fn upload_pack(
+        &self,
+        repo: &RepoEndpoint,
+        request: Bytes,
+    ) -> Result<BodyStream, UpstreamError> {
+        let mut target = repo.base.clone();
+        target.set_path(&format!("{}/git-upload-pack", repo.base.path()));
+        let (final_url, response) = self
+            .send_following(
+                Service::UploadPack,
+                target,
+                repo.credentials.as_ref(),
+                request,
+            )
+            .await?;
+        let shown = redact(&final_url);
+        let response = self
+            .check_response(
+                response,
+                Service::UploadPack,
+                &final_url,
+                repo.credentials.as_ref(),
+            )
+            .await?;
+        Ok(BodyStream::new(response, shown, self.options.idle_timeout))
+    }
+
+    /// Sends the request and follows redirects: any redirect status for the GET, only 307/308
+    /// (which keep method and body) for the POST.
+    async fn send_following(
+        &self,
+        service: Service,
+        mut url: Url,
+        credentials: Option<&Credentials>,
+        body: Bytes,
+    ) -> Result<(Url, Response<Incoming>), UpstreamError> {
+        let first = redact(&url);
+        let max = self.options.max_redirects;
+        let mut redirects = 0;
+        loop {
+            let response = self
+                .send_once(service, &url, credentials, body.clone())
+                .await?;
+            let status = response.status();
+            let follow = match service {
+                Service::Advertisement => is_redirect(status),
+                Service::UploadPack => matches!(
+                    status,
+                    StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+                ),
+            };
+            if !follow {
+                return Ok((url, response));
+            }
+            if redirects == max {
+                return Err(UpstreamError::TooManyRedirects { url: first, max });
+            }
+            redirects += 1;
+            let next = redirect_target(&url, response.headers())?;
+            tracing::debug!(
+                from = %redact(&url),
+                to = %redact(&next),
+                status = status.as_u16(),
+                "following redirect"
+            );
+            url = next;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        service: Service,
+        url: &Url,
+        credentials: Option<&Credentials>,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let shown = redact(url);
+        let uri = Uri::try_from(url.as_str()).map_err(|error| UpstreamError::InvalidUrl {
+            url: shown.clone(),
+            reason: error.to_string(),
+        })?;
+        let mut builder = Request::builder()
+            .uri(uri)
+            .header(header::USER_AGENT, self.user_agent.clone())
+            .header(header::ACCEPT_ENCODING, "identity");
+        builder = match service {
+            Service::Advertisement => builder
+                .method(Method::GET)
+                .header(header::ACCEPT, "*/*")
+                .header(header::CACHE_CONTROL, "no-cache")
+                .header(header::PRAGMA, "no-cache"),
+            Service::UploadPack => builder
+                .method(Method::POST)
+                .header(header::CONTENT_TYPE, REQUEST_CONTENT_TYPE)
+                .header(header::ACCEPT, RESULT_CONTENT_TYPE),
+        };
+        if let Some(credentials) = credentials.filter(|c| c.may_go_to(url)) {
+            builder = builder.header(header::AUTHORIZATION, credentials.header.clone());
+        }
+        let request = builder
+            .body(Full::new(body))
+            .map_err(|error| UpstreamError::InvalidUrl {
+                url: shown.clone(),
+                reason: error.to_string(),
+            })?;
+        let timeout = self.options.idle_timeout;
+        let response = match tokio::time::timeout(timeout, self.http.request(request)).await {
+            Err(_) => {
+                return Err(UpstreamError::ResponseTimeout {
+                    url: shown,
+                    timeout,
+                })
+            }
+            Ok(Err(error)) => return Err(self.request_error(shown, url, &error)),
+            Ok(Ok(response)) => response,
+        };
+        tracing::debug!(
+            url = %shown,
+            status = response.status().as_u16(),
+            version = ?response.version(),
+            "response"
+        );
+        Ok(response)
+    }
+
+    fn request_error(
+        &self,
+        url: String,
+        target: &Url,
+        error: &hyper_util::client::legacy::Error,
+    ) -> UpstreamError {
+        // The client error's own text ("client error (Connect)") adds nothing to its cause.
+        let detail = error
+            .source()
+            .map_or_else(|| error.to_string(), error_chain);
+        if !error.is_connect() {
+            return UpstreamError::Request { url, detail };
+        }
+        if has_io_error(error, &|kind| kind == std::io::ErrorKind::ConnectionRefused) {
+            UpstreamError::ConnectionRefused { url }
+        } else if has_io_error(error, &|kind| kind == std::io::ErrorKind::TimedOut) {
+            UpstreamError::ConnectTimeout {
+                url,
+                timeout: self.options.connect_timeout,
+            }
+        } else if target.scheme() == "https"
+            && has_io_error(error, &|kind| {
+                matches!(
+                    kind,
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+                )
+            })
+        {
+            UpstreamError::Tls { url, detail }
+        } else {
+            UpstreamError::Connect { url, detail }
+        }
+    }
+
+    /// Turns error statuses, compressed bodies and wrong content types into errors.
+    async fn check_response(
+        &self,
+        response: Response<Incoming>,
+        service: Service,
+        final_url: &Url,
+        credentials: Option<&Credentials>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let status = response.status();
+        let url = redact(final_url);
+        let sent_credentials = credentials.is_some_and(|c| c.may_go_to(final_url));
+        match status {
+            s if s.is_success() => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if sent_credentials => {
+                return Err(UpstreamError::AccessDenied {
+                    url,
+                    status: status.as_u16(),
+                })
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(UpstreamError::AuthenticationRequired {
+                    url,
+                    status: status.as_u16(),
+                })
+            }
+            StatusCode::NOT_FOUND => return Err(UpstreamError::NotFound { url }),
+            s if s.is_redirection() && service == Service::UploadPack => {
+                let location = response
+                    .headers()
+                    .get(header::LOCATION)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| final_url.join(value).ok())
+                    .map_or_else(
+                        || "an unusable Location".to_owned(),
+                        |target| redact(&target),
+                    );
+                return Err(UpstreamError::BadRedirect {
+                    url,
+                    reason: format!(
+                        "HTTP {} to {location} for the upload-pack POST; only 307 and 308 keep the request body",
+                        status.as_u16()
+                    ),
+                });
+            }
+            _ => {
+                let body = self.body_excerpt(response).await;
+                return Err(UpstreamError::Status {
+                    url,
+                    status: status.as_u16(),
+                    body,
+                });
+            }
+        }
+        if let Some(encoding) = response.headers().get(header::CONTENT_ENCODING) {
+            let encoding = String::from_utf8_lossy(encoding.as_bytes())
+                .trim()
+                .to_owned();
+            if !encoding.eq_ignore_ascii_case("identity") {
+                return Err(UpstreamError::UnsupportedEncoding { url, encoding });
+            }
+        }
+        let expected = service.expected_content_type();
+        let found = response.headers().get(header::CONTENT_TYPE);
+        let media_type = found
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .map(str::trim);
+        if !media_type.is_some_and(|media| media.eq_ignore_ascii_case(expected)) {
+            return Err(UpstreamError::NotSmartServer {
+                url,
+                expected,
+                found: found.map_or_else(
+                    || "none".to_owned(),
+                    |value| untrusted(value.as_bytes(), MAX_HEADER_CHARS),
+                ),
+            });
+        }
+        Ok(response)
+    }
+
+    /// The first bytes of an error response, for the message; best effort within the idle timeout.
+    async fn body_excerpt(&self, response: Response<Incoming>) -> String {
+        let mut body = response.into_body();
+        let mut excerpt = Vec::new();
+        let collect = async {
+            while excerpt.len() < ERROR_BODY_EXCERPT {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            let wanted = (ERROR_BODY_EXCERPT - excerpt.len()).min(data.len());
+                            excerpt.extend_from_slice(&data[..wanted]);
+                        }
+                    }
+                    Some(Err(_)) | None => break,
+                }
+            }
+        };
+        // A stall only shortens the excerpt; the status is the error.
+        let _ = tokio::time::timeout(self.options.idle_timeout, collect).await;
+        if excerpt.is_empty() {
+            "(empty body)".to_owned()
+        } else {
+            untrusted_words(&excerpt, ERROR_BODY_EXCERPT)
+        }
+    }
+}
+
+/// A response body, handed out chunk by chunk as it arrives.
+///
+/// Ends with `Ok(None)`. A body that breaks off before its declared length (or, for chunked
+/// transfer, before the final chunk) is an error; a body delimited only by the server closing
+/// the connection cannot be told apart from a complete one, which is why the protocol layer
+/// checks for the final flush packet.
+pub struct BodyStream {
+    body: Incoming,
+    url: String,
+    idle_timeout: Duration,
+}
+
+impl fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyStream")
+            .field("url", &self.url)
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BodyStream {
+    fn new(response: Response<Incoming>, url: String, idle_timeout: Duration) -> Self {
+        BodyStream {
+            body: response.into_body(),
+            url,
+            idle_timeout,
+        }
+    }
+
+    /// The next non-empty chunk, `None` at the end. Fails if the server sends nothing for the idle
+    /// timeout or the body breaks off.
+    pub async fn next_chunk(&mut self) -> Result<Option<Bytes>, UpstreamError> {
+        loop {
+            let frame = match tokio::time::timeout(self.idle_timeout, self.body.frame()).await {
+                Err(_) => {
+                    return Err(UpstreamError::IdleTimeout {
+                        url: self.url.clone(),
+                        timeout: self.idle_timeout,
+                    })
+                }
+                Ok(None) => return Ok(None),
+                Ok(Some(Err(error))) => {
+                    return Err(UpstreamError::Body {
+                        url: self.url.clone(),
+                        detail: error_chain(&error),
+                    })
+                }
+                Ok(Some(Ok(frame))) => frame,
+            };
+            // Trailers carry nothing for git; empty data frames are skipped.
+            if let Ok(data) = frame.into_data() {
+                if !data.is_empty() {
+                    return Ok(Some(data));
+                }
+            }
+        }
+    }
+}
+
+fn is_redirect(status: StatusCode) -> bool {
+    matches!(
+        status,
+        StatusCode::MOVED_PERMANENTLY
+            | StatusCode::FOUND
+            | StatusCode::SEE_OTHER
+            | StatusCode::TEMPORARY_REDIRECT
+            | StatusCode::PERMANENT_REDIRECT
+    )
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Whether `error`, one of its sources or an error wrapped in an I/O error on the way is an I/O
+/// error of a kind matching `wanted` (`io::Error::source` skips the error it wraps, and
+/// hyper-rustls wraps TLS errors twice).
+fn has_io_error(
+    error: &(dyn StdError + 'static),
+    wanted: &dyn Fn(std::io::ErrorKind) -> bool,
+) -> bool {
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            if wanted(io.kind()) {
+                return true;
+            }
+            if let Some(inner) = io.get_ref() {
+                if has_io_error(inner, wanted) {
+                    return true;
+                }
+            }
+        }
+        current = cause.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests;
