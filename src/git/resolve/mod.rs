@@ -32,6 +32,8 @@
 //! window of 64 KiB to 1 MiB per level (8 MiB in all at most; at most [`MAX_STREAM_LEVELS`] levels), plus about
 //! 10 bytes per entry and the bookkeeping of REF deltas waiting for their base. Time is proportional to the bytes
 //! the deltas produce (which a hostile delta can make large with little input, as with git itself).
+//!
+//! [`DeltaDecoder`]: crate::git::delta::DeltaDecoder
 
 mod cache;
 mod resolver;
