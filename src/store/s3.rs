@@ -11,7 +11,8 @@
 //! 1,000 parts, so 10,000 parts reach S3's 5 TiB object limit while small objects keep small parts. One part
 //! uploads on a tokio task while the next fills, so at most two part buffers exist. An upload that never fills a
 //! part is sent as a single PutObject. Part checksums are left to the SDK's defaults (CRC32 per part on AWS); a
-//! store that rejects them can be used with `AWS_REQUEST_CHECKSUM_CALCULATION=when_required`.
+//! store that rejects them can be used with `AWS_REQUEST_CHECKSUM_CALCULATION=when_required`. The upload itself
+//! is in `s3/upload.rs`.
 
 use super::{
     validate_key, validate_prefix, Listed, Object, Precondition, S3Options, Store, StoreError,
@@ -27,11 +28,11 @@ use aws_sdk_s3::error::{BoxError, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, StorageClass};
 use aws_sdk_s3::Client;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::task::JoinHandle;
+use upload::S3Upload;
 
 /// S3's limit on the number of parts of a multipart upload.
 const MAX_PARTS: u32 = 10_000;
@@ -695,221 +696,7 @@ impl Store for S3Store {
     }
 }
 
-/// A streaming upload: a PutObject if it stays below one part, else a multipart upload.
-struct S3Upload {
-    store: S3Store,
-    key: String,
-    full_key: String,
-    /// The part being filled.
-    buf: BytesMut,
-    /// Number of the part being filled (1-based).
-    part_number: u32,
-    /// Set once the first full part is sent.
-    upload_id: Option<String>,
-    /// The previous part, uploading in the background.
-    in_flight: Option<JoinHandle<Result<CompletedPart, StoreError>>>,
-    parts: Vec<CompletedPart>,
-    written: u64,
-    /// Set when a part failed: the upload can then only be aborted (continuing would leave a gap in the parts).
-    failed: bool,
-    /// Set by `complete` and `abort`, which clean up themselves.
-    finished: bool,
-}
-
-impl S3Upload {
-    /// An upload of `key` (bucket key `full_key`); nothing is sent until the first part is full.
-    fn new(store: S3Store, key: &str, full_key: String) -> Self {
-        S3Upload {
-            store,
-            key: key.to_owned(),
-            full_key,
-            buf: BytesMut::new(),
-            part_number: 1,
-            upload_id: None,
-            in_flight: None,
-            parts: Vec::new(),
-            written: 0,
-            failed: false,
-            finished: false,
-        }
-    }
-
-    /// Starts uploading the filled buffer as the next part, after the previous part finished.
-    async fn send_part(&mut self) -> Result<(), StoreError> {
-        let upload_id = match &self.upload_id {
-            Some(id) => id.clone(),
-            None => {
-                let id = self
-                    .store
-                    .create_multipart(&self.key, &self.full_key)
-                    .await?;
-                self.upload_id = Some(id.clone());
-                id
-            }
-        };
-        self.wait_in_flight().await?;
-        let body = self.buf.split().freeze();
-        // `part_number` ≤ MAX_PARTS: `write` caps the total size at what MAX_PARTS parts hold.
-        let part_number = i32::try_from(self.part_number).unwrap_or(i32::MAX);
-        self.part_number += 1;
-        let (store, key, full) = (self.store.clone(), self.key.clone(), self.full_key.clone());
-        self.in_flight = Some(tokio::spawn(async move {
-            let out = store
-                .client
-                .upload_part()
-                .bucket(&store.bucket)
-                .key(&full)
-                .upload_id(upload_id)
-                .part_number(part_number)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map_err(|e| store.error("UploadPart", &key, e))?;
-            let etag = store.required_etag("UploadPart", &key, out.e_tag)?;
-            Ok(CompletedPart::builder()
-                .e_tag(etag)
-                .set_checksum_crc32(out.checksum_crc32)
-                .set_checksum_crc32_c(out.checksum_crc32_c)
-                .set_checksum_crc64_nvme(out.checksum_crc64_nvme)
-                .set_checksum_sha1(out.checksum_sha1)
-                .set_checksum_sha256(out.checksum_sha256)
-                .part_number(part_number)
-                .build())
-        }));
-        Ok(())
-    }
-
-    fn check_not_failed(&self) -> Result<(), StoreError> {
-        match self.failed {
-            false => Ok(()),
-            true => Err(self.store.other(
-                "UploadPart",
-                &self.key,
-                "an earlier part of this upload failed".to_owned(),
-            )),
-        }
-    }
-
-    async fn wait_in_flight(&mut self) -> Result<(), StoreError> {
-        if let Some(task) = self.in_flight.take() {
-            let part = task.await.map_err(|e| {
-                self.store.other(
-                    "UploadPart",
-                    &self.key,
-                    format!("background part upload failed: {e}"),
-                )
-            })??;
-            self.parts.push(part);
-        }
-        Ok(())
-    }
-
-    async fn finish(&mut self, pre: &Precondition) -> Result<(), StoreError> {
-        let Some(upload_id) = self.upload_id.clone() else {
-            let body = self.buf.split().freeze();
-            return self.store.put(&self.key, body, pre.clone()).await.map(drop);
-        };
-        if !self.buf.is_empty() {
-            self.send_part().await?;
-        }
-        self.wait_in_flight().await?;
-        let parts = std::mem::take(&mut self.parts);
-        self.store
-            .complete_multipart(&self.key, &self.full_key, &upload_id, parts, pre)
-            .await
-    }
-}
-
-#[async_trait]
-impl Upload for S3Upload {
-    async fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
-        self.check_not_failed()?;
-        if self.written.saturating_add(data.len() as u64) > MAX_OBJECT_SIZE {
-            return Err(StoreError::TooLarge {
-                store: self.store.describe.clone(),
-                key: self.key.clone(),
-                limit: MAX_OBJECT_SIZE,
-            });
-        }
-        let mut rest = data;
-        while !rest.is_empty() {
-            if self.buf.is_empty() {
-                // One allocation per part instead of repeated doubling; the part size is ours, not the remote's.
-                self.buf
-                    .reserve(usize::try_from(part_size(self.part_number)).unwrap_or(rest.len()));
-            }
-            let room = part_size(self.part_number) - self.buf.len() as u64;
-            let take = rest.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            self.buf.extend_from_slice(&rest[..take]);
-            self.written += take as u64;
-            rest = &rest[take..];
-            if self.buf.len() as u64 == part_size(self.part_number) {
-                if let Err(e) = self.send_part().await {
-                    self.failed = true;
-                    return Err(e);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn bytes_written(&self) -> u64 {
-        self.written
-    }
-
-    async fn complete(mut self: Box<Self>, pre: Precondition) -> Result<(), StoreError> {
-        self.finished = true;
-        let result = match self.check_not_failed() {
-            Ok(()) => self.finish(&pre).await,
-            Err(e) => Err(e),
-        };
-        if result.is_err() {
-            if let Some(task) = self.in_flight.take() {
-                task.abort();
-            }
-            if let Some(upload_id) = self.upload_id.take() {
-                self.store
-                    .abort_after_error(&self.key, &self.full_key, &upload_id)
-                    .await;
-            }
-        }
-        result
-    }
-
-    async fn abort(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.finished = true;
-        if let Some(task) = self.in_flight.take() {
-            task.abort();
-            // Wait until the part is no longer being sent: a part arriving after the abort could linger.
-            let _ = task.await;
-        }
-        match self.upload_id.take() {
-            Some(upload_id) => {
-                self.store
-                    .abort_multipart(&self.key, &self.full_key, &upload_id)
-                    .await
-            }
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for S3Upload {
-    fn drop(&mut self) {
-        if let Some(task) = self.in_flight.take() {
-            task.abort();
-        }
-        let Some(upload_id) = self.upload_id.take().filter(|_| !self.finished) else {
-            return;
-        };
-        tracing::warn!(store = %self.store.describe, key = %self.key,
-            "multipart upload dropped without complete or abort; aborting it in the background");
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let (store, key, full) = (self.store.clone(), self.key.clone(), self.full_key.clone());
-            runtime.spawn(async move { store.abort_after_error(&key, &full, &upload_id).await });
-        }
-    }
-}
+mod upload;
 
 #[cfg(test)]
 mod tests;
