@@ -1,6 +1,7 @@
 # Developer entry points; CI runs `make test` (see .ci/run).
 #   make test   lint, then every test against one shared moto_server (TEST_ARGS="harness" to filter)
-#   make lint   cargo fmt --check and clippy with warnings as errors (make test also runs cfn-lint on template.yaml)
+#   make lint   cargo fmt --check, clippy with warnings as errors, and the purity check of src/git/ (make test also
+#               runs cfn-lint on template.yaml)
 #   make demo   offline demo: mirror a generated repository from a local git server into moto, then clone it
 #   make bench  time, peak memory and request counts of the mirror vs `git clone --mirror`
 SHELL := /bin/bash
@@ -9,7 +10,7 @@ TEST_ARGS ?=
 # The tools venv (moto, cfn-lint, cargo-lambda, ...), as scripts/lib.sh defines it (MIRROR_TOOLS_VENV honoured).
 TOOLS_VENV := $(shell bash -c '. scripts/lib.sh && printf %s "$$TOOLS_VENV"')
 
-.PHONY: all tools test lint fmt-check clippy demo bench
+.PHONY: all tools test lint fmt-check clippy purity demo bench
 
 all: test
 
@@ -21,13 +22,20 @@ tools:
 test: tools lint lambda-lint
 	bash scripts/test.sh $(TEST_ARGS)
 
-lint: fmt-check clippy
+lint: fmt-check clippy purity
 
 fmt-check:
 	$(CARGO) fmt --all --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+# src/git/ is bytes in, values out: no async runtime, HTTP, AWS SDK, logging, files, network, environment or
+# processes outside its tests.
+purity:
+	@if grep -rnE '\b(tokio|hyper[a-z_]*|aws_[a-z_]+|tracing[a-z_]*)::|std::(fs|net|env|process)\b|std::\{[^}]*\b(fs|net|env|process)\b' \
+		src/git --include='*.rs' --exclude=tests.rs --exclude=test_support.rs --exclude=testutil.rs; then \
+		echo 'purity: the lines above do I/O in src/git/, which is bytes in, values out' >&2; exit 1; fi
 
 demo:
 	bash scripts/demo.sh
