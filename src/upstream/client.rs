@@ -203,21 +203,12 @@ impl UpstreamClient {
         let mut target = base.clone();
         target.set_path(&format!("{}/info/refs", base.path()));
         target.set_query(Some(ADVERTISEMENT_QUERY));
-        let (final_url, response) = self
-            .send_following(
+        let (final_url, shown, response) = self
+            .exchange(
                 Service::Advertisement,
                 target,
                 credentials.as_ref(),
                 Bytes::new(),
-            )
-            .await?;
-        let shown = redact(&final_url);
-        let response = self
-            .check_response(
-                response,
-                Service::Advertisement,
-                &final_url,
-                credentials.as_ref(),
             )
             .await?;
         let limit = self.options.max_advertisement_bytes;
@@ -252,24 +243,34 @@ impl UpstreamClient {
     ) -> Result<BodyStream, UpstreamError> {
         let mut target = repo.base.clone();
         target.set_path(&format!("{}/git-upload-pack", repo.base.path()));
-        let (final_url, response) = self
-            .send_following(
+        let (_, shown, response) = self
+            .exchange(
                 Service::UploadPack,
                 target,
                 repo.credentials.as_ref(),
                 request,
             )
             .await?;
+        Ok(BodyStream::new(response, shown, self.options.idle_timeout))
+    }
+
+    /// Sends the request of `service` (following redirects) and checks the response. Returns the URL that
+    /// answered, that URL redacted for messages, and the response.
+    async fn exchange(
+        &self,
+        service: Service,
+        target: Url,
+        credentials: Option<&Credentials>,
+        body: Bytes,
+    ) -> Result<(Url, String, Response<Incoming>), UpstreamError> {
+        let (final_url, response) = self
+            .send_following(service, target, credentials, body)
+            .await?;
         let shown = redact(&final_url);
         let response = self
-            .check_response(
-                response,
-                Service::UploadPack,
-                &final_url,
-                repo.credentials.as_ref(),
-            )
+            .check_response(response, service, &final_url, credentials)
             .await?;
-        Ok(BodyStream::new(response, shown, self.options.idle_timeout))
+        Ok((final_url, shown, response))
     }
 
     /// Sends the request and follows redirects: any redirect status for the GET, only 307/308
