@@ -11,14 +11,17 @@
 //! | pkt-line framing, side bands | `git/pktline.rs` |
 //! | ref advertisement, want/have request, response demux | `git/upload_pack.rs` |
 //! | pack pass 1: entry bounds, CRC-32, ids of whole objects | `git/pack/mod.rs` |
+//! | zlib inflation held to an entry's declared size | `git/pack/inflate.rs` |
 //! | pack pass 2: delta ids within the memory budget | `git/resolve/` |
 //! | delta instructions | `git/delta.rs` |
 //! | `.idx` v2 bytes | `git/idx.rs` |
 //! | `info/refs`, `packed-refs`, `objects/info/packs`, `HEAD` | `git/layout.rs` |
 //! | one mapping end to end | `mirror/mod.rs` |
 //! | deleting unlisted packs after a grace period | `mirror/gc.rs` |
-//! | HTTP client, redirects, credentials | `upstream/` |
+//! | HTTP client, redirects, response checks | `upstream/client.rs` |
+//! | URL redaction, credentials and where they may go | `upstream/url.rs` |
 //! | S3 and directory targets, conditional writes | `store/` |
+//! | untrusted text in error messages, error chains | `text.rs` |
 //! | run options and mappings | `options.rs` |
 //! | progress stages and observers | `progress.rs` |
 //! | the per-mapping report | `report.rs` |
