@@ -53,7 +53,7 @@ pub const MAX_CHAIN_DEPTH: usize = 10_000;
 pub const MAX_STREAM_LEVELS: usize = 256;
 /// Bytes of compressed data fetched per read when an entry is streamed.
 const READ_CHUNK: u64 = 64 * 1024;
-/// Bytes a streamed level produces per step (its window must hold at least twice this).
+/// Bytes a streamed level produces per `Level::produce` call (its window must hold at least twice this).
 const PRODUCE_CHUNK: usize = 32 * 1024;
 /// Size of the buffer a streamed delta is inflated into.
 const DELTA_BUF: usize = 32 * 1024;
