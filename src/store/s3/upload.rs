@@ -1,6 +1,5 @@
-//! A streaming upload to S3: parts of growing size ([`part_size`](super::part_size)), one uploading on a tokio
-//! task while the next fills, completed or aborted as a multipart upload; an upload that never fills a part is
-//! a single PutObject.
+//! A streaming upload to S3: parts of growing size ([`part_size`]), one uploading on a tokio task while the next
+//! fills, completed or aborted as a multipart upload; an upload that never fills a part is a single PutObject.
 
 use super::{part_size, S3Store, MAX_OBJECT_SIZE};
 use crate::store::{Precondition, Store, StoreError, Upload};
