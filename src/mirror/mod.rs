@@ -646,7 +646,7 @@ impl Run<'_> {
 }
 
 /// Writes `key` with the content `render` makes from its current content, conditionally on that content being
-/// unchanged (`If-Match` on the etag read, `If-None-Match` when absent); on a lost race it re-reads and re-renders.
+/// unchanged ([`replace_if_unchanged`]); on a lost race it re-reads and re-renders.
 async fn update_object(
     store: &dyn Store,
     key: &str,
@@ -659,20 +659,28 @@ async fn update_object(
         if current.as_ref().is_some_and(|o| o.body == body) {
             return Ok(());
         }
-        let pre = match &current {
-            Some(o) => Precondition::IfMatch(o.etag.clone()),
-            None => Precondition::IfNoneMatch,
-        };
-        match store.put(key, Bytes::from(body), pre).await {
-            Ok(_) => return Ok(()),
-            Err(StoreError::PreconditionFailed { .. } | StoreError::Conflict { .. }) => {
-                tracing::info!(key, "lost a race with a concurrent run: re-reading");
-                current = store.get(key).await?;
-            }
-            Err(e) => return Err(e.into()),
+        if replace_if_unchanged(store, key, current.as_ref(), Bytes::from(body)).await? {
+            return Ok(());
         }
+        tracing::info!(key, "lost a race with a concurrent run: re-reading");
+        current = store.get(key).await?;
     }
     Err(MirrorError::Contention(what))
+}
+
+/// The compare-and-swap write: puts `body` at `key` if the key still holds `current` (the object as read, or its
+/// absence). `Ok(false)` when a concurrent writer changed the key first (a precondition failure, or S3's 409).
+pub(crate) async fn replace_if_unchanged(
+    store: &dyn Store,
+    key: &str,
+    current: Option<&Object>,
+    body: Bytes,
+) -> Result<bool, StoreError> {
+    match store.put(key, body, Precondition::replacing(current)).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::PreconditionFailed { .. } | StoreError::Conflict { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Treats "already exists" as success: pack files are named by their content, so an existing one is identical.

@@ -30,6 +30,17 @@ pub enum Precondition {
     IfMatch(String),
 }
 
+impl Precondition {
+    /// The condition under which a write replaces exactly `current` (the object as last read) or, when there was
+    /// none, creates the key: the compare-and-swap of a read-modify-write. A concurrent writer that got there
+    /// first makes the write fail with [`StoreError::PreconditionFailed`] (or [`StoreError::Conflict`] on S3).
+    pub fn replacing(current: Option<&Object>) -> Self {
+        current.map_or(Precondition::IfNoneMatch, |o| {
+            Precondition::IfMatch(o.etag.clone())
+        })
+    }
+}
+
 /// An object's content and its ETag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
