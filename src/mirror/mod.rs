@@ -731,9 +731,14 @@ struct Budget {
 }
 
 impl Budget {
+    /// The least left for pack processing once the upload buffers are taken, even from a smaller budget.
+    const MIN_REST: u64 = 8 << 20;
+
     fn new(total: u64) -> Self {
-        // Two S3 part buffers (16 MiB while the pack is under 8 GiB) come off the top.
-        let rest = total.saturating_sub(16 << 20).max(8 << 20);
+        // The store's upload buffers come off the top.
+        let rest = total
+            .saturating_sub(store::UPLOAD_BUFFER_BYTES)
+            .max(Self::MIN_REST);
         Budget {
             in_memory_pack: rest / 4,
             object_cache: rest / 4,
