@@ -80,10 +80,12 @@ impl Progress for Bars {
         });
         match stage {
             Stage::Negotiating => bar.set_message("negotiating"),
-            Stage::Receiving(n) => {
-                bar.set_message(format!("receiving {}", indicatif::HumanBytes(n)))
+            Stage::Receiving { bytes } => {
+                bar.set_message(format!("receiving {}", indicatif::HumanBytes(bytes)))
             }
-            Stage::Resolving(done, total) => bar.set_message(format!("resolving {done}/{total}")),
+            Stage::Resolving { done, total } => {
+                bar.set_message(format!("resolving {done}/{total}"))
+            }
             Stage::Publishing => bar.set_message("publishing"),
         }
     }
@@ -107,8 +109,8 @@ impl Progress for LogLines {
         }
         match stage {
             Stage::Negotiating => tracing::info!(source, "negotiating"),
-            Stage::Receiving(_) => tracing::info!(source, "receiving the pack"),
-            Stage::Resolving(_, total) => {
+            Stage::Receiving { .. } => tracing::info!(source, "receiving the pack"),
+            Stage::Resolving { total, .. } => {
                 tracing::info!(source, entries = total, "resolving deltas")
             }
             Stage::Publishing => tracing::info!(source, "publishing"),

@@ -6,10 +6,18 @@
 pub enum Stage {
     /// Reading the source's refs and the mirror's state.
     Negotiating,
-    /// Receiving the pack; the number is the bytes received so far.
-    Receiving(u64),
-    /// Computing object ids; the numbers are entries done and the total.
-    Resolving(u64, u64),
+    /// Receiving the pack.
+    Receiving {
+        /// Pack bytes received so far.
+        bytes: u64,
+    },
+    /// Computing object ids.
+    Resolving {
+        /// Pack entries done.
+        done: u64,
+        /// Pack entries in all.
+        total: u64,
+    },
     /// Writing index, pack list and refs.
     Publishing,
 }

@@ -100,7 +100,7 @@ async fn fifty_thousand_objects() {
         .expect("lock")
         .iter()
         .filter_map(|s| match s {
-            Stage::Resolving(done, total) => Some((*done, *total)),
+            Stage::Resolving { done, total } => Some((*done, *total)),
             _ => None,
         })
         .collect();

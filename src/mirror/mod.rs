@@ -390,7 +390,9 @@ impl Run<'_> {
                     ResponseEvent::PackData(data) => {
                         parser.feed(&data)?;
                         self.spool(&mut spool, &data, budget.in_memory_pack).await?;
-                        self.progress(Stage::Receiving(parser.bytes_consumed()));
+                        self.progress(Stage::Receiving {
+                            bytes: parser.bytes_consumed(),
+                        });
                     }
                     ResponseEvent::End => ended = true,
                     ResponseEvent::Acknowledgement(_) | ResponseEvent::Progress(_) => {}
@@ -417,7 +419,7 @@ impl Run<'_> {
         }
 
         let total = parsed.entries.len() as u64;
-        self.progress(Stage::Resolving(0, total));
+        self.progress(Stage::Resolving { done: 0, total });
         let source: Box<dyn PackReader> = match &held {
             Spool::Memory(bytes) => Box::new(bytes.clone()),
             Spool::Store(key) => Box::new(StorePackReader::new(
@@ -427,7 +429,8 @@ impl Run<'_> {
                 &budget,
             )),
         };
-        let report_progress = |done: u64, total: u64| self.progress(Stage::Resolving(done, total));
+        let report_progress =
+            |done: u64, total: u64| self.progress(Stage::Resolving { done, total });
         let resolve_options = ResolveOptions {
             cache_bytes: budget.object_cache,
             big_object_bytes: budget.big_object,
@@ -435,7 +438,7 @@ impl Run<'_> {
         };
         resolve::resolve_deltas(&mut parsed.entries, source.as_ref(), &resolve_options).await?;
         drop(source);
-        self.progress(Stage::Resolving(total, total));
+        self.progress(Stage::Resolving { done: total, total });
 
         if haves.is_empty() {
             let present: HashSet<ObjectId> = parsed.entries.iter().filter_map(|e| e.oid).collect();
