@@ -36,4 +36,7 @@ pub mod upstream;
 pub use mirror::{mirror_repo, mirror_repos, MirrorError};
 pub use options::{Mapping, MirrorOptions};
 pub use progress::{Progress, Stage};
-pub use report::{MirrorPath, RepoReport};
+#[allow(deprecated)]
+// Kept so that code naming the old type still builds, with a deprecation warning.
+pub use report::MirrorPath;
+pub use report::{RepoReport, RunKind};

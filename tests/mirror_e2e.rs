@@ -9,7 +9,7 @@ use mirror_git_to_s3::git::pack::PackParser;
 use mirror_git_to_s3::git::upload_pack::{ResponseDecoder, ResponseEvent};
 use mirror_git_to_s3::upstream::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{
-    mirror_repos, Mapping, MirrorOptions, MirrorPath, Progress, RepoReport, Stage,
+    mirror_repos, Mapping, MirrorOptions, Progress, RepoReport, RunKind, Stage,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -59,7 +59,7 @@ async fn small_repository() {
     let repo = common::small_repo();
     let (report, url) = mirror_to_s3(&repo, &s3_options(64)).await;
     assert!(report.is_ok(), "{report}");
-    assert_eq!(report.path, MirrorPath::Full);
+    assert_eq!(report.kind, RunKind::Full);
     assert!(report.objects > 0);
     common::assert_dumb_clone_matches(&url, &repo);
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::report::MirrorPath;
+use crate::report::RunKind;
 
 const GIT: &str = "http://127.0.0.1:8080/repo-1";
 const GIT_2: &str = "http://127.0.0.1:8080/repo-2";
@@ -657,7 +657,7 @@ fn report(mapping: &Mapping, error: Option<&str>) -> RepoReport {
     RepoReport {
         source: mapping.source.clone(),
         target: mapping.target.clone(),
-        path: MirrorPath::Full,
+        kind: RunKind::Full,
         refs: 1,
         objects: 3,
         pack_bytes: 100,

@@ -18,7 +18,7 @@ use crate::git::resolve::{self, PackReader, ResolveOptions};
 use crate::git::upload_pack::{self, Advertisement, ResponseDecoder, ResponseEvent};
 use crate::options::{Mapping, MirrorOptions};
 use crate::progress::Stage;
-use crate::report::{MirrorPath, RepoReport};
+use crate::report::{RepoReport, RunKind};
 use crate::store::{self, Object, Precondition, Store, StoreError, Upload};
 use crate::upstream::{self, UpstreamClient, UpstreamOptions};
 use bytes::Bytes;
@@ -113,7 +113,7 @@ fn new_report(mapping: &Mapping) -> RepoReport {
     RepoReport {
         source: upstream::redact_str(&mapping.source),
         target: mapping.target.clone(),
-        path: MirrorPath::NotStarted,
+        kind: RunKind::NotStarted,
         refs: 0,
         objects: 0,
         pack_bytes: 0,
@@ -177,10 +177,11 @@ pub async fn mirror_repo(
         Some(e) => {
             tracing::error!(source = %report.source, target = %report.target, error = %e, "mirror failed")
         }
+        // `path` is the deprecated former name of `kind`, kept for log filters as in the JSON report.
         None => tracing::info!(
-            source = %report.source, target = %report.target, path = %report.path, refs = report.refs,
-            objects = report.objects, pack_bytes = report.pack_bytes, store_requests = report.store_requests,
-            duration_ms = report.duration_ms, "mirrored"
+            source = %report.source, target = %report.target, kind = %report.kind, path = %report.kind,
+            refs = report.refs, objects = report.objects, pack_bytes = report.pack_bytes,
+            store_requests = report.store_requests, duration_ms = report.duration_ms, "mirrored"
         ),
     }
     report
@@ -286,7 +287,7 @@ impl Run<'_> {
         )?;
         let same = |o: &Option<Object>, want: &[u8]| o.as_ref().is_some_and(|o| o.body == want);
         if same(&info_refs, &desired.info_refs) && same(&head, &desired.head_file) {
-            self.report.path = MirrorPath::NoOp;
+            self.report.kind = RunKind::NoOp;
             return Ok(());
         }
 
@@ -319,11 +320,11 @@ impl Run<'_> {
                 .map(|r| r.oid)
                 .filter(|o| !have_set.contains(o)),
         );
-        self.report.path = match (&current_refs, compaction, wants.is_empty()) {
-            (None, _, _) => MirrorPath::Full,
-            (Some(_), true, _) => MirrorPath::Compaction,
-            (Some(_), false, true) => MirrorPath::RefsOnly,
-            (Some(_), false, false) => MirrorPath::Incremental,
+        self.report.kind = match (&current_refs, compaction, wants.is_empty()) {
+            (None, _, _) => RunKind::Full,
+            (Some(_), true, _) => RunKind::Compaction,
+            (Some(_), false, true) => RunKind::RefsOnly,
+            (Some(_), false, false) => RunKind::Incremental,
         };
 
         let new_pack = if wants.is_empty() {
@@ -331,9 +332,9 @@ impl Run<'_> {
         } else {
             self.fetch_pack(&adv, &repo_url, &wants, &haves).await?
         };
-        if new_pack.is_none() && self.report.path == MirrorPath::Incremental {
+        if new_pack.is_none() && self.report.kind == RunKind::Incremental {
             // New refs at objects the mirror already had (e.g. a tag on an old commit).
-            self.report.path = MirrorPath::RefsOnly;
+            self.report.kind = RunKind::RefsOnly;
         }
 
         self.progress(Stage::Publishing);
@@ -572,7 +573,7 @@ impl Run<'_> {
             |_| Ok(packed.clone()),
         )
         .await?;
-        if matches!(self.report.path, MirrorPath::Full | MirrorPath::Compaction) {
+        if matches!(self.report.kind, RunKind::Full | RunKind::Compaction) {
             ignore_existing(
                 store
                     .put(layout::REFS_KEEP, Bytes::new(), Precondition::IfNoneMatch)
