@@ -15,7 +15,11 @@
 //! | delta instructions | `git/delta.rs` |
 //! | `.idx` v2 bytes | `git/idx.rs` |
 //! | `info/refs`, `packed-refs`, `objects/info/packs`, `HEAD` | `git/layout.rs` |
-//! | one mapping end to end | `mirror/mod.rs` |
+//! | one mapping end to end: API, reports, the run's outline | `mirror/mod.rs` |
+//! | no-op / full / incremental / refs-only / compaction decision, wants and haves | `mirror/plan.rs` |
+//! | receive → resolve and index → store one pack; the memory budget | `mirror/fetch.rs` |
+//! | publication order and conditional writes | `mirror/publish.rs` |
+//! | reading a stored pack back in chunks | `mirror/read_back.rs` |
 //! | deleting unlisted packs after a grace period | `mirror/gc.rs` |
 //! | HTTP client, redirects, credentials | `upstream/` |
 //! | S3 and directory targets, conditional writes | `store/` |

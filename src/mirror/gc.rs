@@ -85,7 +85,8 @@ pub async fn collect(
     if state != old {
         let body = serde_json::to_vec(&state).unwrap_or_default();
         // Losing the race is safe: sightings not recorded now are recorded by a later run, which only delays deletion.
-        super::replace_if_unchanged(store, STATE, state_obj.as_ref(), Bytes::from(body)).await?;
+        super::publish::replace_if_unchanged(store, STATE, state_obj.as_ref(), Bytes::from(body))
+            .await?;
     }
     Ok(deleted)
 }
