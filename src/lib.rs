@@ -39,7 +39,7 @@ pub mod upstream;
 
 pub use mirror::{mirror_repo, mirror_repos, MirrorError};
 pub use options::{Mapping, MirrorOptions};
-pub use progress::{Progress, Stage};
+pub use progress::{MappingId, Progress, Stage};
 #[allow(deprecated)]
 // Kept so that code naming the old type still builds, with a deprecation warning.
 pub use report::MirrorPath;

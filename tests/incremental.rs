@@ -10,7 +10,7 @@ mod common;
 
 use mirror_git_to_s3::mirror::gc::STATE as GC_STATE;
 use mirror_git_to_s3::{
-    mirror_repos, Mapping, MirrorOptions, Progress, RepoReport, RunKind, Stage,
+    mirror_repos, Mapping, MappingId, MirrorOptions, Progress, RepoReport, RunKind, Stage,
 };
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -683,7 +683,7 @@ async fn four_overlapping_runs_leave_a_consistent_complete_mirror() {
 struct AtPublishing(Mutex<Option<Box<dyn FnOnce() + Send>>>);
 
 impl Progress for AtPublishing {
-    fn update(&self, _source: &str, stage: Stage) {
+    fn update(&self, _mapping: MappingId<'_>, stage: Stage) {
         if stage == Stage::Publishing {
             let action = self.0.lock().expect("lock").take();
             if let Some(action) = action {

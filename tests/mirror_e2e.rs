@@ -9,7 +9,7 @@ use mirror_git_to_s3::git::pack::PackParser;
 use mirror_git_to_s3::git::upload_pack::{ResponseDecoder, ResponseEvent};
 use mirror_git_to_s3::upstream::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{
-    mirror_repos, Mapping, MirrorOptions, Progress, RepoReport, RunKind, Stage,
+    mirror_repos, Mapping, MappingId, MirrorOptions, Progress, RepoReport, RunKind, Stage,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -77,7 +77,7 @@ async fn branches_tags_and_non_main_default_branch() {
 struct Recorder(Mutex<Vec<Stage>>);
 
 impl Progress for Recorder {
-    fn update(&self, _source: &str, stage: Stage) {
+    fn update(&self, _mapping: MappingId<'_>, stage: Stage) {
         self.0.lock().expect("lock").push(stage);
     }
 }

@@ -27,7 +27,7 @@ mod read_back;
 use crate::git::upload_pack;
 use crate::git::{idx, layout, oid::ObjectId, resolve};
 use crate::options::{Mapping, MirrorOptions};
-use crate::progress::Stage;
+use crate::progress::{MappingId, Stage};
 use crate::report::{RepoReport, RunKind};
 use crate::store::{self, Object, Store, StoreError, Upload};
 use crate::upstream::{self, UpstreamClient, UpstreamOptions};
@@ -95,7 +95,8 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
     // returned future fail to be `Send` (a known limit of the compiler with higher-ranked closure lifetimes).
     let runs: Vec<_> = mappings
         .iter()
-        .map(|m| mirror_mapping(&client, m, options))
+        .enumerate()
+        .map(|(index, m)| mirror_mapping(&client, index, m, options))
         .collect();
     futures_util::stream::iter(runs)
         .buffered(options.concurrency.max(1))
@@ -105,11 +106,12 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
 
 async fn mirror_mapping(
     client: &Result<UpstreamClient, upstream::UpstreamError>,
+    index: usize,
     mapping: &Mapping,
     options: &MirrorOptions,
 ) -> RepoReport {
     match client {
-        Ok(c) => mirror_repo(c, mapping, options).await,
+        Ok(c) => mirror_repo(c, index, mapping, options).await,
         Err(e) => failed_report(mapping, Instant::now(), e.to_string()),
     }
 }
@@ -138,9 +140,11 @@ fn failed_report(mapping: &Mapping, started: Instant, error: String) -> RepoRepo
     }
 }
 
-/// Mirrors one mapping with an existing source client.
+/// Mirrors one mapping with an existing source client. `index` is the mapping's position among those the caller
+/// runs: progress updates name it ([`MappingId::index`]), so give each mapping of a run its own.
 pub async fn mirror_repo(
     client: &UpstreamClient,
+    index: usize,
     mapping: &Mapping,
     options: &MirrorOptions,
 ) -> RepoReport {
@@ -161,6 +165,7 @@ pub async fn mirror_repo(
     let mut run = Run {
         client,
         options,
+        index,
         store,
         upload: None,
         temp_key: None,
@@ -197,6 +202,8 @@ pub async fn mirror_repo(
 struct Run<'a> {
     client: &'a UpstreamClient,
     options: &'a MirrorOptions,
+    /// The mapping's position in the run, which progress updates name.
+    index: usize,
     store: Arc<dyn Store>,
     /// The multipart upload in progress, aborted if the run stops before completing it.
     upload: Option<Box<dyn Upload>>,
@@ -208,7 +215,12 @@ struct Run<'a> {
 impl Run<'_> {
     fn progress(&self, stage: Stage) {
         if let Some(p) = &self.options.progress {
-            p.update(&self.report.source, stage);
+            let mapping = MappingId {
+                index: self.index,
+                source: &self.report.source,
+                target: &self.report.target,
+            };
+            p.update(mapping, stage);
         }
     }
 
