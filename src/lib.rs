@@ -16,7 +16,11 @@
 //! | delta instructions | `git/delta.rs` |
 //! | `.idx` v2 bytes | `git/idx.rs` |
 //! | `info/refs`, `packed-refs`, `objects/info/packs`, `HEAD` | `git/layout.rs` |
-//! | one mapping end to end | `mirror/mod.rs` |
+//! | one mapping end to end: API, reports, the run's outline | `mirror/mod.rs` |
+//! | no-op / full / incremental / refs-only / compaction decision, wants and haves | `mirror/plan.rs` |
+//! | receive → resolve and index → store one pack; the memory budget | `mirror/fetch.rs` |
+//! | publication order and conditional writes | `mirror/publish.rs` |
+//! | reading a stored pack back in chunks | `mirror/read_back.rs` |
 //! | deleting unlisted packs after a grace period | `mirror/gc.rs` |
 //! | HTTP client, redirects, response checks | `upstream/client.rs` |
 //! | URL redaction, credentials and where they may go | `upstream/url.rs` |
@@ -39,5 +43,8 @@ pub mod upstream;
 
 pub use mirror::{mirror_repo, mirror_repos, MirrorError};
 pub use options::{Mapping, MirrorOptions};
-pub use progress::{Progress, Stage};
-pub use report::{MirrorPath, RepoReport};
+pub use progress::{MappingId, Progress, Stage};
+#[allow(deprecated)]
+// Kept so that code naming the old type still builds, with a deprecation warning.
+pub use report::MirrorPath;
+pub use report::{RepoReport, RunKind};

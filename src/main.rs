@@ -1,12 +1,12 @@
 //! `mirror-git-to-s3`: the command-line front of the library.
 //!
 //! `mirror-git-to-s3 --source URL --target s3://bucket/prefix [--source URL --target TARGET ...]` mirrors each pair;
-//! it draws a progress bar per repository on a terminal, prints plain log lines otherwise, prints one summary line
+//! it draws a progress bar per mapping on a terminal, prints plain log lines otherwise, prints one summary line
 //! per mapping and exits non-zero if any mapping failed.
 
 use clap::Parser;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
-use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, Progress, Stage};
+use mirror_git_to_s3::{mirror_repos, Mapping, MappingId, MirrorOptions, Progress, Stage};
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -57,61 +57,65 @@ struct Cli {
     json: bool,
 }
 
-/// One progress bar per repository.
+/// One progress bar per mapping, keyed by its index (one source may be mirrored to several targets).
 struct Bars {
     multi: MultiProgress,
-    bars: Mutex<HashMap<String, ProgressBar>>,
+    bars: Mutex<HashMap<usize, ProgressBar>>,
 }
 
 impl Progress for Bars {
-    fn update(&self, source: &str, stage: Stage) {
+    fn update(&self, mapping: MappingId<'_>, stage: Stage) {
         let Ok(mut bars) = self.bars.lock() else {
             return;
         };
-        let bar = bars.entry(source.to_owned()).or_insert_with(|| {
+        let bar = bars.entry(mapping.index).or_insert_with(|| {
             let bar = self.multi.add(ProgressBar::new_spinner());
             bar.set_style(
                 ProgressStyle::with_template("{spinner} {prefix} {msg}")
                     .unwrap_or_else(|_| ProgressStyle::default_spinner()),
             );
-            bar.set_prefix(source.to_owned());
+            bar.set_prefix(format!("{} -> {}", mapping.source, mapping.target));
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
             bar
         });
         match stage {
             Stage::Negotiating => bar.set_message("negotiating"),
-            Stage::Receiving(n) => {
-                bar.set_message(format!("receiving {}", indicatif::HumanBytes(n)))
+            Stage::Receiving { bytes } => {
+                bar.set_message(format!("receiving {}", indicatif::HumanBytes(bytes)))
             }
-            Stage::Resolving(done, total) => bar.set_message(format!("resolving {done}/{total}")),
+            Stage::Resolving { done, total } => {
+                bar.set_message(format!("resolving {done}/{total}"))
+            }
             Stage::Publishing => bar.set_message("publishing"),
         }
     }
 }
 
-/// Plain log lines, one per stage change of each repository (for logs and pipes, where bars would be noise).
+/// Plain log lines, one per stage change of each mapping (for logs and pipes, where bars would be noise); keyed
+/// by the mapping's index, like the bars.
 #[derive(Default)]
 struct LogLines {
-    last: Mutex<HashMap<String, std::mem::Discriminant<Stage>>>,
+    last: Mutex<HashMap<usize, std::mem::Discriminant<Stage>>>,
 }
 
 impl Progress for LogLines {
-    fn update(&self, source: &str, stage: Stage) {
+    fn update(&self, mapping: MappingId<'_>, stage: Stage) {
         let Ok(mut last) = self.last.lock() else {
             return;
         };
-        if last.insert(source.to_owned(), std::mem::discriminant(&stage))
+        if last.insert(mapping.index, std::mem::discriminant(&stage))
             == Some(std::mem::discriminant(&stage))
         {
             return;
         }
+        let MappingId { source, target, .. } = mapping;
         match stage {
-            Stage::Negotiating => tracing::info!(source, "negotiating"),
-            Stage::Receiving(_) => tracing::info!(source, "receiving the pack"),
-            Stage::Resolving(_, total) => {
-                tracing::info!(source, entries = total, "resolving deltas")
+            Stage::Negotiating => tracing::info!(source, target, "negotiating"),
+            Stage::Receiving { .. } => tracing::info!(source, target, "receiving the pack"),
+            Stage::Resolving { total, .. } => {
+                tracing::info!(source, target, entries = total, "resolving deltas")
             }
-            Stage::Publishing => tracing::info!(source, "publishing"),
+            Stage::Publishing => tracing::info!(source, target, "publishing"),
         }
     }
 }

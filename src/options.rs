@@ -69,8 +69,9 @@ impl std::fmt::Debug for MirrorOptions {
     }
 }
 
-/// The smallest memory budget accepted: below it, S3 part buffers alone would not fit.
-pub const MIN_MEMORY_BUDGET: u64 = 24 << 20;
+/// The smallest memory budget accepted: the store's upload buffers ([`crate::store::UPLOAD_BUFFER_BYTES`]) plus
+/// the least working memory a mirror run needs.
+pub const MIN_MEMORY_BUDGET: u64 = crate::store::UPLOAD_BUFFER_BYTES + (8 << 20);
 
 impl Default for MirrorOptions {
     fn default() -> Self {

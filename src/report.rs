@@ -2,10 +2,10 @@
 
 use std::fmt;
 
-/// Which path a mirror run took.
+/// The kind of run a mapping got: what the mirror had to do to catch up with its source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MirrorPath {
+pub enum RunKind {
     /// Source and mirror already agreed; nothing was written.
     NoOp,
     /// First mirror of the repository: one pack with everything.
@@ -20,19 +20,23 @@ pub enum MirrorPath {
     NotStarted,
 }
 
-impl fmt::Display for MirrorPath {
+impl fmt::Display for RunKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let s = match self {
-            MirrorPath::NoOp => "no-op",
-            MirrorPath::Full => "full",
-            MirrorPath::Incremental => "incremental",
-            MirrorPath::RefsOnly => "refs-only",
-            MirrorPath::Compaction => "compaction",
-            MirrorPath::NotStarted => "not-started",
+            RunKind::NoOp => "no-op",
+            RunKind::Full => "full",
+            RunKind::Incremental => "incremental",
+            RunKind::RefsOnly => "refs-only",
+            RunKind::Compaction => "compaction",
+            RunKind::NotStarted => "not-started",
         };
         f.write_str(s)
     }
 }
+
+/// The former name of [`RunKind`] ("path" said little in a crate full of file paths, URL paths and keys).
+#[deprecated(since = "0.1.0", note = "renamed to `RunKind`")]
+pub type MirrorPath = RunKind;
 
 /// What happened to one mapping.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -41,8 +45,10 @@ pub struct RepoReport {
     pub source: String,
     /// Target as given.
     pub target: String,
-    /// The path taken.
-    pub path: MirrorPath,
+    /// The kind of run. Serialized twice: as `kind`, and as `path`, its former name, which readers of the JSON
+    /// report may still use (deprecated; to be removed in a later version).
+    #[serde(flatten, serialize_with = "kind_and_deprecated_path")]
+    pub kind: RunKind,
     /// Refs published (or already in place).
     pub refs: usize,
     /// Objects in the new pack.
@@ -57,6 +63,18 @@ pub struct RepoReport {
     pub duration_ms: u64,
     /// Why it failed, if it did.
     pub error: Option<String>,
+}
+
+/// Writes a report's kind of run under its name, `kind`, and under its deprecated former name, `path`.
+fn kind_and_deprecated_path<S: serde::Serializer>(
+    kind: &RunKind,
+    out: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = out.serialize_map(Some(2))?;
+    map.serialize_entry("kind", kind)?;
+    map.serialize_entry("path", kind)?;
+    map.end()
 }
 
 impl RepoReport {
@@ -79,7 +97,7 @@ impl fmt::Display for RepoReport {
                 "{} -> {}: {}, {} refs, {} objects, {} pack bytes, {} store requests, {} ms",
                 self.source,
                 self.target,
-                self.path,
+                self.kind,
                 self.refs,
                 self.objects,
                 self.pack_bytes,
@@ -89,3 +107,6 @@ impl fmt::Display for RepoReport {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

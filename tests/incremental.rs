@@ -8,7 +8,7 @@
 
 use mirror_git_to_s3::mirror::gc::STATE as GC_STATE;
 use mirror_git_to_s3::{
-    mirror_repos, Mapping, MirrorOptions, MirrorPath, Progress, RepoReport, Stage,
+    mirror_repos, Mapping, MappingId, MirrorOptions, Progress, RepoReport, RunKind, Stage,
 };
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -169,10 +169,10 @@ impl Mirror {
     }
 
     /// Runs, asserts success and the path taken, and checks that the mirror's own request count is what moto saw.
-    async fn run_expecting(&self, path: MirrorPath) -> Measured {
+    async fn run_expecting(&self, path: RunKind) -> Measured {
         let m = self.run().await;
         assert!(m.report.is_ok(), "{}", m.report);
-        assert_eq!(m.report.path, path, "{}", m.report);
+        assert_eq!(m.report.kind, path, "{}", m.report);
         assert_eq!(
             m.report.store_requests, m.s3_requests as u64,
             "the mirror's request count differs from what moto logged: {}",
@@ -183,7 +183,7 @@ impl Mirror {
 
     /// A run after `run_expecting` must find nothing to do, in at most three requests.
     async fn assert_no_op(&self) -> Measured {
-        let m = self.run_expecting(MirrorPath::NoOp).await;
+        let m = self.run_expecting(RunKind::NoOp).await;
         assert_eq!(m.source_requests.len(), 1, "{:?}", m.source_requests);
         assert!(
             m.source_requests[0].starts_with("GET ")
@@ -368,7 +368,7 @@ fn print_costs(title: &str, rows: &[(String, &Measured)]) {
         let r = &m.report;
         println!(
             "  {step:<24} {:<12} {:>6} {:>8} {:>10} {:>6} {:>7}",
-            r.path.to_string(),
+            r.kind.to_string(),
             r.store_requests,
             r.objects,
             r.pack_bytes,
@@ -383,7 +383,7 @@ fn print_costs(title: &str, rows: &[(String, &Measured)]) {
 struct Step {
     name: &'static str,
     change: fn(&Source),
-    path: MirrorPath,
+    path: RunKind,
     objects: Option<u64>,
     /// Requests the source sees: the advertisement, plus the pack request when objects were wanted.
     source_requests: usize,
@@ -395,7 +395,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
         Step {
             name: "initial mirror",
             change: |_| {},
-            path: MirrorPath::Full,
+            path: RunKind::Full,
             objects: None,
             source_requests: 2,
         },
@@ -406,7 +406,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
                 s.commit("second new commit");
                 s.push(&["main"]);
             },
-            path: MirrorPath::Incremental,
+            path: RunKind::Incremental,
             objects: Some(6),
             source_requests: 2,
         },
@@ -417,14 +417,14 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
                 s.commit("develop starts");
                 s.push(&["develop", "main~1:refs/heads/feature/x"]);
             },
-            path: MirrorPath::Incremental,
+            path: RunKind::Incremental,
             objects: Some(3),
             source_requests: 2,
         },
         Step {
             name: "deleted branch",
             change: |s| s.push(&[":refs/heads/feature/x"]),
-            path: MirrorPath::RefsOnly,
+            path: RunKind::RefsOnly,
             objects: Some(0),
             source_requests: 1,
         },
@@ -435,7 +435,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
                 s.commit("develop rewritten");
                 s.push(&["+develop"]);
             },
-            path: MirrorPath::Incremental,
+            path: RunKind::Incremental,
             objects: Some(3),
             source_requests: 2,
         },
@@ -446,7 +446,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
                 s.git(["tag", "-a", "v2.0", "-m", "Release 2.0", "develop"]);
                 s.push(&["refs/tags/v1.0", "refs/tags/v2.0"]);
             },
-            path: MirrorPath::Incremental,
+            path: RunKind::Incremental,
             objects: Some(1),
             source_requests: 2,
         },
@@ -458,14 +458,14 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             },
             // The mirror cannot know it has the commit without asking: the source sends an empty pack, and
             // only refs change.
-            path: MirrorPath::RefsOnly,
+            path: RunKind::RefsOnly,
             objects: Some(0),
             source_requests: 2,
         },
         Step {
             name: "deleted tag",
             change: |s| s.push(&[":refs/tags/v1.0"]),
-            path: MirrorPath::RefsOnly,
+            path: RunKind::RefsOnly,
             objects: Some(0),
             source_requests: 1,
         },
@@ -474,14 +474,14 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             change: |s| {
                 s.bare_git(["symbolic-ref", "HEAD", "refs/heads/develop"]);
             },
-            path: MirrorPath::RefsOnly,
+            path: RunKind::RefsOnly,
             objects: Some(0),
             source_requests: 1,
         },
         Step {
             name: "emptied",
             change: Source::empty,
-            path: MirrorPath::RefsOnly,
+            path: RunKind::RefsOnly,
             objects: Some(0),
             source_requests: 1,
         },
@@ -489,7 +489,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
             name: "refilled",
             change: |s| s.push(&["main", "develop", "refs/tags/v2.0"]),
             // The mirror has no refs to offer as haves: everything is fetched again, into one more pack.
-            path: MirrorPath::Incremental,
+            path: RunKind::Incremental,
             objects: None,
             source_requests: 2,
         },
@@ -528,7 +528,7 @@ async fn scripted_history_is_mirrored_exactly_after_every_step() {
                 step.name
             ),
         }
-        if step.path == MirrorPath::Full {
+        if step.path == RunKind::Full {
             full_objects = r.objects;
         } else if step.objects.is_some() {
             assert!(
@@ -561,7 +561,7 @@ async fn a_run_without_changes_makes_at_most_three_requests() {
         ("empty", testkit::empty_repo()),
     ] {
         let mirror = Mirror::new(&bare, s3_options());
-        let first = mirror.run_expecting(MirrorPath::Full).await;
+        let first = mirror.run_expecting(RunKind::Full).await;
         let before = mirror.snapshot();
         let second = mirror.assert_no_op().await;
         assert_eq!(
@@ -651,16 +651,16 @@ async fn four_overlapping_runs_leave_a_consistent_complete_mirror() {
     let mut options = s3_options();
     options.compaction_threshold = 6;
     let mirror = Mirror::new(&source.bare, options);
-    let mut paths: Vec<(MirrorPath, usize)> = Vec::new();
+    let mut paths: Vec<(RunKind, usize)> = Vec::new();
     for round in 0..ROUNDS {
         if round > 0 {
             change_for_round(&source, round);
         }
         for report in overlapping_runs(&mirror, RUNS) {
             assert!(report.is_ok(), "round {round}: {report}");
-            match paths.iter_mut().find(|(p, _)| *p == report.path) {
+            match paths.iter_mut().find(|(p, _)| *p == report.kind) {
                 Some((_, n)) => *n += 1,
-                None => paths.push((report.path, 1)),
+                None => paths.push((report.kind, 1)),
             }
         }
         testkit::assert_dumb_clone_matches(&mirror.url(), &source.bare);
@@ -672,7 +672,7 @@ async fn four_overlapping_runs_leave_a_consistent_complete_mirror() {
         mirror.listed_packs().len()
     );
     assert!(
-        paths.iter().any(|(p, _)| *p == MirrorPath::Compaction),
+        paths.iter().any(|(p, _)| *p == RunKind::Compaction),
         "no round compacted: {paths:?}"
     );
 }
@@ -682,7 +682,7 @@ async fn four_overlapping_runs_leave_a_consistent_complete_mirror() {
 struct AtPublishing(Mutex<Option<Box<dyn FnOnce() + Send>>>);
 
 impl Progress for AtPublishing {
-    fn update(&self, _source: &str, stage: Stage) {
+    fn update(&self, _mapping: MappingId<'_>, stage: Stage) {
         if stage == Stage::Publishing {
             let action = self.0.lock().expect("lock").take();
             if let Some(action) = action {
@@ -716,11 +716,11 @@ async fn a_compaction_overtaking_a_slower_run_leaves_a_complete_mirror() {
     let mut options = s3_options();
     options.compaction_threshold = 4;
     let mirror = Mirror::new(&source.bare, options.clone());
-    mirror.run_expecting(MirrorPath::Full).await;
+    mirror.run_expecting(RunKind::Full).await;
     for n in 1..=3 {
         source.commit(&format!("incremental {n}"));
         source.push(&["main"]);
-        mirror.run_expecting(MirrorPath::Incremental).await;
+        mirror.run_expecting(RunKind::Incremental).await;
     }
     assert_eq!(mirror.listed_packs().len(), 4);
 
@@ -750,9 +750,9 @@ async fn a_compaction_overtaking_a_slower_run_leaves_a_complete_mirror() {
         .take()
         .expect("overtaking run");
     assert!(overtaker.is_ok(), "{overtaker}");
-    assert_eq!(overtaker.path, MirrorPath::Compaction, "{overtaker}");
+    assert_eq!(overtaker.kind, RunKind::Compaction, "{overtaker}");
     assert!(report.is_ok(), "{report}");
-    assert_eq!(report.path, MirrorPath::Incremental, "{report}");
+    assert_eq!(report.kind, RunKind::Incremental, "{report}");
 
     // Whichever run's refs were published last, a clone must find every object they need.
     let info_refs = String::from_utf8(mirror.get("info/refs").expect("info/refs")).expect("utf-8");
@@ -791,13 +791,13 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
 
     measured.push((
         "full".to_string(),
-        mirror.run_expecting(MirrorPath::Full).await,
+        mirror.run_expecting(RunKind::Full).await,
     ));
     let existing = ExistingClone::new(&mirror.url());
     for n in 1..=3 {
         source.commit(&format!("incremental {n}"));
         source.push(&["main"]);
-        let m = mirror.run_expecting(MirrorPath::Incremental).await;
+        let m = mirror.run_expecting(RunKind::Incremental).await;
         assert_eq!(mirror.listed_packs().len(), 1 + n);
         measured.push((format!("incremental {n}"), m));
     }
@@ -822,7 +822,7 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
 
     source.commit("triggers compaction");
     source.push(&["main"]);
-    let m = mirror.run_expecting(MirrorPath::Compaction).await;
+    let m = mirror.run_expecting(RunKind::Compaction).await;
     assert_eq!(
         m.report.objects,
         reachable_objects(&source.bare),
@@ -862,7 +862,7 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
     offset.store(GRACE.as_secs() - HOUR, Ordering::Relaxed);
     source.commit("within the grace period");
     source.push(&["main"]);
-    let m = mirror.run_expecting(MirrorPath::Incremental).await;
+    let m = mirror.run_expecting(RunKind::Incremental).await;
     assert_eq!(m.report.packs_deleted, 0, "{}", m.report);
     measured.push(("grace - 1h".to_string(), m));
     assert_kept("an hour before the grace period ends");
@@ -875,7 +875,7 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
     // A change after the grace period: every unlisted pack goes, the listed ones stay.
     source.commit("after the grace period");
     source.push(&["main"]);
-    let m = mirror.run_expecting(MirrorPath::Incremental).await;
+    let m = mirror.run_expecting(RunKind::Incremental).await;
     assert_eq!(m.report.packs_deleted, unlisted.len(), "{}", m.report);
     measured.push(("grace + 1h".to_string(), m));
     let listed = mirror.listed_packs();
@@ -904,13 +904,13 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
 async fn damaged_published_state() {
     let source = Source::new(0);
     let mirror = Mirror::new(&source.bare, s3_options());
-    mirror.run_expecting(MirrorPath::Full).await;
+    mirror.run_expecting(RunKind::Full).await;
 
     // Garbage refs: the mirror cannot offer haves, so it fetches everything and republishes.
     mirror.put("info/refs", b"garbage\x00\xff not a ref line\n");
     source.commit("after info/refs was damaged");
     source.push(&["main"]);
-    let m = mirror.run_expecting(MirrorPath::Full).await;
+    let m = mirror.run_expecting(RunKind::Full).await;
     assert_eq!(m.report.objects, reachable_objects(&source.bare));
     testkit::assert_dumb_clone_matches(&mirror.url(), &source.bare);
     mirror.assert_packs_complete();
@@ -922,7 +922,7 @@ async fn damaged_published_state() {
     mirror.put(&format!("objects/pack/{orphan}.pack"), b"PACK");
     source.commit("after the gc state was damaged");
     source.push(&["main"]);
-    mirror.run_expecting(MirrorPath::Incremental).await;
+    mirror.run_expecting(RunKind::Incremental).await;
     let state = mirror.get(GC_STATE).expect("gc state");
     let state: serde_json::Value = serde_json::from_slice(&state)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&state)));
@@ -957,16 +957,16 @@ async fn costs_on_fifty_thousand_objects() {
     options.compaction_threshold = 2;
     let mirror = Mirror::new(&source.bare, options);
 
-    let full = mirror.run_expecting(MirrorPath::Full).await;
+    let full = mirror.run_expecting(RunKind::Full).await;
     assert!(full.report.objects >= 50_000, "{}", full.report);
     let no_op = mirror.assert_no_op().await;
     source.commit("one commit");
     source.push(&["main"]);
-    let one_commit = mirror.run_expecting(MirrorPath::Incremental).await;
+    let one_commit = mirror.run_expecting(RunKind::Incremental).await;
     assert_eq!(one_commit.report.objects, 3, "{}", one_commit.report);
     source.commit("one more commit");
     source.push(&["main"]);
-    let compaction = mirror.run_expecting(MirrorPath::Compaction).await;
+    let compaction = mirror.run_expecting(RunKind::Compaction).await;
     assert_eq!(
         compaction.report.objects,
         reachable_objects(&source.bare),

@@ -12,9 +12,6 @@
 //! `{{GIT_MISSING_URL}}` (sources), `{{S3_TARGET}}`, `{{S3_TARGET_2}}` (`s3://bucket/prefix` targets) and
 //! `{{S3_ENDPOINT}}`.
 
-// The shared test environment (crates/testkit) under the name the helpers are called by below.
-use testkit as common;
-
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -338,7 +335,7 @@ struct Function {
 impl Function {
     /// Starts the binary with Lambda's environment plus `env`; S3 calls go to the test's S3 server.
     async fn start(env: &[(&str, &str)]) -> Function {
-        let s3 = common::s3();
+        let s3 = testkit::s3();
         let api = RuntimeApi::start().await;
         let scratch =
             tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
@@ -412,13 +409,13 @@ fn target(bucket: &str, name: &str) -> (String, String) {
     let prefix = format!("mirrors/{name}");
     (
         format!("s3://{bucket}/{prefix}"),
-        common::s3().http_url(bucket, &prefix),
+        testkit::s3().http_url(bucket, &prefix),
     )
 }
 
 /// Every multipart upload still open in `bucket`.
 async fn open_multipart_uploads(bucket: &str) -> Vec<String> {
-    let output = common::s3()
+    let output = testkit::s3()
         .client()
         .list_multipart_uploads()
         .bucket(bucket)
@@ -473,9 +470,9 @@ struct OneMapping {
 
 impl OneMapping {
     fn new() -> OneMapping {
-        let repo = common::small_repo();
-        let git_url = common::git_server().url_of(&repo);
-        let bucket = common::new_bucket();
+        let repo = testkit::small_repo();
+        let git_url = testkit::git_server().url_of(&repo);
+        let bucket = testkit::new_bucket();
         let (target, clone_url) = target(&bucket, "small");
         OneMapping {
             repo,
@@ -490,13 +487,13 @@ impl OneMapping {
         vec![
             ("{{GIT_URL}}", self.git_url.as_str()),
             ("{{S3_TARGET}}", self.target.as_str()),
-            ("{{S3_ENDPOINT}}", common::s3().endpoint.as_str()),
+            ("{{S3_ENDPOINT}}", testkit::s3().endpoint.as_str()),
         ]
     }
 
     /// This mapping plus the served `repo` mirrored to `mirrors/<name>` of the same bucket.
     fn with_second(self, repo: PathBuf, name: &str) -> TwoMappings {
-        let git_url = common::git_server().url_of(&repo);
+        let git_url = testkit::git_server().url_of(&repo);
         let (target, clone_url) = target(&self.bucket, name);
         TwoMappings {
             first: self,
@@ -540,7 +537,7 @@ async fn manual_event_mirrors_even_with_the_emulators_relative_deadline() {
         )
         .await;
     assert_all_mirrored(&outcome.response(), &[&case.git_url]);
-    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
     assert!(
         function.logs().contains("running without a deadline"),
         "log:\n{}",
@@ -550,14 +547,14 @@ async fn manual_event_mirrors_even_with_the_emulators_relative_deadline() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schedule_with_input_mirrors_every_mapping() {
-    let case = OneMapping::new().with_second(common::rich_repo(), "rich");
+    let case = OneMapping::new().with_second(testkit::rich_repo(), "rich");
     let function = Function::start(&[]).await;
     let (outcome, _) = function
         .invoke(&load_event("schedule-with-input.json", &case.fill()), AMPLE)
         .await;
     assert_all_mirrored(&outcome.response(), &[&case.first.git_url, &case.git_url]);
-    common::assert_dumb_clone_matches(&case.first.clone_url, &case.first.repo);
-    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    testkit::assert_dumb_clone_matches(&case.first.clone_url, &case.first.repo);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -569,14 +566,14 @@ async fn schedule_without_input_mirrors_the_mappings_of_the_environment() {
         .invoke(&load_event("schedule-without-input.json", &[]), AMPLE)
         .await;
     assert_all_mirrored(&outcome.response(), &[&case.git_url]);
-    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schedule_without_input_mirrors_the_mappings_of_an_s3_object() {
     let case = OneMapping::new();
     let config = load_event("mappings-config.json", &case.fill()).to_string();
-    common::s3()
+    testkit::s3()
         .client()
         .put_object()
         .bucket(&case.bucket)
@@ -596,7 +593,7 @@ async fn schedule_without_input_mirrors_the_mappings_of_an_s3_object() {
         .invoke(&load_event("schedule-without-input.json", &[]), AMPLE)
         .await;
     assert_all_mirrored(&outcome.response(), &[&case.git_url]);
-    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
 
     let missing = format!("s3://{}/config/missing.json", case.bucket);
     let function = Function::start(&[("MIRROR_MAPPINGS_S3_URI", &missing)]).await;
@@ -620,12 +617,12 @@ async fn sns_event_mirrors_its_message() {
         .invoke(&load_event("sns.json", &case.fill()), AMPLE)
         .await;
     assert_all_mirrored(&outcome.response(), &[&case.git_url]);
-    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sqs_batch_mirrors_every_message() {
-    let case = OneMapping::new().with_second(common::rich_repo(), "rich");
+    let case = OneMapping::new().with_second(testkit::rich_repo(), "rich");
     let function = Function::start(&[]).await;
     let (outcome, _) = function
         .invoke(&load_event("sqs.json", &case.fill()), AMPLE)
@@ -634,8 +631,8 @@ async fn sqs_batch_mirrors_every_message() {
         outcome.response(),
         serde_json::json!({"batchItemFailures": []})
     );
-    common::assert_dumb_clone_matches(&case.first.clone_url, &case.first.repo);
-    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    testkit::assert_dumb_clone_matches(&case.first.clone_url, &case.first.repo);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -649,13 +646,13 @@ async fn sns_envelope_in_an_sqs_message_mirrors() {
         outcome.response(),
         serde_json::json!({"batchItemFailures": []})
     );
-    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
 }
 
 /// `sqs-partial-failure.json` filled in: message 1 mirrors `case`, message 2 names a repository the git server
 /// does not have, message 3 is not JSON.
 fn partial_failure_event(case: &OneMapping, failing_target: &str) -> Value {
-    let missing_url = common::git_server().url("no-such-repository.git");
+    let missing_url = testkit::git_server().url("no-such-repository.git");
     let mut fill = case.fill();
     fill.extend([
         ("{{GIT_MISSING_URL}}", missing_url.as_str()),
@@ -680,9 +677,9 @@ async fn sqs_batch_with_a_failing_mapping_reports_exactly_that_message() {
         outcome.response(),
         serde_json::json!({"batchItemFailures": [{"itemIdentifier": failing_id}]})
     );
-    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
     assert_eq!(
-        common::list_keys(&case.bucket, "mirrors/missing"),
+        testkit::list_keys(&case.bucket, "mirrors/missing"),
         Vec::<String>::new()
     );
 }
@@ -705,7 +702,7 @@ async fn sqs_batch_with_a_failing_mapping_and_a_malformed_body_reports_both() {
         outcome.response(),
         serde_json::json!({"batchItemFailures": expected})
     );
-    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
     let logs = function.logs();
     assert!(
         logs.contains("not valid JSON"),
@@ -715,7 +712,7 @@ async fn sqs_batch_with_a_failing_mapping_and_a_malformed_body_reports_both() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_events_fail_and_write_nothing() {
-    let both = OneMapping::new().with_second(common::small_repo(), "second");
+    let both = OneMapping::new().with_second(testkit::small_repo(), "second");
     let (case, second) = (&both.first, &both.repo);
     let fill = both.fill();
 
@@ -770,13 +767,13 @@ async fn malformed_events_fail_and_write_nothing() {
             "{message:?} lacks {expected_message:?}"
         );
     }
-    assert_eq!(common::list_keys(&case.bucket, ""), Vec::<String>::new());
+    assert_eq!(testkit::list_keys(&case.bucket, ""), Vec::<String>::new());
     assert_eq!(
-        common::git_server().requests_for(&case.repo),
+        testkit::git_server().requests_for(&case.repo),
         Vec::<String>::new()
     );
     assert_eq!(
-        common::git_server().requests_for(second),
+        testkit::git_server().requests_for(second),
         Vec::<String>::new()
     );
 }
@@ -798,10 +795,10 @@ async fn a_deadline_shorter_than_the_mirror_stops_in_time_and_keeps_the_previous
     assert_all_mirrored(&outcome.response(), &[&case.git_url]);
 
     let scratch = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
-    let before = common::mirror_clone(&case.repo, scratch.path(), "before.git");
-    let keys_before = common::list_keys(&case.bucket, "");
-    let big = common::big_binary_repo(SLOW_BLOB_SIZE, 1);
-    common::git(
+    let before = testkit::mirror_clone(&case.repo, scratch.path(), "before.git");
+    let keys_before = testkit::list_keys(&case.bucket, "");
+    let big = testkit::big_binary_repo(SLOW_BLOB_SIZE, 1);
+    testkit::git(
         [
             "fetch",
             "--quiet",
@@ -835,8 +832,8 @@ async fn a_deadline_shorter_than_the_mirror_stops_in_time_and_keeps_the_previous
         open_multipart_uploads(&case.bucket).await,
         Vec::<String>::new()
     );
-    assert_eq!(common::list_keys(&case.bucket, ""), keys_before);
-    common::assert_dumb_clone_matches(&case.clone_url, &before);
+    assert_eq!(testkit::list_keys(&case.bucket, ""), keys_before);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &before);
 }
 
 /// Waits until something accepts connections on `port`.
@@ -948,5 +945,5 @@ fn cargo_lambda_emulator_invokes_the_binary() {
     let summary: Value =
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
     assert_all_mirrored(&summary, &[&case.git_url]);
-    common::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+    testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
 }

@@ -6,7 +6,7 @@ use mirror_git_to_s3::git::pack::PackParser;
 use mirror_git_to_s3::git::upload_pack::{ResponseDecoder, ResponseEvent};
 use mirror_git_to_s3::upstream::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{
-    mirror_repos, Mapping, MirrorOptions, MirrorPath, Progress, RepoReport, Stage,
+    mirror_repos, Mapping, MappingId, MirrorOptions, Progress, RepoReport, RunKind, Stage,
 };
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -57,7 +57,7 @@ async fn small_repository() {
     let repo = testkit::small_repo();
     let (report, url) = mirror_to_s3(&repo, &s3_options(64)).await;
     assert!(report.is_ok(), "{report}");
-    assert_eq!(report.path, MirrorPath::Full);
+    assert_eq!(report.kind, RunKind::Full);
     assert!(report.objects > 0);
     testkit::assert_dumb_clone_matches(&url, &repo);
 }
@@ -75,7 +75,7 @@ async fn branches_tags_and_non_main_default_branch() {
 struct Recorder(Mutex<Vec<Stage>>);
 
 impl Progress for Recorder {
-    fn update(&self, _source: &str, stage: Stage) {
+    fn update(&self, _mapping: MappingId<'_>, stage: Stage) {
         self.0.lock().expect("lock").push(stage);
     }
 }
@@ -98,7 +98,7 @@ async fn fifty_thousand_objects() {
         .expect("lock")
         .iter()
         .filter_map(|s| match s {
-            Stage::Resolving(done, total) => Some((*done, *total)),
+            Stage::Resolving { done, total } => Some((*done, *total)),
             _ => None,
         })
         .collect();

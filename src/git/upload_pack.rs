@@ -65,9 +65,6 @@ pub enum ProtocolError {
     Truncated(String),
 }
 
-/// The former name of an advertised [`Ref`], for callers not switched yet.
-pub use crate::git::refs::Ref as AdvertisedRef;
-
 /// A parsed v0/v1 ref advertisement.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Advertisement {

@@ -441,23 +441,22 @@ pub(super) fn invalid(path: &str, problem: impl Into<String>) -> EventError {
     }
 }
 
-/// Cuts input-derived text to [`MAX_QUOTED_CHARS`] so a hostile event cannot make error messages huge.
-pub(super) fn bounded(text: String) -> String {
-    match text.char_indices().nth(MAX_QUOTED_CHARS) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
-    }
+/// Input-derived text made safe for an error line and cut to [`MAX_QUOTED_CHARS`], so a hostile event cannot make
+/// error messages huge or break log lines.
+pub(super) fn bounded(text: impl AsRef<str>) -> String {
+    crate::text::untrusted(text.as_ref().as_bytes(), MAX_QUOTED_CHARS)
 }
 
+/// [`bounded`] text in quotes.
 pub(super) fn quote(text: &str) -> String {
-    bounded(format!("{text:?}"))
+    format!("\"{}\"", bounded(text))
 }
 
 fn list_names<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
     let total = names.len();
     let mut listed: Vec<String> = names
         .take(MAX_LISTED_FIELDS)
-        .map(|name| format!("`{}`", bounded(name.to_owned())))
+        .map(|name| format!("`{}`", bounded(name)))
         .collect();
     if total > MAX_LISTED_FIELDS {
         listed.push(format!("and {} more", total - MAX_LISTED_FIELDS));

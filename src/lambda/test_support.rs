@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::Request;
 use crate::options::{Mapping, Overrides};
-use crate::report::{MirrorPath, RepoReport};
+use crate::report::{RepoReport, RunKind};
 
 pub(super) const GIT: &str = "http://127.0.0.1:8080/repo-1";
 pub(super) const GIT_2: &str = "http://127.0.0.1:8080/repo-2";
@@ -71,7 +71,7 @@ pub(super) fn report(mapping: &Mapping, error: Option<&str>) -> RepoReport {
     RepoReport {
         source: mapping.source.clone(),
         target: mapping.target.clone(),
-        path: MirrorPath::Full,
+        kind: RunKind::Full,
         refs: 1,
         objects: 3,
         pack_bytes: 100,

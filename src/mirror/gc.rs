@@ -8,7 +8,7 @@
 
 use crate::git::layout;
 use crate::git::oid::ObjectId;
-use crate::store::{Precondition, Store, StoreError};
+use crate::store::{Store, StoreError};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -83,15 +83,10 @@ pub async fn collect(
         }
     }
     if state != old {
-        let pre = match &state_obj {
-            Some(o) => Precondition::IfMatch(o.etag.clone()),
-            None => Precondition::IfNoneMatch,
-        };
         let body = serde_json::to_vec(&state).unwrap_or_default();
-        match store.put(STATE, Bytes::from(body), pre).await {
-            Ok(_) | Err(StoreError::PreconditionFailed { .. } | StoreError::Conflict { .. }) => {}
-            Err(e) => return Err(e),
-        }
+        // Losing the race is safe: sightings not recorded now are recorded by a later run, which only delays deletion.
+        super::publish::replace_if_unchanged(store, STATE, state_obj.as_ref(), Bytes::from(body))
+            .await?;
     }
     Ok(deleted)
 }

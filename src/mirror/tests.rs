@@ -1,69 +1,4 @@
 use super::*;
-use crate::git::upload_pack::AdvertisedRef;
-
-fn adv(head: Option<u8>, symref: Option<&str>, refs: &[(&str, u8)]) -> Advertisement {
-    Advertisement {
-        head: head.map(|n| ObjectId([n; 20])),
-        head_symref: symref.map(str::to_owned),
-        refs: refs
-            .iter()
-            .map(|(name, n)| AdvertisedRef {
-                name: (*name).to_owned(),
-                oid: ObjectId([*n; 20]),
-                peeled: None,
-            })
-            .collect(),
-        capabilities: Vec::new(),
-    }
-}
-
-fn head_of(a: &Advertisement) -> Head {
-    desired_state(a, &MirrorOptions::default()).head
-}
-
-#[test]
-fn head_follows_symref_then_commit_then_conventional_names() {
-    let sym = |s: &str| Head::Symbolic(s.to_owned());
-    let refs = [
-        ("refs/heads/trunk", 1),
-        ("refs/heads/main", 2),
-        ("refs/tags/v1", 3),
-    ];
-    assert_eq!(
-        head_of(&adv(Some(1), Some("refs/heads/trunk"), &refs)),
-        sym("refs/heads/trunk")
-    );
-    assert_eq!(head_of(&adv(Some(1), None, &refs)), sym("refs/heads/trunk"));
-    assert_eq!(
-        head_of(&adv(Some(9), Some("refs/heads/gone"), &refs)),
-        sym("refs/heads/main")
-    );
-    assert_eq!(
-        head_of(&adv(Some(3), None, &[("refs/tags/v1", 3)])),
-        Head::Detached(ObjectId([3; 20]))
-    );
-    assert_eq!(
-        head_of(&adv(None, Some("refs/heads/dev"), &[])),
-        sym("refs/heads/dev")
-    );
-    assert_eq!(head_of(&adv(None, None, &[])), sym("refs/heads/main"));
-}
-
-#[test]
-fn ref_filter_applies_to_published_refs() {
-    let options = MirrorOptions {
-        ref_prefixes: vec!["refs/heads/".into(), "refs/tags/".into()],
-        ..MirrorOptions::default()
-    };
-    let a = adv(
-        Some(1),
-        None,
-        &[("refs/pull/1/head", 5), ("refs/heads/main", 1)],
-    );
-    let d = desired_state(&a, &options);
-    assert_eq!(d.refs.len(), 1);
-    assert_eq!(d.refs[0].name, "refs/heads/main");
-}
 
 #[test]
 fn mirror_repos_can_be_spawned() {
@@ -84,18 +19,55 @@ fn source_urls_must_be_http() {
     }
 }
 
-#[test]
-fn budget_parts_stay_within_total() {
-    for mib in [24u64, 32, 256, 3008, 10240] {
-        let b = Budget::new(mib << 20);
-        let used = 16 * 1024 * 1024
-            + b.in_memory_pack
-            + b.object_cache
-            + b.read_chunk * b.read_chunks as u64;
-        assert!(
-            used <= (mib << 20).max(24 << 20) + (8 << 20),
-            "{mib} MiB budget overspent: {used}"
+/// Records which mapping each progress update named.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<(usize, String, String, Stage)>>);
+
+impl crate::progress::Progress for Recorder {
+    fn update(&self, mapping: MappingId<'_>, stage: Stage) {
+        let record = (
+            mapping.index,
+            mapping.source.to_owned(),
+            mapping.target.to_owned(),
+            stage,
         );
-        assert!(b.big_object >= 1 << 20);
+        self.0.lock().unwrap().push(record);
     }
+}
+
+#[tokio::test]
+async fn two_mappings_of_one_source_are_told_apart_in_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    // Nothing listens on port 1: each run reports `Negotiating`, then fails to connect.
+    let source = "http://user:secret@127.0.0.1:1/repo.git";
+    let mappings = [
+        Mapping {
+            source: source.into(),
+            target: target("a"),
+        },
+        Mapping {
+            source: source.into(),
+            target: target("b"),
+        },
+    ];
+    let recorder = Arc::new(Recorder::default());
+    let options = MirrorOptions {
+        progress: Some(recorder.clone()),
+        ..MirrorOptions::default()
+    };
+    let reports = mirror_repos(&mappings, &options).await;
+    assert!(reports.iter().all(|r| !r.is_ok()), "{reports:?}");
+
+    let mut updates = recorder.0.lock().unwrap().clone();
+    updates.sort_by_key(|u| u.0);
+    let shown = upstream::redact_str(source);
+    assert!(!shown.contains("secret"), "{shown}");
+    assert_eq!(
+        updates,
+        [
+            (0, shown.clone(), target("a"), Stage::Negotiating),
+            (1, shown, target("b"), Stage::Negotiating),
+        ]
+    );
 }

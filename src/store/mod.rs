@@ -18,6 +18,15 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+/// Size of the first parts of a streaming [`Upload`] to S3 (S3's smallest part is 5 MiB). The S3 backend doubles
+/// the part size every 1,000 parts, so an object under 8,000 MiB only ever uses parts of this size.
+pub const FIRST_PART_SIZE: u64 = 8 << 20;
+
+/// Memory an [`Upload`] holds in buffers while its object is under 8,000 MiB: two parts of [`FIRST_PART_SIZE`] on
+/// S3 (one uploading while the next fills), less in a directory. Whoever shares out a memory budget takes this
+/// off the top.
+pub const UPLOAD_BUFFER_BYTES: u64 = 2 * FIRST_PART_SIZE;
+
 /// A condition a write must meet on the destination key, checked by the store at commit time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precondition {
@@ -28,6 +37,17 @@ pub enum Precondition {
     /// Replace only the version with this ETag (as returned by [`Store::get`] or [`Store::put`]); fail with
     /// [`StoreError::PreconditionFailed`] if the key holds something else or does not exist.
     IfMatch(String),
+}
+
+impl Precondition {
+    /// The condition under which a write replaces exactly `current` (the object as last read) or, when there was
+    /// none, creates the key: the compare-and-swap of a read-modify-write. A concurrent writer that got there
+    /// first makes the write fail with [`StoreError::PreconditionFailed`] (or [`StoreError::Conflict`] on S3).
+    pub fn replacing(current: Option<&Object>) -> Self {
+        current.map_or(Precondition::IfNoneMatch, |o| {
+            Precondition::IfMatch(o.etag.clone())
+        })
+    }
 }
 
 /// An object's content and its ETag.

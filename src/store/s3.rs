@@ -16,7 +16,7 @@
 
 use super::{
     validate_key, validate_prefix, Listed, Object, Precondition, S3Options, Store, StoreError,
-    Upload,
+    Upload, FIRST_PART_SIZE,
 };
 use crate::text::error_chain;
 use async_trait::async_trait;
@@ -36,9 +36,6 @@ use upload::S3Upload;
 
 /// S3's limit on the number of parts of a multipart upload.
 const MAX_PARTS: u32 = 10_000;
-
-/// Size of the first parts of an upload.
-const FIRST_PART_SIZE: u64 = 8 << 20;
 
 /// The part size doubles after this many parts.
 const PARTS_PER_DOUBLING: u32 = 1_000;

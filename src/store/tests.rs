@@ -65,3 +65,16 @@ async fn open_picks_the_backend() {
         Err(StoreError::InvalidTarget { .. })
     ));
 }
+
+#[test]
+fn replacing_matches_the_object_read_or_its_absence() {
+    assert_eq!(Precondition::replacing(None), Precondition::IfNoneMatch);
+    let read = Object {
+        body: Bytes::from_static(b"x"),
+        etag: "\"e1\"".to_owned(),
+    };
+    assert_eq!(
+        Precondition::replacing(Some(&read)),
+        Precondition::IfMatch("\"e1\"".to_owned())
+    );
+}

@@ -1,0 +1,288 @@
+//! Fetching one pack: receive it, resolve and index it, store it under its final name.
+//!
+//! The steps, each a method of the run:
+//!
+//! 1. **Receive** ([`Run::receive`]): send the plan's wants and haves, demultiplex the response, feed the pack to
+//!    the sans-IO parser (pass 1: entry bounds, CRC-32, ids of whole objects) and keep its bytes in a [`Spool`]:
+//!    in memory while the pack fits the budget's share, else streamed into a multipart upload under a temporary
+//!    key (`objects/pack/incoming-…`), so memory never grows with the pack.
+//! 2. **Resolve and index** ([`Run::resolve_and_index`]): compute the ids of the deltas (pass 2) within the
+//!    memory budget, reading the pack from memory or back from the store (`read_back.rs`); check that a full
+//!    pack holds every wanted tip; write the `.idx`.
+//! 3. **Store** ([`Run::store_pack`]): the pack under its final name (one PUT from memory, or a server-side copy
+//!    of the temporary upload), then its `.idx`: the first two steps of the publication protocol (`publish.rs`).
+//!
+//! [`Budget`] shares one repository's memory budget out between these steps.
+
+use super::plan::Plan;
+use super::publish::ignore_existing;
+use super::read_back::StorePackReader;
+use super::{MirrorError, Run, AGENT};
+use crate::git::idx;
+use crate::git::layout;
+use crate::git::oid::ObjectId;
+use crate::git::pack::{PackParser, ParsedPack};
+use crate::git::resolve::{self, PackReader, ResolveOptions};
+use crate::git::upload_pack::{self, Advertisement, ResponseDecoder, ResponseEvent};
+use crate::progress::Stage;
+use crate::store::{self, Precondition};
+use crate::upstream::RepoEndpoint;
+use bytes::Bytes;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Where a pack is until it gets its final name; `M` is its in-memory form (a growing `Vec` while it arrives,
+/// frozen `Bytes` once complete).
+pub(super) enum Spool<M> {
+    /// In memory (it fits the budget's share for whole packs): stored under its final name with one PUT.
+    Memory(M),
+    /// Streamed into a multipart upload under this temporary key: copied to its final name.
+    Store(String),
+}
+
+/// A pack received, indexed and stored under its final name.
+pub(super) struct NewPack {
+    /// The pack's checksum, which names it.
+    pub(super) id: ObjectId,
+    /// Entries in the pack.
+    pub(super) objects: u64,
+    /// Bytes of the pack.
+    pub(super) bytes: u64,
+}
+
+impl Run<'_> {
+    /// Receives, indexes and stores the pack of `plan`'s wants; `None` when the source had nothing new to send.
+    pub(super) async fn fetch_pack(
+        &mut self,
+        adv: &Advertisement,
+        repo_url: &RepoEndpoint,
+        plan: &Plan,
+    ) -> Result<Option<NewPack>, MirrorError> {
+        let budget = Budget::new(self.options.memory_budget);
+        let (held, mut parsed) = self.receive(adv, repo_url, plan, &budget).await?;
+        if parsed.entries.is_empty() {
+            return Ok(None);
+        }
+        let index = self
+            .resolve_and_index(&held, &mut parsed, plan, &budget)
+            .await?;
+        self.store_pack(held, &parsed.checksum, index).await?;
+        Ok(Some(NewPack {
+            id: parsed.checksum,
+            objects: parsed.entries.len() as u64,
+            bytes: parsed.pack_len,
+        }))
+    }
+
+    /// Step 1: asks the source for the pack and parses it (pass 1) while spooling its bytes. The returned spool
+    /// holds the whole pack; a stored one is recorded in `temp_key`, so that it is deleted if the run stops.
+    async fn receive(
+        &mut self,
+        adv: &Advertisement,
+        repo_url: &RepoEndpoint,
+        plan: &Plan,
+        budget: &Budget,
+    ) -> Result<(Spool<Bytes>, ParsedPack), MirrorError> {
+        let caps = upload_pack::choose_capabilities(adv, AGENT)?;
+        let request = upload_pack::build_upload_request(&plan.wants, &plan.haves, &caps)?;
+        let mut body = self
+            .client
+            .upload_pack(repo_url, Bytes::from(request))
+            .await?;
+
+        let mut decoder = ResponseDecoder::new();
+        let mut parser = PackParser::new();
+        let mut spool = Spool::Memory(Vec::new());
+        let mut ended = false;
+        while let Some(chunk) = body.next_chunk().await? {
+            decoder.push(&chunk);
+            while let Some(event) = decoder.next_event()? {
+                match event {
+                    ResponseEvent::PackData(data) => {
+                        parser.feed(&data)?;
+                        self.spool(&mut spool, &data, budget.in_memory_pack).await?;
+                        self.progress(Stage::Receiving {
+                            bytes: parser.bytes_consumed(),
+                        });
+                    }
+                    ResponseEvent::End => ended = true,
+                    ResponseEvent::Acknowledgement(_) | ResponseEvent::Progress(_) => {}
+                }
+            }
+        }
+        decoder.finish()?;
+        if !ended {
+            return Err(MirrorError::Truncated);
+        }
+        let parsed = parser.finish()?;
+        if let Some(upload) = self.upload.take() {
+            upload.complete(Precondition::None).await?;
+        }
+        let held = match spool {
+            Spool::Memory(bytes) => Spool::Memory(Bytes::from(bytes)),
+            Spool::Store(key) => {
+                self.temp_key = Some(key.clone());
+                Spool::Store(key)
+            }
+        };
+        Ok((held, parsed))
+    }
+
+    /// Step 2: computes the ids of the pack's deltas (pass 2), checks that a pack meant to hold everything holds
+    /// every wanted tip, and returns the `.idx`.
+    async fn resolve_and_index(
+        &self,
+        held: &Spool<Bytes>,
+        parsed: &mut ParsedPack,
+        plan: &Plan,
+        budget: &Budget,
+    ) -> Result<Vec<u8>, MirrorError> {
+        let total = parsed.entries.len() as u64;
+        self.progress(Stage::Resolving { done: 0, total });
+        let source: Box<dyn PackReader> = match held {
+            Spool::Memory(bytes) => Box::new(bytes.clone()),
+            Spool::Store(key) => Box::new(StorePackReader::new(
+                self.store.clone(),
+                key.clone(),
+                parsed.pack_len,
+                budget.read_chunk,
+                budget.read_chunks,
+            )),
+        };
+        let report_progress =
+            |done: u64, total: u64| self.progress(Stage::Resolving { done, total });
+        let resolve_options = ResolveOptions {
+            cache_bytes: budget.object_cache,
+            big_object_bytes: budget.big_object,
+            progress: Some(&report_progress),
+        };
+        resolve::resolve_deltas(&mut parsed.entries, source.as_ref(), &resolve_options).await?;
+        drop(source);
+        self.progress(Stage::Resolving { done: total, total });
+
+        // Without haves the pack must hold every tip itself; with haves, tips may be objects the mirror has.
+        if plan.haves.is_empty() {
+            let present: HashSet<ObjectId> = parsed.entries.iter().filter_map(|e| e.oid).collect();
+            if let Some(missing) = plan.wants.iter().find(|w| !present.contains(w)) {
+                return Err(MirrorError::MissingObject(*missing));
+            }
+        }
+        Ok(idx::write_idx_v2(&parsed.entries, &parsed.checksum)?)
+    }
+
+    /// Step 3: stores the pack under its final name, then its `.idx` (publication steps 1 and 2), and deletes
+    /// the temporary upload.
+    async fn store_pack(
+        &mut self,
+        held: Spool<Bytes>,
+        id: &ObjectId,
+        index: Vec<u8>,
+    ) -> Result<(), MirrorError> {
+        let pack_key = layout::pack_key(id);
+        match held {
+            Spool::Memory(bytes) => ignore_existing(
+                self.store
+                    .put(&pack_key, bytes, Precondition::IfNoneMatch)
+                    .await,
+            )?,
+            Spool::Store(temp_key) => {
+                ignore_existing(
+                    self.store
+                        .copy(&temp_key, &pack_key, Precondition::IfNoneMatch)
+                        .await,
+                )?;
+                self.store.delete(&temp_key).await?;
+                self.temp_key = None;
+            }
+        }
+        ignore_existing(
+            self.store
+                .put(
+                    &layout::idx_key(id),
+                    Bytes::from(index),
+                    Precondition::IfNoneMatch,
+                )
+                .await,
+        )?;
+        Ok(())
+    }
+
+    /// Keeps pack bytes in memory while the pack fits `limit`; past it, starts a multipart upload under a
+    /// temporary name with what was held and streams into it from then on.
+    async fn spool(
+        &mut self,
+        spool: &mut Spool<Vec<u8>>,
+        data: &[u8],
+        limit: u64,
+    ) -> Result<(), MirrorError> {
+        if let Spool::Memory(held) = spool {
+            if held.len() as u64 + data.len() as u64 <= limit {
+                held.extend_from_slice(data);
+                return Ok(());
+            }
+            let key = format!("{}{}.pack", layout::INCOMING_PREFIX, run_id());
+            self.upload = Some(self.store.create_upload(&key).await?);
+            if let Spool::Memory(held) = std::mem::replace(spool, Spool::Store(key)) {
+                self.write_upload(&held).await?;
+            }
+        }
+        self.write_upload(data).await
+    }
+
+    async fn write_upload(&mut self, data: &[u8]) -> Result<(), MirrorError> {
+        if let Some(upload) = self.upload.as_mut() {
+            upload.write(data).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A name for this run's temporary upload, unique across concurrent runs and processes.
+fn run_id() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!(
+        "{nanos:x}-{:x}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// How one repository's memory budget is shared out.
+struct Budget {
+    /// A pack up to this size is kept in memory for delta resolution instead of being read back.
+    in_memory_pack: u64,
+    /// Inflated objects cached during delta resolution.
+    object_cache: u64,
+    /// Objects larger than this are streamed, never held whole.
+    big_object: u64,
+    /// Size of the chunks read back from the store, and how many are cached (about `rest / 8` in all).
+    read_chunk: u64,
+    read_chunks: usize,
+}
+
+impl Budget {
+    /// The least left for pack processing once the upload buffers are taken, even from a smaller budget.
+    const MIN_REST: u64 = 8 << 20;
+
+    fn new(total: u64) -> Self {
+        // The store's upload buffers come off the top.
+        let rest = total
+            .saturating_sub(store::UPLOAD_BUFFER_BYTES)
+            .max(Self::MIN_REST);
+        Budget {
+            in_memory_pack: rest / 4,
+            object_cache: rest / 4,
+            big_object: (rest / 8).max(1 << 20),
+            // Streamed big objects read at 2-4 interleaved positions per level: keep 8 chunks.
+            read_chunk: (rest / 64).clamp(256 << 10, 8 << 20),
+            read_chunks: 8,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,242 @@
+use super::*;
+use crate::git::layout::{Head, Ref};
+use crate::store::{Listed, LocalStore, Upload};
+use async_trait::async_trait;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+fn oid(n: u8) -> ObjectId {
+    ObjectId([n; 20])
+}
+
+fn store() -> (tempfile::TempDir, LocalStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path().join("mirror"));
+    (dir, store)
+}
+
+fn desired(tip: u8) -> Desired {
+    let refs = vec![Ref {
+        name: "refs/heads/main".to_owned(),
+        oid: oid(tip),
+        peeled: None,
+    }];
+    let head = Head::Symbolic("refs/heads/main".to_owned());
+    Desired {
+        info_refs: layout::render_info_refs(&refs),
+        head_file: layout::render_head(&head),
+        refs,
+        head,
+    }
+}
+
+async fn listed(store: &dyn Store) -> Vec<ObjectId> {
+    let body = store.get(layout::PACKS).await.unwrap().unwrap().body;
+    layout::parse_packs(&body).unwrap()
+}
+
+async fn put(store: &dyn Store, key: &str, body: Vec<u8>) -> Object {
+    let etag = store
+        .put(key, Bytes::from(body.clone()), Precondition::None)
+        .await
+        .unwrap();
+    Object {
+        body: Bytes::from(body),
+        etag,
+    }
+}
+
+#[tokio::test]
+async fn a_first_run_publishes_every_file() {
+    let (_dir, store) = store();
+    let started = StartedFrom {
+        pack_list: None,
+        packs: Vec::new(),
+        info_refs: None,
+        head: None,
+    };
+    let wanted = desired(1);
+    let listed_now = publish(&store, "src", started, &wanted, RunKind::Full, Some(oid(9)))
+        .await
+        .unwrap();
+    assert_eq!(listed_now, [oid(9)]);
+    assert_eq!(listed(&store).await, [oid(9)]);
+    let store = &store;
+    let body = |key| async move { store.get(key).await.unwrap().map(|o| o.body) };
+    assert_eq!(body(layout::INFO_REFS).await.unwrap(), wanted.info_refs);
+    assert_eq!(body(layout::HEAD).await.unwrap(), wanted.head_file);
+    assert_eq!(
+        body(layout::PACKED_REFS).await.unwrap(),
+        layout::render_packed_refs(&wanted.refs)
+    );
+    assert_eq!(body(layout::REFS_KEEP).await.unwrap(), "");
+}
+
+#[tokio::test]
+async fn a_lost_race_renders_again_on_top_of_the_winner() {
+    let (_dir, store) = store();
+    // Another run listed pack 5 after this one read an empty mirror.
+    put(&store, layout::PACKS, layout::render_packs(&[oid(5)])).await;
+    let published = publish_pack_list(&store, None, &[], Some(oid(9)), false)
+        .await
+        .unwrap();
+    assert_eq!(published, [oid(9), oid(5)]);
+    assert_eq!(listed(&store).await, [oid(9), oid(5)]);
+}
+
+#[tokio::test]
+async fn compaction_replaces_the_packs_it_started_from_and_keeps_the_others() {
+    let (_dir, store) = store();
+    let read = put(
+        &store,
+        layout::PACKS,
+        layout::render_packs(&[oid(1), oid(2)]),
+    )
+    .await;
+    // Pack 3 was listed by a concurrent run after this one read the list.
+    put(
+        &store,
+        layout::PACKS,
+        layout::render_packs(&[oid(1), oid(2), oid(3)]),
+    )
+    .await;
+    let published = publish_pack_list(&store, Some(read), &[oid(1), oid(2)], Some(oid(9)), true)
+        .await
+        .unwrap();
+    assert_eq!(published, [oid(9), oid(3)]);
+    assert_eq!(listed(&store).await, [oid(9), oid(3)]);
+}
+
+#[tokio::test]
+async fn packs_a_concurrent_compaction_unlisted_are_listed_again() {
+    let (_dir, store) = store();
+    put(&store, layout::PACKS, layout::render_packs(&[oid(7)])).await;
+    ensure_listed(&store, "src", &[oid(9), oid(7), oid(1)])
+        .await
+        .unwrap();
+    assert_eq!(listed(&store).await, [oid(7), oid(9), oid(1)]);
+
+    let before = store.requests();
+    ensure_listed(&store, "src", &[oid(9), oid(1)])
+        .await
+        .unwrap();
+    assert_eq!(store.requests(), before + 1, "one read, nothing to write");
+}
+
+#[tokio::test]
+async fn an_unchanged_file_is_not_written() {
+    let (_dir, store) = store();
+    let current = put(&store, layout::HEAD, b"ref: refs/heads/main\n".to_vec()).await;
+    let before = store.requests();
+    update_object(&store, layout::HEAD, Some(current), "HEAD", |_| {
+        Ok(b"ref: refs/heads/main\n".to_vec())
+    })
+    .await
+    .unwrap();
+    assert_eq!(store.requests(), before);
+}
+
+/// A directory store on which every write of one key loses a race (S3's 409).
+#[derive(Debug)]
+struct AlwaysConflicting {
+    inner: LocalStore,
+    key: &'static str,
+    attempts: AtomicUsize,
+}
+
+#[async_trait]
+impl Store for AlwaysConflicting {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn requests(&self) -> u64 {
+        self.inner.requests()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        self.inner.get_range(key, offset, len).await
+    }
+    async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError> {
+        if key != self.key {
+            return self.inner.put(key, body, pre).await;
+        }
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+        Err(StoreError::Conflict {
+            store: self.describe(),
+            key: key.to_owned(),
+        })
+    }
+    async fn copy(&self, from: &str, to: &str, pre: Precondition) -> Result<(), StoreError> {
+        self.inner.copy(from, to, pre).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError> {
+        self.inner.create_upload(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_run_that_keeps_losing_gives_up() {
+    let (_dir, inner) = store();
+    let store = AlwaysConflicting {
+        inner,
+        key: layout::INFO_REFS,
+        attempts: AtomicUsize::new(0),
+    };
+    let result = update_object(&store, layout::INFO_REFS, None, "info/refs", |_| {
+        Ok(b"new".to_vec())
+    })
+    .await;
+    assert!(
+        matches!(result, Err(MirrorError::Contention("info/refs"))),
+        "{result:?}"
+    );
+    assert_eq!(store.attempts.load(Ordering::Relaxed), MAX_CONFLICT_RETRIES);
+}
+
+#[tokio::test]
+async fn the_compare_and_swap_write_reports_a_lost_race() {
+    let (_dir, store) = store();
+    assert!(
+        replace_if_unchanged(&store, "k", None, Bytes::from_static(b"1"))
+            .await
+            .unwrap()
+    );
+    // The key exists now: a writer that read it as absent loses.
+    assert!(
+        !replace_if_unchanged(&store, "k", None, Bytes::from_static(b"2"))
+            .await
+            .unwrap()
+    );
+    let current = store.get("k").await.unwrap();
+    assert!(
+        replace_if_unchanged(&store, "k", current.as_ref(), Bytes::from_static(b"3"))
+            .await
+            .unwrap()
+    );
+    // `current` is stale now.
+    assert!(
+        !replace_if_unchanged(&store, "k", current.as_ref(), Bytes::from_static(b"4"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.get("k").await.unwrap().unwrap().body, "3");
+}
+
+#[tokio::test]
+async fn content_named_files_that_exist_count_as_written() {
+    let (_dir, store) = store();
+    let create = || store.put("x", Bytes::from_static(b"same"), Precondition::IfNoneMatch);
+    ignore_existing(create().await).unwrap();
+    ignore_existing(create().await).unwrap();
+    let invalid = store
+        .put("/abs", Bytes::new(), Precondition::IfNoneMatch)
+        .await;
+    assert!(ignore_existing(invalid).is_err());
+}
