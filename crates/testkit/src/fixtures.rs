@@ -242,7 +242,7 @@ pub fn fast_import(
 ///
 /// Thousands of loose refs cost seconds to create on a slow filesystem (a directory per `refs/pull/N`), and
 /// hosting servers keep most refs packed anyway.
-fn write_packed_refs(repo: &Path, refs: &[(String, Mark)], marks: &Marks) {
+pub(crate) fn write_packed_refs(repo: &Path, refs: &[(String, Mark)], marks: &Marks) {
     let mut lines: Vec<String> = refs
         .iter()
         .map(|(name, mark)| {
@@ -484,7 +484,8 @@ const WORDS: &[&str] = &[
     "uniform", "victor", "whiskey", "xray", "yankee", "zulu",
 ];
 
-fn words(rng: &mut Rng, count: usize) -> String {
+/// `count` words drawn from [`WORDS`], separated by spaces.
+pub(crate) fn words(rng: &mut Rng, count: usize) -> String {
     (0..count)
         .map(|_| WORDS[rng.below(WORDS.len())])
         .collect::<Vec<_>>()
