@@ -35,9 +35,12 @@ use crate::fixtures::{self, fast_import, file, init_bare, object_count, Change, 
 use crate::git::{git, git_command, run_ok, run_ok_with_input};
 use crate::rng::Rng;
 
-/// Version of these generators: part of the cache key of generated repositories (`scripts/bench.sh`). Bump it
-/// whenever a change alters the generated objects or layout.
-pub const GENERATOR_VERSION: u32 = 1;
+/// Version of [`build_history`]: part of the cache key of generated repositories (`scripts/bench.sh`). Bump
+/// it whenever a change alters the generated objects or layout.
+pub const HISTORY_VERSION: u32 = 1;
+
+/// Version of [`build_large_file`], as [`HISTORY_VERSION`] is of [`build_history`].
+pub const LARGE_FILE_VERSION: u32 = 2;
 
 /// The shape of a [`build_history`] repository.
 #[derive(Clone, Copy, Debug)]
@@ -589,9 +592,10 @@ impl Pieces {
 
 /// `versions` commits on `main` of one `size`-byte incompressible file `data.bin` plus a small `VERSION`,
 /// generated from `seed` into a new bare repository at `path`: each version overwrites eight 4 KiB regions of
-/// the previous one and inserts 1 KiB, so fast-import stores every version after the first as a small delta
-/// against the one before. The content is generated as a stream, never held in memory (git fast-import holds
-/// two versions while it deltifies). `core.bigFileThreshold` is raised above the file's size so that the
+/// the previous one and inserts 1 KiB. The versions are written back to back before anything else, so
+/// fast-import (told that blobs this big may be deltified) stores every version after the first as a small
+/// delta against the one before. The content is generated as a stream, never held in memory (git fast-import
+/// holds two versions while it deltifies). `core.bigFileThreshold` is raised above the file's size so that the
 /// server's `pack-objects` keeps the deltas. HEAD → `main`.
 pub fn build_large_file(path: &Path, seed: u64, size: u64, versions: usize) {
     assert!(
@@ -603,16 +607,20 @@ pub fn build_large_file(path: &Path, seed: u64, size: u64, versions: usize) {
         "a large-file repository needs at least one version"
     );
     init_bare(path, "main");
-    let threshold = format!("{}", size * 2 + (1 << 20));
-    git(["config", "core.bigFileThreshold", &threshold], path);
+    let threshold = size * 2 + (1 << 20);
+    git(
+        ["config", "core.bigFileThreshold", &threshold.to_string()],
+        path,
+    );
     let mut rng = Rng(seed);
     let mut content = Pieces(vec![Piece {
         seed: rng.next_u64(),
         start: 0,
         len: size,
     }]);
-    fast_import(path, |fi| {
-        let mut parents = Vec::new();
+    let option = format!("--big-file-threshold={threshold}");
+    fixtures::fast_import_with_options(path, &[&option], |fi| {
+        let mut blobs = Vec::with_capacity(versions);
         for v in 0..versions {
             if v > 0 {
                 for _ in 0..8 {
@@ -634,7 +642,10 @@ pub fn build_large_file(path: &Path, seed: u64, size: u64, versions: usize) {
                 content.insert(offset, piece);
             }
             let len = usize::try_from(content.len()).expect("the file fits in memory addresses");
-            let blob = fi.blob_streamed(len, |out| content.write_to(out))?;
+            blobs.push(fi.blob_streamed(len, |out| content.write_to(out))?);
+        }
+        let mut parents = Vec::new();
+        for (v, blob) in blobs.into_iter().enumerate() {
             let version = fi.blob(format!("{}\n", v + 1).as_bytes())?;
             let message = format!("Binary data, version {}\n", v + 1);
             let commit = fi.commit(

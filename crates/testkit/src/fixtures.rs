@@ -186,6 +186,16 @@ pub fn fast_import(
     repo: &Path,
     write: impl FnOnce(&mut FastImport<&mut dyn Write>) -> io::Result<()>,
 ) -> Marks {
+    fast_import_with_options(repo, &[], write)
+}
+
+/// [`fast_import`] with more `git fast-import` options (e.g. `--big-file-threshold=<n>`, above which
+/// fast-import stores blobs whole instead of trying a delta).
+pub fn fast_import_with_options(
+    repo: &Path,
+    options: &[&str],
+    write: impl FnOnce(&mut FastImport<&mut dyn Write>) -> io::Result<()>,
+) -> Marks {
     let marks_file = repo.join("fixture-marks.tmp");
     let mut cmd = git_command(repo);
     // fast-import's many small allocations make glibc shrink and regrow the heap constantly (>200k brk calls
@@ -194,6 +204,7 @@ pub fn fast_import(
     // Keep even a few objects in a pack, as a hosting server has them, instead of exploding them loose.
     let unpack_limit = "fastimport.unpackLimit=0";
     cmd.args(["-c", unpack_limit, "fast-import", "--quiet", "--done"])
+        .args(options)
         .arg(format!("--export-marks={}", marks_file.display()))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

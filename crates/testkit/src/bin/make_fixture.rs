@@ -7,7 +7,8 @@
 //! - `make_fixture small|rich|empty PATH`, `make_fixture big N_OBJECTS PATH`,
 //!   `make_fixture big-binary MIB VERSIONS PATH` (test fixtures);
 //! - `make_fixture history huge|medium SEED MIN_OBJECTS PATH`, `make_fixture large-file SEED MIB VERSIONS PATH`
-//!   (benchmark repositories), `make_fixture generator-version` (their cache key);
+//!   (benchmark repositories), `make_fixture generator-version history|large-file` (part of
+//!   their cache key);
 //! - `make_fixture locality PACK` (prints the delta locality of PACK, its `.idx` beside it).
 
 use std::path::Path;
@@ -20,7 +21,7 @@ const USAGE: &str = "usage: make_fixture small|rich|empty PATH
        make_fixture big-binary MIB VERSIONS PATH
        make_fixture history huge|medium SEED MIN_OBJECTS PATH
        make_fixture large-file SEED MIB VERSIONS PATH
-       make_fixture generator-version
+       make_fixture generator-version history|large-file
        make_fixture locality PACK";
 
 fn number(text: &str) -> Result<u64, String> {
@@ -57,7 +58,8 @@ fn run(args: &[String]) -> Result<(), String> {
                 versions,
             )
         }
-        ["generator-version"] => println!("{}", bench_repos::GENERATOR_VERSION),
+        ["generator-version", "history"] => println!("{}", bench_repos::HISTORY_VERSION),
+        ["generator-version", "large-file"] => println!("{}", bench_repos::LARGE_FILE_VERSION),
         ["locality", pack] => {
             let stats = pack_stats::analyse(Path::new(pack)).map_err(|e| e.to_string())?;
             println!("{stats}");
