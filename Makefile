@@ -2,7 +2,8 @@
 #   make test   lint, then every test against one shared moto_server (TEST_ARGS="harness" to filter)
 #   make lint   cargo fmt --check and clippy with warnings as errors (make test also runs cfn-lint on template.yaml)
 #   make demo   offline demo: mirror a generated repository from a local git server into moto, then clone it
-#   make bench  time, peak memory and request counts of the mirror vs `git clone --mirror`
+#   make bench  the mirror vs `git clone --mirror` on generated repositories (BENCH_ONLY, BENCH_RUNS: see
+#               scripts/bench.sh); report in target/bench/report.md
 SHELL := /bin/bash
 CARGO ?= cargo
 TEST_ARGS ?=

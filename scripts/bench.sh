@@ -27,11 +27,16 @@
 #   BENCH_HUGE_OBJECTS, BENCH_MEDIUM_OBJECTS, BENCH_LARGE_MIB, BENCH_LARGE_VERSIONS, BENCH_LOW_BUDGET: see above
 #   BENCH_CACHE    where generated repositories are kept between runs, one directory per generator version,
 #                  seed and size (default ~/.cache/mirror-git-to-s3/bench); delete it to reclaim the disk
+#   BENCH_TIMEOUT  seconds after which a measured run is stopped and reported as timed out (default 1800); after
+#                  a mirror run times out, the repository's later mirror runs are skipped (git's still run), and
+#                  so is the budget case when huge timed out at the default budget
 #   BENCH_REPORT   the Markdown report written at the end (default target/bench/report.md)
 #   MIRROR_BIN     measure that build of the CLI instead of building one; CARGO_PROFILE (default release) is the
 #                  profile of what is built (the CLI and the make_fixture generator)
 # The bench only prints: nothing in it asserts a time.
 set -euo pipefail
+# Command substitutions ($(cached_repo ...)) stop at a failure too.
+shopt -s inherit_errexit
 # shellcheck source=scripts/lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 install_cleanup_trap
@@ -46,6 +51,7 @@ large_mib=${BENCH_LARGE_MIB:-1024}
 large_versions=${BENCH_LARGE_VERSIONS:-3}
 low_budget=${BENCH_LOW_BUDGET:-128}
 cache=${BENCH_CACHE:-$HOME/.cache/mirror-git-to-s3/bench}
+run_timeout=${BENCH_TIMEOUT:-1800}
 report=${BENCH_REPORT:-$PROJECT_DIR/target/bench/report.md}
 
 # wanted CASE: whether BENCH_ONLY names CASE.
@@ -58,7 +64,8 @@ SCRATCH_PATHS+=("$work")
 build_binaries
 mirror=$MIRROR_BIN
 make_fixture=$MAKE_FIXTURE_BIN
-generator=$("$make_fixture" generator-version)
+history_generator=$("$make_fixture" generator-version history)
+large_file_generator=$("$make_fixture" generator-version large-file)
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 log "load average at the start: $load_start ($(nproc) cores)"
 
@@ -75,7 +82,10 @@ cached_repo() {
         tmp=$(mktemp -d "$cache/.$name-$key.XXXXXX")
         log "generating $name ($*), cached as $path"
         start=$SECONDS
-        "$make_fixture" "$@" "$tmp/repo.git" >&2
+        if ! "$make_fixture" "$@" "$tmp/repo.git" >&2; then
+            rm -rf "$tmp"
+            die "generating $name failed"
+        fi
         printf 'generated in %d s with make_fixture %s (load average after: %s)\n' "$((SECONDS - start))" \
             "$*" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$cache/$name-$key.gen"
         mv "$tmp/repo.git" "$path"
@@ -89,15 +99,15 @@ cached_repo() {
 # case works on a copy that borrows their objects).
 mkdir -p "$work/repos"
 if wanted huge || wanted budget || wanted local; then
-    path=$(cached_repo huge "g$generator-s$seed-$huge_objects" history huge "$seed" "$huge_objects")
+    path=$(cached_repo huge "g$history_generator-s$seed-$huge_objects" history huge "$seed" "$huge_objects")
     ln -s "$path" "$work/repos/huge.git"
 fi
 if wanted medium || wanted incremental; then
-    path=$(cached_repo medium "g$generator-s$seed-$medium_objects" history medium "$seed" "$medium_objects")
+    path=$(cached_repo medium "g$history_generator-s$seed-$medium_objects" history medium "$seed" "$medium_objects")
     ln -s "$path" "$work/repos/medium.git"
 fi
 if wanted largefile; then
-    path=$(cached_repo largefile "g$generator-s$seed-${large_mib}m$large_versions" \
+    path=$(cached_repo largefile "g$large_file_generator-s$seed-${large_mib}m$large_versions" \
         large-file "$seed" "$large_mib" "$large_versions")
     ln -s "$path" "$work/repos/largefile.git"
 fi
@@ -105,15 +115,21 @@ fi
 start_git_server "$work/repos" "$work/git-server"
 start_moto "$work/moto.log"
 
-# measure NAME COMMAND...: runs COMMAND under GNU time (standard output in $work/NAME.out, standard error in
-# $work/NAME.err); sets M_WALL (s), M_CPU (user + sys, s), M_RSS (MiB) and M_STATUS.
+# measure NAME COMMAND...: runs COMMAND under GNU time, stopped after BENCH_TIMEOUT seconds (standard output
+# in $work/NAME.out, standard error in $work/NAME.err); sets M_WALL (s), M_CPU (user + sys, s), M_RSS (MiB) and
+# M_STATUS (ok, TIMEOUT or FAILED(status)).
 measure() {
-    local name=$1
+    local name=$1 status
     shift
-    if /usr/bin/time -v -o "$work/$name.time" "$@" >"$work/$name.out" 2>"$work/$name.err"; then
+    if /usr/bin/time -v -o "$work/$name.time" timeout "$run_timeout" "$@" >"$work/$name.out" 2>"$work/$name.err"
+    then
         M_STATUS=ok
     else
-        M_STATUS="FAILED($?)"
+        status=$?
+        M_STATUS="FAILED($status)"
+        if [ "$status" = 124 ]; then
+            M_STATUS=TIMEOUT
+        fi
         tail -n 5 "$work/$name.err" | sed 's/^/    /' >&2
     fi
     M_WALL=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$work/$name.time" |
@@ -178,7 +194,7 @@ med() {
     median ${results[$1]:-}
 }
 
-declare -A info=() locality=() dumb=()
+declare -A info=() locality=() dumb=() timed_out=()
 table_rows=()
 extra_rows=()
 incremental_rows=()
@@ -225,6 +241,10 @@ timed_case() {
         fi
         rm -rf "$work/$repo-git.git"
 
+        if [ -n "${timed_out[$repo]:-}" ]; then
+            log "$repo mirror #$run: skipped (${timed_out[$repo]})"
+            continue
+        fi
         mirror_once "$repo" "$bucket" "run-$run" "$repo-mirror-$run"
         log "$repo mirror #$run: $M_WALL s, CPU $M_CPU s, $M_RSS MiB, $M_REQUESTS S3 requests, $M_STORED MiB, $M_STATUS"
         if [ "$M_STATUS" = ok ]; then
@@ -233,8 +253,10 @@ timed_case() {
             record "$repo/mirror/rss" "$M_RSS"
             record "$repo/mirror/requests" "$M_REQUESTS"
             record "$repo/mirror/stored" "$M_STORED"
+        elif [ "$M_STATUS" = TIMEOUT ]; then
+            timed_out[$repo]="run $run timed out after $run_timeout s, $M_REQUESTS S3 requests by then"
         fi
-        if [ "$run" = 1 ]; then
+        if [ "$run" = 1 ] && [ "$M_STATUS" = ok ]; then
             measure "$repo-dumb" git clone --mirror --quiet "$MOTO_ENDPOINT/$bucket/run-1" "$work/$repo-dumb.git"
             dumb[$repo]="$M_WALL"
             if [ "$M_STATUS" != ok ]; then
@@ -252,11 +274,15 @@ timed_case() {
             s3_prefix delete "$bucket" "run-$run"
         fi
     done
-    local w c r
+    local w c r mirror_wall
+    mirror_wall=$(med "$repo/mirror/wall")
+    if [ -n "${timed_out[$repo]:-}" ]; then
+        mirror_wall+=" (${timed_out[$repo]})"
+    fi
     w=$(ratio "$(med "$repo/mirror/wall")" "$(med "$repo/git/wall")")
     c=$(ratio "$(med "$repo/mirror/cpu")" "$(med "$repo/git/cpu")")
     r=$(ratio "$(med "$repo/mirror/rss")" "$(med "$repo/git/rss")")
-    table_rows+=("| $repo (${info[$repo]}) | $(med "$repo/mirror/wall") | $(med "$repo/git/wall") | **$w** \
+    table_rows+=("| $repo (${info[$repo]}) | $mirror_wall | $(med "$repo/git/wall") | **$w** \
 | $(med "$repo/mirror/cpu") | $(med "$repo/git/cpu") | $c | $(med "$repo/mirror/rss") | $(med "$repo/git/rss") | $r \
 | $(med "$repo/mirror/requests") | $(med "$repo/mirror/stored") | ${dumb[$repo]:-- | -} |")
 }
@@ -267,7 +293,9 @@ for repo in huge medium largefile; do
     fi
 done
 
-if wanted budget; then
+if wanted budget && [ -n "${timed_out[huge]:-}" ]; then
+    extra_rows+=("| huge, \`--memory-budget $low_budget\` | not run: at the default budget huge ${timed_out[huge]} | | | | | | |")
+elif wanted budget; then
     make_public_bucket "$MOTO_ENDPOINT" bench-budget
     mirror_once huge bench-budget budget huge-budget --memory-budget "$low_budget"
     log "huge at --memory-budget $low_budget: $M_WALL s, CPU $M_CPU s, $M_RSS MiB, $M_REQUESTS S3 requests, $M_STATUS"
@@ -341,8 +369,8 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$(dirname "$report")"
 {
     echo "Benchmark of $(git -C "$PROJECT_DIR" describe --always --dirty) ($(git --version), $(nproc) cores, load" \
-        "average $load_start at the start, $load_end at the end; $runs runs each, medians; generator g$generator," \
-        "seed $seed)."
+        "average $load_start at the start, $load_end at the end; $runs runs each, medians; generators g$history_generator and" \
+        "g$large_file_generator, seed $seed)."
     if [ "${#table_rows[@]}" -gt 0 ]; then
         echo
         echo "| repository | mirror s | git s | ratio | mirror CPU s | git CPU s | ratio | mirror MiB | git MiB | ratio | S3 requests | MiB uploaded | dumb clone s | refs equal |"
