@@ -365,30 +365,28 @@ if wanted incremental; then
     s3_prefix delete "$bucket" "$prefix"
 fi
 
+# table HEADER ROW...: a Markdown table after a blank line (HEADER, its separator, the ROWs); nothing without
+# rows.
+table() {
+    local header=$1
+    shift
+    if [ "$#" -gt 0 ]; then
+        printf '\n%s\n' "$header"
+        awk -F'|' '{s = "|"; for (i = 2; i < NF; i++) s = s "---|"; print s}' <<<"$header"
+        printf '%s\n' "$@"
+    fi
+}
+
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$(dirname "$report")"
 {
     echo "Benchmark of $(git -C "$PROJECT_DIR" describe --always --dirty) ($(git --version), $(nproc) cores, load" \
         "average $load_start at the start, $load_end at the end; $runs runs each, medians; generators g$history_generator and" \
         "g$large_file_generator, seed $seed)."
-    if [ "${#table_rows[@]}" -gt 0 ]; then
-        echo
-        echo "| repository | mirror s | git s | ratio | mirror CPU s | git CPU s | ratio | mirror MiB | git MiB | ratio | S3 requests | MiB uploaded | dumb clone s | refs equal |"
-        echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        printf '%s\n' "${table_rows[@]}"
-    fi
-    if [ "${#extra_rows[@]}" -gt 0 ]; then
-        echo
-        echo "| one run | mirror s | ratio to git | CPU s | peak MiB | S3 requests | MiB stored | status |"
-        echo "|---|---|---|---|---|---|---|---|"
-        printf '%s\n' "${extra_rows[@]}"
-    fi
-    if [ "${#incremental_rows[@]}" -gt 0 ]; then
-        echo
-        echo "| medium, incremental | mirror s | S3 requests | status |"
-        echo "|---|---|---|---|"
-        printf '%s\n' "${incremental_rows[@]}"
-    fi
+    table "| repository | mirror s | git s | ratio | mirror CPU s | git CPU s | ratio | mirror MiB | git MiB | ratio \
+| S3 requests | MiB uploaded | dumb clone s | refs equal |" "${table_rows[@]}"
+    table "| one run | mirror s | ratio to git | CPU s | peak MiB | S3 requests | MiB stored | status |" "${extra_rows[@]}"
+    table "| medium, incremental | mirror s | S3 requests | status |" "${incremental_rows[@]}"
     if [ "${#locality[@]}" -gt 0 ]; then
         echo
         for repo in "${!locality[@]}"; do

@@ -644,19 +644,7 @@ pub fn build_large_file(path: &Path, seed: u64, size: u64, versions: usize) {
             let len = usize::try_from(content.len()).expect("the file fits in memory addresses");
             blobs.push(fi.blob_streamed(len, |out| content.write_to(out))?);
         }
-        let mut parents = Vec::new();
-        for (v, blob) in blobs.into_iter().enumerate() {
-            let version = fi.blob(format!("{}\n", v + 1).as_bytes())?;
-            let message = format!("Binary data, version {}\n", v + 1);
-            let commit = fi.commit(
-                "refs/heads/main",
-                &message,
-                &parents,
-                &[file("data.bin", blob), file("VERSION", version)],
-            )?;
-            parents = vec![commit];
-        }
-        Ok(())
+        fixtures::commit_versions(fi, blobs)
     });
     let deltas = fixtures::delta_count(path, size / 2);
     assert!(

@@ -648,19 +648,7 @@ pub fn build_big_binary(path: &Path, size: usize, versions: usize) {
             }
             blobs.push(fi.blob(&data)?);
         }
-        let mut parents = Vec::new();
-        for (v, blob) in blobs.into_iter().enumerate() {
-            let version = fi.blob(format!("{}\n", v + 1).as_bytes())?;
-            let message = format!("Binary data, version {}\n", v + 1);
-            let commit = fi.commit(
-                "refs/heads/main",
-                &message,
-                &parents,
-                &[file("data.bin", blob), file("VERSION", version)],
-            )?;
-            parents = vec![commit];
-        }
-        Ok(())
+        commit_versions(fi, blobs)
     });
     let deltas = delta_count(path, size as u64 / 2);
     assert!(
@@ -668,6 +656,28 @@ pub fn build_big_binary(path: &Path, size: usize, versions: usize) {
         "big binary repository {} stores only {deltas} of {versions} versions as deltas",
         path.display()
     );
+}
+
+/// One commit on `main` per blob of `versions` (in order, each the parent of the next): `data.bin` gets that
+/// version and `VERSION` its number. Written after all the versions, so that fast-import deltifies each version
+/// against the one before it.
+pub(crate) fn commit_versions<W: Write>(
+    fi: &mut FastImport<W>,
+    versions: Vec<Mark>,
+) -> io::Result<()> {
+    let mut parents = Vec::new();
+    for (v, blob) in versions.into_iter().enumerate() {
+        let version = fi.blob(format!("{}\n", v + 1).as_bytes())?;
+        let message = format!("Binary data, version {}\n", v + 1);
+        let commit = fi.commit(
+            "refs/heads/main",
+            &message,
+            &parents,
+            &[file("data.bin", blob), file("VERSION", version)],
+        )?;
+        parents = vec![commit];
+    }
+    Ok(())
 }
 
 /// Files of the history repository, in nested directories.
