@@ -2,7 +2,7 @@
 # Benchmark of issue 10: mirror-git-to-s3 against `git clone --mirror` from the same loopback git smart-HTTP
 # server (lighttpd + git http-backend), into a loopback S3 API server (moto), on generated repositories:
 #   huge       >= BENCH_HUGE_OBJECTS objects (default 800,000), git.git's shape: a 120k-commit history, ~5,500
-#              refs (5,000 refs/pull/*, 200 annotated tags), a ~1.4 MiB file with ~3,000 versions, delta chains
+#              refs (5,000 refs/pull/*, 200 annotated tags), a ~1.5 MiB file with ~3,000 versions, delta chains
 #              of depth 50, laid out and served as GitHub serves such a pack (bases far behind their deltas)
 #   medium     >= BENCH_MEDIUM_OBJECTS objects (default 150,000), tokio's scale, same shape
 #   largefile  one BENCH_LARGE_MIB MiB (default 1024) incompressible file in BENCH_LARGE_VERSIONS (default 3)
@@ -294,14 +294,16 @@ for repo in huge medium largefile; do
 done
 
 if wanted budget && [ -n "${timed_out[huge]:-}" ]; then
-    extra_rows+=("| huge, \`--memory-budget $low_budget\` | not run: at the default budget huge ${timed_out[huge]} | | | | | | |")
+    extra_rows+=("| huge, \`--memory-budget $low_budget\` \
+| not run: at the default budget huge ${timed_out[huge]} | | | | | | |")
 elif wanted budget; then
     make_public_bucket "$MOTO_ENDPOINT" bench-budget
     mirror_once huge bench-budget budget huge-budget --memory-budget "$low_budget"
     log "huge at --memory-budget $low_budget: $M_WALL s, CPU $M_CPU s, $M_RSS MiB, $M_REQUESTS S3 requests, $M_STATUS"
     objects=$(git -C "$work/repos/huge.git" count-objects -v | awk '/^in-pack:/ {print $2}')
     per_object=$(awk -v rss="$M_RSS" -v b="$low_budget" -v n="$objects" 'BEGIN {x = (rss - b) * 1048576 / n
-        if (x > 0) printf "(peak RSS − budget) / objects ≈ %.0f bytes, rough", x; else printf "peak RSS within the budget"}')
+        if (x > 0) printf "(peak RSS − budget) / objects ≈ %.0f bytes, rough", x
+        else printf "peak RSS within the budget"}')
     extra_rows+=("| huge, \`--memory-budget $low_budget\` | $M_WALL | $(ratio "$M_WALL" "$(med huge/git/wall)") \
 | $M_CPU | $M_RSS | $M_REQUESTS | $M_STORED | $M_STATUS; $per_object |")
     s3_prefix delete bench-budget budget
@@ -381,11 +383,12 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 mkdir -p "$(dirname "$report")"
 {
     echo "Benchmark of $(git -C "$PROJECT_DIR" describe --always --dirty) ($(git --version), $(nproc) cores, load" \
-        "average $load_start at the start, $load_end at the end; $runs runs each, medians; generators g$history_generator and" \
-        "g$large_file_generator, seed $seed)."
+        "average $load_start at the start, $load_end at the end; $runs runs each, medians; generators" \
+        "g$history_generator and g$large_file_generator, seed $seed)."
     table "| repository | mirror s | git s | ratio | mirror CPU s | git CPU s | ratio | mirror MiB | git MiB | ratio \
 | S3 requests | MiB uploaded | dumb clone s | refs equal |" "${table_rows[@]}"
-    table "| one run | mirror s | ratio to git | CPU s | peak MiB | S3 requests | MiB stored | status |" "${extra_rows[@]}"
+    table "| one run | mirror s | ratio to git | CPU s | peak MiB | S3 requests | MiB stored | status |" \
+        "${extra_rows[@]}"
     table "| medium, incremental | mirror s | S3 requests | status |" "${incremental_rows[@]}"
     if [ "${#locality[@]}" -gt 0 ]; then
         echo

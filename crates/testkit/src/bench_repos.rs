@@ -3,9 +3,10 @@
 //!
 //! - [`build_history`]: a long linear history in the shape of a big public project (git.git has 841k objects,
 //!   4,282 refs and a 466 MiB pack as GitHub serves it). Thousands of files in nested directories, most rarely
-//!   edited and a few edited all the time; one ~1 MiB catalogue with thousands of versions (like git.git's
-//!   `po/` files); a dozen files with ~1,000 versions each; annotated and lightweight tags; branches; thousands
-//!   of `refs/pull/N/head` and `refs/pull/N/merge`. [`HUGE`] reaches git.git's object count, [`MEDIUM`] tokio's.
+//!   edited and a few edited all the time; one catalogue of ~1.5 MiB (huge) with thousands of versions (like
+//!   git.git's `po/` files); a dozen files with ~1,000 versions each; annotated and lightweight tags; branches;
+//!   thousands of `refs/pull/N/head` and `refs/pull/N/merge`. [`HUGE`] reaches git.git's object count,
+//!   [`MEDIUM`] tokio's.
 //! - [`build_large_file`]: one big incompressible file changed a few times, every version after the first
 //!   stored as a delta against the one before, generated as a stream (never held in memory).
 //!
@@ -71,7 +72,7 @@ pub struct HistoryShape {
     pub pulls: usize,
 }
 
-/// git.git's scale: ≥ 800k objects with a 120k-commit history, ~4,500 files, a ~1 MiB catalogue with ~3,000
+/// git.git's scale: ≥ 800k objects with a 118k-commit history, ~4,500 files, a ~1.5 MiB catalogue with ~3,000
 /// versions, 12 files with ~1,500 versions, 60 branches, 400 tags and 5,000 `refs/pull/*` (~5,460 refs).
 pub const HUGE: HistoryShape = HistoryShape {
     dirs: 40,
@@ -88,7 +89,7 @@ pub const HUGE: HistoryShape = HistoryShape {
     pulls: 4_000,
 };
 
-/// tokio's scale: ≥ 150k objects, ~1,200 files, a ~256 KiB catalogue, 8 warm files, 5,000 `refs/pull/*`.
+/// tokio's scale: ≥ 150k objects, ~1,200 files, a ~450 KiB catalogue, 8 warm files, 5,000 `refs/pull/*`.
 pub const MEDIUM: HistoryShape = HistoryShape {
     dirs: 20,
     subdirs: 6,
