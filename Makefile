@@ -3,7 +3,8 @@
 #   make lint   cargo fmt --check, clippy with warnings as errors, and the purity check of src/git/ (make test also
 #               runs cfn-lint on template.yaml)
 #   make demo   offline demo: mirror a generated repository from a local git server into moto, then clone it
-#   make bench  time, peak memory and request counts of the mirror vs `git clone --mirror`
+#   make bench  the mirror vs `git clone --mirror` on generated repositories (BENCH_ONLY, BENCH_RUNS: see
+#               scripts/bench.sh); report in target/bench/report.md
 SHELL := /bin/bash
 CARGO ?= cargo
 TEST_ARGS ?=

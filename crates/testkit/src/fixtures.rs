@@ -186,6 +186,16 @@ pub fn fast_import(
     repo: &Path,
     write: impl FnOnce(&mut FastImport<&mut dyn Write>) -> io::Result<()>,
 ) -> Marks {
+    fast_import_with_options(repo, &[], write)
+}
+
+/// [`fast_import`] with more `git fast-import` options (e.g. `--big-file-threshold=<n>`, above which
+/// fast-import stores blobs whole instead of trying a delta).
+pub fn fast_import_with_options(
+    repo: &Path,
+    options: &[&str],
+    write: impl FnOnce(&mut FastImport<&mut dyn Write>) -> io::Result<()>,
+) -> Marks {
     let marks_file = repo.join("fixture-marks.tmp");
     let mut cmd = git_command(repo);
     // fast-import's many small allocations make glibc shrink and regrow the heap constantly (>200k brk calls
@@ -194,6 +204,7 @@ pub fn fast_import(
     // Keep even a few objects in a pack, as a hosting server has them, instead of exploding them loose.
     let unpack_limit = "fastimport.unpackLimit=0";
     cmd.args(["-c", unpack_limit, "fast-import", "--quiet", "--done"])
+        .args(options)
         .arg(format!("--export-marks={}", marks_file.display()))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -242,7 +253,7 @@ pub fn fast_import(
 ///
 /// Thousands of loose refs cost seconds to create on a slow filesystem (a directory per `refs/pull/N`), and
 /// hosting servers keep most refs packed anyway.
-fn write_packed_refs(repo: &Path, refs: &[(String, Mark)], marks: &Marks) {
+pub(crate) fn write_packed_refs(repo: &Path, refs: &[(String, Mark)], marks: &Marks) {
     let mut lines: Vec<String> = refs
         .iter()
         .map(|(name, mark)| {
@@ -484,7 +495,8 @@ const WORDS: &[&str] = &[
     "uniform", "victor", "whiskey", "xray", "yankee", "zulu",
 ];
 
-fn words(rng: &mut Rng, count: usize) -> String {
+/// `count` words drawn from [`WORDS`], separated by spaces.
+pub(crate) fn words(rng: &mut Rng, count: usize) -> String {
     (0..count)
         .map(|_| WORDS[rng.below(WORDS.len())])
         .collect::<Vec<_>>()
@@ -636,19 +648,7 @@ pub fn build_big_binary(path: &Path, size: usize, versions: usize) {
             }
             blobs.push(fi.blob(&data)?);
         }
-        let mut parents = Vec::new();
-        for (v, blob) in blobs.into_iter().enumerate() {
-            let version = fi.blob(format!("{}\n", v + 1).as_bytes())?;
-            let message = format!("Binary data, version {}\n", v + 1);
-            let commit = fi.commit(
-                "refs/heads/main",
-                &message,
-                &parents,
-                &[file("data.bin", blob), file("VERSION", version)],
-            )?;
-            parents = vec![commit];
-        }
-        Ok(())
+        commit_versions(fi, blobs)
     });
     let deltas = delta_count(path, size as u64 / 2);
     assert!(
@@ -656,6 +656,28 @@ pub fn build_big_binary(path: &Path, size: usize, versions: usize) {
         "big binary repository {} stores only {deltas} of {versions} versions as deltas",
         path.display()
     );
+}
+
+/// One commit on `main` per blob of `versions` (in order, each the parent of the next): `data.bin` gets that
+/// version and `VERSION` its number. Written after all the versions, so that fast-import deltifies each version
+/// against the one before it.
+pub(crate) fn commit_versions<W: Write>(
+    fi: &mut FastImport<W>,
+    versions: Vec<Mark>,
+) -> io::Result<()> {
+    let mut parents = Vec::new();
+    for (v, blob) in versions.into_iter().enumerate() {
+        let version = fi.blob(format!("{}\n", v + 1).as_bytes())?;
+        let message = format!("Binary data, version {}\n", v + 1);
+        let commit = fi.commit(
+            "refs/heads/main",
+            &message,
+            &parents,
+            &[file("data.bin", blob), file("VERSION", version)],
+        )?;
+        parents = vec![commit];
+    }
+    Ok(())
 }
 
 /// Files of the history repository, in nested directories.

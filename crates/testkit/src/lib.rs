@@ -55,11 +55,13 @@
 //! **Running.** `make test` (lint, then everything), or `bash scripts/test.sh [cargo test arguments]`; plain
 //! `cargo test` works too, paying moto's start (up to ~20 s) once per test binary.
 
+pub mod bench_repos;
 pub mod delta;
 pub mod fixtures;
 pub mod git;
 pub mod git_server;
 pub mod pack;
+pub mod pack_stats;
 pub mod process;
 pub mod raw_http;
 pub mod rng;
