@@ -413,33 +413,6 @@ fn target(bucket: &str, name: &str) -> (String, String) {
     )
 }
 
-/// Every multipart upload still open in `bucket`.
-async fn open_multipart_uploads(bucket: &str) -> Vec<String> {
-    let output = testkit::s3()
-        .client()
-        .list_multipart_uploads()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "list multipart uploads of {bucket}: {}",
-                aws_sdk_s3::error::DisplayErrorContext(e)
-            )
-        });
-    output
-        .uploads()
-        .iter()
-        .map(|upload| {
-            format!(
-                "{} ({})",
-                upload.key().unwrap_or_default(),
-                upload.upload_id().unwrap_or_default()
-            )
-        })
-        .collect()
-}
-
 /// The summary's reports, checked to be one successful report per expected source.
 fn assert_all_mirrored(summary: &Value, sources: &[&str]) {
     let reports = summary["mappings"]
@@ -829,7 +802,7 @@ async fn a_deadline_shorter_than_the_mirror_stops_in_time_and_keeps_the_previous
         "the mapping must have been stopped in flight: {summary}"
     );
     assert_eq!(
-        open_multipart_uploads(&case.bucket).await,
+        testkit::s3().open_multipart_uploads(&case.bucket).await,
         Vec::<String>::new()
     );
     assert_eq!(testkit::list_keys(&case.bucket, ""), keys_before);

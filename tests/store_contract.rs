@@ -41,16 +41,9 @@ async fn open(bucket: &str, prefix: &str) -> Arc<dyn Store> {
         .unwrap()
 }
 
-/// Multipart uploads started and neither completed nor aborted in `bucket`.
+/// How many multipart uploads are started and neither completed nor aborted in `bucket`.
 async fn open_uploads(bucket: &str) -> usize {
-    let out = testkit::s3()
-        .client()
-        .list_multipart_uploads()
-        .bucket(bucket)
-        .send()
-        .await
-        .unwrap();
-    out.uploads().len()
+    testkit::s3().open_multipart_uploads(bucket).await.len()
 }
 
 /// Deterministic, non-repeating-looking test data.
@@ -688,6 +681,26 @@ mod s3_only {
             );
         }
         assert_eq!(winners, 1, "{results:?}");
+    }
+
+    #[tokio::test]
+    async fn an_upload_whose_writer_stops_waiting_at_any_moment_is_still_aborted() {
+        // A deadline drops a write wherever it is: while CreateMultipartUpload runs, while a part is sent, or
+        // between. Aborting afterwards must still reach the upload the store created.
+        let bucket = testkit::new_bucket();
+        let s = open(&bucket, "r").await;
+        let body = data(11 * MIB);
+        for (i, wait_ms) in [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233]
+            .into_iter()
+            .enumerate()
+        {
+            let mut up = s.create_upload(&format!("pack-{i}")).await.unwrap();
+            let wait = Duration::from_millis(wait_ms);
+            let _ = tokio::time::timeout(wait, up.write(&body)).await;
+            up.abort().await.unwrap();
+            assert_eq!(open_uploads(&bucket).await, 0, "stopped after {wait_ms} ms");
+        }
+        assert!(s.list("").await.unwrap().is_empty());
     }
 
     #[tokio::test]

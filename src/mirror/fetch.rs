@@ -115,16 +115,17 @@ impl Run<'_> {
             return Err(MirrorError::Truncated);
         }
         let parsed = parser.finish()?;
-        if let Some(upload) = self.upload.take() {
-            upload.complete(Precondition::None).await?;
-        }
         let held = match spool {
             Spool::Memory(bytes) => Spool::Memory(Bytes::from(bytes)),
             Spool::Store(key) => {
+                // Recorded before completing: a deadline during the completion still deletes what it made.
                 self.temp_key = Some(key.clone());
                 Spool::Store(key)
             }
         };
+        if let Some(upload) = self.upload.take() {
+            upload.complete(Precondition::None).await?;
+        }
         Ok((held, parsed))
     }
 

@@ -127,6 +127,33 @@ impl S3Server {
         Client::from_conf(config)
     }
 
+    /// Every multipart upload still open in `bucket`, as `"key (upload id)"`.
+    pub async fn open_multipart_uploads(&self, bucket: &str) -> Vec<String> {
+        let output = self
+            .client()
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "list multipart uploads of {bucket}: {}",
+                    DisplayErrorContext(e)
+                )
+            });
+        output
+            .uploads()
+            .iter()
+            .map(|upload| {
+                format!(
+                    "{} ({})",
+                    upload.key().unwrap_or_default(),
+                    upload.upload_id().unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
     /// The requests the server logged for `bucket`, as `"METHOD /bucket/key?query"` strings in arrival order.
     /// Panics if the server's log is unknown (a shared server started without `MIRROR_TEST_S3_LOG`).
     pub fn requests(&self, bucket: &str) -> Vec<String> {

@@ -20,13 +20,17 @@ pub(super) struct S3Upload {
     part_number: u32,
     /// Set once the first full part is sent.
     upload_id: Option<String>,
+    /// The CreateMultipartUpload request while it runs. It runs on a task held here, so that a caller that stops
+    /// waiting (a deadline drops the write) cannot lose the id of an upload the store has already created:
+    /// `abort` and `drop` wait for it and abort that upload too.
+    creating: Option<JoinHandle<Result<String, StoreError>>>,
     /// The previous part, uploading in the background.
     in_flight: Option<JoinHandle<Result<CompletedPart, StoreError>>>,
     parts: Vec<CompletedPart>,
     written: u64,
     /// Set when a part failed: the upload can then only be aborted (continuing would leave a gap in the parts).
     failed: bool,
-    /// Set by `complete` and `abort`, which clean up themselves.
+    /// Set once `complete` or `abort` has cleaned up: an upload dropped before that is aborted by `drop`.
     finished: bool,
 }
 
@@ -40,6 +44,7 @@ impl S3Upload {
             buf: BytesMut::new(),
             part_number: 1,
             upload_id: None,
+            creating: None,
             in_flight: None,
             parts: Vec::new(),
             written: 0,
@@ -53,10 +58,14 @@ impl S3Upload {
         let upload_id = match &self.upload_id {
             Some(id) => id.clone(),
             None => {
-                let id = self
-                    .store
-                    .create_multipart(&self.key, &self.full_key)
-                    .await?;
+                let (store, key, full) =
+                    (self.store.clone(), self.key.clone(), self.full_key.clone());
+                let creating = self.creating.get_or_insert_with(|| {
+                    tokio::spawn(async move { store.create_multipart(&key, &full).await })
+                });
+                let created = creating.await;
+                self.creating = None;
+                let id = created.map_err(|e| self.join_error("CreateMultipartUpload", e))??;
                 self.upload_id = Some(id.clone());
                 id
             }
@@ -104,18 +113,35 @@ impl S3Upload {
         }
     }
 
+    /// Waits for the part uploading in the background. The task stays held until it has finished, so that a
+    /// caller that stops waiting leaves it for `abort` to stop, never running on unseen.
     async fn wait_in_flight(&mut self) -> Result<(), StoreError> {
-        if let Some(task) = self.in_flight.take() {
-            let part = task.await.map_err(|e| {
-                self.store.other(
-                    "UploadPart",
-                    &self.key,
-                    format!("background part upload failed: {e}"),
-                )
-            })??;
+        if let Some(task) = self.in_flight.as_mut() {
+            let joined = task.await;
+            self.in_flight = None;
+            let part = joined.map_err(|e| self.join_error("UploadPart", e))??;
             self.parts.push(part);
         }
         Ok(())
+    }
+
+    fn join_error(&self, operation: &'static str, e: tokio::task::JoinError) -> StoreError {
+        self.store.other(
+            operation,
+            &self.key,
+            format!("background request failed: {e}"),
+        )
+    }
+
+    /// The upload's id, waiting for a CreateMultipartUpload still running: an upload the store created must be
+    /// aborted even when its creator stopped waiting for the answer.
+    async fn created_upload_id(&mut self) -> Option<String> {
+        if let Some(task) = self.creating.take() {
+            if let Ok(Ok(id)) = task.await {
+                self.upload_id = Some(id);
+            }
+        }
+        self.upload_id.take()
     }
 
     async fn finish(&mut self, pre: &Precondition) -> Result<(), StoreError> {
@@ -172,7 +198,6 @@ impl Upload for S3Upload {
     }
 
     async fn complete(mut self: Box<Self>, pre: Precondition) -> Result<(), StoreError> {
-        self.finished = true;
         let result = match self.check_not_failed() {
             Ok(()) => self.finish(&pre).await,
             Err(e) => Err(e),
@@ -181,12 +206,14 @@ impl Upload for S3Upload {
             if let Some(task) = self.in_flight.take() {
                 task.abort();
             }
-            if let Some(upload_id) = self.upload_id.take() {
+            if let Some(upload_id) = self.created_upload_id().await {
                 self.store
                     .abort_after_error(&self.key, &self.full_key, &upload_id)
                     .await;
             }
         }
+        // Only now: a caller that stops waiting halfway leaves the upload to `drop`, which aborts it.
+        self.finished = true;
         result
     }
 
@@ -197,7 +224,7 @@ impl Upload for S3Upload {
             // Wait until the part is no longer being sent: a part arriving after the abort could linger.
             let _ = task.await;
         }
-        match self.upload_id.take() {
+        match self.created_upload_id().await {
             Some(upload_id) => {
                 self.store
                     .abort_multipart(&self.key, &self.full_key, &upload_id)
@@ -213,14 +240,23 @@ impl Drop for S3Upload {
         if let Some(task) = self.in_flight.take() {
             task.abort();
         }
-        let Some(upload_id) = self.upload_id.take().filter(|_| !self.finished) else {
+        let (creating, upload_id) = (self.creating.take(), self.upload_id.take());
+        if self.finished || (creating.is_none() && upload_id.is_none()) {
             return;
-        };
+        }
         tracing::warn!(store = %self.store.describe, key = %self.key,
             "multipart upload dropped without complete or abort; aborting it in the background");
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let (store, key, full) = (self.store.clone(), self.key.clone(), self.full_key.clone());
-            runtime.spawn(async move { store.abort_after_error(&key, &full, &upload_id).await });
+            runtime.spawn(async move {
+                let upload_id = match creating {
+                    Some(task) => task.await.ok().and_then(Result::ok),
+                    None => upload_id,
+                };
+                if let Some(upload_id) = upload_id {
+                    store.abort_after_error(&key, &full, &upload_id).await;
+                }
+            });
         }
     }
 }
