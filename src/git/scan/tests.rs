@@ -1,0 +1,81 @@
+use super::*;
+
+fn tree_of(ids: &[[u8; 20]]) -> Vec<u8> {
+    let mut tree = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        tree.extend_from_slice(format!("100644 f{i}\0").as_bytes());
+        tree.extend_from_slice(id);
+    }
+    tree
+}
+
+#[test]
+fn collects_distinct_links_of_interleaved_objects() {
+    let mut scanner = Scanner::collecting_links(1 << 20);
+    assert!(scanner.begin(ObjectKind::Blob, 10).is_none());
+    let first = tree_of(&[[1; 20], [2; 20]]);
+    let second = tree_of(&[[2; 20], [3; 20]]);
+    let mut a = scanner.begin(ObjectKind::Tree, first.len() as u64).unwrap();
+    let mut b = scanner
+        .begin(ObjectKind::Tree, second.len() as u64)
+        .unwrap();
+    for (x, y) in first.chunks(5).zip(second.chunks(5)) {
+        a.update(x);
+        b.update(y);
+    }
+    scanner.end(b, ObjectId([8; 20])).unwrap();
+    scanner.end(a, ObjectId([9; 20])).unwrap();
+    let mut links: Vec<ObjectId> = scanner.links().copied().collect();
+    links.sort();
+    assert_eq!(
+        links,
+        vec![ObjectId([1; 20]), ObjectId([2; 20]), ObjectId([3; 20])]
+    );
+    assert_eq!(scanner.link_count(), 3);
+    assert!(scanner.link_bytes() >= 3 * BYTES_PER_LINK);
+}
+
+#[test]
+fn a_scanner_of_nothing_reads_nothing() {
+    let mut scanner = Scanner::none();
+    assert!(scanner.begin(ObjectKind::Tree, 1).is_none());
+    scanner
+        .visit(ObjectKind::Commit, ObjectId::ZERO, b"garbage")
+        .unwrap();
+    assert_eq!(scanner.link_count(), 0);
+}
+
+#[test]
+fn a_malformed_object_names_itself() {
+    let mut scanner = Scanner::collecting_links(1 << 20);
+    let err = scanner
+        .visit(ObjectKind::Commit, ObjectId([5; 20]), b"author x\n")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "commit {} is malformed: it does not start with a \"tree <id>\" line",
+            ObjectId([5; 20])
+        )
+    );
+}
+
+#[test]
+fn links_beyond_the_memory_limit_are_an_error() {
+    let mut scanner = Scanner::collecting_links(64 * BYTES_PER_LINK);
+    let ids: Vec<[u8; 20]> = (0..1000u32)
+        .map(|i| {
+            let mut id = [0; 20];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            id
+        })
+        .collect();
+    let err = scanner
+        .visit(ObjectKind::Tree, ObjectId::ZERO, &tree_of(&ids))
+        .unwrap_err();
+    assert!(
+        matches!(err, ScanError::TooManyLinks { links, limit } if links <= 64 && limit == 64 * BYTES_PER_LINK),
+        "{err}"
+    );
+    assert!(scanner.link_bytes() <= 64 * BYTES_PER_LINK);
+}
