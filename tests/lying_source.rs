@@ -320,3 +320,59 @@ async fn lies_on_a_compaction_run_unlist_nothing() {
     assert!(!commit.is_empty());
     case.honest_run(RunKind::Compaction).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_pack_streamed_to_s3_leaves_no_upload_and_no_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("big.git");
+    testkit::fixtures::build_big_binary(&source, 4 << 20, 2);
+    let server = LyingServer::start(source.clone()).await;
+    let all = reachable(&source);
+    let small_blob = all
+        .iter()
+        .find(|o| {
+            kind_of(&source, o) == "blob"
+                && git(["cat-file", "-s", o], &source)
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap()
+                    < 1024
+        })
+        .unwrap();
+    let lie = pack_of(
+        &source,
+        &all.iter()
+            .filter(|o| *o != small_blob)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    // Bigger than the in-memory share of a 16 MiB budget: streamed into a multipart upload.
+    assert!(lie.len() > 4 << 20, "pack of {} bytes", lie.len());
+    server.answer(Answer::Pack(lie));
+
+    let bucket = testkit::new_bucket();
+    let mut options = MirrorOptions::default().with_memory_budget_mib(16);
+    options.s3.endpoint_url = Some(testkit::s3().endpoint.clone());
+    options.s3.force_path_style = true;
+    let mapping = Mapping {
+        source: server.url(),
+        target: format!("s3://{bucket}/m"),
+    };
+    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let error = report.error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&format!(
+            "link to {small_blob}, which is not in the source's pack"
+        )),
+        "{report}"
+    );
+    assert_eq!(testkit::list_keys(&bucket, "m/"), Vec::<String>::new());
+    let uploads = testkit::s3()
+        .client()
+        .list_multipart_uploads()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    assert!(uploads.uploads().is_empty(), "an upload was left open");
+}
