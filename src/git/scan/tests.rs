@@ -79,3 +79,65 @@ fn links_beyond_the_memory_limit_are_an_error() {
     );
     assert!(scanner.link_bytes() <= 64 * BYTES_PER_LINK);
 }
+
+/// The cost of collecting links while a whole pack is parsed and resolved: the bench's medium repository
+/// (tokio's shape; `SCAN_MEASURE_OBJECTS` objects, default 150,000), resolved from memory with and without a
+/// link-collecting scanner. Prints the times and the memory the links took; run it in release mode:
+/// `cargo test --release --lib measure_scan_cost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a test: minutes in debug builds"]
+async fn measure_scan_cost() {
+    use crate::git::pack::PackParser;
+    use crate::git::resolve::{resolve_and_scan, ResolveOptions};
+    use std::time::Instant;
+    use testkit::bench_repos::{build_history, MEDIUM};
+    let objects = std::env::var("SCAN_MEASURE_OBJECTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(150_000);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("medium.git");
+    build_history(&repo, &MEDIUM, 1, objects);
+    let pack = bytes::Bytes::from(testkit::git::git_with_input(
+        ["pack-objects", "--all", "--stdout", "-q"],
+        &repo,
+        b"",
+    ));
+    let options = ResolveOptions {
+        cache_bytes: 64 << 20,
+        big_object_bytes: 32 << 20,
+        progress: None,
+    };
+    let mut best = [f64::MAX; 2];
+    let mut links = (0, 0);
+    for round in 0..6 {
+        let collect = round % 2;
+        let scanner = if collect == 1 {
+            Scanner::collecting_links(1 << 30)
+        } else {
+            Scanner::none()
+        };
+        let start = Instant::now();
+        let mut parser = PackParser::with_scanner(scanner);
+        parser.feed(&pack).unwrap();
+        let mut parsed = parser.finish().unwrap();
+        resolve_and_scan(&mut parsed.entries, &pack, &options, &mut parsed.scanner)
+            .await
+            .unwrap();
+        best[collect] = best[collect].min(start.elapsed().as_secs_f64());
+        if collect == 1 {
+            links = (parsed.scanner.link_count(), parsed.scanner.link_bytes());
+            assert!(parsed.entries.len() as f64 >= links.0 as f64 * 0.9);
+        }
+    }
+    println!(
+        "pack of {} bytes: parse + resolve {:.2} s without the scanner, {:.2} s with it (+{:.0}%); \
+         {} distinct links held in {:.1} MiB",
+        pack.len(),
+        best[0],
+        best[1],
+        (best[1] / best[0] - 1.0) * 100.0,
+        links.0,
+        links.1 as f64 / (1 << 20) as f64
+    );
+}
