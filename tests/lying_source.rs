@@ -376,3 +376,54 @@ async fn a_refused_pack_streamed_to_s3_leaves_no_upload_and_no_key() {
         .unwrap();
     assert!(uploads.uploads().is_empty(), "an upload was left open");
 }
+
+/// What real `git upload-pack` answers to a shallow fetch (`deepen 1`) of every ref of `repo`.
+fn shallow_answer(repo: &Path) -> Vec<u8> {
+    let tips: Vec<String> = git(["for-each-ref", "--format=%(objectname)"], repo)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let mut request = Vec::new();
+    let mut pkt = |line: String| {
+        request.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
+        request.extend_from_slice(line.as_bytes());
+    };
+    pkt(format!(
+        "want {} side-band-64k ofs-delta shallow\n",
+        tips[0]
+    ));
+    for tip in &tips[1..] {
+        pkt(format!("want {tip}\n"));
+    }
+    pkt("deepen 1\n".into());
+    request.extend_from_slice(b"0000");
+    request.extend_from_slice(b"0009done\n");
+    testkit::upload_pack(repo, false, &request)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shallow_answer_is_refused() {
+    let case = Case::new().await;
+    let answer = shallow_answer(&case.source);
+    assert!(
+        answer.windows(8).any(|w| w == b"shallow "),
+        "real git sent shallow lines"
+    );
+    for setup in ["fresh", "incremental"] {
+        if setup == "incremental" {
+            case.honest_run(RunKind::Full).await;
+            case.commit("refs/heads/trunk", "after-shallow.txt");
+        }
+        let before = snapshot(case.target.path());
+        case.server.answer(Answer::Raw(answer.clone()));
+        let report = case.run().await;
+        case.server.answer(Answer::Honest);
+        let error = report.error.clone().unwrap_or_default();
+        assert!(
+            error.contains("the source answered with a shallow pack (\"shallow "),
+            "{setup}: {report}"
+        );
+        assert_eq!(snapshot(case.target.path()), before, "{setup}: {report}");
+    }
+    case.honest_run(RunKind::Incremental).await;
+}
