@@ -10,6 +10,8 @@ use crate::git::oid::ObjectId;
 use crate::git::pack::entry::Entry;
 use sha1::{Digest, Sha1};
 
+pub mod lookup;
+
 /// Largest offset git stores in the 4-byte table by default (`pack.indexVersion=2`, no explicit limit).
 pub const DEFAULT_OFFSET32_LIMIT: u64 = 0x7fff_ffff;
 

@@ -5,10 +5,12 @@
 pub mod delta;
 pub mod idx;
 pub mod layout;
+pub mod links;
 pub mod oid;
 pub mod pack;
 pub mod pktline;
 pub mod refs;
 pub mod resolve;
+pub mod scan;
 pub mod upload_pack;
 mod varint;

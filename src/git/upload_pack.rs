@@ -31,6 +31,12 @@ pub enum ProtocolError {
     /// The advertisement has `shallow` lines: the served repository lacks history, so it cannot be mirrored.
     #[error("the remote repository is shallow; mirroring a shallow repository is not supported")]
     ShallowRemote,
+    /// The response has `shallow` or `unshallow` lines: the pack would lack history (the mirror never asks for
+    /// a shallow fetch, so the server or something between answered another request).
+    #[error(
+        "the source answered with a shallow pack (\"{0}\"), which lacks history; refusing it, nothing was published"
+    )]
+    ShallowResponse(String),
     /// A ref name that git would not accept (or outside `refs/`), made safe to show.
     #[error("ref advertisement: invalid ref name \"{0}\"")]
     InvalidRefName(String),
@@ -418,6 +424,12 @@ impl ResponseDecoder {
                 if line == b"NAK" || line.starts_with(b"ACK ") {
                     let line = String::from_utf8_lossy(line).into_owned();
                     return Ok(Some(ResponseEvent::Acknowledgement(line)));
+                }
+                if line.starts_with(b"shallow ") || line.starts_with(b"unshallow ") {
+                    return Err(ProtocolError::ShallowResponse(untrusted(
+                        line,
+                        MAX_MESSAGE_CHARS,
+                    )));
                 }
                 return Err(response_error(&format!(
                     "unexpected line before pack data: \"{}\"",

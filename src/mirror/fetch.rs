@@ -7,14 +7,18 @@
 //!    in memory while the pack fits the budget's share, else streamed into a multipart upload under a temporary
 //!    key (`objects/pack/incoming-…`), so memory never grows with the pack.
 //! 2. **Resolve and index** ([`Run::resolve_and_index`]): compute the ids of the deltas (pass 2) within the
-//!    memory budget, reading the pack from memory or back from the store (`read_back.rs`); check that a full
-//!    pack holds every wanted tip; write the `.idx`.
-//! 3. **Store** ([`Run::store_pack`]): the pack under its final name (one PUT from memory, or a server-side copy
+//!    memory budget, reading the pack from memory or back from the store (`read_back.rs`); write the `.idx`.
+//!    Both passes hand every commit, tree and tag to a [`Scanner`] that collects their links as they are hashed.
+//! 3. **Check connectivity** (`connectivity.rs`): every ref to publish, and every link, is in the new pack or a
+//!    pack the mirror lists (the new pack alone on full and compaction runs). An empty or incomplete answer is
+//!    refused here, before anything is stored, unlisted or published.
+//! 4. **Store** ([`Run::store_pack`]): the pack under its final name (one PUT from memory, or a server-side copy
 //!    of the temporary upload), then its `.idx`: the first two steps of the publication protocol (`publish.rs`).
 //!
 //! [`Budget`] shares one repository's memory budget out between these steps.
 
-use super::plan::Plan;
+use super::connectivity::{self, Received};
+use super::plan::{Desired, Plan};
 use super::publish::ignore_existing;
 use super::read_back::StorePackReader;
 use super::{MirrorError, Run, AGENT};
@@ -23,12 +27,12 @@ use crate::git::layout;
 use crate::git::oid::ObjectId;
 use crate::git::pack::{PackParser, ParsedPack};
 use crate::git::resolve::{self, PackReader, ResolveOptions};
+use crate::git::scan::Scanner;
 use crate::git::upload_pack::{self, Advertisement, ResponseDecoder, ResponseEvent};
 use crate::progress::Stage;
 use crate::store::{self, Precondition};
 use crate::upstream::RepoEndpoint;
 use bytes::Bytes;
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Where a pack is until it gets its final name; `M` is its in-memory form (a growing `Vec` while it arrives,
@@ -52,20 +56,34 @@ pub(super) struct NewPack {
 
 impl Run<'_> {
     /// Receives, indexes and stores the pack of `plan`'s wants; `None` when the source had nothing new to send.
+    /// Before anything is stored, the connectivity check (`connectivity.rs`) proves that `desired`'s refs reach
+    /// only objects of the new pack or, unless the pack must be complete on its own, of the `listed` packs.
     pub(super) async fn fetch_pack(
         &mut self,
         adv: &Advertisement,
         repo_url: &RepoEndpoint,
         plan: &Plan,
+        desired: &Desired,
+        listed: &[ObjectId],
     ) -> Result<Option<NewPack>, MirrorError> {
         let budget = Budget::new(self.options.memory_budget);
         let (held, mut parsed) = self.receive(adv, repo_url, plan, &budget).await?;
-        if parsed.entries.is_empty() {
+        // Without haves (full and compaction runs) the pack must hold everything its refs reach.
+        let listed = if plan.haves.is_empty() { &[] } else { listed };
+        let index = if parsed.entries.is_empty() {
+            None
+        } else {
+            Some(self.resolve_and_index(&held, &mut parsed, &budget).await?)
+        };
+        let received = Received {
+            index: index.as_deref(),
+            scanner: &parsed.scanner,
+            objects: parsed.entries.len() as u64,
+        };
+        connectivity::check(self.store.as_ref(), desired, &plan.haves, listed, &received).await?;
+        let Some(index) = index else {
             return Ok(None);
-        }
-        let index = self
-            .resolve_and_index(&held, &mut parsed, plan, &budget)
-            .await?;
+        };
         self.store_pack(held, &parsed.checksum, index).await?;
         Ok(Some(NewPack {
             id: parsed.checksum,
@@ -91,7 +109,7 @@ impl Run<'_> {
             .await?;
 
         let mut decoder = ResponseDecoder::new();
-        let mut parser = PackParser::new();
+        let mut parser = PackParser::with_scanner(Scanner::collecting_links(budget.links));
         let mut spool = Spool::Memory(Vec::new());
         let mut ended = false;
         while let Some(chunk) = body.next_chunk().await? {
@@ -129,13 +147,12 @@ impl Run<'_> {
         Ok((held, parsed))
     }
 
-    /// Step 2: computes the ids of the pack's deltas (pass 2), checks that a pack meant to hold everything holds
-    /// every wanted tip, and returns the `.idx`.
+    /// Step 2: computes the ids of the pack's deltas (pass 2), scanning the objects they yield, and returns the
+    /// `.idx`.
     async fn resolve_and_index(
         &self,
         held: &Spool<Bytes>,
         parsed: &mut ParsedPack,
-        plan: &Plan,
         budget: &Budget,
     ) -> Result<Vec<u8>, MirrorError> {
         let total = parsed.entries.len() as u64;
@@ -157,21 +174,19 @@ impl Run<'_> {
             big_object_bytes: budget.big_object,
             progress: Some(&report_progress),
         };
-        resolve::resolve_deltas(&mut parsed.entries, source.as_ref(), &resolve_options).await?;
+        resolve::resolve_and_scan(
+            &mut parsed.entries,
+            source.as_ref(),
+            &resolve_options,
+            &mut parsed.scanner,
+        )
+        .await?;
         drop(source);
         self.progress(Stage::Resolving { done: total, total });
-
-        // Without haves the pack must hold every tip itself; with haves, tips may be objects the mirror has.
-        if plan.haves.is_empty() {
-            let present: HashSet<ObjectId> = parsed.entries.iter().filter_map(|e| e.oid).collect();
-            if let Some(missing) = plan.wants.iter().find(|w| !present.contains(w)) {
-                return Err(MirrorError::MissingObject(*missing));
-            }
-        }
         Ok(idx::write_idx_v2(&parsed.entries, &parsed.checksum)?)
     }
 
-    /// Step 3: stores the pack under its final name, then its `.idx` (publication steps 1 and 2), and deletes
+    /// Step 4: stores the pack under its final name, then its `.idx` (publication steps 1 and 2), and deletes
     /// the temporary upload.
     async fn store_pack(
         &mut self,
@@ -260,6 +275,8 @@ struct Budget {
     object_cache: u64,
     /// Objects larger than this are streamed, never held whole.
     big_object: u64,
+    /// The distinct ids the pack's objects link to, held for the connectivity check.
+    links: u64,
     /// Size of the chunks read back from the store, and how many are cached (about `rest / 8` in all).
     read_chunk: u64,
     read_chunks: usize,
@@ -278,6 +295,7 @@ impl Budget {
             in_memory_pack: rest / 4,
             object_cache: rest / 4,
             big_object: (rest / 8).max(1 << 20),
+            links: rest / 8,
             // Streamed big objects read at 2-4 interleaved positions per level: keep 8 chunks.
             read_chunk: (rest / 64).clamp(256 << 10, 8 << 20),
             read_chunks: 8,

@@ -18,6 +18,7 @@
 //! | reading a stored pack back in chunks | `read_back.rs` |
 //! | deleting unlisted packs after a grace period | `gc.rs` |
 
+mod connectivity;
 mod fetch;
 pub mod gc;
 mod plan;
@@ -25,7 +26,7 @@ mod publish;
 mod read_back;
 
 use crate::git::upload_pack;
-use crate::git::{idx, layout, oid::ObjectId, resolve};
+use crate::git::{idx, layout, resolve};
 use crate::options::{Mapping, MirrorOptions};
 use crate::progress::{MappingId, Stage};
 use crate::report::{RepoReport, RunKind};
@@ -68,9 +69,17 @@ pub enum MirrorError {
     /// The mirror's published files are not what this tool writes.
     #[error("the mirror's published state is damaged: {0} (delete the prefix to start over)")]
     Layout(#[from] layout::LayoutError),
-    /// The pack lacks an object a ref needs.
-    #[error("the source's pack does not contain {0}, which a ref points at")]
-    MissingObject(ObjectId),
+    /// An object the refs to publish reach is in neither the source's pack nor a pack the mirror lists.
+    #[error("refusing an incomplete answer from the source: {0}; nothing was published")]
+    Incomplete(connectivity::Missing),
+    /// An index the connectivity check searches cannot be read as one.
+    #[error("cannot search the index of {index}: {problem}")]
+    DamagedIndex {
+        /// The index's key, or which pack it indexes.
+        index: String,
+        /// What is wrong with it.
+        problem: crate::git::idx::lookup::LookupError,
+    },
     /// Other runs kept winning the race to publish.
     #[error("gave up publishing {0} after {MAX_CONFLICT_RETRIES} conflicting concurrent updates")]
     Contention(&'static str),
@@ -255,7 +264,8 @@ impl Run<'_> {
         let new_pack = if plan.wants.is_empty() {
             None
         } else {
-            self.fetch_pack(&adv, &repo_url, &plan).await?
+            self.fetch_pack(&adv, &repo_url, &plan, &desired, &published.packs)
+                .await?
         };
         self.report.kind = plan.kind_after_fetch(new_pack.is_some());
 

@@ -2,7 +2,8 @@
 //! `git` runner ([`git`](mod@git)), deterministic fixture repositories ([`fixtures`]), packs and deltas made
 //! by git or byte by byte ([`pack`], [`delta`]), a real git smart-HTTP server (lighttpd + `git http-backend`,
 //! [`git_server`](mod@git_server)), a real S3 API server (`moto_server`, [`s3`](mod@s3)), a hand-written
-//! HTTP server for hostile peers ([`raw_http`]), and stock `git` as the judge of a mirror ([`verify`]).
+//! HTTP server for hostile peers ([`raw_http`]), a smart source that answers with packs real git built from
+//! chosen objects ([`lying`]), and stock `git` as the judge of a mirror ([`verify`]).
 //!
 //! This crate is a dev-dependency of the mirror crate (its unit tests, its integration tests under `tests/`)
 //! and holds the `make_fixture` program that `scripts/demo.sh` and `scripts/bench.sh` run. It does not depend
@@ -60,6 +61,7 @@ pub mod delta;
 pub mod fixtures;
 pub mod git;
 pub mod git_server;
+pub mod lying;
 pub mod pack;
 pub mod pack_stats;
 pub mod process;

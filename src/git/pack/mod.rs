@@ -19,6 +19,7 @@ use crate::git::delta::{DeltaDecoder, DeltaError};
 use crate::git::oid::{ObjectHasher, ObjectId};
 use crate::git::pack::entry::{Entry, EntryKind};
 use crate::git::pack::inflate::{EntryInflater, InflateError};
+use crate::git::scan::{ObjectScan, ScanError, Scanner};
 use header::{EntryHeaderParser, HeaderBase, ParsedHeader};
 use sha1::{Digest, Sha1};
 
@@ -128,6 +129,14 @@ pub enum PackError {
         /// The 20 bytes found there.
         found: ObjectId,
     },
+    /// The object's content is not what its kind requires, or what the [`Scanner`] collects outgrew its memory.
+    #[error("pack entry at offset {offset}: {problem}")]
+    Scan {
+        /// Offset of the entry.
+        offset: u64,
+        /// What went wrong.
+        problem: ScanError,
+    },
     /// Bytes arrived after the trailer.
     #[error("unexpected data after the pack trailer at offset {offset}")]
     TrailingData {
@@ -147,6 +156,9 @@ pub struct ParsedPack {
     pub checksum: ObjectId,
     /// Total length of the pack in bytes, trailer included.
     pub pack_len: u64,
+    /// What the scanner given to [`PackParser::with_scanner`] read from the whole objects (deltas are scanned
+    /// when resolution rebuilds them).
+    pub scanner: Scanner,
 }
 
 /// Where the parser is in the pack.
@@ -186,6 +198,8 @@ pub struct PackParser {
     inflater: EntryInflater,
     /// Where the current entry is inflated to (and then hashed or skipped).
     out: Box<[u8]>,
+    /// Reads the content of the whole objects as they are hashed.
+    scanner: Scanner,
     /// The first error, returned again by any later call.
     error: Option<PackError>,
 }
@@ -208,8 +222,8 @@ struct Current {
 
 /// What is done with an entry's inflated bytes.
 enum Content {
-    /// A whole object: hash it.
-    Base(ObjectHasher),
+    /// A whole object: hash it, and scan it if the scanner wants its content.
+    Base(ObjectHasher, Option<ObjectScan>),
     /// A delta: read its header (base size, result size), skip the instructions (pass 2 decodes them).
     Delta(DeltaDecoder),
 }
@@ -223,6 +237,11 @@ impl Default for PackParser {
 impl PackParser {
     /// A parser expecting the first byte of a pack.
     pub fn new() -> Self {
+        Self::with_scanner(Scanner::none())
+    }
+
+    /// A parser that hands the content of every whole object to `scanner` ([`ParsedPack::scanner`]).
+    pub fn with_scanner(scanner: Scanner) -> Self {
         PackParser {
             state: State::Header,
             consumed: 0,
@@ -244,6 +263,7 @@ impl PackParser {
             },
             inflater: EntryInflater::new(),
             out: vec![0; INFLATE_BUF_LEN].into_boxed_slice(),
+            scanner,
             error: None,
         }
     }
@@ -287,6 +307,7 @@ impl PackParser {
                     entries: self.entries,
                     checksum: ObjectId(self.header_or_trailer),
                     pack_len: self.consumed,
+                    scanner: self.scanner,
                 })
             }
             State::Header => "in the pack header",
@@ -429,7 +450,10 @@ impl PackParser {
         let (kind, content) = match parsed.base {
             HeaderBase::None(kind) => (
                 EntryKind::Base(kind),
-                Content::Base(ObjectHasher::new(kind, parsed.size)),
+                Content::Base(
+                    ObjectHasher::new(kind, parsed.size),
+                    self.scanner.begin(kind, parsed.size),
+                ),
             ),
             HeaderBase::Distance(distance) => {
                 let base_offset = match offset.checked_sub(distance) {
@@ -499,7 +523,15 @@ impl PackParser {
         let current = &mut self.current;
         let content = std::mem::replace(&mut current.content, Content::Delta(DeltaDecoder::new()));
         let (result_size, oid) = match content {
-            Content::Base(hasher) => (current.size, Some(hasher.finish())),
+            Content::Base(hasher, scan) => {
+                let oid = hasher.finish();
+                if let Some(scan) = scan {
+                    self.scanner
+                        .end(scan, oid)
+                        .map_err(|problem| PackError::Scan { offset, problem })?;
+                }
+                (current.size, Some(oid))
+            }
             Content::Delta(decoder) => match decoder.header() {
                 Some(header) => (header.result_size, None),
                 None => {
@@ -533,7 +565,12 @@ impl Current {
             return Ok(());
         }
         match &mut self.content {
-            Content::Base(hasher) => hasher.update(bytes),
+            Content::Base(hasher, scan) => {
+                hasher.update(bytes);
+                if let Some(scan) = scan {
+                    scan.update(bytes);
+                }
+            }
             Content::Delta(decoder) => {
                 // Before its header, a delta can only be wrong in a size beyond 64 bits.
                 read_delta_header(decoder, bytes).map_err(|_| PackError::BadDeltaHeader {

@@ -45,6 +45,7 @@ use crate::git::delta::DeltaError;
 use crate::git::oid::{ObjectId, ObjectKind};
 use crate::git::pack::entry::Entry;
 use crate::git::pack::inflate::InflateError;
+use crate::git::scan::{ScanError, Scanner};
 use bytes::Bytes;
 
 /// Longest delta chain rebuilt (git itself never writes chains deeper than 4095).
@@ -266,6 +267,9 @@ pub enum EntryProblem {
     /// A streamed base object ended before a copy from it was satisfied.
     #[error("delta base ended early")]
     BaseEndedEarly,
+    /// The object's content is not what its kind requires, or what the [`Scanner`] collects outgrew its memory.
+    #[error("{0}")]
+    Scan(#[from] ScanError),
     /// The entry could not be resolved although no missing base explains it.
     #[error("delta could not be resolved")]
     Unresolved,
@@ -279,17 +283,28 @@ pub async fn resolve_deltas(
     source: &dyn PackReader,
     options: &ResolveOptions<'_>,
 ) -> Result<ResolveStats, ResolveError> {
-    resolve_with_depth(entries, source, options, MAX_CHAIN_DEPTH).await
+    resolve_and_scan(entries, source, options, &mut Scanner::none()).await
 }
 
-/// [`resolve_deltas`] with another chain depth limit (tests use a small one).
+/// [`resolve_deltas`], handing the content of every object it rebuilds to `scanner` as it hashes it.
+pub async fn resolve_and_scan(
+    entries: &mut [Entry],
+    source: &dyn PackReader,
+    options: &ResolveOptions<'_>,
+    scanner: &mut Scanner,
+) -> Result<ResolveStats, ResolveError> {
+    resolve_with_depth(entries, source, options, MAX_CHAIN_DEPTH, scanner).await
+}
+
+/// [`resolve_and_scan`] with another chain depth limit (tests use a small one).
 async fn resolve_with_depth(
     entries: &mut [Entry],
     source: &dyn PackReader,
     options: &ResolveOptions<'_>,
     max_chain: usize,
+    scanner: &mut Scanner,
 ) -> Result<ResolveStats, ResolveError> {
-    Resolver::new(entries, source, options, max_chain)?
+    Resolver::new(entries, source, options, max_chain, scanner)?
         .run(options.progress)
         .await
 }

@@ -12,6 +12,7 @@ use crate::git::delta;
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
 use crate::git::pack::entry::{Entry, EntryKind};
 use crate::git::pack::inflate::EntryInflater;
+use crate::git::scan::Scanner;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ pub(super) struct Resolver<'a> {
     scan_pos: EntryIndex,
     cache: Cache,
     inflater: EntryInflater,
+    /// Reads the content of every object rebuilt here.
+    scanner: &'a mut Scanner,
     stats: ResolveStats,
 }
 
@@ -57,6 +60,7 @@ impl<'a> Resolver<'a> {
         source: &'a dyn PackReader,
         options: &ResolveOptions<'_>,
         max_chain: usize,
+        scanner: &'a mut Scanner,
     ) -> Result<Self, ResolveError> {
         let n = entries.len();
         if n >= EntryIndex::NONE.get() {
@@ -111,6 +115,7 @@ impl<'a> Resolver<'a> {
             scan_pos: EntryIndex(0),
             cache: Cache::new(options.cache_bytes),
             inflater: EntryInflater::new(),
+            scanner,
             stats: ResolveStats::default(),
             big_object_bytes: options.big_object_bytes,
             max_chain,
@@ -286,7 +291,11 @@ impl<'a> Resolver<'a> {
         self.kinds[i.get()] = self.kinds[root.get()];
         match built {
             Built::Memory(data) => {
-                let oid = hash_object(self.kinds[i.get()], &data);
+                let kind = self.kinds[i.get()];
+                let oid = hash_object(kind, &data);
+                self.scanner
+                    .visit(kind, oid, &data)
+                    .map_err(|e| entry_error(&self.entries[i.get()], e))?;
                 self.record_resolved(i, oid, Some(data));
             }
             Built::Stream(levels) => self.stream_hash(levels, i, &path, window).await?,
@@ -406,11 +415,16 @@ impl<'a> Resolver<'a> {
         }
         let kind = self.kinds[i.get()];
         for level in &mut levels[first..] {
-            level.hash_as(kind);
+            level.hash_as(kind, self.scanner);
         }
         self.drive_all(&mut levels).await?;
         for level in &mut levels[first..] {
-            if let Some((x, oid)) = level.take_id() {
+            if let Some((x, oid, scan)) = level.take_id() {
+                if let Some(scan) = scan {
+                    self.scanner
+                        .end(scan, oid)
+                        .map_err(|e| entry_error(&self.entries[x.get()], e))?;
+                }
                 self.kinds[x.get()] = kind;
                 self.stats.streamed += 1;
                 self.record_resolved(x, oid, None);

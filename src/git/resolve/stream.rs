@@ -9,6 +9,7 @@ use crate::git::delta::{DeltaDecoder, DeltaError, DeltaStep};
 use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
 use crate::git::pack::entry::Entry;
 use crate::git::pack::inflate::{EntryInflater, InflateError};
+use crate::git::scan::{ObjectScan, Scanner};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -177,6 +178,8 @@ pub(super) struct Level {
     /// Output bytes fed to `hasher` so far (output replayed after a restart is not hashed twice).
     hashed: u64,
     collect: Option<Vec<u8>>,
+    /// Reads the output with the hasher, for the resolver's [`Scanner`](crate::git::scan::Scanner).
+    scan: Option<ObjectScan>,
 }
 
 /// Where a level's bytes come from.
@@ -236,6 +239,7 @@ impl Level {
             hasher: None,
             hashed: 0,
             collect: None,
+            scan: None,
         }
     }
 
@@ -282,15 +286,17 @@ impl Level {
         self.collect.take().unwrap_or_default()
     }
 
-    /// Hashes this level's output as an object of `kind`, for [`take_id`](Self::take_id).
-    pub(super) fn hash_as(&mut self, kind: ObjectKind) {
+    /// Hashes this level's output as an object of `kind`, and hands it to `scanner` if it wants it, for
+    /// [`take_id`](Self::take_id).
+    pub(super) fn hash_as(&mut self, kind: ObjectKind, scanner: &Scanner) {
         self.hasher = Some(ObjectHasher::new(kind, self.size));
+        self.scan = scanner.begin(kind, self.size);
     }
 
-    /// The entry this level produces and its id, once hashed (see [`hash_as`](Self::hash_as)).
-    pub(super) fn take_id(&mut self) -> Option<(EntryIndex, ObjectId)> {
+    /// The entry this level produces, its id and its scan, once hashed (see [`hash_as`](Self::hash_as)).
+    pub(super) fn take_id(&mut self) -> Option<(EntryIndex, ObjectId, Option<ObjectScan>)> {
         let hasher = self.hasher.take()?;
-        Some((self.entry, hasher.finish()))
+        Some((self.entry, hasher.finish(), self.scan.take()))
     }
 
     /// Hands this level pack bytes it asked for with [`LevelStep::NeedInput`].
@@ -355,6 +361,7 @@ impl Level {
             hasher,
             hashed,
             collect,
+            scan,
             ..
         } = self;
         let offset = *offset;
@@ -363,7 +370,7 @@ impl Level {
             Producer::Memory(_) => Ok(LevelStep::End),
             Producer::Inflate { input, scratch } => match input.inflate(scratch).map_err(fail)? {
                 Pull::Wrote(n) => {
-                    emit(out, hasher, hashed, collect, &scratch[..n]);
+                    emit(out, (hasher, scan), hashed, collect, &scratch[..n]);
                     Ok(LevelStep::Produced)
                 }
                 Pull::NeedInput { offset, len } => Ok(LevelStep::NeedInput { offset, len }),
@@ -395,7 +402,7 @@ impl Level {
                         match access {
                             Access::Bytes(bytes) => {
                                 let n = bytes.len() as u64;
-                                emit(out, hasher, hashed, collect, bytes);
+                                emit(out, (hasher, scan), hashed, collect, bytes);
                                 made += bytes.len();
                                 d.copy = (left > n).then_some((pos + n, left - n));
                             }
@@ -433,7 +440,7 @@ impl Level {
                             }
                             DeltaStep::Copy { offset, len } => d.copy = Some((offset, len)),
                             DeltaStep::Insert(bytes) => {
-                                emit(out, hasher, hashed, collect, bytes);
+                                emit(out, (hasher, scan), hashed, collect, bytes);
                                 made += bytes.len();
                             }
                             DeltaStep::NeedInput => {}
@@ -460,10 +467,10 @@ impl Level {
     }
 }
 
-/// Hands freshly produced bytes to a level's window, hasher and collector.
+/// Hands freshly produced bytes to a level's window, hasher (and its scan) and collector.
 fn emit(
     out: &mut Ring,
-    hasher: &mut Option<ObjectHasher>,
+    (hasher, scan): (&mut Option<ObjectHasher>, &mut Option<ObjectScan>),
     hashed: &mut u64,
     collect: &mut Option<Vec<u8>>,
     data: &[u8],
@@ -475,6 +482,9 @@ fn emit(
         let fresh = &data[(*hashed - pos) as usize..];
         if let Some(hasher) = hasher {
             hasher.update(fresh);
+        }
+        if let Some(scan) = scan {
+            scan.update(fresh);
         }
         if let Some(collect) = collect {
             collect.extend_from_slice(fresh);

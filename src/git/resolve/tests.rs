@@ -646,13 +646,19 @@ async fn refuses_chains_deeper_than_the_limit() {
     }
     let mut entries = p.entries.clone();
     // With a cache, no chain is ever walked far.
-    resolve_with_depth(&mut entries, &p.source(), &ROOMY, 5)
+    resolve_with_depth(&mut entries, &p.source(), &ROOMY, 5, &mut Scanner::none())
         .await
         .unwrap();
     let mut entries = p.entries.clone();
-    let err = resolve_with_depth(&mut entries, &p.source(), &NO_CACHE, 29)
-        .await
-        .unwrap_err();
+    let err = resolve_with_depth(
+        &mut entries,
+        &p.source(),
+        &NO_CACHE,
+        29,
+        &mut Scanner::none(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(
         problem(err),
         (p.entries[30].offset, EntryProblem::ChainTooDeep(29))

@@ -585,13 +585,11 @@ fn unexpected_response_packets() {
     for (lines, expected) in [
         (
             vec![shallow.as_str()],
-            ProtocolError::Response(format!("unexpected line before pack data: \"shallow {A}\"")),
+            ProtocolError::ShallowResponse(format!("shallow {A}")),
         ),
         (
-            vec![&unshallow],
-            ProtocolError::Response(format!(
-                "unexpected line before pack data: \"unshallow {A}\""
-            )),
+            vec!["NAK\n", &unshallow],
+            ProtocolError::ShallowResponse(format!("unshallow {A}")),
         ),
         (
             vec!["NAK\n", "0000"],

@@ -1,0 +1,215 @@
+//! The links of one object: the ids its content names, which must exist for the object to be readable.
+//!
+//! A commit links to its tree and its parents (the `tree` line and the `parent` lines that follow it, at the
+//! start of its header), a tree to each entry's object except gitlinks (mode `160000`: a submodule's commit, an
+//! object of another repository), an annotated tag to its target (the `object` line that starts it); a blob
+//! links to nothing. This is what git's connectivity check after a fetch walks.
+//!
+//! [`LinkParser`] reads an object's content in chunks of any size, so objects streamed through delta resolution
+//! are read without being held whole. Its memory is a few dozen bytes: it keeps at most one header line prefix or
+//! one tree entry's mode and id, never a name or a whole line. Content that cannot be the object it claims to be
+//! (a commit without its `tree` line, a tree entry cut short) is an error, as it is for git.
+
+use crate::git::oid::{ObjectId, ObjectKind};
+
+/// Why an object's content cannot be read for its links.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    /// A commit that does not start with `tree <id>`, or a tag that does not start with `object <id>`.
+    #[error("it does not start with a \"{0} <id>\" line")]
+    MissingHeader(&'static str),
+    /// A `tree`, `parent` or `object` line whose id is not 40 hexadecimal digits.
+    #[error("its \"{0}\" line does not hold an object id")]
+    BadHeaderId(&'static str),
+    /// A tree entry whose mode is empty, too long or not octal.
+    #[error("a tree entry has an invalid mode")]
+    BadMode,
+    /// A tree that ends inside an entry.
+    #[error("its last tree entry is truncated")]
+    TruncatedEntry,
+}
+
+/// Longest header line read whole: `parent ` and `object ` (7 bytes) plus 40 hex digits.
+const HEADER_LINE: usize = 47;
+/// Most digits of a tree entry's mode (git writes at most 6).
+const MAX_MODE_DIGITS: u8 = 7;
+/// The mode of a gitlink (a submodule's commit).
+const GITLINK_MODE: u32 = 0o160000;
+
+/// Where the parser is in the object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    /// In a commit or tag header: the current line is `len` bytes long so far, of which `line` keeps the first
+    /// ones (a line longer than any link line is not kept whole); `lines` counts the complete lines before it.
+    Header {
+        line: [u8; HEADER_LINE],
+        len: usize,
+        lines: u32,
+    },
+    /// Past the links of a commit or tag: the rest is not read.
+    Done,
+    /// In a tree entry's mode (`digits` read so far).
+    Mode { mode: u32, digits: u8 },
+    /// In a tree entry's name.
+    Name { mode: u32 },
+    /// In a tree entry's 20-byte id.
+    Id { mode: u32, id: [u8; 20], len: usize },
+    /// A blob: no links.
+    Blob,
+}
+
+/// Reads the links of one object from its content, fed in chunks (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkParser {
+    kind: ObjectKind,
+    state: State,
+}
+
+impl LinkParser {
+    /// A parser for the content of an object of `kind`.
+    pub fn new(kind: ObjectKind) -> Self {
+        let state = match kind {
+            ObjectKind::Commit | ObjectKind::Tag => State::Header {
+                line: [0; HEADER_LINE],
+                len: 0,
+                lines: 0,
+            },
+            ObjectKind::Tree => State::Mode { mode: 0, digits: 0 },
+            ObjectKind::Blob => State::Blob,
+        };
+        LinkParser { kind, state }
+    }
+
+    /// Whether objects of `kind` have links at all.
+    pub fn has_links(kind: ObjectKind) -> bool {
+        kind != ObjectKind::Blob
+    }
+
+    /// Reads the next bytes of the content, handing each link found to `link`.
+    pub fn update(
+        &mut self,
+        mut bytes: &[u8],
+        link: &mut impl FnMut(ObjectId),
+    ) -> Result<(), LinkError> {
+        while !bytes.is_empty() {
+            let used = match &mut self.state {
+                State::Blob | State::Done => return Ok(()),
+                State::Header { line, len, lines } => {
+                    let end = bytes.iter().position(|&b| b == b'\n');
+                    let piece = &bytes[..end.unwrap_or(bytes.len())];
+                    let kept = (*len).min(HEADER_LINE);
+                    let take = piece.len().min(HEADER_LINE - kept);
+                    line[kept..kept + take].copy_from_slice(&piece[..take]);
+                    *len = len.saturating_add(piece.len());
+                    let Some(end) = end else {
+                        return Ok(());
+                    };
+                    let more = header_line(self.kind, *lines, line, *len, link)?;
+                    self.state = if more {
+                        State::Header {
+                            line: [0; HEADER_LINE],
+                            len: 0,
+                            lines: *lines + 1,
+                        }
+                    } else {
+                        State::Done
+                    };
+                    end + 1
+                }
+                State::Mode { mode, digits } => {
+                    let byte = bytes[0];
+                    match byte {
+                        b' ' if *digits > 0 => self.state = State::Name { mode: *mode },
+                        b'0'..=b'7' if *digits < MAX_MODE_DIGITS => {
+                            *mode = *mode * 8 + u32::from(byte - b'0');
+                            *digits += 1;
+                        }
+                        _ => return Err(LinkError::BadMode),
+                    }
+                    1
+                }
+                State::Name { mode } => match bytes.iter().position(|&b| b == 0) {
+                    Some(nul) => {
+                        self.state = State::Id {
+                            mode: *mode,
+                            id: [0; 20],
+                            len: 0,
+                        };
+                        nul + 1
+                    }
+                    None => bytes.len(),
+                },
+                State::Id { mode, id, len } => {
+                    let take = bytes.len().min(20 - *len);
+                    id[*len..*len + take].copy_from_slice(&bytes[..take]);
+                    *len += take;
+                    if *len == 20 {
+                        if *mode != GITLINK_MODE {
+                            link(ObjectId(*id));
+                        }
+                        self.state = State::Mode { mode: 0, digits: 0 };
+                    }
+                    take
+                }
+            };
+            bytes = &bytes[used..];
+        }
+        Ok(())
+    }
+
+    /// Checks, once the whole content was read, that it held every link it must.
+    pub fn finish(&self, link: &mut impl FnMut(ObjectId)) -> Result<(), LinkError> {
+        match &self.state {
+            State::Blob | State::Done | State::Mode { digits: 0, .. } => Ok(()),
+            // A header without a final newline: its last line still counts.
+            State::Header { line, len, lines } => {
+                header_line(self.kind, *lines, line, *len, link).map(|_| ())
+            }
+            State::Mode { .. } | State::Name { .. } | State::Id { .. } => {
+                Err(LinkError::TruncatedEntry)
+            }
+        }
+    }
+}
+
+/// Reads complete header line number `index` of a commit or tag, `len` bytes long without its newline, of which
+/// `kept` holds the first; returns whether later lines may still hold links.
+fn header_line(
+    kind: ObjectKind,
+    index: u32,
+    kept: &[u8; HEADER_LINE],
+    len: usize,
+    link: &mut impl FnMut(ObjectId),
+) -> Result<bool, LinkError> {
+    let line = &kept[..len.min(HEADER_LINE)];
+    let (first, more): (&'static str, Option<&'static str>) = match kind {
+        ObjectKind::Commit => ("tree", Some("parent")),
+        _ => ("object", None),
+    };
+    let field = if index == 0 {
+        first
+    } else {
+        match more {
+            Some(name) if starts_with_field(line, name) => name,
+            _ => return Ok(false),
+        }
+    };
+    if !starts_with_field(line, field) {
+        return Err(LinkError::MissingHeader(first));
+    }
+    let id = Some(&line[field.len() + 1..])
+        .filter(|_| len <= HEADER_LINE)
+        .and_then(|hex| ObjectId::from_hex(hex).ok())
+        .ok_or(LinkError::BadHeaderId(field))?;
+    link(id);
+    Ok(more.is_some())
+}
+
+/// Whether `line` starts with `name` and a space.
+fn starts_with_field(line: &[u8], name: &str) -> bool {
+    line.strip_prefix(name.as_bytes())
+        .is_some_and(|rest| rest.first() == Some(&b' '))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,172 @@
+//! The object-content visitor: what the passes over a pack do with each object's content besides hashing it.
+//!
+//! Every object's content passes through the first pass ([`crate::git::pack`], whole objects) or through delta
+//! resolution ([`crate::git::resolve`], objects rebuilt from deltas, in memory or streamed) exactly when its id
+//! is computed. Both hand it to one [`Scanner`], so reading content costs no extra pass and no extra read:
+//!
+//! 1. [`Scanner::begin`] with the object's kind and size says whether anything wants its bytes (`None` skips
+//!    them: today blobs, which is most of a pack);
+//! 2. the bytes follow in chunks of any size ([`ObjectScan::update`]), possibly interleaved with other objects'
+//!    (a streamed delta chain hashes several at once: each has its own [`ObjectScan`]);
+//! 3. [`Scanner::end`] with the object's id folds what was found into the scanner; [`Scanner::visit`] does all
+//!    three for an object held whole.
+//!
+//! What it collects today: the ids every object links to ([`crate::git::links`]), for the connectivity check
+//! before publication, in a set held within a memory limit. Another per-object reader (say, of LFS pointers)
+//! adds its state to [`ObjectScan`] and its findings to [`Scanner`].
+
+use crate::git::links::{LinkError, LinkParser};
+use crate::git::oid::{ObjectId, ObjectKind};
+use std::collections::HashSet;
+
+/// Bytes one collected link costs in memory: a 20-byte id and a hash table's control byte, at its load factor.
+pub const BYTES_PER_LINK: u64 = 24;
+
+/// Why scanning an object failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    /// The object's content is not a valid object of its kind.
+    #[error("{kind} {oid} is malformed: {problem}")]
+    Malformed {
+        /// The object's kind.
+        kind: &'static str,
+        /// Its id.
+        oid: ObjectId,
+        /// What is wrong.
+        problem: LinkError,
+    },
+    /// The distinct ids the objects link to need more memory than allowed.
+    #[error(
+        "the objects link to more than {links} distinct objects, more than the connectivity check may hold in \
+         {limit} bytes; raise the memory budget"
+    )]
+    TooManyLinks {
+        /// How many were held.
+        links: usize,
+        /// The memory allowed for them.
+        limit: u64,
+    },
+}
+
+/// What a [`Scanner`] reads from one object while its content passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectScan {
+    kind: ObjectKind,
+    links: LinkParser,
+    /// Links found so far (a tree's can be many; they join the scanner's set at the end).
+    found: Vec<ObjectId>,
+    /// The first problem, reported by [`Scanner::end`].
+    error: Option<LinkError>,
+}
+
+impl ObjectScan {
+    /// Reads the next bytes of the object's content.
+    pub fn update(&mut self, bytes: &[u8]) {
+        if self.error.is_none() {
+            let found = &mut self.found;
+            if let Err(e) = self.links.update(bytes, &mut |id| found.push(id)) {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+/// Collects what the objects of one pack say (see the module doc).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Scanner {
+    /// The distinct ids linked to, when links are collected.
+    links: Option<HashSet<ObjectId>>,
+    /// Most bytes `links` may use ([`BYTES_PER_LINK`] each, counted on the set's capacity).
+    link_limit: u64,
+}
+
+impl Scanner {
+    /// A scanner that reads nothing.
+    pub fn none() -> Self {
+        Scanner::default()
+    }
+
+    /// A scanner that collects the distinct ids the objects link to, in at most `limit` bytes of memory.
+    pub fn collecting_links(limit: u64) -> Self {
+        Scanner {
+            links: Some(HashSet::new()),
+            link_limit: limit,
+        }
+    }
+
+    /// Starts an object of `kind` and `size` bytes; `None` when nothing wants its content.
+    pub fn begin(&self, kind: ObjectKind, _size: u64) -> Option<ObjectScan> {
+        (self.links.is_some() && LinkParser::has_links(kind)).then(|| ObjectScan {
+            kind,
+            links: LinkParser::new(kind),
+            found: Vec::new(),
+            error: None,
+        })
+    }
+
+    /// Ends the object `scan` read, whose id is `oid`, and keeps what it found.
+    pub fn end(&mut self, mut scan: ObjectScan, oid: ObjectId) -> Result<(), ScanError> {
+        let found = &mut scan.found;
+        let ended = match scan.error.take() {
+            Some(e) => Err(e),
+            None => scan.links.finish(&mut |id| found.push(id)),
+        };
+        ended.map_err(|problem| ScanError::Malformed {
+            kind: scan.kind.as_str(),
+            oid,
+            problem,
+        })?;
+        let Some(links) = &mut self.links else {
+            return Ok(());
+        };
+        for id in scan.found {
+            if links.len() == links.capacity() {
+                let grown = (links.capacity() as u64).max(2) * 2 * BYTES_PER_LINK;
+                if grown > self.link_limit {
+                    return Err(ScanError::TooManyLinks {
+                        links: links.len(),
+                        limit: self.link_limit,
+                    });
+                }
+            }
+            links.insert(id);
+        }
+        Ok(())
+    }
+
+    /// Reads a whole object: [`begin`](Self::begin), one [`update`](ObjectScan::update), [`end`](Self::end).
+    pub fn visit(
+        &mut self,
+        kind: ObjectKind,
+        oid: ObjectId,
+        content: &[u8],
+    ) -> Result<(), ScanError> {
+        match self.begin(kind, content.len() as u64) {
+            Some(mut scan) => {
+                scan.update(content);
+                self.end(scan, oid)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The distinct ids linked to so far (empty when links are not collected).
+    pub fn links(&self) -> impl Iterator<Item = &ObjectId> {
+        self.links.iter().flatten()
+    }
+
+    /// How many distinct ids were linked to.
+    pub fn link_count(&self) -> usize {
+        self.links.as_ref().map_or(0, HashSet::len)
+    }
+
+    /// Bytes the collected links hold now, as counted against the limit.
+    pub fn link_bytes(&self) -> u64 {
+        self.links
+            .as_ref()
+            .map_or(0, |l| l.capacity() as u64 * BYTES_PER_LINK)
+    }
+}
+
+#[cfg(test)]
+mod tests;

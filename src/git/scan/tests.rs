@@ -1,0 +1,143 @@
+use super::*;
+
+fn tree_of(ids: &[[u8; 20]]) -> Vec<u8> {
+    let mut tree = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        tree.extend_from_slice(format!("100644 f{i}\0").as_bytes());
+        tree.extend_from_slice(id);
+    }
+    tree
+}
+
+#[test]
+fn collects_distinct_links_of_interleaved_objects() {
+    let mut scanner = Scanner::collecting_links(1 << 20);
+    assert!(scanner.begin(ObjectKind::Blob, 10).is_none());
+    let first = tree_of(&[[1; 20], [2; 20]]);
+    let second = tree_of(&[[2; 20], [3; 20]]);
+    let mut a = scanner.begin(ObjectKind::Tree, first.len() as u64).unwrap();
+    let mut b = scanner
+        .begin(ObjectKind::Tree, second.len() as u64)
+        .unwrap();
+    for (x, y) in first.chunks(5).zip(second.chunks(5)) {
+        a.update(x);
+        b.update(y);
+    }
+    scanner.end(b, ObjectId([8; 20])).unwrap();
+    scanner.end(a, ObjectId([9; 20])).unwrap();
+    let mut links: Vec<ObjectId> = scanner.links().copied().collect();
+    links.sort();
+    assert_eq!(
+        links,
+        vec![ObjectId([1; 20]), ObjectId([2; 20]), ObjectId([3; 20])]
+    );
+    assert_eq!(scanner.link_count(), 3);
+    assert!(scanner.link_bytes() >= 3 * BYTES_PER_LINK);
+}
+
+#[test]
+fn a_scanner_of_nothing_reads_nothing() {
+    let mut scanner = Scanner::none();
+    assert!(scanner.begin(ObjectKind::Tree, 1).is_none());
+    scanner
+        .visit(ObjectKind::Commit, ObjectId::ZERO, b"garbage")
+        .unwrap();
+    assert_eq!(scanner.link_count(), 0);
+}
+
+#[test]
+fn a_malformed_object_names_itself() {
+    let mut scanner = Scanner::collecting_links(1 << 20);
+    let err = scanner
+        .visit(ObjectKind::Commit, ObjectId([5; 20]), b"author x\n")
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "commit {} is malformed: it does not start with a \"tree <id>\" line",
+            ObjectId([5; 20])
+        )
+    );
+}
+
+#[test]
+fn links_beyond_the_memory_limit_are_an_error() {
+    let mut scanner = Scanner::collecting_links(64 * BYTES_PER_LINK);
+    let ids: Vec<[u8; 20]> = (0..1000u32)
+        .map(|i| {
+            let mut id = [0; 20];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            id
+        })
+        .collect();
+    let err = scanner
+        .visit(ObjectKind::Tree, ObjectId::ZERO, &tree_of(&ids))
+        .unwrap_err();
+    assert!(
+        matches!(err, ScanError::TooManyLinks { links, limit } if links <= 64 && limit == 64 * BYTES_PER_LINK),
+        "{err}"
+    );
+    assert!(scanner.link_bytes() <= 64 * BYTES_PER_LINK);
+}
+
+/// The cost of collecting links while a whole pack is parsed and resolved: the bench's medium repository
+/// (tokio's shape; `SCAN_MEASURE_OBJECTS` objects, default 150,000), resolved from memory with and without a
+/// link-collecting scanner. Prints the times and the memory the links took; run it in release mode:
+/// `cargo test --release --lib measure_scan_cost -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a test: minutes in debug builds"]
+async fn measure_scan_cost() {
+    use crate::git::pack::PackParser;
+    use crate::git::resolve::{resolve_and_scan, ResolveOptions};
+    use std::time::Instant;
+    use testkit::bench_repos::{build_history, MEDIUM};
+    let objects = std::env::var("SCAN_MEASURE_OBJECTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(150_000);
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("medium.git");
+    build_history(&repo, &MEDIUM, 1, objects);
+    let pack = bytes::Bytes::from(testkit::git::git_with_input(
+        ["pack-objects", "--all", "--stdout", "-q"],
+        &repo,
+        b"",
+    ));
+    let options = ResolveOptions {
+        cache_bytes: 64 << 20,
+        big_object_bytes: 32 << 20,
+        progress: None,
+    };
+    let mut best = [f64::MAX; 2];
+    let mut links = (0, 0);
+    for round in 0..6 {
+        let collect = round % 2;
+        let scanner = if collect == 1 {
+            Scanner::collecting_links(1 << 30)
+        } else {
+            Scanner::none()
+        };
+        let start = Instant::now();
+        let mut parser = PackParser::with_scanner(scanner);
+        parser.feed(&pack).unwrap();
+        let mut parsed = parser.finish().unwrap();
+        resolve_and_scan(&mut parsed.entries, &pack, &options, &mut parsed.scanner)
+            .await
+            .unwrap();
+        best[collect] = best[collect].min(start.elapsed().as_secs_f64());
+        if collect == 1 {
+            links = (parsed.scanner.link_count(), parsed.scanner.link_bytes());
+            assert!(parsed.entries.len() as f64 >= links.0 as f64 * 0.9);
+        }
+    }
+    println!(
+        "pack of {} bytes: parse + resolve {:.2} s without the scanner, {:.2} s with it (+{:.0}%); \
+         {} distinct links held in {:.1} MiB",
+        pack.len(),
+        best[0],
+        best[1],
+        (best[1] / best[0] - 1.0) * 100.0,
+        links.0,
+        links.1 as f64 / (1 << 20) as f64
+    );
+}

@@ -1,0 +1,198 @@
+//! The connectivity check: before anything is published or unlisted, prove that every object the refs to publish
+//! reach is in the new pack or in a pack the mirror lists, as `git fetch` does after every fetch
+//! (`check_connected`). Without it a server that sends an empty, partial or shallow pack would leave refs that
+//! point at nothing, and the no-op fast path would keep the mirror broken.
+//!
+//! What is checked, from what the run already has:
+//!
+//! - the **links** of every object of the new pack (commit → tree and parents, tree → entries except gitlinks,
+//!   tag → target), collected by the [`Scanner`] while resolution hashed each object, so no extra pass;
+//! - the **tips** of every ref to publish.
+//!
+//! An id the new pack holds (its `.idx`, in memory) is fine. Tips the mirror already publishes were proven when
+//! they were published. What remains must be in a pack the mirror lists, found through each `.idx`'s fan-out
+//! and ranged reads of the id slices needed ([`crate::git::idx::lookup`]), never a whole index, except on full and
+//! compaction runs: there the new pack alone must be complete, since the packs it replaces will be unlisted. The
+//! walk stops at objects of listed packs: each was checked the same way when it was listed.
+
+use super::plan::Desired;
+use super::MirrorError;
+use crate::git::idx::lookup::{Fanout, LookupError, FANOUT_END};
+use crate::git::layout;
+use crate::git::oid::ObjectId;
+use crate::git::scan::Scanner;
+use crate::store::Store;
+use std::collections::HashSet;
+
+/// Bytes between two slices of an id table below which one read covers both.
+const MERGE_GAP: u64 = 64 << 10;
+/// Most bytes one read of an id table covers (a single first byte's slice may exceed it).
+const MAX_READ: u64 = 4 << 20;
+
+/// An object the refs to publish reach that neither the new pack nor the listed packs hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Missing {
+    /// The first missing object (the lowest id, when no ref points at a missing one).
+    pub object: ObjectId,
+    /// The ref that points at it, when one does.
+    pub ref_name: Option<String>,
+    /// How many objects are missing in all.
+    pub count: usize,
+    /// Objects in the pack the source sent.
+    pub pack_objects: u64,
+    /// Whether the mirror's listed packs were searched too (incremental runs).
+    pub searched_listed: bool,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.ref_name {
+            Some(name) => write!(f, "{name} points at {}", self.object)?,
+            None => write!(f, "the objects to publish link to {}", self.object)?,
+        }
+        write!(
+            f,
+            ", which is not in the source's pack ({} objects)",
+            self.pack_objects
+        )?;
+        if self.searched_listed {
+            write!(f, " nor in a pack the mirror lists")?;
+        }
+        if self.count > 1 {
+            write!(f, " ({} objects missing)", self.count)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the run wants to publish and what it received, for [`check`].
+pub(super) struct Received<'a> {
+    /// The `.idx` of the new pack, if the source sent objects.
+    pub(super) index: Option<&'a [u8]>,
+    /// What the scanner read from the new pack's objects.
+    pub(super) scanner: &'a Scanner,
+    /// Objects in the new pack.
+    pub(super) objects: u64,
+}
+
+/// Proves that `desired`'s refs and the received objects' links are all in the new pack, among `proven` (tips
+/// the mirror publishes already), or in one of `listed` (packs the mirror lists, empty when the new pack must be
+/// complete on its own). Reads only the fan-outs and id slices of the listed `.idx` files it needs.
+pub(super) async fn check(
+    store: &dyn Store,
+    desired: &Desired,
+    proven: &[ObjectId],
+    listed: &[ObjectId],
+    received: &Received<'_>,
+) -> Result<(), MirrorError> {
+    let new_pack = match received.index {
+        Some(index) => Some(NewIndex::parse(index)?),
+        None => None,
+    };
+    let in_new = |id: &ObjectId| new_pack.as_ref().is_some_and(|p| p.contains(id));
+    let proven: HashSet<&ObjectId> = proven.iter().collect();
+    let mut tips: Vec<(&ObjectId, &str)> = desired
+        .refs
+        .iter()
+        .filter(|r| !proven.contains(&r.oid) && !in_new(&r.oid))
+        .map(|r| (&r.oid, r.name.as_str()))
+        .collect();
+    let mut wanted: Vec<ObjectId> = received
+        .scanner
+        .links()
+        .filter(|id| !in_new(id))
+        .copied()
+        .collect();
+    wanted.extend(tips.iter().map(|(id, _)| **id));
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    wanted.sort_unstable();
+    wanted.dedup();
+    let absent = absent_from_packs(store, listed, wanted).await?;
+    if absent.is_empty() {
+        return Ok(());
+    }
+    let absent_set: HashSet<&ObjectId> = absent.iter().collect();
+    tips.retain(|(id, _)| absent_set.contains(id));
+    let (object, ref_name) = match tips.first() {
+        Some((id, name)) => (**id, Some((*name).to_owned())),
+        // `absent` is sorted and not empty.
+        None => (absent[0], None),
+    };
+    Err(MirrorError::Incomplete(Missing {
+        object,
+        ref_name,
+        count: absent.len(),
+        pack_objects: received.objects,
+        searched_listed: !listed.is_empty(),
+    }))
+}
+
+/// The new pack's index, held in memory.
+struct NewIndex<'a> {
+    fanout: Fanout,
+    bytes: &'a [u8],
+}
+
+impl<'a> NewIndex<'a> {
+    fn parse(bytes: &'a [u8]) -> Result<Self, MirrorError> {
+        let fanout = Fanout::parse(bytes).map_err(|e| damaged_index("the new pack", e))?;
+        Ok(NewIndex { fanout, bytes })
+    }
+
+    fn contains(&self, id: &ObjectId) -> bool {
+        let range = self.fanout.table_range();
+        let table = usize::try_from(range.start)
+            .ok()
+            .zip(usize::try_from(range.end).ok())
+            .and_then(|(start, end)| self.bytes.get(start..end));
+        table.is_some_and(|t| self.fanout.find_in(&range, t, id) == Some(true))
+    }
+}
+
+/// The ids of `wanted` (sorted, distinct) that none of `packs` holds, in order.
+async fn absent_from_packs(
+    store: &dyn Store,
+    packs: &[ObjectId],
+    mut wanted: Vec<ObjectId>,
+) -> Result<Vec<ObjectId>, MirrorError> {
+    for pack in packs {
+        if wanted.is_empty() {
+            break;
+        }
+        let key = layout::idx_key(pack);
+        let head = store.get_range(&key, 0, FANOUT_END).await?;
+        let fanout = Fanout::parse(&head).map_err(|e| damaged_index(&key, e))?;
+        let mut found = HashSet::new();
+        // The reads come in id order, as `wanted` is: each covers the next run of ids.
+        let mut next = 0;
+        for read in fanout.plan_reads(&wanted, MERGE_GAP, MAX_READ) {
+            let table = store
+                .get_range(&key, read.start, read.end - read.start)
+                .await?;
+            while let Some(id) = wanted.get(next) {
+                match fanout.find_in(&read, &table, id) {
+                    Some(true) => {
+                        found.insert(*id);
+                    }
+                    Some(false) => {}
+                    None => break,
+                }
+                next += 1;
+            }
+        }
+        wanted.retain(|id| !found.contains(id));
+    }
+    Ok(wanted)
+}
+
+fn damaged_index(what: &str, problem: LookupError) -> MirrorError {
+    MirrorError::DamagedIndex {
+        index: what.to_owned(),
+        problem,
+    }
+}
+
+#[cfg(test)]
+mod tests;
