@@ -6,6 +6,7 @@
 
 use crate::progress::Progress;
 use crate::store::S3Options;
+use crate::upstream::RetryPolicy;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -42,6 +43,9 @@ pub struct MirrorOptions {
     pub connect_timeout: Duration,
     /// Longest silence tolerated while reading from a source.
     pub idle_timeout: Duration,
+    /// How failed source requests are retried: the advertisement, and the pack from its start while nothing of
+    /// the run is published and the deadline leaves time.
+    pub source_retry: RetryPolicy,
     /// Ref name prefixes to mirror (default: everything under `refs/`).
     pub ref_prefixes: Vec<String>,
     /// When the pack list is this long or longer, the next change does a full fetch that replaces it.
@@ -84,6 +88,7 @@ impl Default for MirrorOptions {
             min_time_to_start: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
+            source_retry: RetryPolicy::default(),
             ref_prefixes: vec!["refs/".to_owned()],
             compaction_threshold: 16,
             gc_grace: Duration::from_secs(24 * 3600),
@@ -107,6 +112,14 @@ impl MirrorOptions {
             .any(|p| name.starts_with(p.as_str()))
     }
 }
+
+/// Smallest accepted [`Overrides::gc_grace_hours`]. Garbage collection deletes a pack that is not listed, and a
+/// temporary upload, once it has been seen so for the grace period; a concurrent run stores its pack (first under
+/// a temporary name) before it lists it, so the grace must outlast any run's time from its first write to its
+/// listing. At 0 another run's collection can delete a pack in the moment before it is listed, leaving a listed
+/// pack without its files. An hour covers a Lambda invocation (15 minutes at most) with room to spare; the CLI
+/// bounds each mapping's time to stay below the grace.
+pub const MIN_GC_GRACE_HOURS: u64 = 1;
 
 /// Largest accepted [`Overrides::gc_grace_hours`]: 100 years. Anything longer is a mistake, and hours beyond
 /// `u64::MAX / 3600` would not fit in a [`Duration`].
@@ -137,7 +150,7 @@ pub struct Overrides {
     pub ref_prefixes: Option<Vec<String>>,
     /// Pack count at which the next change compacts the mirror into one pack (0 counts as 1).
     pub compaction_threshold: Option<usize>,
-    /// Hours an unlisted pack is kept before deletion, at most [`MAX_GC_GRACE_HOURS`].
+    /// Hours an unlisted pack is kept before deletion, from [`MIN_GC_GRACE_HOURS`] to [`MAX_GC_GRACE_HOURS`].
     pub gc_grace_hours: Option<u64>,
 }
 
@@ -197,6 +210,15 @@ impl Overrides {
                 );
             }
         }
+        if let Some(hours) = self.gc_grace_hours.filter(|&h| h < MIN_GC_GRACE_HOURS) {
+            return fail(
+                "gc_grace_hours",
+                format!(
+                    "{hours} is less than {MIN_GC_GRACE_HOURS}: a shorter grace lets one run delete the pack \
+                     another run is about to list"
+                ),
+            );
+        }
         if let Some(hours) = self.gc_grace_hours.filter(|&h| h > MAX_GC_GRACE_HOURS) {
             return fail(
                 "gc_grace_hours",
@@ -240,16 +262,17 @@ impl Overrides {
     }
 }
 
-/// Why `text` is not an `http://` or `https://` URL with a host, or `None` if it is one. The text is quoted in
-/// full in the answer.
+/// Why `text` is not an `http://` or `https://` URL with a host, or `None` if it is one. The text is quoted
+/// redacted ([`crate::upstream::redact_str`]): a URL given wrongly may still carry a token.
 pub(crate) fn http_url_problem(text: &str) -> Option<String> {
+    let shown = crate::upstream::redact_str(text);
     match url::Url::parse(text) {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => None,
         Ok(url) => Some(format!(
-            "{text:?}: expected an http:// or https:// URL, got scheme {:?}",
+            "{shown:?}: expected an http:// or https:// URL, got scheme {:?}",
             url.scheme()
         )),
-        Err(error) => Some(format!("{text:?} is not a URL: {error}")),
+        Err(error) => Some(format!("{shown:?} is not a URL: {error}")),
     }
 }
 

@@ -209,6 +209,33 @@ impl Mirror {
         testkit::get_object(&self.bucket, &self.key(name))
     }
 
+    /// Starts a multipart upload of `name` and leaves it open, as a run killed hard does.
+    async fn leave_upload_open(&self, name: &str) {
+        testkit::s3()
+            .client()
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(self.key(name))
+            .send()
+            .await
+            .expect("create multipart upload");
+    }
+
+    /// The keys of the multipart uploads open in the bucket.
+    async fn open_uploads(&self) -> Vec<String> {
+        let out = testkit::s3()
+            .client()
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .expect("list multipart uploads");
+        out.uploads()
+            .iter()
+            .filter_map(|u| u.key().map(str::to_owned))
+            .collect()
+    }
+
     fn put(&self, name: &str, body: &[u8]) {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join(name);
@@ -819,6 +846,12 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
     // And the temporary upload of a crashed run.
     let crashed_upload = "incoming-crashed-run.pack".to_string();
     mirror.put(&format!("objects/pack/{crashed_upload}"), b"PACK partial");
+    // And the multipart upload of a run killed while streaming its pack, next to one that is not the mirror's.
+    let killed_upload = mirror.key("objects/pack/incoming-killed-run.pack");
+    mirror
+        .leave_upload_open("objects/pack/incoming-killed-run.pack")
+        .await;
+    mirror.leave_upload_open("objects/pack/other-upload").await;
 
     source.commit("triggers compaction");
     source.push(&["main"]);
@@ -866,6 +899,10 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
     assert_eq!(m.report.packs_deleted, 0, "{}", m.report);
     measured.push(("grace - 1h".to_string(), m));
     assert_kept("an hour before the grace period ends");
+    assert!(
+        mirror.open_uploads().await.contains(&killed_upload),
+        "the killed run's upload was aborted within the grace period"
+    );
 
     // A no-op run never collects, however late.
     offset.store(GRACE.as_secs() + HOUR, Ordering::Relaxed);
@@ -885,6 +922,11 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
         .collect();
     expected_files.sort();
     assert_eq!(mirror.pack_files(), expected_files);
+    assert_eq!(
+        mirror.open_uploads().await,
+        [mirror.key("objects/pack/other-upload")],
+        "only the killed run's upload is aborted"
+    );
     let state = String::from_utf8(mirror.get(GC_STATE).expect("gc state")).expect("utf-8");
     assert!(
         unlisted

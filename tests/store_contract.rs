@@ -17,7 +17,7 @@ use mirror_git_to_s3::store::{
 use std::fmt::Debug;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 const MIB: usize = 1024 * 1024;
 
@@ -224,6 +224,7 @@ contract_tests!(
     uploads_publish_atomically,
     small_uploads_honour_preconditions,
     aborted_and_dropped_uploads_leave_nothing,
+    unfinished_uploads_are_listed_and_discarded,
     copies,
     list_and_delete,
     hostile_keys_are_rejected,
@@ -450,6 +451,41 @@ async fn aborted_and_dropped_uploads_leave_nothing(b: &Backend) {
     // Aborting an upload that never reached S3 is a no-op.
     let up = upload(s, "small", b"x", 1).await;
     up.abort().await.unwrap();
+    assert!(keys(s, "").await.is_empty());
+}
+
+/// Uploads left open (as by a run killed hard) are listed below the prefix's directory with their start, and can be
+/// discarded; the owner of a discarded upload can still abort it.
+async fn unfinished_uploads_are_listed_and_discarded(b: &Backend) {
+    let s = &*b.store;
+    let body = data(9 * MIB);
+    let started = SystemTime::now() - Duration::from_secs(1);
+    let killed = upload(s, "objects/pack/incoming-killed.pack", &body, body.len()).await;
+    let elsewhere = upload(s, "objects/other/incoming-x.pack", &body, body.len()).await;
+    assert_eq!(b.pending_uploads().await, 2);
+    let prefix = "objects/pack/incoming-";
+    let pending = s.pending_uploads(prefix).await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert!(pending[0].key.starts_with("objects/pack/"), "{pending:?}");
+    if matches!(b.storage, Storage::Local(_)) {
+        // moto reports one fixed date in 2010 as every upload's start; S3 and directories tell the truth.
+        assert!(pending[0].started >= started, "{pending:?}");
+    }
+    assert!(s
+        .pending_uploads("never/written-")
+        .await
+        .unwrap()
+        .is_empty());
+    s.discard_upload(&pending[0]).await.unwrap();
+    assert_eq!(
+        b.pending_uploads().await,
+        1,
+        "only the upload below the prefix goes"
+    );
+    assert!(s.pending_uploads(prefix).await.unwrap().is_empty());
+    s.discard_upload(&pending[0]).await.unwrap();
+    killed.abort().await.unwrap();
+    elsewhere.abort().await.unwrap();
     assert!(keys(s, "").await.is_empty());
 }
 

@@ -8,7 +8,7 @@
 
 use crate::git::oid::ObjectId;
 use crate::git::pktline::{self, Band, Decoder, Packet, PktLineError};
-use crate::git::refs::Ref;
+use crate::git::refs::{self, Ref};
 use crate::text::untrusted;
 use bytes::Bytes;
 use std::collections::HashSet;
@@ -82,6 +82,9 @@ pub struct Advertisement {
     pub refs: Vec<Ref>,
     /// The server's capabilities, in server order (`name` or `name=value`).
     pub capabilities: Vec<String>,
+    /// Ref names git could not store ([`crate::git::refs::is_valid_name`]), left out of `refs` as `git fetch`
+    /// leaves them out, made safe to show; also an invalid `symref=HEAD:` target.
+    pub skipped: Vec<String>,
 }
 
 impl Advertisement {
@@ -105,8 +108,8 @@ impl Advertisement {
 /// Accepted form: an optional `# service=git-upload-pack` packet followed by any header packets up to a flush
 /// (git's HTTP server always sends it; it is optional so that raw `upload-pack --advertise-refs` output parses
 /// too, and the caller checks the content type), an optional `version 1` packet, then ref lines ending with a
-/// flush. Refs must be valid git ref names under `refs/`: any other name rejects the whole advertisement, as
-/// no git server advertises one. `shallow` lines are rejected ([`ProtocolError::ShallowRemote`]), as is a v2
+/// flush. A ref whose name git could not store (or outside `refs/`) is left out, with its peeled line, and listed
+/// in [`Advertisement::skipped`], as `git fetch` ignores such refs: one bad name does not stop a mirror. `shallow` lines are rejected ([`ProtocolError::ShallowRemote`]), as is a v2
 /// advertisement ([`ProtocolError::ProtocolV2`]). Runs in time linear in the body size.
 pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, ProtocolError> {
     let mut packets = AdvertisementPackets::new(body);
@@ -134,6 +137,7 @@ pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, ProtocolError> 
     let mut advertisement = Advertisement::default();
     let mut names = HashSet::new();
     let mut empty_repository = false;
+    let mut last_skipped: Option<Vec<u8>> = None;
     let mut first = true;
     while let Some(raw) = line {
         let mut text = strip_lf(&raw);
@@ -168,7 +172,10 @@ pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, ProtocolError> 
             if advertisement.head.replace(oid).is_some() {
                 return Err(ProtocolError::DuplicateRef("HEAD".into()));
             }
-        } else if let Some(tag) = name.strip_suffix(b"^{}") {
+        } else if let Some(tag) = name
+            .strip_suffix(b"^{}")
+            .filter(|tag| last_skipped.as_deref() != Some(tag))
+        {
             let last = advertisement
                 .refs
                 .last_mut()
@@ -180,16 +187,25 @@ pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, ProtocolError> 
                     ))
                 })?;
             last.peeled = Some(oid);
+        } else if name.strip_suffix(b"^{}").is_some() {
+            // The peeled line of the ref skipped just before.
         } else {
-            let name = valid_ref_name(name)?;
-            if !names.insert(name.clone()) {
-                return Err(ProtocolError::DuplicateRef(name));
+            match valid_ref_name(name) {
+                Ok(name) => {
+                    if !names.insert(name.clone()) {
+                        return Err(ProtocolError::DuplicateRef(name));
+                    }
+                    advertisement.refs.push(Ref {
+                        name,
+                        oid,
+                        peeled: None,
+                    });
+                }
+                Err(_) => {
+                    advertisement.skipped.push(shown_ref_name(name));
+                    last_skipped = Some(name.to_vec());
+                }
             }
-            advertisement.refs.push(Ref {
-                name,
-                oid,
-                peeled: None,
-            });
         }
         first = false;
         line = packets.next_data()?;
@@ -202,9 +218,16 @@ pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, ProtocolError> 
         .capabilities
         .iter()
         .find_map(|cap| cap.strip_prefix("symref=HEAD:"));
-    advertisement.head_symref = symref
-        .map(|target| valid_ref_name(target.as_bytes()))
-        .transpose()?;
+    match symref {
+        Some(target) if refs::is_valid_name(target.as_bytes()) => {
+            advertisement.head_symref = Some(target.to_owned());
+        }
+        Some(target) => {
+            let shown = format!("symref=HEAD:{}", shown_ref_name(target.as_bytes()));
+            advertisement.skipped.push(shown);
+        }
+        None => {}
+    }
     Ok(advertisement)
 }
 
@@ -258,22 +281,17 @@ fn split_once_byte(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
     Some((&bytes[..at], &bytes[at + 1..]))
 }
 
-/// Checks a ref name against git's rules (`git check-ref-format`) and requires it to live under `refs/`.
+/// A ref name git can store, as an owned string ([`ProtocolError::InvalidRefName`] otherwise).
 fn valid_ref_name(name: &[u8]) -> Result<String, ProtocolError> {
-    let invalid = || ProtocolError::InvalidRefName(untrusted(name, MAX_MESSAGE_CHARS));
-    let name = std::str::from_utf8(name).map_err(|_| invalid())?;
-    let bad_char = |c: char| c.is_ascii_control() || " ~^:?*[\\".contains(c);
-    let bad_component = |c: &str| c.is_empty() || c.starts_with('.') || c.ends_with(".lock");
-    if !name.starts_with("refs/")
-        || name.ends_with('.')
-        || name.contains("..")
-        || name.contains("@{")
-        || name.contains(bad_char)
-        || name.split('/').any(bad_component)
-    {
-        return Err(invalid());
+    match std::str::from_utf8(name) {
+        Ok(name) if refs::is_valid_name(name.as_bytes()) => Ok(name.to_owned()),
+        _ => Err(ProtocolError::InvalidRefName(shown_ref_name(name))),
     }
-    Ok(name.to_owned())
+}
+
+/// A ref name from the server made safe for messages.
+fn shown_ref_name(name: &[u8]) -> String {
+    untrusted(name, MAX_MESSAGE_CHARS)
 }
 
 fn strip_lf(line: &[u8]) -> &[u8] {

@@ -373,7 +373,7 @@ fn parse_mapping(value: Value, path: &str) -> Result<Mapping, EventError> {
             &format!("{path}.target"),
             format!(
                 "{} is not an s3://bucket/prefix URL (the Lambda function has no disk for a local target)",
-                quote(&target)
+                quote(&crate::upstream::redact_str(&target))
             ),
         ));
     }

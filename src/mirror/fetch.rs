@@ -28,12 +28,13 @@ use crate::git::oid::ObjectId;
 use crate::git::pack::{PackParser, ParsedPack};
 use crate::git::resolve::{self, PackReader, ResolveOptions};
 use crate::git::scan::Scanner;
-use crate::git::upload_pack::{self, Advertisement, ResponseDecoder, ResponseEvent};
+use crate::git::upload_pack::{self, Advertisement, ProtocolError, ResponseDecoder, ResponseEvent};
 use crate::progress::Stage;
 use crate::store::{self, Precondition};
 use crate::upstream::RepoEndpoint;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// Where a pack is until it gets its final name; `M` is its in-memory form (a growing `Vec` while it arrives,
 /// frozen `Bytes` once complete).
@@ -67,7 +68,7 @@ impl Run<'_> {
         listed: &[ObjectId],
     ) -> Result<Option<NewPack>, MirrorError> {
         let budget = Budget::new(self.options.memory_budget);
-        let (held, mut parsed) = self.receive(adv, repo_url, plan, &budget).await?;
+        let (held, mut parsed) = self.receive_retrying(adv, repo_url, plan, &budget).await?;
         // Without haves (full and compaction runs) the pack must hold everything its refs reach.
         let listed = if plan.haves.is_empty() { &[] } else { listed };
         let index = if parsed.entries.is_empty() {
@@ -90,6 +91,53 @@ impl Run<'_> {
             objects: parsed.entries.len() as u64,
             bytes: parsed.pack_len,
         }))
+    }
+
+    /// Step 1 with retries: a pack that broke off (a transient source failure, or a response that ended early) is
+    /// asked for again from the start, its partial upload discarded, as long as the source retry policy allows
+    /// and the deadline leaves the time a mapping needs to start. Nothing of the run is published yet.
+    async fn receive_retrying(
+        &mut self,
+        adv: &Advertisement,
+        repo_url: &RepoEndpoint,
+        plan: &Plan,
+        budget: &Budget,
+    ) -> Result<(Spool<Bytes>, ParsedPack), MirrorError> {
+        let started = Instant::now();
+        let mut failed = 0;
+        loop {
+            let error = match self.receive(adv, repo_url, plan, budget).await {
+                Ok(received) => return Ok(received),
+                Err(error) => error,
+            };
+            failed += 1;
+            let policy = self.client.retry_policy();
+            let delay = match &error {
+                MirrorError::Source(cause) => policy.delay_after(cause, failed, started),
+                MirrorError::Truncated | MirrorError::Protocol(ProtocolError::Truncated(_)) => {
+                    policy.next_delay(failed, started, None)
+                }
+                _ => None,
+            };
+            let time_left = |delay| {
+                self.options.deadline.is_none_or(|deadline| {
+                    deadline.saturating_duration_since(Instant::now())
+                        >= delay + self.options.min_time_to_start
+                })
+            };
+            let Some(delay) = delay.filter(|&delay| time_left(delay)) else {
+                return Err(error);
+            };
+            tracing::warn!(
+                source = %self.report.source,
+                attempt = failed,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                cause = %error,
+                "the pack broke off; asking for it again from the start"
+            );
+            self.clean_up().await;
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// Step 1: asks the source for the pack and parses it (pass 1) while spooling its bytes. The returned spool

@@ -4,7 +4,9 @@
 //! compaction unlisted (or that a crashed run stored but never listed) is deleted only after it has been seen
 //! unlisted for `grace`. The first sighting is recorded in a small state object, [`STATE`]; S3's own timestamps
 //! cannot tell when a pack *stopped* being listed. A pack that is listed again is forgotten, and nothing listed at
-//! the moment of deletion is ever deleted.
+//! the moment of deletion is ever deleted. Uploads of a temporary pack that a run killed hard never completed
+//! nor aborted (an S3 multipart upload, a directory's temporary file) are discarded after the same grace, counted
+//! from both their start and the first run that saw them.
 
 use crate::git::layout;
 use crate::git::oid::ObjectId;
@@ -20,6 +22,9 @@ pub const STATE: &str = "objects/info/mirror-gc.json";
 struct State {
     /// Pack id (hex) to the time it was first seen unlisted.
     unlisted: BTreeMap<String, u64>,
+    /// Unfinished upload of a temporary pack ([`PendingUpload::id`]) to the time a run first saw it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    uploads: BTreeMap<String, u64>,
 }
 
 fn secs(t: SystemTime) -> u64 {
@@ -29,7 +34,8 @@ fn secs(t: SystemTime) -> u64 {
 }
 
 /// Records newly unlisted packs, deletes those unlisted for longer than `grace` (re-checking the live pack list
-/// first), and deletes temporary uploads older than `grace`. Returns how many packs were deleted.
+/// first), deletes temporary packs older than `grace` and discards unfinished uploads of them as old. Returns how
+/// many packs were deleted.
 pub async fn collect(
     store: &dyn Store,
     listed: &[ObjectId],
@@ -65,6 +71,7 @@ pub async fn collect(
             state.unlisted.insert(hex, since);
         }
     }
+    discard_abandoned_uploads(store, &old, &mut state, now, grace).await;
     let mut deleted = 0;
     if !expired.is_empty() {
         let live = match store.get(layout::PACKS).await? {
@@ -89,4 +96,41 @@ pub async fn collect(
             .await?;
     }
     Ok(deleted)
+}
+
+/// Discards the unfinished uploads of temporary packs that a run killed hard left behind: those both started
+/// (as the store says) and first seen by a run (as `old` recorded) at least `grace` ago, so that no run still
+/// streaming its pack loses its upload even on a store whose start times are wrong (moto reports one fixed
+/// date). The others are recorded in `state`. Best effort: a role without the permission to list uploads must
+/// not fail a run that has published; a lifecycle rule for incomplete multipart uploads is the fallback.
+async fn discard_abandoned_uploads(
+    store: &dyn Store,
+    old: &State,
+    state: &mut State,
+    now: SystemTime,
+    grace: Duration,
+) {
+    let pending = match store.pending_uploads(layout::INCOMING_PREFIX).await {
+        Ok(pending) => pending,
+        Err(e) => {
+            tracing::warn!(store = %store.describe(), error = %e, "cannot list unfinished uploads");
+            return;
+        }
+    };
+    let old_enough = |since: u64| secs(now).saturating_sub(since) >= grace.as_secs();
+    for upload in pending {
+        let first_seen = old.uploads.get(&upload.id).copied().unwrap_or(secs(now));
+        if !(old_enough(first_seen) && old_enough(secs(upload.started))) {
+            state.uploads.insert(upload.id, first_seen);
+            continue;
+        }
+        match store.discard_upload(&upload).await {
+            Ok(()) => tracing::info!(store = %store.describe(), key = %upload.key,
+                "discarded an upload an earlier run left unfinished"),
+            Err(e) => {
+                tracing::warn!(store = %store.describe(), error = %e, "cannot discard an unfinished upload");
+                state.uploads.insert(upload.id, first_seen);
+            }
+        }
+    }
 }

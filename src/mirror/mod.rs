@@ -98,6 +98,7 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
         connect_timeout: options.connect_timeout,
         idle_timeout: options.idle_timeout,
         token: options.token.clone(),
+        retry: options.source_retry.clone(),
         ..UpstreamOptions::default()
     });
     // The (not yet started) futures are collected first: a closure inside the stream's type would make the
@@ -239,6 +240,10 @@ impl Run<'_> {
         self.progress(Stage::Negotiating);
         let (repo_url, adv_body) = self.client.advertisement(&url).await?;
         let adv = upload_pack::parse_advertisement(&adv_body)?;
+        for name in &adv.skipped {
+            let source = &self.report.source;
+            tracing::warn!(%source, name = %name, "skipping a ref whose name git could not store");
+        }
         let desired = plan::desired_state(&adv, self.options);
         self.report.refs = desired.refs.len();
 

@@ -115,6 +115,14 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
             },
             "gc_grace_hours: 18446744073709551615 is more than 876000 (100 years)",
         ),
+        (
+            Overrides {
+                gc_grace_hours: Some(0),
+                ..all_set()
+            },
+            "gc_grace_hours: 0 is less than 1: a shorter grace lets one run delete the pack another run is \
+             about to list",
+        ),
     ];
     for (overrides, expected) in cases {
         assert_eq!(overrides.validate().unwrap_err().to_string(), expected);
@@ -133,6 +141,11 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
         ..all_set()
     };
     assert_eq!(edges.validate(), Ok(()));
+    let shortest = Overrides {
+        gc_grace_hours: Some(MIN_GC_GRACE_HOURS),
+        ..all_set()
+    };
+    assert_eq!(shortest.validate(), Ok(()));
 }
 
 #[test]

@@ -10,8 +10,8 @@
 //! (symbolic links placed inside the root by the user are followed).
 
 use super::{
-    validate_key, validate_prefix, Listed, Object, Precondition, Store, StoreError, Upload,
-    TEMP_MARKER,
+    validate_key, validate_prefix, Listed, Object, PendingUpload, Precondition, Store, StoreError,
+    Upload, TEMP_MARKER,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -281,6 +281,58 @@ impl Inner {
         }
     }
 
+    /// The temporary files in `prefix`'s directory, as pending uploads named by their path below the root.
+    fn temp_files(&self, prefix: &str) -> Result<Vec<PendingUpload>, StoreError> {
+        validate_prefix(prefix)?;
+        let dir_key = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let entries = match fs::read_dir(self.root.join(dir_key)) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(self.io_err(dir_key, "list", e)),
+        };
+        let mut pending = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| self.io_err(dir_key, "list", e))?;
+            let Some(name) = entry
+                .file_name()
+                .to_str()
+                .filter(|name| name.starts_with(TEMP_MARKER))
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            let Ok(started) = entry.metadata().and_then(|meta| meta.modified()) else {
+                continue;
+            };
+            let id = match dir_key {
+                "" => name,
+                dir => format!("{dir}/{name}"),
+            };
+            pending.push(PendingUpload {
+                key: id.clone(),
+                id,
+                started,
+            });
+        }
+        Ok(pending)
+    }
+
+    /// Deletes a temporary file [`Inner::temp_files`] listed.
+    fn discard_temp(&self, id: &str) -> Result<(), StoreError> {
+        let (dir, name) = id.rsplit_once('/').unwrap_or(("", id));
+        if !name.starts_with(TEMP_MARKER) || (!dir.is_empty() && validate_key(dir).is_err()) {
+            return Err(StoreError::InvalidKey {
+                key: id.to_owned(),
+                reason: "not a temporary file of this store",
+            });
+        }
+        match fs::remove_file(self.root.join(id)) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io_err(id, "delete the temporary file", e)),
+        }
+    }
+
     fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         validate_prefix(prefix)?;
         let dir_key = prefix.rsplit_once('/').map_or("", |(dir, _)| dir);
@@ -440,6 +492,18 @@ impl Store for LocalStore {
         self.inner.operations.fetch_add(1, Ordering::Relaxed);
         let (inner, owned) = (self.inner.clone(), prefix.to_owned());
         blocking(&self.inner, prefix, move || inner.list(&owned)).await
+    }
+
+    async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StoreError> {
+        self.inner.operations.fetch_add(1, Ordering::Relaxed);
+        let (inner, owned) = (self.inner.clone(), prefix.to_owned());
+        blocking(&self.inner, prefix, move || inner.temp_files(&owned)).await
+    }
+
+    async fn discard_upload(&self, upload: &PendingUpload) -> Result<(), StoreError> {
+        self.inner.operations.fetch_add(1, Ordering::Relaxed);
+        let (inner, id) = (self.inner.clone(), upload.id.clone());
+        blocking(&self.inner, &upload.id, move || inner.discard_temp(&id)).await
     }
 
     async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError> {

@@ -220,6 +220,32 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// end every upload with `complete` or `abort`; dropping one only logs a warning and makes a best-effort
     /// background cleanup.
     async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError>;
+
+    /// The streaming uploads started below `prefix` and neither completed nor aborted (a run killed hard leaves
+    /// one behind): on S3 the multipart uploads of keys starting with `prefix`, in a directory the temporary
+    /// files in `prefix`'s directory (whatever key they were for). The default, for stores that keep no uploads
+    /// of their own (wrappers in tests), lists none.
+    async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StoreError> {
+        let _ = prefix;
+        Ok(Vec::new())
+    }
+
+    /// Discards an upload [`Store::pending_uploads`] listed; one already gone counts as discarded.
+    async fn discard_upload(&self, upload: &PendingUpload) -> Result<(), StoreError> {
+        let _ = upload;
+        Ok(())
+    }
+}
+
+/// An upload started and neither completed nor aborted, as [`Store::pending_uploads`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// The key being written on S3; the temporary file's path below the root in a directory.
+    pub key: String,
+    /// What the store knows it by: the multipart upload id on S3, the temporary file's path in a directory.
+    pub id: String,
+    /// When it started, as the store reports it (moto reports one fixed date in 2010 for every upload).
+    pub started: SystemTime,
 }
 
 /// A streaming write started by [`Store::create_upload`].

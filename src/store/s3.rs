@@ -1,7 +1,7 @@
 //! The S3 backend (AWS or any S3-compatible server) on aws-sdk-s3.
 //!
 //! Configuration comes from the AWS default chain (environment, `AWS_ENDPOINT_URL_S3`, profiles, IAM roles) with
-//! [`S3Options`] overriding endpoint, path style and region; retries are the SDK's. Conditional writes map
+//! [`S3Options`] overriding endpoint, path style and region; retries are the SDK's, tuned by [`retry_config`]. Conditional writes map
 //! [`Precondition`] to `If-None-Match: *` / `If-Match: <etag>` on PutObject, CopyObject and
 //! CompleteMultipartUpload, so their atomicity is exactly the server's (see docs/design.md: not every S3-compatible
 //! store honours them). CopyObject and CompleteMultipartUpload also check the destination with a HeadObject first,
@@ -15,12 +15,13 @@
 //! is in `s3/upload.rs`.
 
 use super::{
-    validate_key, validate_prefix, Listed, Object, Precondition, S3Options, Store, StoreError,
-    Upload, FIRST_PART_SIZE,
+    validate_key, validate_prefix, Listed, Object, PendingUpload, Precondition, S3Options, Store,
+    StoreError, Upload, FIRST_PART_SIZE,
 };
 use crate::text::error_chain;
 use async_trait::async_trait;
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
@@ -31,7 +32,7 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use upload::S3Upload;
 
 /// S3's limit on the number of parts of a multipart upload.
@@ -55,6 +56,21 @@ const COPY_PART_SIZE: u64 = 1 << 30;
 /// `max(8 MiB, n / 1,000)` bytes.
 fn part_size(part_number: u32) -> u64 {
     FIRST_PART_SIZE << (part_number.saturating_sub(1) / PARTS_PER_DOUBLING).min(9)
+}
+
+/// Attempts of one S3 request, the first included (the SDK's default is 3). A run makes few but large requests
+/// (parts of up to 4 GiB) over minutes, so a few more attempts ride out a longer outage; every request the mirror
+/// makes is idempotent or conditional, so a repeated one cannot do harm.
+const S3_MAX_ATTEMPTS: u32 = 6;
+
+/// The SDK's retry settings for S3: standard mode (exponential backoff with full jitter, throttling and 5xx and
+/// connection errors retried, a client-side retry quota), [`S3_MAX_ATTEMPTS`] attempts, waits from 1 s up to
+/// 20 s. `AWS_MAX_ATTEMPTS` or `AWS_RETRY_MODE` in the environment replace these with the SDK's own reading.
+fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(S3_MAX_ATTEMPTS)
+        .with_initial_backoff(Duration::from_secs(1))
+        .with_max_backoff(Duration::from_secs(20))
 }
 
 /// A [`Store`] on an S3 bucket below a key prefix.
@@ -113,6 +129,12 @@ impl S3Store {
             .or_default_provider()
             .or_else(Region::from_static("us-east-1"));
         let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+        let retry_set_by_user = ["AWS_MAX_ATTEMPTS", "AWS_RETRY_MODE"]
+            .iter()
+            .any(|name| std::env::var_os(name).is_some());
+        if !retry_set_by_user {
+            loader = loader.retry_config(retry_config());
+        }
         if let Some(url) = &opts.endpoint_url {
             loader = loader.endpoint_url(url);
         }
@@ -682,6 +704,65 @@ impl Store for S3Store {
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, StoreError> {
+        validate_prefix(prefix)?;
+        let full_prefix = format!("{}{prefix}", self.prefix);
+        let mut pending = Vec::new();
+        let mut markers: (Option<String>, Option<String>) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&full_prefix)
+                .set_key_marker(markers.0.clone())
+                .set_upload_id_marker(markers.1.clone())
+                .send()
+                .await
+                .map_err(|e| self.error("ListMultipartUploads", prefix, e))?;
+            for upload in page.uploads() {
+                let (Some(full), Some(id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                let Some(key) = full
+                    .strip_prefix(&self.prefix)
+                    .filter(|k| k.starts_with(prefix))
+                else {
+                    continue;
+                };
+                pending.push(PendingUpload {
+                    key: key.to_owned(),
+                    id: id.to_owned(),
+                    started: upload
+                        .initiated()
+                        .and_then(|t| SystemTime::try_from(*t).ok())
+                        .unwrap_or(UNIX_EPOCH),
+                });
+            }
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            let next = (
+                page.next_key_marker().map(str::to_owned),
+                page.next_upload_id_marker().map(str::to_owned),
+            );
+            if next.0.is_none() || next == markers {
+                return Err(self.other(
+                    "ListMultipartUploads",
+                    prefix,
+                    "the server answered a truncated page without new markers".to_owned(),
+                ));
+            }
+            markers = next;
+        }
+        Ok(pending)
+    }
+
+    async fn discard_upload(&self, upload: &PendingUpload) -> Result<(), StoreError> {
+        let full = self.full_key(&upload.key)?;
+        self.abort_multipart(&upload.key, &full, &upload.id).await
     }
 
     async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError> {

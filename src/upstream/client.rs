@@ -3,8 +3,9 @@
 
 use std::error::Error as StdError;
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full};
@@ -21,8 +22,8 @@ use super::url::{
     base_after_redirect, credentials_for, redact, redirect_target, repo_base, Credentials,
 };
 use super::{
-    UpstreamError, ADVERTISEMENT_CONTENT_TYPE, ADVERTISEMENT_QUERY, REQUEST_CONTENT_TYPE,
-    RESULT_CONTENT_TYPE,
+    RetryPolicy, UpstreamError, ADVERTISEMENT_CONTENT_TYPE, ADVERTISEMENT_QUERY,
+    REQUEST_CONTENT_TYPE, RESULT_CONTENT_TYPE,
 };
 use crate::text::{error_chain, untrusted, untrusted_words};
 
@@ -52,6 +53,8 @@ pub struct UpstreamOptions {
     /// Largest accepted ref advertisement, in bytes (a guard against hostile servers; real ones
     /// with tens of thousands of refs stay in the low MiB).
     pub max_advertisement_bytes: u64,
+    /// How the advertisement and the pack request are retried after a transient failure.
+    pub retry: RetryPolicy,
 }
 
 impl Default for UpstreamOptions {
@@ -63,6 +66,7 @@ impl Default for UpstreamOptions {
             user_agent: default_user_agent(),
             token: None,
             max_advertisement_bytes: 256 << 20,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -76,6 +80,7 @@ impl fmt::Debug for UpstreamOptions {
             .field("user_agent", &self.user_agent)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("max_advertisement_bytes", &self.max_advertisement_bytes)
+            .field("retry", &self.retry)
             .finish()
     }
 }
@@ -197,7 +202,18 @@ impl UpstreamClient {
     /// the server speaks smart HTTP. Returns where the repository turned out to be (pass it to
     /// [`UpstreamClient::upload_pack`]) and the raw body (pkt-lines starting with
     /// `# service=git-upload-pack`), collected up to [`UpstreamOptions::max_advertisement_bytes`].
+    /// Transient failures are retried as [`UpstreamOptions::retry`] says.
     pub async fn advertisement(&self, repo: &Url) -> Result<(RepoEndpoint, Bytes), UpstreamError> {
+        self.retrying("ref advertisement", || self.advertisement_once(repo))
+            .await
+    }
+
+    /// The policy the client retries requests with.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.options.retry
+    }
+
+    async fn advertisement_once(&self, repo: &Url) -> Result<(RepoEndpoint, Bytes), UpstreamError> {
         let base = repo_base(repo)?;
         let credentials = credentials_for(repo, self.options.token.as_deref());
         let mut target = base.clone();
@@ -235,7 +251,9 @@ impl UpstreamClient {
 
     /// POSTs `request` (a complete upload-pack request: wants, haves, `done`) to
     /// `<repo>/git-upload-pack` and returns the response body as a stream once status and
-    /// content type are checked. Only 307/308 redirects are followed (they keep the body).
+    /// content type are checked. Only 307/308 redirects are followed (they keep the body). Not retried here: a
+    /// pack can also break off mid-body, so the caller retries the whole exchange from the start, with
+    /// [`UpstreamClient::retry_policy`], when it knows that is safe.
     pub async fn upload_pack(
         &self,
         repo: &RepoEndpoint,
@@ -252,6 +270,34 @@ impl UpstreamClient {
             )
             .await?;
         Ok(BodyStream::new(response, shown, self.options.idle_timeout))
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the retry policy is spent; logs each retry.
+    async fn retrying<T, F, Fut>(&self, request: &str, attempt: F) -> Result<T, UpstreamError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, UpstreamError>>,
+    {
+        let started = Instant::now();
+        let mut failed = 0;
+        loop {
+            let error = match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(error) => error,
+            };
+            failed += 1;
+            let Some(delay) = self.options.retry.delay_after(&error, failed, started) else {
+                return Err(error);
+            };
+            tracing::warn!(
+                request,
+                attempt = failed,
+                delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                cause = %error,
+                "retrying a source request"
+            );
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// Sends the request of `service` (following redirects) and checks the response. Returns the URL that
@@ -450,11 +496,18 @@ impl UpstreamClient {
                 });
             }
             _ => {
+                let retry_after = match status {
+                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                        retry_after(response.headers())
+                    }
+                    _ => None,
+                };
                 let body = self.body_excerpt(response).await;
                 return Err(UpstreamError::Status {
                     url,
                     status: status.as_u16(),
                     body,
+                    retry_after,
                 });
             }
         }
@@ -581,6 +634,18 @@ fn is_redirect(status: StatusCode) -> bool {
             | StatusCode::TEMPORARY_REDIRECT
             | StatusCode::PERMANENT_REDIRECT
     )
+}
+
+/// A `Retry-After` given in seconds (the HTTP-date form is left to the backoff).
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let seconds = headers
+        .get(header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(seconds))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

@@ -15,6 +15,8 @@
 //!   server that answered.
 //! - Smart-server detection by content type, typed errors for the usual failures (401/403, 404,
 //!   connect and TLS problems, stalls), and no compressed responses.
+//! - Retries of transient failures (no connection, a connection that broke, 429, 5xx) with backoff and jitter,
+//!   bounded in attempts and time, each one logged with its cause ([`RetryPolicy`], `retry.rs`).
 //! - Bounded memory: the advertisement is collected under a size cap without trusting
 //!   `Content-Length`; the pack response is handed out chunk by chunk as it arrives, with an idle
 //!   timeout between chunks.
@@ -27,9 +29,11 @@
 //! and credential handling (redaction, the repository base, credentials and their origin, redirect targets).
 
 mod client;
+mod retry;
 mod url;
 
 pub use client::{default_user_agent, BodyStream, RepoEndpoint, UpstreamClient, UpstreamOptions};
+pub use retry::RetryPolicy;
 pub use url::{redact, redact_str};
 
 use std::time::Duration;
@@ -137,6 +141,8 @@ pub enum UpstreamError {
         status: u16,
         /// The start of the response body, sanitized, for diagnosis.
         body: String,
+        /// The wait a 429 or 503 asked for in `Retry-After` (seconds; an HTTP date is not honoured).
+        retry_after: Option<Duration>,
     },
     /// The response does not have the smart-HTTP content type.
     #[error("{url}: not a smart git HTTP server: expected Content-Type {expected}, got {found}")]

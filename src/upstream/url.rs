@@ -6,8 +6,16 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use url::{Origin, Url};
 
 use super::{UpstreamError, ADVERTISEMENT_QUERY};
+use crate::text::untrusted;
 
-/// A URL as text with any user name and password replaced by `***`, for messages and logs.
+/// Most characters of an unusable redirect `Location` quoted in an error message.
+const MAX_LOCATION_CHARS: usize = 200;
+
+/// Query parameters whose values are shown: git's own `service=git-upload-pack`, never a secret.
+const SHOWN_QUERY_KEYS: [&str; 1] = ["service"];
+
+/// A URL as text for messages and logs: any user name and password replaced by `***`, every query value but
+/// git's `service` replaced by `***` (`?private_token=***`), and no fragment.
 pub fn redact(url: &Url) -> String {
     let mut shown = url.clone();
     if !url.username().is_empty() || url.password().is_some() {
@@ -16,11 +24,14 @@ pub fn redact(url: &Url) -> String {
         let _ = shown.set_username("***");
     }
     shown.set_fragment(None);
+    if let Some(query) = url.query() {
+        shown.set_query(Some(&redact_query(query)));
+    }
     shown.to_string()
 }
 
-/// Like [`redact`] for text that may not even parse as a URL (user input in messages): anything
-/// before an `@` in the authority part is replaced by `***`.
+/// Like [`redact`] for text that may not even parse as a URL (user input in messages): anything before an `@` in
+/// the authority part is replaced by `***`, query values by `***` and a fragment is dropped.
 pub fn redact_str(text: &str) -> String {
     if let Some(url) = Url::parse(text).ok().filter(Url::has_host) {
         return redact(&url);
@@ -31,10 +42,31 @@ pub fn redact_str(text: &str) -> String {
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}***@{host}{tail}"),
-        None => text.to_owned(),
-    }
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("***@{host}"),
+        None => authority.to_owned(),
+    };
+    let tail = tail.split_once('#').map_or(tail, |(before, _)| before);
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => format!("{path}?{}", redact_query(query)),
+        None => tail.to_owned(),
+    };
+    format!("{scheme}{authority}{tail}")
+}
+
+/// A query string with every value replaced by `***`, except those of [`SHOWN_QUERY_KEYS`]; a parameter without
+/// `=` may itself be a secret and becomes `***`.
+fn redact_query(query: &str) -> String {
+    let parameters: Vec<String> = query
+        .split('&')
+        .map(|parameter| match parameter.split_once('=') {
+            Some((key, _)) if SHOWN_QUERY_KEYS.contains(&key) => parameter.to_owned(),
+            Some((key, _)) => format!("{key}=***"),
+            None if parameter.is_empty() => String::new(),
+            None => "***".to_owned(),
+        })
+        .collect();
+    parameters.join("&")
 }
 
 /// Credentials for one repository, sent only to the origin they were given for.
@@ -147,9 +179,12 @@ pub(super) fn redirect_target(current: &Url, headers: &HeaderMap) -> Result<Url,
         .ok_or_else(|| bad("no Location header".to_owned()))?
         .to_str()
         .map_err(|_| bad("Location header is not ASCII text".to_owned()))?;
-    let next = current
-        .join(location)
-        .map_err(|error| bad(format!("invalid Location {location:?}: {error}")))?;
+    let next = current.join(location).map_err(|error| {
+        bad(format!(
+            "invalid Location \"{}\": {error}",
+            untrusted(redact_str(location).as_bytes(), MAX_LOCATION_CHARS)
+        ))
+    })?;
     let next = without_credentials(&next);
     match (current.scheme(), next.scheme()) {
         ("https", "http") => Err(UpstreamError::InsecureRedirect {

@@ -139,12 +139,9 @@ fn advertisement_without_head() {
 fn capabilities_only_on_the_first_line() {
     let first = format!("{A} HEAD\n");
     let second = format!("{A} refs/heads/main\0side-band\n");
-    assert_eq!(
-        advertise(&[&first, &second, "0000"]),
-        Err(ProtocolError::InvalidRefName(
-            "refs/heads/main\\u{0}side-band".into()
-        ))
-    );
+    let adv = advertise(&[&first, &second, "0000"]).unwrap();
+    assert!(adv.refs.is_empty());
+    assert_eq!(adv.skipped, ["refs/heads/main\\u{0}side-band"]);
 }
 
 #[test]
@@ -265,30 +262,45 @@ fn ref_names_are_validated() {
         "",
     ] {
         let line = format!("{A} {bad}\n");
-        let expected = ProtocolError::InvalidRefName(untrusted(bad.as_bytes(), MAX_MESSAGE_CHARS));
-        assert_eq!(advertise(&[&line, "0000"]), Err(expected), "{bad:?}");
+        let peeled = format!("{B} {bad}^{{}}\n");
+        let main = format!("{C} refs/heads/main\n");
+        let adv = advertise(&[&line, &peeled, &main, "0000"]).unwrap();
+        assert_eq!(adv.refs, [reference("refs/heads/main", C, None)], "{bad:?}");
+        assert_eq!(
+            adv.skipped,
+            [untrusted(bad.as_bytes(), MAX_MESSAGE_CHARS)],
+            "{bad:?}"
+        );
     }
     let mut body = service_header();
-    body.extend(wire(&[&format!("{A} refs/heads/\u{1b}[31m\n")]));
-    let error = parse_advertisement(&body).unwrap_err().to_string();
-    assert_eq!(
-        error,
-        "ref advertisement: invalid ref name \"refs/heads/\\u{1b}[31m\""
-    );
+    body.extend(wire(&[&format!("{A} refs/heads/\u{1b}[31m\n"), "0000"]));
+    let adv = parse_advertisement(&body).unwrap();
+    assert_eq!(adv.skipped, ["refs/heads/\\u{1b}[31m"]);
     let mut line = format!("{A} refs/heads/").into_bytes();
     line.extend_from_slice(b"\xff\n");
     let mut body = service_header();
     pktline::write_data(&mut body, &line).unwrap();
     body.extend_from_slice(pktline::FLUSH);
     assert_eq!(
-        parse_advertisement(&body),
-        Err(ProtocolError::InvalidRefName("refs/heads/\u{fffd}".into()))
+        parse_advertisement(&body).unwrap().skipped,
+        ["refs/heads/\u{fffd}"]
     );
     let symref = format!("{A} refs/heads/main\0side-band symref=HEAD:refs/heads/a..b\n");
-    assert_eq!(
-        advertise(&[&symref, "0000"]),
-        Err(ProtocolError::InvalidRefName("refs/heads/a..b".into()))
-    );
+    let adv = advertise(&[&symref, "0000"]).unwrap();
+    assert_eq!(adv.head_symref, None);
+    assert_eq!(adv.skipped, ["symref=HEAD:refs/heads/a..b"]);
+    assert_eq!(adv.refs, [reference("refs/heads/main", A, None)]);
+}
+
+/// A peeled line still has to follow its own ref: skipping a bad name does not excuse an orphan peel.
+#[test]
+fn a_peeled_line_after_a_skipped_ref_must_name_it() {
+    let bad = format!("{A} refs/heads/a..b\n");
+    let orphan = format!("{B} refs/tags/v1^{{}}\n");
+    assert!(matches!(
+        advertise(&[&bad, &orphan, "0000"]),
+        Err(ProtocolError::Advertisement { .. })
+    ));
 }
 
 #[test]

@@ -214,7 +214,17 @@ fn out_of_range_values_are_rejected() {
             ),
             (
                 serde_json::json!({"mappings": [{"source": "git@github.com:o/r.git", "target": TARGET}]}),
-                "event.mappings[0].source: \"git@github.com:o/r.git\" is not a URL: relative URL without a base",
+                "event.mappings[0].source: \"***@github.com:o/r.git\" is not a URL: relative URL without a base",
+            ),
+            (
+                serde_json::json!({"mappings": [{"source": "ftp://u:pw@h/r?private_token=glpat-1#f", "target": TARGET}]}),
+                "event.mappings[0].source: \"ftp://***@h/r?private_token=***\": expected an http:// or https:// URL, \
+                 got scheme \"ftp\"",
+            ),
+            (
+                serde_json::json!({"mappings": [{"source": "https://h/r?access_token=abc", "target": "/tmp/m?x=secret"}]}),
+                "event.mappings[0].target: \"/tmp/m?x=***\" is not an s3://bucket/prefix URL (the Lambda function \
+                 has no disk for a local target)",
             ),
             (
                 serde_json::json!({"mappings": [{"source": GIT, "target": "/tmp/mirror"}]}),

@@ -18,6 +18,7 @@ fn adv(head: Option<u8>, symref: Option<&str>, refs: &[(&str, u8)]) -> Advertise
             })
             .collect(),
         capabilities: Vec::new(),
+        skipped: Vec::new(),
     }
 }
 

@@ -17,8 +17,59 @@ fn redact_hides_user_and_password() {
     );
     assert_eq!(
         redact(&url("http://example.com:8080/a?x=1")),
-        "http://example.com:8080/a?x=1"
+        "http://example.com:8080/a?x=***"
     );
+}
+
+#[test]
+fn redact_hides_query_values_but_git_service() {
+    assert_eq!(
+        redact(&url(
+            "https://gitlab.example/r.git?private_token=glpat-123&access_token=abc&x#frag"
+        )),
+        "https://gitlab.example/r.git?private_token=***&access_token=***&***"
+    );
+    assert_eq!(
+        redact(&url(
+            "https://u:p@h/r/info/refs?service=git-upload-pack&token=t"
+        )),
+        "https://***@h/r/info/refs?service=git-upload-pack&token=***"
+    );
+    assert_eq!(redact(&url("https://h/r?")), "https://h/r?");
+}
+
+#[test]
+fn redact_str_hides_query_values_and_fragments_even_in_broken_urls() {
+    for (text, shown) in [
+        (
+            "https://h/r?private_token=glpat-1#frag",
+            "https://h/r?private_token=***",
+        ),
+        (
+            "https://exa mple.com/r?access_token=abc&service=git-upload-pack#s3cret",
+            "https://exa mple.com/r?access_token=***&service=git-upload-pack",
+        ),
+        (
+            "ftp://u:pw@h/r?private_token=x",
+            "ftp://***@h/r?private_token=***",
+        ),
+        ("host/r#secret", "host/r"),
+    ] {
+        assert_eq!(redact_str(text), shown, "{text}");
+    }
+}
+
+#[test]
+fn an_unusable_location_is_quoted_redacted() {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::LOCATION,
+        HeaderValue::from_static("https://[bad/?private_token=glpat-9"),
+    );
+    let error = redirect_target(&url("https://h/r"), &headers).unwrap_err();
+    let message = error.to_string();
+    assert!(!message.contains("glpat-9"), "{message}");
+    assert!(message.contains("private_token=***"), "{message}");
 }
 
 #[test]

@@ -1,0 +1,361 @@
+//! Faults on the source's side: requests that fail and are retried (connections cut before or in the middle of a
+//! response, 5xx, 429 with `Retry-After`), refusals that are not retried, a ref whose name git cannot store, and
+//! secrets in URLs that must not reach a report or a log line.
+//!
+//! The source is a loopback server written byte by byte (`testkit::raw_http`) that answers with what the real
+//! `git upload-pack` says for a real repository, after failing the first requests as each test asks. The target
+//! is a directory: these faults are all before anything is stored, and a directory needs no S3 server.
+
+use mirror_git_to_s3::upstream::RetryPolicy;
+use mirror_git_to_s3::upstream::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
+use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, RepoReport};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use testkit::raw_http::{head, http, RawServer, Reply, Seen};
+
+/// Retries without real waits: the tests count requests, they never measure time.
+fn quick_retries(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        first_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+        max_total: Duration::from_secs(600),
+    }
+}
+
+/// What real git answers for `repo`.
+fn advertisement(repo: &Path) -> Vec<u8> {
+    let mut body = b"001e# service=git-upload-pack\n0000".to_vec();
+    body.extend_from_slice(&testkit::upload_pack(repo, true, b""));
+    body
+}
+
+fn ok_advertisement(body: &[u8]) -> Reply {
+    Reply::Send(http(
+        "200 OK",
+        &[("Content-Type", ADVERTISEMENT_CONTENT_TYPE)],
+        body,
+    ))
+}
+
+fn ok_pack(repo: &Path, request: &Seen) -> Reply {
+    let response = testkit::upload_pack(repo, false, &request.body);
+    Reply::Send(http(
+        "200 OK",
+        &[("Content-Type", RESULT_CONTENT_TYPE)],
+        &response,
+    ))
+}
+
+/// Which request of its kind (from 1) a fault applies to: `gets` of the advertisement, `posts` of the pack.
+type Fault = dyn Fn(&str, usize, &[u8]) -> Option<Reply> + Send + Sync;
+
+/// A smart server for `repo` that lets `fault` answer instead, given the method, the request's number among
+/// those of its method (from 1) and the reply the real server would send.
+async fn faulty_source(repo: PathBuf, advertised: Vec<u8>, fault: Box<Fault>) -> RawServer {
+    let gets = AtomicUsize::new(0);
+    let posts = AtomicUsize::new(0);
+    RawServer::start(move |request| {
+        let counter = if request.method == "GET" {
+            &gets
+        } else {
+            &posts
+        };
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let real = if request.method == "GET" {
+            http(
+                "200 OK",
+                &[("Content-Type", ADVERTISEMENT_CONTENT_TYPE)],
+                &advertised,
+            )
+        } else {
+            http(
+                "200 OK",
+                &[("Content-Type", RESULT_CONTENT_TYPE)],
+                &testkit::upload_pack(&repo, false, &request.body),
+            )
+        };
+        fault(&request.method, n, &real).unwrap_or(Reply::Send(real))
+    })
+    .await
+}
+
+/// Mirrors `source` into a new directory with `retry`; returns the report and the directory.
+async fn mirror_into_dir(source: String, retry: RetryPolicy) -> (RepoReport, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    options.source_retry = retry;
+    let mapping = Mapping {
+        source,
+        target: dir.path().join("m").display().to_string(),
+    };
+    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    (report, dir)
+}
+
+fn assert_mirrors(report: &RepoReport, dir: &Path, repo: &Path) {
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(
+        testkit::branches_and_tags(&dir.join("m")),
+        testkit::branches_and_tags(repo)
+    );
+}
+
+fn count(server: &RawServer, method: &str) -> usize {
+    server.seen().iter().filter(|s| s.method == method).count()
+}
+
+/// The reply cut after `keep` bytes: the connection closes in the middle of the headers or the body.
+fn cut(real: &[u8], keep: usize) -> Reply {
+    Reply::Send(real[..keep.min(real.len())].to_vec())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_advertisement_is_retried_until_it_succeeds() {
+    let repo = testkit::small_repo();
+    let advertised = advertisement(&repo);
+    // 1: 503 without a wait; 2: cut inside the headers; 3: cut inside the body; 4: 502; then the real one.
+    let server = faulty_source(
+        repo.clone(),
+        advertised,
+        Box::new(|method, n, real| match (method, n) {
+            ("GET", 1) => Some(Reply::Send(http("503 Service Unavailable", &[], b"busy"))),
+            ("GET", 2) => Some(cut(real, 20)),
+            ("GET", 3) => Some(cut(real, real.len() - 10)),
+            ("GET", 4) => Some(Reply::Send(http("502 Bad Gateway", &[], b""))),
+            _ => None,
+        }),
+    )
+    .await;
+    let (report, dir) = mirror_into_dir(server.url("/r.git").to_string(), quick_retries(5)).await;
+    assert_mirrors(&report, dir.path(), &repo);
+    assert_eq!(count(&server, "GET"), 5);
+    assert_eq!(count(&server, "POST"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pack_cut_mid_body_is_asked_for_again_from_the_start() {
+    let repo = testkit::small_repo();
+    let advertised = advertisement(&repo);
+    // 1: refused with 500; 2: cut in the middle of the pack (Content-Length says more); 3: closed early without a
+    // length (only the missing final flush tells); then the real one.
+    let server = faulty_source(
+        repo.clone(),
+        advertised,
+        Box::new(|method, n, real| match (method, n) {
+            ("POST", 1) => Some(Reply::Send(http("500 Internal Server Error", &[], b"oops"))),
+            ("POST", 2) => Some(cut(real, real.len() / 2)),
+            ("POST", 3) => {
+                let body_start = testkit::raw_http::find(real, b"\r\n\r\n").expect("head") + 4;
+                let mut reply = head("200 OK", &[("Content-Type", RESULT_CONTENT_TYPE)]);
+                reply.extend_from_slice(b"\r\n");
+                reply.extend_from_slice(&real[body_start..real.len() - 4]);
+                Some(Reply::Send(reply))
+            }
+            _ => None,
+        }),
+    )
+    .await;
+    let (report, dir) = mirror_into_dir(server.url("/r.git").to_string(), quick_retries(4)).await;
+    assert_mirrors(&report, dir.path(), &repo);
+    assert_eq!(count(&server, "GET"), 1);
+    assert_eq!(count(&server, "POST"), 4);
+    let posts: Vec<Vec<u8>> = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "POST")
+        .map(|s| s.body)
+        .collect();
+    assert!(
+        posts.windows(2).all(|w| w[0] == w[1]),
+        "every retry sends the same request"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_stop_after_the_attempts_and_name_the_last_cause() {
+    let repo = testkit::small_repo();
+    let server = faulty_source(
+        repo,
+        Vec::new(),
+        Box::new(|_, _, _| Some(Reply::Send(http("503 Service Unavailable", &[], b"down")))),
+    )
+    .await;
+    let (report, _dir) = mirror_into_dir(server.url("/r.git").to_string(), quick_retries(3)).await;
+    let error = report.error.as_deref().expect("failed");
+    assert!(error.contains("503"), "{error}");
+    assert_eq!(count(&server, "GET"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pack_that_keeps_breaking_off_fails_cleanly_after_the_attempts() {
+    let repo = testkit::small_repo();
+    let advertised = advertisement(&repo);
+    let server = faulty_source(
+        repo,
+        advertised,
+        Box::new(|method, _, real| (method == "POST").then(|| cut(real, real.len() - 3))),
+    )
+    .await;
+    let (report, dir) = mirror_into_dir(server.url("/r.git").to_string(), quick_retries(3)).await;
+    assert!(!report.is_ok(), "{report}");
+    assert_eq!(count(&server, "POST"), 3);
+    let mirror = dir.path().join("m");
+    assert!(
+        !mirror.join("info/refs").exists(),
+        "nothing is published after a failed fetch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_are_not_retried() {
+    for (status, expected) in [
+        ("404 Not Found", "not found"),
+        ("401 Unauthorized", "authentication required"),
+        ("400 Bad Request", "400"),
+    ] {
+        let server = RawServer::start(move |_| Reply::Send(http(status, &[], b""))).await;
+        let (report, _dir) =
+            mirror_into_dir(server.url("/r.git").to_string(), quick_retries(5)).await;
+        let error = report.error.as_deref().expect("failed");
+        assert!(error.contains(expected), "{status}: {error}");
+        assert_eq!(server.seen().len(), 1, "{status} was retried");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_after_beyond_the_time_left_ends_the_retries_at_once() {
+    let server = RawServer::start(|_| {
+        Reply::Send(http(
+            "429 Too Many Requests",
+            &[("Retry-After", "86400")],
+            b"slow down",
+        ))
+    })
+    .await;
+    let (report, _dir) = mirror_into_dir(server.url("/r.git").to_string(), quick_retries(5)).await;
+    assert!(report.error.as_deref().expect("failed").contains("429"));
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "a day's wait is not within the retry time"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_short_retry_after_is_honoured() {
+    let repo = testkit::small_repo();
+    let advertised = advertisement(&repo);
+    let server = faulty_source(
+        repo.clone(),
+        advertised,
+        Box::new(|method, n, _| {
+            (method == "GET" && n == 1)
+                .then(|| Reply::Send(http("429 Too Many Requests", &[("Retry-After", "1")], b"")))
+        }),
+    )
+    .await;
+    let (report, dir) = mirror_into_dir(server.url("/r.git").to_string(), quick_retries(2)).await;
+    assert_mirrors(&report, dir.path(), &repo);
+    assert_eq!(count(&server, "GET"), 2);
+}
+
+/// An advertisement with one ref git could not store (and its peeled line) still mirrors every other ref.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ref_with_a_malformed_name_is_skipped() {
+    let repo = testkit::small_repo();
+    let mut advertised = advertisement(&repo);
+    let main = testkit::git(["rev-parse", "refs/heads/main"], &repo);
+    let main = main.trim();
+    assert!(advertised.ends_with(b"0000"));
+    advertised.truncate(advertised.len() - 4);
+    for line in [
+        format!("{main} refs/heads/bad..name\n"),
+        format!("{main} refs/heads/bad..name^{{}}\n"),
+        format!("{main} refs/tags/\u{1b}[31mred\n"),
+    ] {
+        write!(advertised, "{:04x}{line}", line.len() + 4).expect("write");
+    }
+    advertised.extend_from_slice(b"0000");
+    let advertised = Arc::new(advertised);
+    let source = repo.clone();
+    let server = RawServer::start(move |request| {
+        if request.method == "GET" {
+            ok_advertisement(&advertised)
+        } else {
+            ok_pack(&source, request)
+        }
+    })
+    .await;
+    let (report, dir) = mirror_into_dir(server.url("/r.git").to_string(), quick_retries(1)).await;
+    assert_mirrors(&report, dir.path(), &repo);
+    let info_refs = std::fs::read_to_string(dir.path().join("m/info/refs")).expect("info/refs");
+    assert!(!info_refs.contains("bad"), "{info_refs}");
+}
+
+/// Log lines written while a test runs on this thread.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Tokens in a source URL's user info and query, and in a redirect's query, never reach a report or a log line
+/// (at the most detailed level), even when the URL is refused or the redirect cannot be followed.
+#[tokio::test]
+async fn tokens_in_urls_never_reach_reports_or_logs() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || sink.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let secret = "glpat-SECRET123";
+    let redirecting = RawServer::start(move |_| {
+        Reply::Send(http(
+            "302 Found",
+            &[(
+                "Location",
+                &format!(
+                    "/moved/info/refs?service=git-upload-pack&private_token={secret}#frag-{secret}"
+                ),
+            )],
+            b"",
+        ))
+    })
+    .await;
+    let sources = [
+        format!("https://git.example.invalid/r.git?private_token={secret}"),
+        format!("ftp://user:{secret}@example.invalid/r.git?access_token={secret}"),
+        format!(
+            "http://oauth2:{secret}@127.0.0.1:{}/r.git",
+            redirecting.port
+        ),
+        format!("not a url {secret}@x?access_token={secret}"),
+    ];
+    let mut texts = Vec::new();
+    for source in sources {
+        let (report, _dir) = mirror_into_dir(source, quick_retries(1)).await;
+        assert!(!report.is_ok(), "{report}");
+        texts.push(report.to_string());
+        texts.push(serde_json::to_string(&report).expect("json"));
+    }
+    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    assert!(logs.contains("private_token=***"), "{logs}");
+    texts.push(logs);
+    for text in texts {
+        assert!(!text.contains(secret), "a token leaked: {text}");
+    }
+}
