@@ -213,6 +213,7 @@ impl Run<'_> {
                 parsed.pack_len,
                 budget.read_chunk,
                 budget.read_chunks,
+                budget.read_ahead,
             )),
         };
         let report_progress =
@@ -325,9 +326,11 @@ struct Budget {
     big_object: u64,
     /// The distinct ids the pack's objects link to, held for the connectivity check.
     links: u64,
-    /// Size of the chunks read back from the store, and how many are cached (about `rest / 8` in all).
+    /// Size of the chunks read back from the store, how many are held or in flight, and how many of those are
+    /// fetched ahead of the resolver's reads (about `rest / 4` in all).
     read_chunk: u64,
     read_chunks: usize,
+    read_ahead: usize,
 }
 
 impl Budget {
@@ -344,9 +347,11 @@ impl Budget {
             object_cache: rest / 4,
             big_object: (rest / 8).max(1 << 20),
             links: rest / 8,
-            // Streamed big objects read at 2-4 interleaved positions per level: keep 8 chunks.
-            read_chunk: (rest / 64).clamp(256 << 10, 8 << 20),
-            read_chunks: 8,
+            // Large ranges (few requests), two of them in flight ahead of the resolver; streamed big objects
+            // read at 2-4 interleaved positions per level, which the other chunks serve.
+            read_chunk: (rest / 16).clamp(256 << 10, 16 << 20),
+            read_chunks: 4,
+            read_ahead: 2,
         }
     }
 }

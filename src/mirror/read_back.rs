@@ -2,97 +2,221 @@
 //!
 //! A pack too big for the memory budget is streamed into the store while it arrives (`fetch.rs`), and the
 //! resolver then reads it again through the [`PackReader`] trait. Its reads come mostly in pack order and are
-//! small, so [`StorePackReader`] fetches aligned chunks with ranged GETs and keeps the last few in an LRU: a scan
-//! costs about one request per chunk, and the few interleaved positions of a streamed big object (2-4 per delta
-//! level) stay cached. A read longer than a chunk bypasses the cache.
+//! small, so [`StorePackReader`] serves them from aligned chunks fetched with ranged GETs, and never lets the
+//! resolver wait on one request at a time: a read that continues an earlier one (the scan in pack order, or one of
+//! the 2-4 interleaved positions of a streamed big object) starts the GETs of the next chunks at once, so several
+//! are in flight while the resolver works on the current one. A read that continues nothing (a base far behind
+//! the scan) fetches just its own bytes, without evicting the chunks of the scan. A read longer than a chunk
+//! bypasses the chunks.
 
-use crate::git::resolve::PackReader;
+use crate::git::resolve::{PackReader, ReadError};
 use crate::store::{Store, StoreError};
 use bytes::Bytes;
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::task::JoinHandle;
 
-/// Reads a stored pack back: aligned chunks fetched with ranged GETs, a few kept in an LRU, so a scan in pack
-/// order costs one request per chunk.
+/// How many recent reads' ends are remembered to recognise a read that continues one of them.
+const STREAMS: usize = 8;
+
+/// Reads a stored pack back: aligned chunks fetched with ranged GETs ahead of sequential reads, a few kept in an
+/// LRU, so a scan in pack order costs one request per chunk and rarely waits for one.
 pub(super) struct StorePackReader {
     store: Arc<dyn Store>,
     key: String,
     len: u64,
     chunk: u64,
+    /// Most chunks held or in flight.
     capacity: usize,
-    /// Chunk index and bytes, least recently used first.
-    cache: Mutex<Vec<(u64, Bytes)>>,
+    /// Chunks fetched ahead of a sequential read.
+    ahead: u64,
+    state: Mutex<State>,
+}
+
+/// The chunks and the recent reads of a [`StorePackReader`].
+#[derive(Default)]
+struct State {
+    /// Chunk index and chunk, least recently used first.
+    slots: Vec<(u64, Slot)>,
+    /// Where recent reads ended, most recent last.
+    ends: VecDeque<u64>,
+}
+
+/// A chunk held, or being fetched by a task of its own.
+enum Slot {
+    Ready(Bytes),
+    Fetching(JoinHandle<Result<Bytes, StoreError>>),
 }
 
 impl StorePackReader {
-    /// A reader of the `len`-byte pack stored at `key`, fetching `chunk` bytes at a time and keeping `capacity`
-    /// chunks.
+    /// A reader of the `len`-byte pack stored at `key`, fetching `chunk` bytes at a time, `ahead` chunks ahead of
+    /// a sequential read, and holding at most `capacity` chunks (at least `ahead + 2`) in all.
     pub(super) fn new(
         store: Arc<dyn Store>,
         key: String,
         len: u64,
         chunk: u64,
         capacity: usize,
+        ahead: usize,
     ) -> Self {
         StorePackReader {
             store,
             key,
             len,
             chunk: chunk.max(1),
-            capacity,
-            cache: Mutex::new(Vec::new()),
+            capacity: capacity.max(ahead + 2),
+            ahead: ahead as u64,
+            state: Mutex::new(State::default()),
         }
     }
 
-    async fn chunk(&self, index: u64) -> Result<Bytes, StoreError> {
-        if let Ok(mut cache) = self.cache.lock() {
-            if let Some(pos) = cache.iter().position(|(i, _)| *i == index) {
-                let hit = cache.remove(pos);
-                let data = hit.1.clone();
-                cache.push(hit);
-                return Ok(data);
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held cannot leave the state inconsistent: every change is one Vec operation.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a read at `offset` continues a recent read (a new reader's first read counts as one), and
+    /// remembers where this one ends.
+    fn continues(&self, offset: u64, end: u64) -> bool {
+        let mut state = self.state();
+        let continued = state
+            .ends
+            .iter()
+            .position(|&e| e <= offset && offset - e <= self.chunk);
+        let sequential = continued.is_some() || state.ends.is_empty();
+        if let Some(at) = continued {
+            state.ends.remove(at);
+        }
+        if state.ends.len() >= STREAMS {
+            state.ends.pop_front();
+        }
+        state.ends.push_back(end);
+        sequential
+    }
+
+    /// Whether chunk `index` is held or being fetched.
+    fn has(&self, index: u64) -> bool {
+        self.state().slots.iter().any(|(i, _)| *i == index)
+    }
+
+    /// Starts fetching chunk `index` in a task of its own, unless it is held, in flight, or past the end.
+    fn prefetch(&self, index: u64) {
+        let start = index.saturating_mul(self.chunk);
+        if start >= self.len {
+            return;
+        }
+        let mut state = self.state();
+        if state.slots.iter().any(|(i, _)| *i == index) {
+            return;
+        }
+        let len = self.chunk.min(self.len - start);
+        let (store, key) = (Arc::clone(&self.store), self.key.clone());
+        let task = tokio::spawn(async move { store.get_range(&key, start, len).await });
+        self.push(&mut state, index, Slot::Fetching(task));
+    }
+
+    /// Adds a chunk as the most recently used, dropping the least recently used ones beyond the capacity
+    /// (held chunks first, then fetches in flight, which are cancelled).
+    fn push(&self, state: &mut State, index: u64, slot: Slot) {
+        state.slots.push((index, slot));
+        while state.slots.len() > self.capacity {
+            let victim = state
+                .slots
+                .iter()
+                .position(|(_, s)| matches!(s, Slot::Ready(_)))
+                .unwrap_or(0);
+            if let (_, Slot::Fetching(task)) = state.slots.remove(victim) {
+                task.abort();
             }
         }
-        let start = index * self.chunk;
-        let len = self.chunk.min(self.len.saturating_sub(start));
-        let data = self.store.get_range(&self.key, start, len).await?;
-        if let Ok(mut cache) = self.cache.lock() {
-            if cache.len() >= self.capacity {
-                cache.remove(0);
+    }
+
+    /// Chunk `index`: held, awaited if in flight, fetched otherwise.
+    async fn chunk(&self, index: u64) -> Result<Bytes, ReadError> {
+        let taken = {
+            let mut state = self.state();
+            match state.slots.iter().position(|(i, _)| *i == index) {
+                Some(pos) => {
+                    let (i, slot) = state.slots.remove(pos);
+                    match slot {
+                        Slot::Ready(data) => {
+                            state.slots.push((i, Slot::Ready(data.clone())));
+                            return Ok(data);
+                        }
+                        Slot::Fetching(task) => Some(task),
+                    }
+                }
+                None => None,
             }
-            cache.push((index, data.clone()));
-        }
+        };
+        let data = match taken {
+            Some(task) => task
+                .await
+                .map_err(|e| format!("reading pack {} back: {e}", self.key))??,
+            None => {
+                let start = index.saturating_mul(self.chunk);
+                let len = self.chunk.min(self.len.saturating_sub(start));
+                self.store.get_range(&self.key, start, len).await?
+            }
+        };
+        let mut state = self.state();
+        self.push(&mut state, index, Slot::Ready(data.clone()));
         Ok(data)
+    }
+}
+
+impl Drop for StorePackReader {
+    fn drop(&mut self) {
+        for (_, slot) in self.state().slots.drain(..) {
+            if let Slot::Fetching(task) = slot {
+                task.abort();
+            }
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl PackReader for StorePackReader {
-    async fn read_at(
-        &self,
-        offset: u64,
-        len: u64,
-    ) -> Result<Bytes, Box<dyn std::error::Error + Send + Sync>> {
-        if len > self.chunk {
+    async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        let end = offset
+            .checked_add(len)
+            .filter(|&end| end <= self.len)
+            .ok_or_else(|| {
+                format!(
+                    "cannot read {len} bytes at offset {offset} of pack {} of {} bytes",
+                    self.key, self.len
+                )
+            })?;
+        let sequential = self.continues(offset, end);
+        let first = offset / self.chunk;
+        let last = end.saturating_sub(1).max(offset) / self.chunk;
+        if len > self.chunk || !(sequential || self.has(first) && self.has(last)) {
             return Ok(self.store.get_range(&self.key, offset, len).await?);
         }
-        let first = offset / self.chunk;
-        let start = (offset % self.chunk) as usize;
-        let head = self.chunk(first).await?;
-        let end = start + len as usize;
-        if end <= head.len() {
-            return Ok(head.slice(start..end));
+        if sequential {
+            for index in first..=last + self.ahead {
+                self.prefetch(index);
+            }
         }
-        let tail = self.chunk(first + 1).await?;
-        let mut out = Vec::with_capacity(len as usize);
-        out.extend_from_slice(head.get(start..).unwrap_or_default());
-        let need = end - head.len().max(start);
-        let Some(rest) = tail.get(..need) else {
-            return Err(
-                format!("pack {} is shorter than offset {}", self.key, offset + len).into(),
-            );
-        };
-        out.extend_from_slice(rest);
-        Ok(Bytes::from(out))
+        let head = self.chunk(first).await?;
+        let start = (offset - first * self.chunk) as usize;
+        if first == last {
+            return head
+                .get(start..start + len as usize)
+                .map(|_| head.slice(start..start + len as usize))
+                .ok_or_else(|| format!("pack {} is shorter than offset {end}", self.key).into());
+        }
+        let tail = self.chunk(last).await?;
+        let need = (end - last * self.chunk) as usize;
+        match (head.get(start..), tail.get(..need)) {
+            (Some(a), Some(b)) => {
+                let mut out = Vec::with_capacity(a.len() + b.len());
+                out.extend_from_slice(a);
+                out.extend_from_slice(b);
+                Ok(Bytes::from(out))
+            }
+            _ => Err(format!("pack {} is shorter than offset {end}", self.key).into()),
+        }
     }
 }
 

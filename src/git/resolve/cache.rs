@@ -81,3 +81,58 @@ impl Cache {
         }
     }
 }
+
+/// Bytes counted for each retained entry besides its data (map slot, allocation).
+const RETAINED_OVERHEAD: u64 = 64;
+
+/// Compressed entries read back from a pack that is not in memory and that still have descendants to come,
+/// bounded in bytes: rebuilding an evicted base from them costs CPU instead of a read far behind the scan. Nothing
+/// is evicted: an entry is dropped when its last descendant is resolved, and none is added while the limit is
+/// reached.
+pub(super) struct Retained {
+    limit: u64,
+    used: u64,
+    peak: u64,
+    entries: HashMap<EntryIndex, bytes::Bytes>,
+}
+
+impl Retained {
+    /// An empty set holding at most `limit` bytes, overhead included.
+    pub(super) fn new(limit: u64) -> Self {
+        Retained {
+            limit,
+            used: 0,
+            peak: 0,
+            entries: HashMap::new(),
+        }
+    }
+
+    /// Most bytes ever held.
+    pub(super) fn peak(&self) -> u64 {
+        self.peak
+    }
+
+    /// The compressed bytes of entry `i`, if retained.
+    pub(super) fn get(&self, i: EntryIndex) -> Option<bytes::Bytes> {
+        self.entries.get(&i).cloned()
+    }
+
+    /// Keeps a copy of entry `i`'s compressed bytes (a copy, so that the chunk they were read from is not held),
+    /// if they fit.
+    pub(super) fn insert(&mut self, i: EntryIndex, data: &[u8]) {
+        let cost = data.len() as u64 + RETAINED_OVERHEAD;
+        if self.used + cost > self.limit || self.entries.contains_key(&i) {
+            return;
+        }
+        self.entries.insert(i, bytes::Bytes::copy_from_slice(data));
+        self.used += cost;
+        self.peak = self.peak.max(self.used);
+    }
+
+    /// Drops entry `i`, if retained.
+    pub(super) fn remove(&mut self, i: EntryIndex) {
+        if let Some(data) = self.entries.remove(&i) {
+            self.used -= data.len() as u64 + RETAINED_OVERHEAD;
+        }
+    }
+}

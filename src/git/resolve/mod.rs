@@ -13,7 +13,9 @@
 //!   are kept in an LRU cache bounded by [`ResolveOptions::cache_bytes`]; an object is dropped as soon as its last
 //!   child is resolved. Objects without pending children are never cached.
 //! - On a cache miss the base is rebuilt from its delta chain (iteratively, down to the nearest cached object or
-//!   base entry; chains deeper than [`MAX_CHAIN_DEPTH`] are refused).
+//!   base entry; chains deeper than [`MAX_CHAIN_DEPTH`] are refused). When the pack is read back from outside
+//!   memory, the compressed bytes of entries with descendants to come are kept too (as many bytes as the cache),
+//!   so that a rebuild far behind the scan costs CPU, not reads.
 //! - A REF delta whose base is not known yet waits until an object with that id is resolved, then is resolved
 //!   out of order (so a pack that lists deltas before their bases still works, in one linear pass). Anything still
 //!   waiting at the end (a thin pack's missing base, or a REF cycle such as A→B→A, which can never produce the
@@ -27,7 +29,7 @@
 //!   per version. Memory stays bounded; time can degrade on pathological deltas that copy backwards a lot (each
 //!   such copy replays the base from its start).
 //!
-//! Memory: about `cache_bytes`, plus at most four buffers of at most `big_object_bytes` in flight (a base, a
+//! Memory: about `cache_bytes` (twice that for a source not in memory), plus at most four buffers of at most `big_object_bytes` in flight (a base, a
 //! compressed delta, the inflated delta, its result), plus for a streamed chain roughly 150 KiB per level and a
 //! window of 64 KiB to 1 MiB per level (8 MiB in all at most; at most [`MAX_STREAM_LEVELS`] levels), plus about
 //! 10 bytes per entry and the bookkeeping of REF deltas waiting for their base. Time is proportional to the bytes
@@ -93,6 +95,11 @@ pub type ReadError = Box<dyn std::error::Error + Send + Sync>;
 pub trait PackReader: Send + Sync {
     /// Exactly `len` bytes of the pack at `offset`.
     async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError>;
+
+    /// Whether reads are served from memory, so that keeping entries read costs memory and saves nothing.
+    fn held_in_memory(&self) -> bool {
+        false
+    }
 }
 
 /// A whole pack held in memory (small packs).
@@ -116,12 +123,17 @@ impl PackReader for Bytes {
             .into()),
         }
     }
+
+    fn held_in_memory(&self) -> bool {
+        true
+    }
 }
 
 /// Limits for [`resolve_deltas`], and an optional progress observer.
 #[derive(Clone, Copy)]
 pub struct ResolveOptions<'a> {
-    /// Most bytes of inflated objects kept in the base cache.
+    /// Most bytes of inflated objects kept in the base cache; as many again of compressed entries with
+    /// descendants to come are kept when the source is not [held in memory](PackReader::held_in_memory).
     pub cache_bytes: u64,
     /// Objects (and deltas, and compressed entries) bigger than this are streamed, never held whole.
     pub big_object_bytes: u64,
@@ -170,6 +182,10 @@ pub struct ResolveStats {
     pub bytes_read: u64,
     /// Most bytes the base cache ever held.
     pub peak_cache_bytes: u64,
+    /// Entries read from the retained compressed entries instead of the source.
+    pub retained_reads: u64,
+    /// Most bytes of compressed entries ever retained.
+    pub peak_retained_bytes: u64,
     /// Longest delta chain walked to rebuild an object.
     pub longest_chain: u64,
 }

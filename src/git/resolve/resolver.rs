@@ -2,7 +2,7 @@
 //! deltas waiting for their base, and the rebuilding of objects from their delta chains (in memory, or streamed
 //! through [`super::stream`] when they are too big to hold).
 
-use super::cache::Cache;
+use super::cache::{Cache, Retained};
 use super::stream::{Level, LevelStep};
 use super::{
     entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ResolveError, ResolveOptions,
@@ -28,6 +28,9 @@ pub(super) struct Resolver<'a> {
     parent: Vec<EntryIndex>,
     /// Children of each entry not resolved yet.
     pending: Vec<u32>,
+    /// Children of each entry not resolved yet or with descendants not resolved yet: while non-zero, the entry's
+    /// compressed bytes may be needed to rebuild a descendant.
+    live: Vec<u32>,
     kinds: Vec<ObjectKind>,
     /// REF deltas whose base id is not known yet, by that id.
     waiting_for_oid: HashMap<ObjectId, Vec<EntryIndex>>,
@@ -40,6 +43,8 @@ pub(super) struct Resolver<'a> {
     /// The entry the scan is at.
     scan_pos: EntryIndex,
     cache: Cache,
+    /// Compressed entries with children to come, when the pack is read back from outside memory.
+    retained: Retained,
     inflater: EntryInflater,
     /// Reads the content of every object rebuilt here.
     scanner: &'a mut Scanner,
@@ -107,6 +112,7 @@ impl<'a> Resolver<'a> {
         let mut resolver = Resolver {
             parent: vec![EntryIndex::NONE; n],
             pending: vec![0; n],
+            live: vec![0; n],
             kinds,
             waiting_for_oid: HashMap::new(),
             waiting_for_entry: HashMap::new(),
@@ -114,6 +120,10 @@ impl<'a> Resolver<'a> {
             ready: Vec::new(),
             scan_pos: EntryIndex(0),
             cache: Cache::new(options.cache_bytes),
+            retained: Retained::new(match source.held_in_memory() {
+                true => 0,
+                false => options.cache_bytes,
+            }),
             inflater: EntryInflater::new(),
             scanner,
             stats: ResolveStats::default(),
@@ -158,6 +168,7 @@ impl<'a> Resolver<'a> {
     fn attach(&mut self, child: EntryIndex, base: EntryIndex) {
         self.parent[child.get()] = base;
         self.pending[base.get()] += 1;
+        self.live[base.get()] += 1;
         if self.is_big(child) && self.is_big(base) {
             self.big_children.entry(base).or_default().push(child);
         }
@@ -205,6 +216,7 @@ impl<'a> Resolver<'a> {
         }
         self.stats.kinds = self.kinds;
         self.stats.peak_cache_bytes = self.cache.peak();
+        self.stats.peak_retained_bytes = self.retained.peak();
         Ok(self.stats)
     }
 
@@ -517,13 +529,49 @@ impl<'a> Resolver<'a> {
                 self.cache.insert(x, data);
             }
         }
+        if self.live[idx] == 0 {
+            self.release(x);
+        }
     }
 
-    /// Reads and inflates a whole entry that is not big.
+    /// Drops the retained bytes of resolved entry `x`, which has no unresolved descendants left, and of its
+    /// ancestors that this leaves without any.
+    fn release(&mut self, mut x: EntryIndex) {
+        loop {
+            self.retained.remove(x);
+            let p = self.parent[x.get()];
+            if p == EntryIndex::NONE {
+                return;
+            }
+            let live = &mut self.live[p.get()];
+            // A REF delta attached to an entry already released can make this count low, never wrong in effect:
+            // an entry released early is read from the source again.
+            *live = live.saturating_sub(1);
+            if *live > 0 || !self.is_resolved(p) {
+                return;
+            }
+            x = p;
+        }
+    }
+
+    /// Reads and inflates a whole entry that is not big: from the retained entries, or from the source (and
+    /// then retained if it has children to come).
     async fn read_whole(&mut self, i: EntryIndex) -> Result<Vec<u8>, ResolveError> {
         let e = &self.entries[i.get()];
-        let (start, size) = (e.data_offset, e.size);
-        let data = self.read(start, entry_end(e) - start).await?;
+        let (start, size, end) = (e.data_offset, e.size, entry_end(e));
+        let data = match self.retained.get(i) {
+            Some(data) => {
+                self.stats.retained_reads += 1;
+                data
+            }
+            None => {
+                let data = self.read(start, end - start).await?;
+                if self.live[i.get()] > 0 {
+                    self.retained.insert(i, &data);
+                }
+                data
+            }
+        };
         let e = &self.entries[i.get()];
         self.inflater
             .inflate_whole(&data, size)

@@ -1061,3 +1061,68 @@ async fn bytes_source_reads_exact_ranges() {
     assert!(source.read_at(8, 3).await.is_err());
     assert!(source.read_at(u64::MAX, 2).await.is_err());
 }
+
+/// A pack read from outside memory, as far as the resolver knows (the bytes behind a wrapper).
+struct Remote(Bytes);
+
+#[async_trait::async_trait]
+impl PackReader for Remote {
+    async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
+        self.0.read_at(offset, len).await
+    }
+}
+
+#[tokio::test]
+async fn a_source_outside_memory_is_read_once_per_entry_when_compressed_entries_fit() {
+    let mut p = TestPack::new();
+    let mut chain = vec![p.base(ObjectKind::Blob, &version(0))];
+    for n in 1..30 {
+        chain.push(p.ofs(chain[n - 1], &version(n)));
+    }
+    // Second children of old versions, long after the cache moved on: their bases must be rebuilt.
+    for n in (0..30).step_by(5) {
+        p.ofs(chain[n], &version(500 + n));
+    }
+    // Room for every compressed entry, and for a few versions inflated.
+    let options = ResolveOptions {
+        cache_bytes: (p.bytes.len() + 64 * p.entries.len()) as u64,
+        ..ROOMY
+    };
+
+    let mut entries = p.entries.clone();
+    let remote = resolve_deltas(&mut entries, &Remote(p.source()), &options)
+        .await
+        .unwrap();
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.oid, Some(p.expected[i].0), "entry {i}");
+    }
+    assert!(remote.cache_misses > 0 && remote.rebuilt > 0, "{remote:?}");
+    assert_eq!(remote.reads as usize, p.entries.len(), "{remote:?}");
+    assert!(remote.retained_reads >= remote.rebuilt, "{remote:?}");
+    assert!(remote.peak_retained_bytes > 0 && remote.peak_retained_bytes <= options.cache_bytes);
+
+    // From memory nothing is retained: the rebuilds read the pack again.
+    let (_, in_memory) = p.resolve(options).await.unwrap();
+    assert_eq!(
+        (in_memory.retained_reads, in_memory.peak_retained_bytes),
+        (0, 0)
+    );
+    assert!(in_memory.reads > remote.reads, "{in_memory:?}");
+
+    // Without room, a source outside memory is read again as well, and the ids are the same.
+    let none = ResolveOptions {
+        cache_bytes: 0,
+        ..ROOMY
+    };
+    let mut entries = p.entries.clone();
+    let tight = resolve_deltas(&mut entries, &Remote(p.source()), &none)
+        .await
+        .unwrap();
+    assert!(
+        tight.reads > remote.reads && tight.retained_reads == 0,
+        "{tight:?}"
+    );
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(e.oid, Some(p.expected[i].0), "entry {i}");
+    }
+}
