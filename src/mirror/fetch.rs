@@ -20,6 +20,7 @@ use super::read_back::StorePackReader;
 use super::{MirrorError, Run, AGENT};
 use crate::git::idx;
 use crate::git::layout;
+use crate::git::lfs::PointerSet;
 use crate::git::oid::ObjectId;
 use crate::git::pack::{PackParser, ParsedPack};
 use crate::git::resolve::{self, PackReader, ResolveOptions};
@@ -48,6 +49,8 @@ pub(super) struct NewPack {
     pub(super) objects: u64,
     /// Bytes of the pack.
     pub(super) bytes: u64,
+    /// The distinct Git LFS pointers among the pack's blobs (both passes).
+    pub(super) lfs_pointers: PointerSet,
 }
 
 impl Run<'_> {
@@ -71,6 +74,7 @@ impl Run<'_> {
             id: parsed.checksum,
             objects: parsed.entries.len() as u64,
             bytes: parsed.pack_len,
+            lfs_pointers: parsed.lfs_pointers,
         }))
     }
 
@@ -156,7 +160,9 @@ impl Run<'_> {
             big_object_bytes: budget.big_object,
             progress: Some(&report_progress),
         };
-        resolve::resolve_deltas(&mut parsed.entries, source.as_ref(), &resolve_options).await?;
+        let stats =
+            resolve::resolve_deltas(&mut parsed.entries, source.as_ref(), &resolve_options).await?;
+        parsed.lfs_pointers.extend(stats.lfs_pointers);
         drop(source);
         self.progress(Stage::Resolving { done: total, total });
 

@@ -17,9 +17,11 @@
 //! | the publication protocol: order, conditional writes, the re-check | `publish.rs` |
 //! | reading a stored pack back in chunks | `read_back.rs` |
 //! | deleting unlisted packs after a grace period | `gc.rs` |
+//! | the LFS objects the new pack's pointers name, stored before the refs | `lfs.rs` |
 
 mod fetch;
 pub mod gc;
+pub mod lfs;
 mod plan;
 mod publish;
 mod read_back;
@@ -80,6 +82,9 @@ pub enum MirrorError {
     /// The source's response ended before the pack was complete.
     #[error("the source's response ended before the pack was complete")]
     Truncated,
+    /// The LFS objects of the new pack could not be mirrored; the refs were not published.
+    #[error(transparent)]
+    Lfs(#[from] lfs::LfsError),
 }
 
 /// Mirrors every mapping, at most `options.concurrency` at once, and reports on each in the order given.
@@ -129,6 +134,7 @@ fn new_report(mapping: &Mapping) -> RepoReport {
         packs_deleted: 0,
         duration_ms: 0,
         error: None,
+        lfs: None,
     }
 }
 
@@ -258,6 +264,12 @@ impl Run<'_> {
             self.fetch_pack(&adv, &repo_url, &plan).await?
         };
         self.report.kind = plan.kind_after_fetch(new_pack.is_some());
+        // LFS objects before refs: a reader never sees a pointer whose object the mirror lacks.
+        let options = self.options;
+        if let Some(p) = new_pack.as_ref().filter(|_| options.lfs.enabled) {
+            self.mirror_lfs(&url, options.lfs.url.as_deref(), &p.lfs_pointers)
+                .await?;
+        }
 
         self.progress(Stage::Publishing);
         let started = StartedFrom {

@@ -16,6 +16,7 @@ mod header;
 pub mod inflate;
 
 use crate::git::delta::{DeltaDecoder, DeltaError};
+use crate::git::lfs::{PointerScanner, PointerSet};
 use crate::git::oid::{ObjectHasher, ObjectId};
 use crate::git::pack::entry::{Entry, EntryKind};
 use crate::git::pack::inflate::{EntryInflater, InflateError};
@@ -147,6 +148,9 @@ pub struct ParsedPack {
     pub checksum: ObjectId,
     /// Total length of the pack in bytes, trailer included.
     pub pack_len: u64,
+    /// The Git LFS pointers among the pack's whole (non-delta) blobs; pointers stored as deltas are found by
+    /// delta resolution ([`crate::git::resolve::ResolveStats::lfs_pointers`]).
+    pub lfs_pointers: PointerSet,
 }
 
 /// Where the parser is in the pack.
@@ -188,6 +192,8 @@ pub struct PackParser {
     out: Box<[u8]>,
     /// The first error, returned again by any later call.
     error: Option<PackError>,
+    /// LFS pointers among the whole blobs read so far.
+    lfs_pointers: PointerSet,
 }
 
 /// Positions in the chunk being fed from which bytes still have to be hashed.
@@ -208,8 +214,8 @@ struct Current {
 
 /// What is done with an entry's inflated bytes.
 enum Content {
-    /// A whole object: hash it.
-    Base(ObjectHasher),
+    /// A whole object: hash it, and keep it while it may be an LFS pointer.
+    Base(ObjectHasher, PointerScanner),
     /// A delta: read its header (base size, result size), skip the instructions (pass 2 decodes them).
     Delta(DeltaDecoder),
 }
@@ -245,6 +251,7 @@ impl PackParser {
             inflater: EntryInflater::new(),
             out: vec![0; INFLATE_BUF_LEN].into_boxed_slice(),
             error: None,
+            lfs_pointers: PointerSet::new(),
         }
     }
 
@@ -287,6 +294,7 @@ impl PackParser {
                     entries: self.entries,
                     checksum: ObjectId(self.header_or_trailer),
                     pack_len: self.consumed,
+                    lfs_pointers: self.lfs_pointers,
                 })
             }
             State::Header => "in the pack header",
@@ -427,10 +435,14 @@ impl PackParser {
     fn start_data(&mut self, parsed: ParsedHeader, data_offset: u64) -> Result<(), PackError> {
         let offset = self.entry_offset;
         let (kind, content) = match parsed.base {
-            HeaderBase::None(kind) => (
-                EntryKind::Base(kind),
-                Content::Base(ObjectHasher::new(kind, parsed.size)),
-            ),
+            HeaderBase::None(kind) => {
+                let mut pointer = PointerScanner::default();
+                pointer.start(kind, parsed.size);
+                (
+                    EntryKind::Base(kind),
+                    Content::Base(ObjectHasher::new(kind, parsed.size), pointer),
+                )
+            }
             HeaderBase::Distance(distance) => {
                 let base_offset = match offset.checked_sub(distance) {
                     Some(base) if distance != 0 => base,
@@ -499,7 +511,13 @@ impl PackParser {
         let current = &mut self.current;
         let content = std::mem::replace(&mut current.content, Content::Delta(DeltaDecoder::new()));
         let (result_size, oid) = match content {
-            Content::Base(hasher) => (current.size, Some(hasher.finish())),
+            Content::Base(hasher, mut pointer) => {
+                // The hook where pass 1 has a whole object's content and id: LFS pointers are collected here.
+                if let Some(found) = pointer.finish() {
+                    self.lfs_pointers.insert(found);
+                }
+                (current.size, Some(hasher.finish()))
+            }
             Content::Delta(decoder) => match decoder.header() {
                 Some(header) => (header.result_size, None),
                 None => {
@@ -533,7 +551,10 @@ impl Current {
             return Ok(());
         }
         match &mut self.content {
-            Content::Base(hasher) => hasher.update(bytes),
+            Content::Base(hasher, pointer) => {
+                hasher.update(bytes);
+                pointer.push(bytes);
+            }
             Content::Delta(decoder) => {
                 // Before its header, a delta can only be wrong in a size beyond 64 bits.
                 read_delta_header(decoder, bytes).map_err(|_| PackError::BadDeltaHeader {

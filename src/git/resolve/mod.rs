@@ -171,6 +171,9 @@ pub struct ResolveStats {
     pub peak_cache_bytes: u64,
     /// Longest delta chain walked to rebuild an object.
     pub longest_chain: u64,
+    /// The Git LFS pointers among the blobs this pass built (deltas; whole blobs are the first pass's:
+    /// [`crate::git::pack::ParsedPack::lfs_pointers`]).
+    pub lfs_pointers: crate::git::lfs::PointerSet,
 }
 
 /// Why delta resolution failed.

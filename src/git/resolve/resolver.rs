@@ -286,6 +286,8 @@ impl<'a> Resolver<'a> {
         self.kinds[i.get()] = self.kinds[root.get()];
         match built {
             Built::Memory(data) => {
+                // The hook where pass 2 has a whole object's content (its id is computed next): LFS pointers.
+                self.stats.lfs_pointers.observe(self.kinds[i.get()], &data);
                 let oid = hash_object(self.kinds[i.get()], &data);
                 self.record_resolved(i, oid, Some(data));
             }
