@@ -15,8 +15,9 @@ TOOLS_VENV := $(shell bash -c '. scripts/lib.sh && printf %s "$$TOOLS_VENV"')
 
 all: test
 
-# Installs what a fresh machine lacks (apt: lighttpd, time, curl, openssl; the tools venv: moto, boto3,
-# cfn-lint, cargo-lambda, ziglang). When everything is there it only checks: no apt-get, no pip, no root needed.
+# Installs what a fresh machine lacks (apt: lighttpd, time, curl, openssl, git-lfs; the tools venv: moto, boto3,
+# cfn-lint, cargo-lambda, ziglang, dulwich, git-lfs-http-mirror). When everything is there it only checks: no
+# apt-get, no pip, no root needed.
 tools:
 	bash -c 'set -euo pipefail; . scripts/lib.sh; ensure_tools'
 

@@ -103,13 +103,15 @@ def installed(dist):
 missing = []
 if installed("moto") != sys.argv[1] or installed("flask") is None:
     missing.append(f"moto[server]=={sys.argv[1]}")
-missing += [d for d in ("boto3", "cfn-lint", "cargo-lambda", "ziglang") if installed(d) is None]
+missing += [d for d in ("boto3", "cfn-lint", "cargo-lambda", "ziglang", "dulwich", "git-lfs-http-mirror")
+            if installed(d) is None]
 print(" ".join(missing))
 '
 
 # ensure_tools: makes sure the programs the tests, demo and benchmark need are there, installing only what is
-# missing: Debian packages (lighttpd and its TLS module, GNU time, curl, openssl) and, in the tools venv, moto's
-# server, boto3, cfn-lint, cargo-lambda and ziglang. When nothing is missing it only looks (no apt-get, no pip).
+# missing: Debian packages (lighttpd and its TLS module, GNU time, curl, openssl, git-lfs) and, in the tools venv,
+# moto's server, boto3, cfn-lint, cargo-lambda, ziglang, dulwich and git-lfs-http-mirror (the LFS tests). When
+# nothing is missing it only looks (no apt-get, no pip).
 # apt-get needs root: another user gets passwordless sudo if there is one, else a message naming the packages
 # and the command to run. The venv needs no root, only write access to TOOLS_VENV.
 ensure_tools() {
@@ -119,10 +121,11 @@ ensure_tools() {
     [ -x /usr/bin/time ] || apt_packages+=(time)
     command -v curl >/dev/null 2>&1 || apt_packages+=(curl)
     command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+    command -v git-lfs >/dev/null 2>&1 || apt_packages+=(git-lfs)
     if [ -x "$TOOLS_VENV/bin/python3" ]; then
         missing=$("$TOOLS_VENV/bin/python3" -c "$MISSING_PIP_PACKAGES_PY" "$MOTO_VERSION")
     else
-        missing="moto[server]==$MOTO_VERSION boto3 cfn-lint cargo-lambda ziglang"
+        missing="moto[server]==$MOTO_VERSION boto3 cfn-lint cargo-lambda ziglang dulwich git-lfs-http-mirror"
         python3 -c 'import ensurepip' 2>/dev/null || apt_packages+=(python3-venv)
     fi
     read -r -a pip_packages <<<"$missing"

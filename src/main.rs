@@ -55,6 +55,15 @@ struct Cli {
     /// Print the reports as JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Do not mirror Git LFS objects (by default those the new commits' pointers name are copied).
+    #[arg(long)]
+    no_lfs: bool,
+    /// LFS endpoint of the (single) source, instead of <source>.git/info/lfs.
+    #[arg(long)]
+    lfs_url: Option<String>,
+    /// Publish refs even when LFS objects cannot be mirrored; the report lists them.
+    #[arg(long)]
+    lfs_tolerate_missing: bool,
 }
 
 /// One progress bar per mapping, keyed by its index (one source may be mirrored to several targets).
@@ -141,6 +150,12 @@ async fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    if cli.lfs_url.is_some() && cli.source.len() > 1 {
+        eprintln!(
+            "error: --lfs-url names the LFS server of one repository: give one --source with it"
+        );
+        return ExitCode::from(2);
+    }
     let mappings: Vec<Mapping> = cli
         .source
         .iter()
@@ -161,6 +176,9 @@ async fn main() -> ExitCode {
         ref_prefixes: (!cli.ref_prefixes.is_empty()).then_some(cli.ref_prefixes),
         compaction_threshold: Some(cli.compaction_threshold),
         gc_grace_hours: Some(cli.gc_grace_hours),
+        lfs: Some(!cli.no_lfs),
+        lfs_url: cli.lfs_url,
+        lfs_tolerate_missing: Some(cli.lfs_tolerate_missing),
     };
     let mut options = match overrides.apply(MirrorOptions::default()) {
         Ok(options) => options,

@@ -56,6 +56,29 @@ pub struct MirrorOptions {
     pub clock: Clock,
     /// Progress observer.
     pub progress: Option<Arc<dyn Progress>>,
+    /// Whether and how LFS objects are mirrored.
+    pub lfs: LfsOptions,
+}
+
+/// How the LFS objects of a mapping are mirrored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LfsOptions {
+    /// Mirror the LFS objects that new pointers name (default: yes).
+    pub enabled: bool,
+    /// The LFS endpoint, instead of the one derived from the source URL (`<url>.git/info/lfs`).
+    pub url: Option<String>,
+    /// Publish refs even when some LFS objects cannot be mirrored, listing them in the report.
+    pub tolerate_missing: bool,
+}
+
+impl Default for LfsOptions {
+    fn default() -> Self {
+        LfsOptions {
+            enabled: true,
+            url: None,
+            tolerate_missing: false,
+        }
+    }
 }
 
 impl std::fmt::Debug for MirrorOptions {
@@ -69,6 +92,7 @@ impl std::fmt::Debug for MirrorOptions {
             .field("ref_prefixes", &self.ref_prefixes)
             .field("compaction_threshold", &self.compaction_threshold)
             .field("gc_grace", &self.gc_grace)
+            .field("lfs", &self.lfs)
             .finish_non_exhaustive()
     }
 }
@@ -94,6 +118,7 @@ impl Default for MirrorOptions {
             gc_grace: Duration::from_secs(24 * 3600),
             clock: Arc::new(SystemTime::now),
             progress: None,
+            lfs: LfsOptions::default(),
         }
     }
 }
@@ -152,6 +177,13 @@ pub struct Overrides {
     pub compaction_threshold: Option<usize>,
     /// Hours an unlisted pack is kept before deletion, from [`MIN_GC_GRACE_HOURS`] to [`MAX_GC_GRACE_HOURS`].
     pub gc_grace_hours: Option<u64>,
+    /// Mirror LFS objects ([`LfsOptions::enabled`]).
+    pub lfs: Option<bool>,
+    /// The LFS endpoint ([`LfsOptions::url`]): an `http://` or `https://` URL. It belongs to one repository, so
+    /// a request (or command line) that sets it names one mapping.
+    pub lfs_url: Option<String>,
+    /// Publish refs even when LFS objects are missing ([`LfsOptions::tolerate_missing`]).
+    pub lfs_tolerate_missing: Option<bool>,
 }
 
 /// An [`Overrides`] value out of range.
@@ -166,7 +198,7 @@ pub struct InvalidOverride {
 
 impl Overrides {
     /// The field names, as a Lambda request spells them, in the order their errors are reported.
-    pub const FIELDS: [&'static str; 9] = [
+    pub const FIELDS: [&'static str; 12] = [
         "memory_budget_mib",
         "concurrency",
         "endpoint_url",
@@ -176,6 +208,9 @@ impl Overrides {
         "ref_prefixes",
         "compaction_threshold",
         "gc_grace_hours",
+        "lfs",
+        "lfs_url",
+        "lfs_tolerate_missing",
     ];
 
     /// Checks every value's range; the error names the first field at fault, in [`Overrides::FIELDS`] order.
@@ -225,6 +260,9 @@ impl Overrides {
                 format!("{hours} is more than {MAX_GC_GRACE_HOURS} (100 years)"),
             );
         }
+        if let Some(problem) = self.lfs_url.as_deref().and_then(http_url_problem) {
+            return fail("lfs_url", problem);
+        }
         Ok(())
     }
 
@@ -257,6 +295,15 @@ impl Overrides {
         }
         if let Some(hours) = self.gc_grace_hours {
             options.gc_grace = Duration::from_secs(hours * 3600);
+        }
+        if let Some(enabled) = self.lfs {
+            options.lfs.enabled = enabled;
+        }
+        if let Some(url) = self.lfs_url {
+            options.lfs.url = Some(url);
+        }
+        if let Some(tolerate) = self.lfs_tolerate_missing {
+            options.lfs.tolerate_missing = tolerate;
         }
         Ok(options)
     }

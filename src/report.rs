@@ -63,6 +63,61 @@ pub struct RepoReport {
     pub duration_ms: u64,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// What happened to the LFS objects the new pack's pointers name; absent when there was no new pack or LFS
+    /// is turned off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lfs: Option<LfsReport>,
+}
+
+/// The LFS objects of one run: those copied, those the mirror already had, and (when tolerated) those it could
+/// not mirror.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LfsReport {
+    /// Distinct LFS pointers in the new pack.
+    pub pointers: u64,
+    /// Objects downloaded and stored.
+    pub objects_copied: u64,
+    /// Bytes of those objects.
+    pub bytes_copied: u64,
+    /// Objects the mirror already held.
+    pub objects_skipped: u64,
+    /// Bytes of those objects.
+    pub bytes_skipped: u64,
+    /// Objects that could not be mirrored (only when missing objects are tolerated; otherwise the run fails).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<LfsFailure>,
+}
+
+/// An LFS object that could not be mirrored, and why.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LfsFailure {
+    /// The object's id (SHA-256, hex).
+    pub oid: String,
+    /// Its size as the pointer declares it.
+    pub size: u64,
+    /// What went wrong.
+    pub problem: String,
+}
+
+impl LfsFailure {
+    /// The failure of the object `pointer` names.
+    pub fn new(pointer: &crate::git::lfs::Pointer, problem: String) -> Self {
+        LfsFailure {
+            oid: pointer.oid.to_string(),
+            size: pointer.size,
+            problem,
+        }
+    }
+}
+
+impl fmt::Display for LfsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "LFS object {} ({} bytes): {}",
+            self.oid, self.size, self.problem
+        )
+    }
 }
 
 /// Writes a report's kind of run under its name, `kind`, and under its deprecated former name, `path`.
@@ -92,18 +147,31 @@ impl fmt::Display for RepoReport {
                 "{} -> {}: FAILED after {} ms: {e}",
                 self.source, self.target, self.duration_ms
             ),
-            None => write!(
-                f,
-                "{} -> {}: {}, {} refs, {} objects, {} pack bytes, {} store requests, {} ms",
-                self.source,
-                self.target,
-                self.kind,
-                self.refs,
-                self.objects,
-                self.pack_bytes,
-                self.store_requests,
-                self.duration_ms
-            ),
+            None => {
+                write!(
+                    f,
+                    "{} -> {}: {}, {} refs, {} objects, {} pack bytes, {} store requests, {} ms",
+                    self.source,
+                    self.target,
+                    self.kind,
+                    self.refs,
+                    self.objects,
+                    self.pack_bytes,
+                    self.store_requests,
+                    self.duration_ms
+                )?;
+                match &self.lfs {
+                    Some(lfs) => write!(
+                        f,
+                        ", LFS: {} copied ({} bytes), {} present, {} failed",
+                        lfs.objects_copied,
+                        lfs.bytes_copied,
+                        lfs.objects_skipped,
+                        lfs.failed.len()
+                    ),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

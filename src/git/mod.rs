@@ -5,6 +5,7 @@
 pub mod delta;
 pub mod idx;
 pub mod layout;
+pub mod lfs;
 pub mod links;
 pub mod oid;
 pub mod pack;

@@ -11,10 +11,12 @@
 //! 3. [`Scanner::end`] with the object's id folds what was found into the scanner; [`Scanner::visit`] does all
 //!    three for an object held whole.
 //!
-//! What it collects today: the ids every object links to ([`crate::git::links`]), for the connectivity check
-//! before publication, in a set held within a memory limit. Another per-object reader (say, of LFS pointers)
-//! adds its state to [`ObjectScan`] and its findings to [`Scanner`].
+//! What it collects: the ids every object links to ([`crate::git::links`]), for the connectivity check before
+//! publication, in a set held within a memory limit; and, when asked, the Git LFS pointers among the blobs
+//! ([`crate::git::lfs`]), for the LFS objects to mirror. Another per-object reader adds its state to
+//! [`ObjectScan`] and its findings to [`Scanner`].
 
+use crate::git::lfs::{PointerScanner, PointerSet, MAX_POINTER_SIZE};
 use crate::git::links::{LinkError, LinkParser};
 use crate::git::oid::{ObjectId, ObjectKind};
 use std::collections::HashSet;
@@ -49,25 +51,29 @@ pub enum ScanError {
 }
 
 /// What a [`Scanner`] reads from one object while its content passes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct ObjectScan {
     kind: ObjectKind,
-    links: LinkParser,
+    /// The link parser, when the scanner collects links and the kind has them.
+    links: Option<LinkParser>,
     /// Links found so far (a tree's can be many; they join the scanner's set at the end).
     found: Vec<ObjectId>,
     /// The first problem, reported by [`Scanner::end`].
     error: Option<LinkError>,
+    /// Holds the object's bytes while it may still be an LFS pointer (only small blobs, only when asked).
+    pointer: PointerScanner,
 }
 
 impl ObjectScan {
     /// Reads the next bytes of the object's content.
     pub fn update(&mut self, bytes: &[u8]) {
-        if self.error.is_none() {
+        if let (Some(links), None) = (&mut self.links, &self.error) {
             let found = &mut self.found;
-            if let Err(e) = self.links.update(bytes, &mut |id| found.push(id)) {
+            if let Err(e) = links.update(bytes, &mut |id| found.push(id)) {
                 self.error = Some(e);
             }
         }
+        self.pointer.push(bytes);
     }
 }
 
@@ -78,6 +84,8 @@ pub struct Scanner {
     links: Option<HashSet<ObjectId>>,
     /// Most bytes `links` may use ([`BYTES_PER_LINK`] each, counted on the set's capacity).
     link_limit: u64,
+    /// The distinct LFS pointers among the blobs, when they are collected.
+    lfs_pointers: Option<PointerSet>,
 }
 
 impl Scanner {
@@ -91,25 +99,47 @@ impl Scanner {
         Scanner {
             links: Some(HashSet::new()),
             link_limit: limit,
+            lfs_pointers: None,
         }
     }
 
+    /// This scanner, also collecting the Git LFS pointers among the blobs. They cost about as much as the
+    /// pack's entries they are found in (see [`PointerSet`]).
+    pub fn with_lfs_pointers(mut self) -> Self {
+        self.lfs_pointers = Some(PointerSet::new());
+        self
+    }
+
     /// Starts an object of `kind` and `size` bytes; `None` when nothing wants its content.
-    pub fn begin(&self, kind: ObjectKind, _size: u64) -> Option<ObjectScan> {
-        (self.links.is_some() && LinkParser::has_links(kind)).then(|| ObjectScan {
-            kind,
-            links: LinkParser::new(kind),
-            found: Vec::new(),
-            error: None,
+    pub fn begin(&self, kind: ObjectKind, size: u64) -> Option<ObjectScan> {
+        let links = self.links.is_some() && LinkParser::has_links(kind);
+        let pointer =
+            self.lfs_pointers.is_some() && kind == ObjectKind::Blob && size < MAX_POINTER_SIZE;
+        (links || pointer).then(|| {
+            let mut scan = ObjectScan {
+                kind,
+                links: links.then(|| LinkParser::new(kind)),
+                found: Vec::new(),
+                error: None,
+                pointer: PointerScanner::default(),
+            };
+            if pointer {
+                scan.pointer.start(kind, size);
+            }
+            scan
         })
     }
 
     /// Ends the object `scan` read, whose id is `oid`, and keeps what it found.
     pub fn end(&mut self, mut scan: ObjectScan, oid: ObjectId) -> Result<(), ScanError> {
+        if let (Some(pointers), Some(pointer)) = (&mut self.lfs_pointers, scan.pointer.finish()) {
+            pointers.insert(pointer);
+        }
         let found = &mut scan.found;
-        let ended = match scan.error.take() {
-            Some(e) => Err(e),
-            None => scan.links.finish(&mut |id| found.push(id)),
+        let ended = match (scan.error.take(), &mut scan.links) {
+            (Some(e), _) => Err(e),
+            (None, Some(links)) => links.finish(&mut |id| found.push(id)),
+            (None, None) => Ok(()),
         };
         ended.map_err(|problem| ScanError::Malformed {
             kind: scan.kind.as_str(),
@@ -148,6 +178,12 @@ impl Scanner {
             }
             None => Ok(()),
         }
+    }
+
+    /// Takes the distinct LFS pointers found (empty unless [`with_lfs_pointers`](Self::with_lfs_pointers));
+    /// the scanner collects no more pointers after.
+    pub fn take_lfs_pointers(&mut self) -> PointerSet {
+        self.lfs_pointers.take().unwrap_or_default()
     }
 
     /// The distinct ids linked to so far (empty when links are not collected).

@@ -323,6 +323,12 @@ pub(super) fn parse_request_object(
         None => return Err(invalid(path, "missing field `mappings`")),
     };
     let options = parse_overrides(object, path)?;
+    if options.lfs_url.is_some() && mappings.len() > 1 {
+        return Err(invalid(
+            &format!("{path}.lfs_url"),
+            "names the LFS server of one repository: give it in a request with one mapping",
+        ));
+    }
     Ok(Request { mappings, options })
 }
 

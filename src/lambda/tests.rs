@@ -578,7 +578,10 @@ async fn every_request_option_reaches_the_mirror() {
         "region": "eu-west-1",
         "ref_prefixes": ["refs/heads/"],
         "compaction_threshold": 5,
-        "gc_grace_hours": 2
+        "gc_grace_hours": 2,
+        "lfs": false,
+        "lfs_url": "https://lfs.example.com/repo",
+        "lfs_tolerate_missing": true
     });
     let payload: Value = serde_json::from_str(&body(&[(GIT, TARGET)], options)).unwrap();
     let mirror = FakeMirror::default();
@@ -599,6 +602,9 @@ async fn every_request_option_reaches_the_mirror() {
         ref_prefixes: Some(vec!["refs/heads/".to_owned()]),
         compaction_threshold: Some(5),
         gc_grace_hours: Some(2),
+        lfs: Some(false),
+        lfs_url: Some("https://lfs.example.com/repo".to_owned()),
+        lfs_tolerate_missing: Some(true),
     }
     .apply(MirrorOptions::default())
     .unwrap();

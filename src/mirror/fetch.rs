@@ -24,6 +24,7 @@ use super::read_back::StorePackReader;
 use super::{MirrorError, Run, AGENT};
 use crate::git::idx;
 use crate::git::layout;
+use crate::git::lfs::PointerSet;
 use crate::git::oid::ObjectId;
 use crate::git::pack::{PackParser, ParsedPack};
 use crate::git::resolve::{self, PackReader, ResolveOptions};
@@ -53,6 +54,8 @@ pub(super) struct NewPack {
     pub(super) objects: u64,
     /// Bytes of the pack.
     pub(super) bytes: u64,
+    /// The distinct Git LFS pointers among the pack's blobs (both passes).
+    pub(super) lfs_pointers: PointerSet,
 }
 
 impl Run<'_> {
@@ -90,6 +93,7 @@ impl Run<'_> {
             id: parsed.checksum,
             objects: parsed.entries.len() as u64,
             bytes: parsed.pack_len,
+            lfs_pointers: parsed.scanner.take_lfs_pointers(),
         }))
     }
 
@@ -157,7 +161,12 @@ impl Run<'_> {
             .await?;
 
         let mut decoder = ResponseDecoder::new();
-        let mut parser = PackParser::with_scanner(Scanner::collecting_links(budget.links));
+        let scanner = Scanner::collecting_links(budget.links);
+        let scanner = match self.options.lfs.enabled {
+            true => scanner.with_lfs_pointers(),
+            false => scanner,
+        };
+        let mut parser = PackParser::with_scanner(scanner);
         let mut spool = Spool::Memory(Vec::new());
         let mut ended = false;
         while let Some(chunk) = body.next_chunk().await? {

@@ -17,10 +17,12 @@
 //! | the publication protocol: order, conditional writes, the re-check | `publish.rs` |
 //! | reading a stored pack back in chunks | `read_back.rs` |
 //! | deleting unlisted packs after a grace period | `gc.rs` |
+//! | the LFS objects the new pack's pointers name, stored before the refs | `lfs.rs` |
 
 mod connectivity;
 mod fetch;
 pub mod gc;
+pub mod lfs;
 mod plan;
 mod publish;
 mod read_back;
@@ -89,6 +91,9 @@ pub enum MirrorError {
     /// The source's response ended before the pack was complete.
     #[error("the source's response ended before the pack was complete")]
     Truncated,
+    /// The LFS objects of the new pack could not be mirrored; the refs were not published.
+    #[error(transparent)]
+    Lfs(#[from] lfs::LfsError),
 }
 
 /// Mirrors every mapping, at most `options.concurrency` at once, and reports on each in the order given.
@@ -139,6 +144,7 @@ fn new_report(mapping: &Mapping) -> RepoReport {
         packs_deleted: 0,
         duration_ms: 0,
         error: None,
+        lfs: None,
     }
 }
 
@@ -273,6 +279,12 @@ impl Run<'_> {
                 .await?
         };
         self.report.kind = plan.kind_after_fetch(new_pack.is_some());
+        // LFS objects before refs: a reader never sees a pointer whose object the mirror lacks.
+        let options = self.options;
+        if let Some(p) = new_pack.as_ref().filter(|_| options.lfs.enabled) {
+            self.mirror_lfs(&url, options.lfs.url.as_deref(), &p.lfs_pointers)
+                .await?;
+        }
 
         self.progress(Stage::Publishing);
         let started = StartedFrom {

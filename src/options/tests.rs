@@ -13,6 +13,9 @@ fn all_set() -> Overrides {
         ref_prefixes: Some(vec!["refs/heads/".to_owned(), "refs/tags/".to_owned()]),
         compaction_threshold: Some(3),
         gc_grace_hours: Some(2),
+        lfs: Some(false),
+        lfs_url: Some("https://lfs.example.com/repo".to_owned()),
+        lfs_tolerate_missing: Some(true),
     }
 }
 
@@ -38,6 +41,14 @@ fn every_override_reaches_the_options() {
     assert_eq!(options.ref_prefixes, ["refs/heads/", "refs/tags/"]);
     assert!(options.wants_ref("refs/tags/v1") && !options.wants_ref("refs/pull/1/head"));
     assert_eq!(options.compaction_threshold, 3);
+    assert_eq!(
+        options.lfs,
+        LfsOptions {
+            enabled: false,
+            url: Some("https://lfs.example.com/repo".to_owned()),
+            tolerate_missing: true,
+        }
+    );
     assert_eq!(options.gc_grace, Duration::from_secs(2 * 3600));
     let small = Overrides {
         memory_budget_mib: Some(1),
@@ -123,6 +134,13 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
             "gc_grace_hours: 0 is less than 1: a shorter grace lets one run delete the pack another run is \
              about to list",
         ),
+        (
+            Overrides {
+                lfs_url: Some("ssh://git@host/repo".to_owned()),
+                ..all_set()
+            },
+            "lfs_url: \"ssh://git@host/repo\": expected an http:// or https:// URL, got scheme \"ssh\"",
+        ),
     ];
     for (overrides, expected) in cases {
         assert_eq!(overrides.validate().unwrap_err().to_string(), expected);
@@ -166,6 +184,7 @@ fn fields_are_exactly_the_ones_deserialization_accepts() {
     );
     let text = r#"{"memory_budget_mib": 512, "concurrency": 7, "endpoint_url": "http://127.0.0.1:5000",
         "force_path_style": true, "storage_class": "STANDARD_IA", "region": "eu-west-1",
-        "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2}"#;
+        "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2,
+        "lfs": false, "lfs_url": "https://lfs.example.com/repo", "lfs_tolerate_missing": true}"#;
     assert_eq!(serde_json::from_str::<Overrides>(text).unwrap(), all_set());
 }

@@ -96,7 +96,7 @@ pub fn default_user_agent() -> String {
 #[derive(Clone)]
 pub struct RepoEndpoint {
     base: Url,
-    credentials: Option<Credentials>,
+    pub(super) credentials: Option<Credentials>,
 }
 
 impl RepoEndpoint {
@@ -119,14 +119,14 @@ impl fmt::Debug for RepoEndpoint {
     }
 }
 
-type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(super) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// HTTP(S) client for smart-HTTP git servers. Cheap to clone; clones share one connection pool.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    http: HttpClient,
-    options: Arc<UpstreamOptions>,
-    user_agent: HeaderValue,
+    pub(super) http: HttpClient,
+    pub(super) options: Arc<UpstreamOptions>,
+    pub(super) user_agent: HeaderValue,
 }
 
 impl fmt::Debug for UpstreamClient {
@@ -388,6 +388,19 @@ impl UpstreamClient {
                 .header(header::CONTENT_TYPE, REQUEST_CONTENT_TYPE)
                 .header(header::ACCEPT, RESULT_CONTENT_TYPE),
         };
+        self.dispatch(builder, url, credentials, body).await
+    }
+
+    /// Adds the credentials (if they may go to `url`) to a request being built for `url`, sends it and waits for
+    /// the response headers within the idle timeout. Git and LFS requests share it.
+    pub(super) async fn dispatch(
+        &self,
+        mut builder: hyper::http::request::Builder,
+        url: &Url,
+        credentials: Option<&Credentials>,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let shown = redact(url);
         if let Some(credentials) = credentials.filter(|c| c.may_go_to(url)) {
             builder = builder.header(header::AUTHORIZATION, credentials.header.clone());
         }
@@ -417,7 +430,7 @@ impl UpstreamClient {
         Ok(response)
     }
 
-    fn request_error(
+    pub(super) fn request_error(
         &self,
         url: String,
         target: &Url,
@@ -464,18 +477,6 @@ impl UpstreamClient {
         let sent_credentials = credentials.is_some_and(|c| c.may_go_to(final_url));
         match status {
             s if s.is_success() => {}
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if sent_credentials => {
-                return Err(UpstreamError::AccessDenied {
-                    url,
-                    status: status.as_u16(),
-                })
-            }
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                return Err(UpstreamError::AuthenticationRequired {
-                    url,
-                    status: status.as_u16(),
-                })
-            }
             StatusCode::NOT_FOUND => return Err(UpstreamError::NotFound { url }),
             s if s.is_redirection() && service == Service::UploadPack => {
                 let location = response
@@ -495,29 +496,10 @@ impl UpstreamClient {
                     ),
                 });
             }
-            _ => {
-                let retry_after = match status {
-                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                        retry_after(response.headers())
-                    }
-                    _ => None,
-                };
-                let body = self.body_excerpt(response).await;
-                return Err(UpstreamError::Status {
-                    url,
-                    status: status.as_u16(),
-                    body,
-                    retry_after,
-                });
-            }
+            _ => return Err(self.status_error(response, url, sent_credentials).await),
         }
-        if let Some(encoding) = response.headers().get(header::CONTENT_ENCODING) {
-            let encoding = String::from_utf8_lossy(encoding.as_bytes())
-                .trim()
-                .to_owned();
-            if !encoding.eq_ignore_ascii_case("identity") {
-                return Err(UpstreamError::UnsupportedEncoding { url, encoding });
-            }
+        if let Some(error) = encoding_error(&response, &url) {
+            return Err(error);
         }
         let expected = service.expected_content_type();
         let found = response.headers().get(header::CONTENT_TYPE);
@@ -536,6 +518,40 @@ impl UpstreamClient {
             });
         }
         Ok(response)
+    }
+
+    /// The error for an unsuccessful status: 401 and 403 say whether credentials were sent (`sent_credentials`),
+    /// any other status comes with the start of the body. Git and LFS requests share it.
+    pub(super) async fn status_error(
+        &self,
+        response: Response<Incoming>,
+        url: String,
+        sent_credentials: bool,
+    ) -> UpstreamError {
+        let status = response.status().as_u16();
+        match response.status() {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN if sent_credentials => {
+                UpstreamError::AccessDenied { url, status }
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                UpstreamError::AuthenticationRequired { url, status }
+            }
+            code => {
+                let retry_after = match code {
+                    StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                        retry_after(response.headers())
+                    }
+                    _ => None,
+                };
+                let body = self.body_excerpt(response).await;
+                UpstreamError::Status {
+                    url,
+                    status,
+                    body,
+                    retry_after,
+                }
+            }
+        }
     }
 
     /// The first bytes of an error response, for the message; best effort within the idle timeout.
@@ -565,6 +581,18 @@ impl UpstreamClient {
     }
 }
 
+/// An error if the response is compressed: only identity was accepted.
+pub(super) fn encoding_error(response: &Response<Incoming>, url: &str) -> Option<UpstreamError> {
+    let encoding = response.headers().get(header::CONTENT_ENCODING)?;
+    let encoding = String::from_utf8_lossy(encoding.as_bytes())
+        .trim()
+        .to_owned();
+    (!encoding.eq_ignore_ascii_case("identity")).then(|| UpstreamError::UnsupportedEncoding {
+        url: url.to_owned(),
+        encoding,
+    })
+}
+
 /// A response body, handed out chunk by chunk as it arrives.
 ///
 /// Ends with `Ok(None)`. A body that breaks off before its declared length (or, for chunked
@@ -587,7 +615,7 @@ impl fmt::Debug for BodyStream {
 }
 
 impl BodyStream {
-    fn new(response: Response<Incoming>, url: String, idle_timeout: Duration) -> Self {
+    pub(super) fn new(response: Response<Incoming>, url: String, idle_timeout: Duration) -> Self {
         BodyStream {
             body: response.into_body(),
             url,

@@ -25,14 +25,19 @@
 //! with OpenSSL), falling back to the bundled Mozilla roots when the platform has none. HTTP/2 is
 //! negotiated by ALPN on `https`; plain `http` uses HTTP/1.1.
 //!
+//! `lfs.rs` holds the Git LFS requests (the batch API and object downloads), over the same client.
+//!
 //! `client.rs` holds the hyper client (requests, redirects, response checks, the body stream); `url.rs` the URL
 //! and credential handling (redaction, the repository base, credentials and their origin, redirect targets).
 
 mod client;
+mod lfs;
 mod retry;
 mod url;
 
 pub use client::{default_user_agent, BodyStream, RepoEndpoint, UpstreamClient, UpstreamOptions};
+pub(crate) use lfs::unix_now;
+pub use lfs::{default_lfs_url, LfsEndpoint, LfsRequestError};
 pub use retry::RetryPolicy;
 pub use url::{redact, redact_str};
 

@@ -3,7 +3,8 @@
 //! by git or byte by byte ([`pack`], [`delta`]), a real git smart-HTTP server (lighttpd + `git http-backend`,
 //! [`git_server`](mod@git_server)), a real S3 API server (`moto_server`, [`s3`](mod@s3)), a hand-written
 //! HTTP server for hostile peers ([`raw_http`]), a smart source that answers with packs real git built from
-//! chosen objects ([`lying`]), and stock `git` as the judge of a mirror ([`verify`]).
+//! chosen objects ([`lying`]), a real Git LFS server and client ([`lfs`]), and stock `git` as the judge of a
+//! mirror ([`verify`]).
 //!
 //! This crate is a dev-dependency of the mirror crate (its unit tests, its integration tests under `tests/`)
 //! and holds the `make_fixture` program that `scripts/demo.sh` and `scripts/bench.sh` run. It does not depend
@@ -16,8 +17,8 @@
 //!
 //! **Programs on the machine.** `git` (with `git http-backend` under `git --exec-path`), `bash`, `sh`,
 //! `lighttpd` with `mod_cgi`, `mod_alias`, `mod_setenv` (and `mod_openssl`, `mod_proxy` for the TLS tests),
-//! `openssl`, and `moto_server` 5.2.5 (older versions answer CompleteMultipartUpload in a form the AWS SDK
-//! rejects). `make tools` (`ensure_tools` in `scripts/lib.sh`) installs what is missing: `lighttpd` from apt,
+//! `openssl`, `git-lfs`, and `moto_server` 5.2.5 (older versions answer CompleteMultipartUpload in a form the
+//! AWS SDK rejects), `dulwich` and `git-lfs-http-mirror` (the LFS tests). `make tools` (`ensure_tools` in `scripts/lib.sh`) installs what is missing: `lighttpd` from apt,
 //! moto and the other Python tools into the tools venv, which `scripts/lib.sh` defines (`MIRROR_TOOLS_VENV`,
 //! default `~/.cache/mirror-git-to-s3/tools`). Nothing is fetched from the network while tests run; every
 //! server listens on 127.0.0.1.
@@ -61,6 +62,7 @@ pub mod delta;
 pub mod fixtures;
 pub mod git;
 pub mod git_server;
+pub mod lfs;
 pub mod lying;
 pub mod pack;
 pub mod pack_stats;

@@ -27,6 +27,32 @@ while kill -0 "$pid" 2>/dev/null && [ "$i" -lt 50 ]; do sleep 0.1; i=$((i + 1));
 rm -rf -- "$@"
 "#;
 
+/// `scripts/lib.sh`, which defines where the tools venv is (two levels above this crate).
+const LIB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lib.sh");
+
+/// The project's tools venv (`TOOLS_VENV` in `scripts/lib.sh`, its one definition), if it exists.
+pub fn tools_venv() -> Option<PathBuf> {
+    Command::new("bash")
+        .arg("-c")
+        .arg(r#". "$1" && printf %s "$TOOLS_VENV""#)
+        .arg("bash")
+        .arg(LIB_SH)
+        .output()
+        .ok()
+        .filter(|out| out.status.success() && !out.stdout.is_empty())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).into_owned()))
+        .filter(|venv| venv.is_dir())
+}
+
+/// The program `name` from the tools venv's `bin` when it is there (`ensure_tools` installs the pinned
+/// versions there), else `name` as found on PATH.
+pub fn tools_program(name: &str) -> PathBuf {
+    tools_venv()
+        .map(|v| v.join("bin").join(name))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
 /// How many times a server start is retried on a new port (another process may take a free port first).
 const START_ATTEMPTS: usize = 3;
 

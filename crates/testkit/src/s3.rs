@@ -78,25 +78,10 @@ fn shared_server(endpoint: String) -> S3Server {
     }
 }
 
-/// `scripts/lib.sh`, which defines where the tools venv is (two levels above this crate).
-const LIB_SH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/lib.sh");
-
 /// The `moto_server` to run: the one in the project's tools venv (`ensure_tools` in `scripts/lib.sh` installs
-/// the pinned version there) when present, else whichever is on PATH. The venv's path comes from
-/// `scripts/lib.sh` itself, its one definition.
+/// the pinned version there) when present, else whichever is on PATH.
 fn moto_program() -> PathBuf {
-    let venv = Command::new("bash")
-        .arg("-c")
-        .arg(r#". "$1" && printf %s "$TOOLS_VENV""#)
-        .arg("bash")
-        .arg(LIB_SH)
-        .output()
-        .ok()
-        .filter(|out| out.status.success() && !out.stdout.is_empty())
-        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).into_owned()));
-    venv.map(|v| v.join("bin/moto_server"))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("moto_server"))
+    crate::process::tools_program("moto_server")
 }
 
 fn start_moto() -> S3Server {

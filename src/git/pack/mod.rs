@@ -222,8 +222,9 @@ struct Current {
 
 /// What is done with an entry's inflated bytes.
 enum Content {
-    /// A whole object: hash it, and scan it if the scanner wants its content.
-    Base(ObjectHasher, Option<ObjectScan>),
+    /// A whole object: hash it, and scan it if the scanner wants its content (boxed: most entries are not
+    /// scanned, and the scan's state is several times the size of a delta's).
+    Base(ObjectHasher, Option<Box<ObjectScan>>),
     /// A delta: read its header (base size, result size), skip the instructions (pass 2 decodes them).
     Delta(DeltaDecoder),
 }
@@ -452,7 +453,7 @@ impl PackParser {
                 EntryKind::Base(kind),
                 Content::Base(
                     ObjectHasher::new(kind, parsed.size),
-                    self.scanner.begin(kind, parsed.size),
+                    self.scanner.begin(kind, parsed.size).map(Box::new),
                 ),
             ),
             HeaderBase::Distance(distance) => {
@@ -527,7 +528,7 @@ impl PackParser {
                 let oid = hasher.finish();
                 if let Some(scan) = scan {
                     self.scanner
-                        .end(scan, oid)
+                        .end(*scan, oid)
                         .map_err(|problem| PackError::Scan { offset, problem })?;
                 }
                 (current.size, Some(oid))

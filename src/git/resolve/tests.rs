@@ -1126,3 +1126,62 @@ async fn a_source_outside_memory_is_read_once_per_entry_when_compressed_entries_
         assert_eq!(e.oid, Some(p.expected[i].0), "entry {i}");
     }
 }
+
+/// LFS pointers are found in both passes: whole blobs by the parser, deltas by the resolver, in every mode.
+#[tokio::test]
+async fn lfs_pointers_stored_whole_or_as_deltas_are_found() {
+    use crate::git::lfs::{parse_pointer, PointerSet};
+    use testkit::pack::PackBuilder;
+    let pointer = |fill: char, size: u64| {
+        format!(
+            "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize {size}\n",
+            fill.to_string().repeat(64)
+        )
+        .into_bytes()
+    };
+    let (whole, as_delta) = (pointer('a', 1 << 30), pointer('b', 42));
+    let looks_like = [
+        b"version https://git-lfs.github.com/spec/v1\n".as_slice(),
+        b"oid nope\n",
+    ]
+    .concat();
+    let builder = PackBuilder::new(2, 4)
+        .object(3, &whole)
+        .object(3, &looks_like)
+        .object(1, &whole[..]);
+    let distance = builder.bytes.len() as u64 - builder.offsets[0];
+    let pack = builder
+        .ofs_delta(distance, &make(&whole, &as_delta))
+        .finish();
+    let mut parser = PackParser::with_scanner(Scanner::none().with_lfs_pointers());
+    for byte in pack.chunks(1) {
+        parser.feed(byte).unwrap();
+    }
+    let mut parsed = parser.finish().unwrap();
+    let mut expected = PointerSet::new();
+    expected.insert(parse_pointer(&whole).unwrap());
+    assert_eq!(
+        parsed.scanner.take_lfs_pointers(),
+        expected,
+        "pass 1 finds the whole blob only, not the commit"
+    );
+    for options in MODES {
+        let mut entries = parsed.entries.clone();
+        let mut scanner = Scanner::none().with_lfs_pointers();
+        resolve_and_scan(
+            &mut entries,
+            &Bytes::from(pack.clone()),
+            &options,
+            &mut scanner,
+        )
+        .await
+        .unwrap();
+        let mut found = PointerSet::new();
+        found.insert(parse_pointer(&as_delta).unwrap());
+        assert_eq!(
+            scanner.take_lfs_pointers(),
+            found,
+            "{options:?}: pass 2 finds the delta, in memory or streamed"
+        );
+    }
+}

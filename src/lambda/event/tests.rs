@@ -188,7 +188,7 @@ fn unknown_fields_are_named() {
             error_text(event),
             "event: unknown fields `dry_run`, `memory`; expected only mappings, memory_budget_mib, concurrency, \
              endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
-             gc_grace_hours"
+             gc_grace_hours, lfs, lfs_url, lfs_tolerate_missing"
         );
 }
 
@@ -341,7 +341,7 @@ fn sqs_batch_with_one_bad_message_keeps_the_others() {
             items[1].request.as_ref().unwrap_err().to_string(),
             "Records[1] (messageId \"b\").body: unknown field `priority`; expected only mappings, memory_budget_mib, \
              concurrency, endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
-             gc_grace_hours"
+             gc_grace_hours, lfs, lfs_url, lfs_tolerate_missing"
         );
 }
 
@@ -536,10 +536,24 @@ fn the_options_shared_with_the_cli_are_checked() {
             serde_json::json!({"concurrency": 2, "gc_grace_hours": "a day", "region": 3}),
             "event.region: invalid type: integer `3`, expected a string",
         ),
+        (
+            serde_json::json!({"lfs_url": "git@host:repo"}),
+            "event.lfs_url: \"git@host:repo\" is not a URL: relative URL without a base",
+        ),
+        (
+            serde_json::json!({"lfs": "yes"}),
+            "event.lfs: invalid type: string \"yes\", expected a boolean",
+        ),
     ];
     for (options, expected) in cases {
         assert_eq!(with(options), expected);
     }
+    let two = serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}, {"source": GIT, "target": "s3://b/other"}],
+        "lfs_url": "https://lfs.example.com/r"});
+    assert_eq!(
+        error_text(two),
+        "event.lfs_url: names the LFS server of one repository: give it in a request with one mapping"
+    );
     assert!(
         with(serde_json::json!({"token": "secret"}))
             .starts_with("event: unknown field `token`; expected only mappings,"),

@@ -1,0 +1,276 @@
+//! Mirroring the Git LFS objects that a new pack's pointers name, before its refs are published.
+//!
+//! The pointers come from the pack passes ([`crate::git::lfs`]): every pointer blob of the fetched pack, whatever
+//! ref or commit reaches it, so an incremental run looks only at the pointers that are new. For each one:
+//!
+//! 1. **Skip what is there**: one listing of the object's exact key (`lfs/objects/<aa>/<bb>/<oid>`); an object
+//!    of the pointer's size is already mirrored (objects only become visible once verified, see 3).
+//! 2. **Ask the source's LFS server** in batches of
+//!    [`MAX_OBJECTS_PER_BATCH`](crate::git::lfs::batch::MAX_OBJECTS_PER_BATCH) (`crate::upstream::lfs`); an
+//!    action that expires within [`EXPIRY_MARGIN_SECS`] when its turn comes is asked for again.
+//! 3. **Stream each object into the store** through an [`Upload`](crate::store::Upload) of its final key while
+//!    hashing it: the upload is completed (create-only) only when the size and SHA-256 match the pointer, and
+//!    aborted otherwise, so a reader never sees an unverified object. Memory per download is the upload's
+//!    buffers; downloads run concurrently up to what the memory budget allows ([`concurrent_downloads`]).
+//!
+//! An object that cannot be mirrored (the server lacks it, its bytes do not match its id, its href is refused, its
+//! download fails) fails the mapping with a message naming it, unless the options tolerate missing objects: then
+//! it is listed in the report and the refs are published anyway. A failure of the batch request as a whole
+//! (endpoint unreachable, refused, unusable answer) always fails the mapping.
+
+use super::publish::ignore_existing;
+use super::{MirrorError, Run};
+use crate::git::lfs::batch::{Outcome, MAX_OBJECTS_PER_BATCH};
+use crate::git::lfs::{LfsOid, Pointer, PointerSet};
+use crate::report::{LfsFailure, LfsReport};
+use crate::store::{self, Precondition, Store, StoreError};
+use crate::upstream::{unix_now, LfsEndpoint, LfsRequestError, UpstreamClient};
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+use url::Url;
+
+/// An action expiring within this many seconds when its download starts is requested again.
+pub const EXPIRY_MARGIN_SECS: i64 = 30;
+/// How many times one object's action is requested again because it had expired.
+const MAX_REFRESHES: usize = 2;
+/// Most downloads at once, whatever the budget.
+const MAX_CONCURRENT_DOWNLOADS: u64 = 8;
+/// Most failed objects named in an error message (the report lists them all).
+const MAX_NAMED_FAILURES: usize = 5;
+
+/// Why the LFS objects of a mapping could not be mirrored.
+#[derive(Debug, thiserror::Error)]
+pub enum LfsError {
+    /// The batch request failed as a whole.
+    #[error("LFS batch request failed: {0}")]
+    Batch(#[from] LfsRequestError),
+    /// The LFS endpoint cannot be used.
+    #[error("invalid LFS endpoint: {0}")]
+    Endpoint(crate::upstream::UpstreamError),
+    /// Objects could not be mirrored (and the options do not tolerate it).
+    #[error("{} LFS object(s) could not be mirrored: {}", failures.len(), name_failures(failures))]
+    Objects {
+        /// Every object that failed, and why.
+        failures: Vec<LfsFailure>,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn name_failures(failures: &[LfsFailure]) -> String {
+    let mut named: Vec<String> = failures
+        .iter()
+        .take(MAX_NAMED_FAILURES)
+        .map(LfsFailure::to_string)
+        .collect();
+    if failures.len() > MAX_NAMED_FAILURES {
+        named.push(format!("and {} more", failures.len() - MAX_NAMED_FAILURES));
+    }
+    named.join("; ")
+}
+
+/// Downloads at once for a memory budget: each holds an upload's buffers.
+pub fn concurrent_downloads(memory_budget: u64) -> usize {
+    (memory_budget / store::UPLOAD_BUFFER_BYTES).clamp(1, MAX_CONCURRENT_DOWNLOADS) as usize
+}
+
+/// What happened to one object.
+enum Done {
+    /// Stored (by this run, or concurrently by another: create-only found it there).
+    Copied(u64),
+    /// Already in the mirror.
+    Skipped(u64),
+    /// Not mirrored.
+    Failed(LfsFailure),
+}
+
+impl Run<'_> {
+    /// Mirrors the LFS objects `pointers` name from the LFS server of the repository at `source`, and records
+    /// what happened in the report.
+    pub(super) async fn mirror_lfs(
+        &mut self,
+        source: &Url,
+        configured_url: Option<&str>,
+        pointers: &PointerSet,
+    ) -> Result<(), MirrorError> {
+        let mut report = LfsReport {
+            pointers: pointers.len() as u64,
+            ..LfsReport::default()
+        };
+        if !pointers.is_empty() {
+            let endpoint = self
+                .client
+                .lfs_endpoint(source, configured_url)
+                .map_err(LfsError::Endpoint)?;
+            let limit = concurrent_downloads(self.options.memory_budget);
+            tracing::info!(
+                source = %self.report.source, endpoint = %endpoint.shown(), pointers = pointers.len(),
+                "mirroring LFS objects"
+            );
+            for group in pointers.sorted().chunks(MAX_OBJECTS_PER_BATCH) {
+                let done =
+                    mirror_group(self.client, self.store.as_ref(), &endpoint, group, limit).await?;
+                for d in done {
+                    match d {
+                        Done::Copied(bytes) => {
+                            report.objects_copied += 1;
+                            report.bytes_copied += bytes;
+                        }
+                        Done::Skipped(bytes) => {
+                            report.objects_skipped += 1;
+                            report.bytes_skipped += bytes;
+                        }
+                        Done::Failed(failure) => report.failed.push(failure),
+                    }
+                }
+            }
+        }
+        let failed = std::mem::take(&mut report.failed);
+        if !failed.is_empty() && !self.options.lfs.tolerate_missing {
+            return Err(LfsError::Objects { failures: failed }.into());
+        }
+        report.failed = failed;
+        self.report.lfs = Some(report);
+        Ok(())
+    }
+}
+
+/// One batch's worth of pointers: skip the present ones, ask for the others, download up to `limit` at once.
+async fn mirror_group(
+    client: &UpstreamClient,
+    store: &dyn Store,
+    endpoint: &LfsEndpoint,
+    group: &[Pointer],
+    limit: usize,
+) -> Result<Vec<Done>, LfsError> {
+    // The futures are collected before they become a stream: a closure inside the stream's type would make the
+    // run's future fail to be `Send` (a known limit of the compiler with higher-ranked closure lifetimes).
+    let checks: Vec<_> = group.iter().map(|p| is_present(store, p)).collect();
+    let present: Vec<Result<bool, StoreError>> = futures_util::stream::iter(checks)
+        .buffered(limit)
+        .collect()
+        .await;
+    let mut done = Vec::with_capacity(group.len());
+    let mut wanted = Vec::new();
+    for (p, present) in group.iter().zip(present) {
+        if present? {
+            done.push(Done::Skipped(p.size));
+        } else {
+            wanted.push(*p);
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(done);
+    }
+    let outcomes = client.lfs_batch(endpoint, &wanted).await?;
+    let fetches: Vec<_> = wanted
+        .into_iter()
+        .zip(outcomes)
+        .map(|(p, outcome)| fetch_one(client, store, endpoint, p, outcome))
+        .collect();
+    let downloads: Vec<Done> = futures_util::stream::iter(fetches)
+        .buffer_unordered(limit)
+        .collect::<Vec<Result<Done, LfsError>>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
+    done.extend(downloads);
+    Ok(done)
+}
+
+/// Whether the mirror already holds the object of `pointer` (its key, at its size).
+async fn is_present(store: &dyn Store, pointer: &Pointer) -> Result<bool, StoreError> {
+    let key = pointer.oid.store_key();
+    let listed = store.list(&key).await?;
+    Ok(listed
+        .iter()
+        .any(|l| l.key == key && l.size == pointer.size))
+}
+
+/// Downloads one object as `outcome` says (asking again if its action expired) and stores it once verified.
+async fn fetch_one(
+    client: &UpstreamClient,
+    store: &dyn Store,
+    endpoint: &LfsEndpoint,
+    pointer: Pointer,
+    mut outcome: Outcome,
+) -> Result<Done, LfsError> {
+    let fail = |problem: String| Ok(Done::Failed(LfsFailure::new(&pointer, problem)));
+    for _ in 0..MAX_REFRESHES {
+        match &outcome {
+            Outcome::Download(d)
+                if d.expires_at
+                    .is_some_and(|at| at <= unix_now().saturating_add(EXPIRY_MARGIN_SECS)) =>
+            {
+                tracing::debug!(oid = %pointer.oid, "LFS download action expired: asking again");
+                outcome = client
+                    .lfs_batch(endpoint, &[pointer])
+                    .await?
+                    .pop()
+                    .unwrap_or(Outcome::Unusable("the batch response was empty".to_owned()));
+            }
+            _ => break,
+        }
+    }
+    let download = match outcome {
+        Outcome::Download(d) => d,
+        Outcome::Error { code, message } => {
+            return fail(format!("the LFS server answered {code}: {message}"))
+        }
+        Outcome::Unusable(problem) => return fail(problem),
+    };
+    let mut body = match client.lfs_download(endpoint, &download).await {
+        Ok(body) => body,
+        Err(e) => return fail(e.to_string()),
+    };
+    let key = pointer.oid.store_key();
+    let mut upload = store.create_upload(&key).await?;
+    let mut hasher = Sha256::new();
+    let mut received: u64 = 0;
+    let problem = loop {
+        let chunk = match body.next_chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        };
+        received = received.saturating_add(chunk.len() as u64);
+        if received > pointer.size {
+            break Some(format!(
+                "the server sent more than its {} bytes",
+                pointer.size
+            ));
+        }
+        hasher.update(&chunk);
+        if let Err(e) = upload.write(&chunk).await {
+            let _ = upload.abort().await;
+            return Err(e.into());
+        }
+    };
+    let problem = problem.or_else(|| {
+        let actual = LfsOid(hasher.finalize().into());
+        if received != pointer.size {
+            Some(format!(
+                "the server sent {received} bytes, the pointer says {}",
+                pointer.size
+            ))
+        } else if actual != pointer.oid {
+            Some(format!(
+                "the bytes the server sent hash to {actual}, not to the object's id"
+            ))
+        } else {
+            None
+        }
+    });
+    if let Some(problem) = problem {
+        if let Err(e) = upload.abort().await {
+            tracing::warn!(%key, error = %e, "could not abort an LFS upload");
+        }
+        return fail(problem);
+    }
+    ignore_existing(upload.complete(Precondition::IfNoneMatch).await)?;
+    Ok(Done::Copied(pointer.size))
+}
+
+#[cfg(test)]
+mod tests;
