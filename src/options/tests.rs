@@ -139,7 +139,7 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
                 lfs_url: Some("ssh://git@host/repo".to_owned()),
                 ..all_set()
             },
-            "lfs_url: \"ssh://git@host/repo\": expected an http:// or https:// URL, got scheme \"ssh\"",
+            "lfs_url: \"ssh://***@host/repo\": expected an http:// or https:// URL, got scheme \"ssh\"",
         ),
     ];
     for (overrides, expected) in cases {

@@ -538,7 +538,7 @@ fn the_options_shared_with_the_cli_are_checked() {
         ),
         (
             serde_json::json!({"lfs_url": "git@host:repo"}),
-            "event.lfs_url: \"git@host:repo\" is not a URL: relative URL without a base",
+            "event.lfs_url: \"***@host:repo\" is not a URL: relative URL without a base",
         ),
         (
             serde_json::json!({"lfs": "yes"}),
