@@ -52,7 +52,19 @@ pub struct MirrorOptions {
     pub clock: Clock,
     /// Progress observer.
     pub progress: Option<Arc<dyn Progress>>,
+    /// Largest object a pack may declare; a bigger one fails the run before any work on it.
+    pub max_object_bytes: u64,
+    /// Resolving a pack's deltas may inflate and produce at most this many times the pack's size (or
+    /// [`MIN_WORK_BYTES`] for small packs) before the run fails: what stops a delta bomb.
+    pub max_inflate_ratio: u64,
 }
+
+/// Default [`MirrorOptions::max_object_bytes`]: 4 GiB (GitHub refuses files over 100 MiB).
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 4 << 30;
+/// Default [`MirrorOptions::max_inflate_ratio`].
+pub const DEFAULT_MAX_INFLATE_RATIO: u64 = 1000;
+/// Work every pack may take whatever its size: 1 GiB, about a second.
+pub const MIN_WORK_BYTES: u64 = 1 << 30;
 
 impl std::fmt::Debug for MirrorOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -65,6 +77,8 @@ impl std::fmt::Debug for MirrorOptions {
             .field("ref_prefixes", &self.ref_prefixes)
             .field("compaction_threshold", &self.compaction_threshold)
             .field("gc_grace", &self.gc_grace)
+            .field("max_object_bytes", &self.max_object_bytes)
+            .field("max_inflate_ratio", &self.max_inflate_ratio)
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +103,8 @@ impl Default for MirrorOptions {
             gc_grace: Duration::from_secs(24 * 3600),
             clock: Arc::new(SystemTime::now),
             progress: None,
+            max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
+            max_inflate_ratio: DEFAULT_MAX_INFLATE_RATIO,
         }
     }
 }
@@ -98,6 +114,13 @@ impl MirrorOptions {
     pub fn with_memory_budget_mib(mut self, mib: u64) -> Self {
         self.memory_budget = mib.saturating_mul(1 << 20).max(MIN_MEMORY_BUDGET);
         self
+    }
+
+    /// The most bytes resolving the deltas of a pack of `pack_len` bytes may inflate and produce.
+    pub fn max_work_bytes(&self, pack_len: u64) -> u64 {
+        pack_len
+            .saturating_mul(self.max_inflate_ratio)
+            .max(MIN_WORK_BYTES)
     }
 
     /// Whether a ref of this name is mirrored.
@@ -139,6 +162,10 @@ pub struct Overrides {
     pub compaction_threshold: Option<usize>,
     /// Hours an unlisted pack is kept before deletion, at most [`MAX_GC_GRACE_HOURS`].
     pub gc_grace_hours: Option<u64>,
+    /// Largest object a pack may declare, in MiB, at least 1.
+    pub max_object_mib: Option<u64>,
+    /// Most bytes delta resolution may inflate and produce per byte of pack, at least 1.
+    pub max_inflate_ratio: Option<u64>,
 }
 
 /// An [`Overrides`] value out of range.
@@ -153,7 +180,7 @@ pub struct InvalidOverride {
 
 impl Overrides {
     /// The field names, as a Lambda request spells them, in the order their errors are reported.
-    pub const FIELDS: [&'static str; 9] = [
+    pub const FIELDS: [&'static str; 11] = [
         "memory_budget_mib",
         "concurrency",
         "endpoint_url",
@@ -163,6 +190,8 @@ impl Overrides {
         "ref_prefixes",
         "compaction_threshold",
         "gc_grace_hours",
+        "max_object_mib",
+        "max_inflate_ratio",
     ];
 
     /// Checks every value's range; the error names the first field at fault, in [`Overrides::FIELDS`] order.
@@ -203,6 +232,12 @@ impl Overrides {
                 format!("{hours} is more than {MAX_GC_GRACE_HOURS} (100 years)"),
             );
         }
+        if self.max_object_mib == Some(0) {
+            return fail("max_object_mib", "must be at least 1".to_owned());
+        }
+        if self.max_inflate_ratio == Some(0) {
+            return fail("max_inflate_ratio", "must be at least 1".to_owned());
+        }
         Ok(())
     }
 
@@ -235,6 +270,12 @@ impl Overrides {
         }
         if let Some(hours) = self.gc_grace_hours {
             options.gc_grace = Duration::from_secs(hours * 3600);
+        }
+        if let Some(mib) = self.max_object_mib {
+            options.max_object_bytes = mib.saturating_mul(1 << 20);
+        }
+        if let Some(ratio) = self.max_inflate_ratio {
+            options.max_inflate_ratio = ratio;
         }
         Ok(options)
     }

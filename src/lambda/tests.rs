@@ -578,7 +578,9 @@ async fn every_request_option_reaches_the_mirror() {
         "region": "eu-west-1",
         "ref_prefixes": ["refs/heads/"],
         "compaction_threshold": 5,
-        "gc_grace_hours": 2
+        "gc_grace_hours": 2,
+        "max_object_mib": 64,
+        "max_inflate_ratio": 50
     });
     let payload: Value = serde_json::from_str(&body(&[(GIT, TARGET)], options)).unwrap();
     let mirror = FakeMirror::default();
@@ -599,6 +601,8 @@ async fn every_request_option_reaches_the_mirror() {
         ref_prefixes: Some(vec!["refs/heads/".to_owned()]),
         compaction_threshold: Some(5),
         gc_grace_hours: Some(2),
+        max_object_mib: Some(64),
+        max_inflate_ratio: Some(50),
     }
     .apply(MirrorOptions::default())
     .unwrap();

@@ -26,7 +26,7 @@ use crate::git::idx;
 use crate::git::layout;
 use crate::git::oid::ObjectId;
 use crate::git::pack::{PackParser, ParsedPack};
-use crate::git::resolve::{self, PackReader, ResolveOptions};
+use crate::git::resolve::{self, PackReader, ResolveLimits, ResolveOptions};
 use crate::git::scan::Scanner;
 use crate::git::upload_pack::{self, Advertisement, ResponseDecoder, ResponseEvent};
 use crate::progress::Stage;
@@ -172,6 +172,10 @@ impl Run<'_> {
             cache_bytes: budget.object_cache,
             big_object_bytes: budget.big_object,
             progress: Some(&report_progress),
+            limits: ResolveLimits {
+                max_object_bytes: self.options.max_object_bytes,
+                max_work_bytes: self.options.max_work_bytes(parsed.pack_len),
+            },
         };
         resolve::resolve_and_scan(
             &mut parsed.entries,

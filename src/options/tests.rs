@@ -13,6 +13,8 @@ fn all_set() -> Overrides {
         ref_prefixes: Some(vec!["refs/heads/".to_owned(), "refs/tags/".to_owned()]),
         compaction_threshold: Some(3),
         gc_grace_hours: Some(2),
+        max_object_mib: Some(64),
+        max_inflate_ratio: Some(50),
     }
 }
 
@@ -39,6 +41,10 @@ fn every_override_reaches_the_options() {
     assert!(options.wants_ref("refs/tags/v1") && !options.wants_ref("refs/pull/1/head"));
     assert_eq!(options.compaction_threshold, 3);
     assert_eq!(options.gc_grace, Duration::from_secs(2 * 3600));
+    assert_eq!(options.max_object_bytes, 64 << 20);
+    assert_eq!(options.max_inflate_ratio, 50);
+    assert_eq!(options.max_work_bytes(100 << 20), 5000 << 20);
+    assert_eq!(options.max_work_bytes(1), MIN_WORK_BYTES);
     let small = Overrides {
         memory_budget_mib: Some(1),
         ..Overrides::default()
@@ -115,6 +121,20 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
             },
             "gc_grace_hours: 18446744073709551615 is more than 876000 (100 years)",
         ),
+        (
+            Overrides {
+                max_object_mib: Some(0),
+                ..all_set()
+            },
+            "max_object_mib: must be at least 1",
+        ),
+        (
+            Overrides {
+                max_inflate_ratio: Some(0),
+                ..all_set()
+            },
+            "max_inflate_ratio: must be at least 1",
+        ),
     ];
     for (overrides, expected) in cases {
         assert_eq!(overrides.validate().unwrap_err().to_string(), expected);
@@ -153,6 +173,7 @@ fn fields_are_exactly_the_ones_deserialization_accepts() {
     );
     let text = r#"{"memory_budget_mib": 512, "concurrency": 7, "endpoint_url": "http://127.0.0.1:5000",
         "force_path_style": true, "storage_class": "STANDARD_IA", "region": "eu-west-1",
-        "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2}"#;
+        "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2,
+        "max_object_mib": 64, "max_inflate_ratio": 50}"#;
     assert_eq!(serde_json::from_str::<Overrides>(text).unwrap(), all_set());
 }
