@@ -109,7 +109,8 @@ impl Run<'_> {
             .await?;
 
         let mut decoder = ResponseDecoder::new();
-        let mut parser = PackParser::with_scanner(Scanner::collecting_links(budget.links));
+        let mut parser = PackParser::with_scanner(Scanner::collecting_links(budget.links))
+            .max_object_bytes(self.options.max_object_bytes);
         let mut spool = Spool::Memory(Vec::new());
         let mut ended = false;
         while let Some(chunk) = body.next_chunk().await? {
