@@ -15,10 +15,14 @@
 //! | pack pass 2: delta ids within the memory budget | `git/resolve/` |
 //! | delta instructions | `git/delta.rs` |
 //! | `.idx` v2 bytes | `git/idx.rs` |
+//! | finding ids in a stored `.idx` (fan-out, ranged reads) | `git/idx/lookup.rs` |
+//! | what the passes do with each object's content (the object-content visitor) | `git/scan.rs` |
+//! | the links of a commit, tree or tag | `git/links.rs` |
 //! | `info/refs`, `packed-refs`, `objects/info/packs`, `HEAD` | `git/layout.rs` |
 //! | one mapping end to end: API, reports, the run's outline | `mirror/mod.rs` |
 //! | no-op / full / incremental / refs-only / compaction decision, wants and haves | `mirror/plan.rs` |
 //! | receive → resolve and index → store one pack; the memory budget | `mirror/fetch.rs` |
+//! | the connectivity check before anything is published | `mirror/connectivity.rs` |
 //! | publication order and conditional writes | `mirror/publish.rs` |
 //! | reading a stored pack back in chunks | `mirror/read_back.rs` |
 //! | deleting unlisted packs after a grace period | `mirror/gc.rs` |

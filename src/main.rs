@@ -52,6 +52,12 @@ struct Cli {
     /// Hours an unlisted pack is kept before deletion.
     #[arg(long, default_value_t = 24)]
     gc_grace_hours: u64,
+    /// Largest object a pack may declare, in MiB (default 4096).
+    #[arg(long)]
+    max_object_mib: Option<u64>,
+    /// Most bytes delta resolution may inflate and produce per byte of pack (default 1000; at least 1 GiB).
+    #[arg(long)]
+    max_inflate_ratio: Option<u64>,
     /// Print the reports as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -179,6 +185,8 @@ async fn main() -> ExitCode {
         lfs: Some(!cli.no_lfs),
         lfs_url: cli.lfs_url,
         lfs_tolerate_missing: Some(cli.lfs_tolerate_missing),
+        max_object_mib: cli.max_object_mib,
+        max_inflate_ratio: cli.max_inflate_ratio,
     };
     let mut options = match overrides.apply(MirrorOptions::default()) {
         Ok(options) => options,

@@ -58,6 +58,11 @@ pub struct MirrorOptions {
     pub progress: Option<Arc<dyn Progress>>,
     /// Whether and how LFS objects are mirrored.
     pub lfs: LfsOptions,
+    /// Largest object a pack may declare; a bigger one fails the run before any work on it.
+    pub max_object_bytes: u64,
+    /// Resolving a pack's deltas may inflate and produce at most this many times the pack's size (or
+    /// [`MIN_WORK_BYTES`] for small packs) before the run fails: what stops a delta bomb.
+    pub max_inflate_ratio: u64,
 }
 
 /// How the LFS objects of a mapping are mirrored.
@@ -81,6 +86,13 @@ impl Default for LfsOptions {
     }
 }
 
+/// Default [`MirrorOptions::max_object_bytes`]: 4 GiB (GitHub refuses files over 100 MiB).
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 4 << 30;
+/// Default [`MirrorOptions::max_inflate_ratio`].
+pub const DEFAULT_MAX_INFLATE_RATIO: u64 = 1000;
+/// Work every pack may take whatever its size: 1 GiB, about a second.
+pub const MIN_WORK_BYTES: u64 = 1 << 30;
+
 impl std::fmt::Debug for MirrorOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("MirrorOptions")
@@ -93,6 +105,8 @@ impl std::fmt::Debug for MirrorOptions {
             .field("compaction_threshold", &self.compaction_threshold)
             .field("gc_grace", &self.gc_grace)
             .field("lfs", &self.lfs)
+            .field("max_object_bytes", &self.max_object_bytes)
+            .field("max_inflate_ratio", &self.max_inflate_ratio)
             .finish_non_exhaustive()
     }
 }
@@ -119,6 +133,8 @@ impl Default for MirrorOptions {
             clock: Arc::new(SystemTime::now),
             progress: None,
             lfs: LfsOptions::default(),
+            max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
+            max_inflate_ratio: DEFAULT_MAX_INFLATE_RATIO,
         }
     }
 }
@@ -128,6 +144,13 @@ impl MirrorOptions {
     pub fn with_memory_budget_mib(mut self, mib: u64) -> Self {
         self.memory_budget = mib.saturating_mul(1 << 20).max(MIN_MEMORY_BUDGET);
         self
+    }
+
+    /// The most bytes resolving the deltas of a pack of `pack_len` bytes may inflate and produce.
+    pub fn max_work_bytes(&self, pack_len: u64) -> u64 {
+        pack_len
+            .saturating_mul(self.max_inflate_ratio)
+            .max(MIN_WORK_BYTES)
     }
 
     /// Whether a ref of this name is mirrored.
@@ -184,6 +207,10 @@ pub struct Overrides {
     pub lfs_url: Option<String>,
     /// Publish refs even when LFS objects are missing ([`LfsOptions::tolerate_missing`]).
     pub lfs_tolerate_missing: Option<bool>,
+    /// Largest object a pack may declare, in MiB, at least 1.
+    pub max_object_mib: Option<u64>,
+    /// Most bytes delta resolution may inflate and produce per byte of pack, at least 1.
+    pub max_inflate_ratio: Option<u64>,
 }
 
 /// An [`Overrides`] value out of range.
@@ -198,7 +225,7 @@ pub struct InvalidOverride {
 
 impl Overrides {
     /// The field names, as a Lambda request spells them, in the order their errors are reported.
-    pub const FIELDS: [&'static str; 12] = [
+    pub const FIELDS: [&'static str; 14] = [
         "memory_budget_mib",
         "concurrency",
         "endpoint_url",
@@ -211,6 +238,8 @@ impl Overrides {
         "lfs",
         "lfs_url",
         "lfs_tolerate_missing",
+        "max_object_mib",
+        "max_inflate_ratio",
     ];
 
     /// Checks every value's range; the error names the first field at fault, in [`Overrides::FIELDS`] order.
@@ -263,6 +292,12 @@ impl Overrides {
         if let Some(problem) = self.lfs_url.as_deref().and_then(http_url_problem) {
             return fail("lfs_url", problem);
         }
+        if self.max_object_mib == Some(0) {
+            return fail("max_object_mib", "must be at least 1".to_owned());
+        }
+        if self.max_inflate_ratio == Some(0) {
+            return fail("max_inflate_ratio", "must be at least 1".to_owned());
+        }
         Ok(())
     }
 
@@ -304,6 +339,12 @@ impl Overrides {
         }
         if let Some(tolerate) = self.lfs_tolerate_missing {
             options.lfs.tolerate_missing = tolerate;
+        }
+        if let Some(mib) = self.max_object_mib {
+            options.max_object_bytes = mib.saturating_mul(1 << 20);
+        }
+        if let Some(ratio) = self.max_inflate_ratio {
+            options.max_inflate_ratio = ratio;
         }
         Ok(options)
     }

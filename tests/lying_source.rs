@@ -427,3 +427,31 @@ async fn a_shallow_answer_is_refused() {
     }
     case.honest_run(RunKind::Incremental).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delta_bomb_ends_with_a_clear_error_or_at_the_deadline() {
+    let mut case = Case::new().await;
+    // 1 TiB declared by 16 MiB of copy instructions (a 16 KiB zlib stream).
+    let bomb = testkit::pack::delta_bomb(1 << 40);
+    case.refused(
+        bomb.clone(),
+        &[&format!(
+            "declares an object of {} bytes, more than the limit of {}",
+            1u64 << 40,
+            4u64 << 30
+        )],
+    )
+    .await;
+    case.options.max_object_bytes = u64::MAX;
+    case.refused(
+        bomb.clone(),
+        &["more than 1073741824 bytes, the limit for this pack (a delta bomb?)"],
+    )
+    .await;
+    // Without limits, only the deadline stops it: resolution from memory yields, so the deadline fires.
+    case.options.max_inflate_ratio = u64::MAX;
+    case.options.min_time_to_start = std::time::Duration::ZERO;
+    case.options.deadline = Some(std::time::Instant::now() + std::time::Duration::from_secs(2));
+    case.refused(bomb, &["stopped at the deadline"]).await;
+    assert!(snapshot(case.target.path()).is_empty());
+}

@@ -581,7 +581,9 @@ async fn every_request_option_reaches_the_mirror() {
         "gc_grace_hours": 2,
         "lfs": false,
         "lfs_url": "https://lfs.example.com/repo",
-        "lfs_tolerate_missing": true
+        "lfs_tolerate_missing": true,
+        "max_object_mib": 64,
+        "max_inflate_ratio": 50
     });
     let payload: Value = serde_json::from_str(&body(&[(GIT, TARGET)], options)).unwrap();
     let mirror = FakeMirror::default();
@@ -605,6 +607,8 @@ async fn every_request_option_reaches_the_mirror() {
         lfs: Some(false),
         lfs_url: Some("https://lfs.example.com/repo".to_owned()),
         lfs_tolerate_missing: Some(true),
+        max_object_mib: Some(64),
+        max_inflate_ratio: Some(50),
     }
     .apply(MirrorOptions::default())
     .unwrap();

@@ -27,7 +27,7 @@ use crate::git::layout;
 use crate::git::lfs::PointerSet;
 use crate::git::oid::ObjectId;
 use crate::git::pack::{PackParser, ParsedPack};
-use crate::git::resolve::{self, PackReader, ResolveOptions};
+use crate::git::resolve::{self, PackReader, ResolveLimits, ResolveOptions};
 use crate::git::scan::Scanner;
 use crate::git::upload_pack::{self, Advertisement, ProtocolError, ResponseDecoder, ResponseEvent};
 use crate::progress::Stage;
@@ -166,7 +166,8 @@ impl Run<'_> {
             true => scanner.with_lfs_pointers(),
             false => scanner,
         };
-        let mut parser = PackParser::with_scanner(scanner);
+        let mut parser =
+            PackParser::with_scanner(scanner).max_object_bytes(self.options.max_object_bytes);
         let mut spool = Spool::Memory(Vec::new());
         let mut ended = false;
         while let Some(chunk) = body.next_chunk().await? {
@@ -231,6 +232,10 @@ impl Run<'_> {
             cache_bytes: budget.object_cache,
             big_object_bytes: budget.big_object,
             progress: Some(&report_progress),
+            limits: ResolveLimits {
+                max_object_bytes: self.options.max_object_bytes,
+                max_work_bytes: self.options.max_work_bytes(parsed.pack_len),
+            },
         };
         resolve::resolve_and_scan(
             &mut parsed.entries,

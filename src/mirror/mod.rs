@@ -14,6 +14,7 @@
 //! |---|---|
 //! | what to publish, and the no-op / full / incremental / refs-only / compaction decision (pure) | `plan.rs` |
 //! | receive → resolve and index → store one pack; the memory budget | `fetch.rs` |
+//! | every object the refs reach is in the new pack or a listed one, before anything is published | `connectivity.rs` |
 //! | the publication protocol: order, conditional writes, the re-check | `publish.rs` |
 //! | reading a stored pack back in chunks | `read_back.rs` |
 //! | deleting unlisted packs after a grace period | `gc.rs` |

@@ -16,6 +16,8 @@ fn all_set() -> Overrides {
         lfs: Some(false),
         lfs_url: Some("https://lfs.example.com/repo".to_owned()),
         lfs_tolerate_missing: Some(true),
+        max_object_mib: Some(64),
+        max_inflate_ratio: Some(50),
     }
 }
 
@@ -50,6 +52,10 @@ fn every_override_reaches_the_options() {
         }
     );
     assert_eq!(options.gc_grace, Duration::from_secs(2 * 3600));
+    assert_eq!(options.max_object_bytes, 64 << 20);
+    assert_eq!(options.max_inflate_ratio, 50);
+    assert_eq!(options.max_work_bytes(100 << 20), 5000 << 20);
+    assert_eq!(options.max_work_bytes(1), MIN_WORK_BYTES);
     let small = Overrides {
         memory_budget_mib: Some(1),
         ..Overrides::default()
@@ -141,6 +147,20 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
             },
             "lfs_url: \"ssh://***@host/repo\": expected an http:// or https:// URL, got scheme \"ssh\"",
         ),
+        (
+            Overrides {
+                max_object_mib: Some(0),
+                ..all_set()
+            },
+            "max_object_mib: must be at least 1",
+        ),
+        (
+            Overrides {
+                max_inflate_ratio: Some(0),
+                ..all_set()
+            },
+            "max_inflate_ratio: must be at least 1",
+        ),
     ];
     for (overrides, expected) in cases {
         assert_eq!(overrides.validate().unwrap_err().to_string(), expected);
@@ -185,6 +205,7 @@ fn fields_are_exactly_the_ones_deserialization_accepts() {
     let text = r#"{"memory_budget_mib": 512, "concurrency": 7, "endpoint_url": "http://127.0.0.1:5000",
         "force_path_style": true, "storage_class": "STANDARD_IA", "region": "eu-west-1",
         "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2,
-        "lfs": false, "lfs_url": "https://lfs.example.com/repo", "lfs_tolerate_missing": true}"#;
+        "lfs": false, "lfs_url": "https://lfs.example.com/repo", "lfs_tolerate_missing": true,
+        "max_object_mib": 64, "max_inflate_ratio": 50}"#;
     assert_eq!(serde_json::from_str::<Overrides>(text).unwrap(), all_set());
 }

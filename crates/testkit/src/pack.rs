@@ -170,3 +170,21 @@ pub fn rehash(pack: &mut Vec<u8>) {
     let digest = Sha1::digest(&pack[..]);
     pack.extend_from_slice(&digest);
 }
+
+/// A delta bomb: a pack of one 64 KiB pseudo-random blob and an OFS delta on it made only of one-byte
+/// instructions copying the whole blob, declaring a result of `result_size` bytes (rounded down to whole
+/// copies). The delta takes `result_size / 65536` bytes and compresses to a thousandth of that; the pack is
+/// the blob (64 KiB) plus that.
+pub fn delta_bomb(result_size: u64) -> Vec<u8> {
+    const BASE: u64 = 0x10000;
+    let mut base = vec![0u8; BASE as usize];
+    crate::rng::Rng(7).fill(&mut base);
+    let copies = result_size / BASE;
+    // 0x80: a copy with no offset or size bytes, which means offset 0 and size 0x10000.
+    let mut delta = crate::delta::varint(BASE);
+    delta.extend(crate::delta::varint(copies * BASE));
+    delta.resize(delta.len() + copies as usize, 0x80);
+    let builder = PackBuilder::new(2, 2).object(3, &base);
+    let distance = builder.bytes.len() as u64 - builder.offsets[0];
+    builder.ofs_delta(distance, &delta).finish()
+}

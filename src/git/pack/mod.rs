@@ -137,6 +137,18 @@ pub enum PackError {
         /// What went wrong.
         problem: ScanError,
     },
+    /// An entry declares more bytes than [`PackParser::max_object_bytes`] allows.
+    #[error(
+        "pack entry at offset {offset}: it declares {size} bytes, more than the limit of {limit}"
+    )]
+    ObjectTooBig {
+        /// Offset of the entry.
+        offset: u64,
+        /// The size declared (of the object, or of a delta's data).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Bytes arrived after the trailer.
     #[error("unexpected data after the pack trailer at offset {offset}")]
     TrailingData {
@@ -200,6 +212,8 @@ pub struct PackParser {
     out: Box<[u8]>,
     /// Reads the content of the whole objects as they are hashed.
     scanner: Scanner,
+    /// Largest size an entry may declare.
+    max_object_bytes: u64,
     /// The first error, returned again by any later call.
     error: Option<PackError>,
 }
@@ -265,8 +279,16 @@ impl PackParser {
             inflater: EntryInflater::new(),
             out: vec![0; INFLATE_BUF_LEN].into_boxed_slice(),
             scanner,
+            max_object_bytes: u64::MAX,
             error: None,
         }
+    }
+
+    /// Refuses entries that declare more than `limit` bytes ([`PackError::ObjectTooBig`]) as soon as their
+    /// header arrives, before inflating them.
+    pub fn max_object_bytes(mut self, limit: u64) -> Self {
+        self.max_object_bytes = limit;
+        self
     }
 
     /// Number of bytes fed so far (the pack offset of the next byte).
@@ -448,6 +470,13 @@ impl PackParser {
     /// The entry header is complete: check the base reference and get ready to inflate.
     fn start_data(&mut self, parsed: ParsedHeader, data_offset: u64) -> Result<(), PackError> {
         let offset = self.entry_offset;
+        if parsed.size > self.max_object_bytes {
+            return Err(PackError::ObjectTooBig {
+                offset,
+                size: parsed.size,
+                limit: self.max_object_bytes,
+            });
+        }
         let (kind, content) = match parsed.base {
             HeaderBase::None(kind) => (
                 EntryKind::Base(kind),

@@ -786,3 +786,22 @@ fn error_messages_name_the_place() {
         "pack entry at offset 1234: inflates to 3 bytes but its header declares 10"
     );
 }
+
+#[test]
+fn an_entry_declaring_more_than_the_limit_is_refused_at_its_header() {
+    use testkit::pack::PackBuilder;
+    // A blob header declaring 1 TiB, followed by nothing the parser ever needs to read.
+    let pack = PackBuilder::new(2, 1)
+        .raw(&[&testkit::pack::entry_header(3, 1 << 40)])
+        .finish();
+    let mut parser = PackParser::new().max_object_bytes(1 << 30);
+    let err = parser.feed(&pack).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "pack entry at offset 12: it declares {} bytes, more than the limit of {}",
+            1u64 << 40,
+            1u64 << 30
+        )
+    );
+}

@@ -29,8 +29,15 @@
 //!   per version. Memory stays bounded; time can degrade on pathological deltas that copy backwards a lot (each
 //!   such copy replays the base from its start).
 //!
-//! Memory: about `cache_bytes` (twice that for a source not in memory), plus at most four buffers of at most `big_object_bytes` in flight (a base, a
-//! compressed delta, the inflated delta, its result), plus for a streamed chain roughly 150 KiB per level and a
+//! Limits and deadlines ([`ResolveLimits`]): no object may be declared bigger than
+//! [`ResolveLimits::max_object_bytes`], and all the bytes resolution inflates and produces (rebuilt bases and
+//! restarted streams included) may not exceed [`ResolveLimits::max_work_bytes`], so a delta bomb (a few KiB of
+//! copy instructions declaring a result of a TiB) ends with an error after bounded work. The work is CPU-bound
+//! when the pack is in memory, so the resolver yields to the executor after every [`YIELD_BYTES`] of it and
+//! every [`YIELD_ENTRIES`] entries: a caller's timeout or cancellation can stop it at any of those points.
+//!
+//! Memory: about `cache_bytes` (twice that for a source not in memory), plus at most four buffers of at most
+//! `big_object_bytes` in flight (a base, a compressed delta, the inflated delta, its result), plus for a streamed chain roughly 150 KiB per level and a
 //! window of 64 KiB to 1 MiB per level (8 MiB in all at most; at most [`MAX_STREAM_LEVELS`] levels), plus about
 //! 10 bytes per entry and the bookkeeping of REF deltas waiting for their base. Time is proportional to the bytes
 //! the deltas produce (which a hostile delta can make large with little input, as with git itself).
@@ -66,6 +73,10 @@ const MIN_WINDOW: usize = 2 * PRODUCE_CHUNK;
 const MAX_WINDOW: usize = 1024 * 1024;
 /// Window bytes shared by the levels of one stream.
 const WINDOW_BUDGET: usize = 8 * 1024 * 1024;
+/// Bytes of work (inflated or produced) between two yields to the executor.
+pub const YIELD_BYTES: u64 = 1 << 20;
+/// Entries scanned between two yields to the executor.
+pub const YIELD_ENTRIES: usize = 256;
 
 /// The position of an entry in the pack's entry list. 32 bits keep the bookkeeping per entry small; the
 /// resolver refuses packs with more entries than fit below [`EntryIndex::NONE`].
@@ -139,6 +150,26 @@ pub struct ResolveOptions<'a> {
     pub big_object_bytes: u64,
     /// Called with (entries scanned, total entries) every [`PROGRESS_INTERVAL`] entries of the scan.
     pub progress: Option<&'a (dyn Fn(u64, u64) + Send + Sync)>,
+    /// Limits on object size and total work.
+    pub limits: ResolveLimits,
+}
+
+/// Limits on what a pack may make [`resolve_deltas`] do, each an error when exceeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResolveLimits {
+    /// Largest object size an entry may declare (a base's size, a delta's result size).
+    pub max_object_bytes: u64,
+    /// Most bytes resolution may inflate and produce in all (bases read, delta results, streamed output,
+    /// rebuilds and restarts included).
+    pub max_work_bytes: u64,
+}
+
+impl ResolveLimits {
+    /// No limits.
+    pub const NONE: ResolveLimits = ResolveLimits {
+        max_object_bytes: u64::MAX,
+        max_work_bytes: u64::MAX,
+    };
 }
 
 impl std::fmt::Debug for ResolveOptions<'_> {
@@ -147,6 +178,7 @@ impl std::fmt::Debug for ResolveOptions<'_> {
             .field("cache_bytes", &self.cache_bytes)
             .field("big_object_bytes", &self.big_object_bytes)
             .field("progress", &self.progress.is_some())
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -188,6 +220,8 @@ pub struct ResolveStats {
     pub peak_retained_bytes: u64,
     /// Longest delta chain walked to rebuild an object.
     pub longest_chain: u64,
+    /// Bytes inflated and produced in all, as counted against [`ResolveLimits::max_work_bytes`].
+    pub work_bytes: u64,
 }
 
 /// Why delta resolution failed.
@@ -286,6 +320,19 @@ pub enum EntryProblem {
     /// The object's content is not what its kind requires, or what the [`Scanner`] collects outgrew its memory.
     #[error("{0}")]
     Scan(#[from] ScanError),
+    /// The entry declares an object bigger than [`ResolveLimits::max_object_bytes`].
+    #[error("it declares an object of {size} bytes, more than the limit of {limit}")]
+    ObjectTooBig {
+        /// The size declared.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// Resolving the pack took more work than [`ResolveLimits::max_work_bytes`] (a delta bomb?).
+    #[error(
+        "resolving it would inflate and produce more than {0} bytes, the limit for this pack (a delta bomb?)"
+    )]
+    TooMuchWork(u64),
     /// The entry could not be resolved although no missing base explains it.
     #[error("delta could not be resolved")]
     Unresolved,

@@ -5,8 +5,9 @@
 use super::cache::{Cache, Retained};
 use super::stream::{Level, LevelStep};
 use super::{
-    entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ResolveError, ResolveOptions,
-    ResolveStats, MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW, PROGRESS_INTERVAL, WINDOW_BUDGET,
+    entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ResolveError, ResolveLimits,
+    ResolveOptions, ResolveStats, MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW, PROGRESS_INTERVAL,
+    WINDOW_BUDGET, YIELD_BYTES, YIELD_ENTRIES,
 };
 use crate::git::delta;
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
@@ -15,7 +16,10 @@ use crate::git::pack::inflate::EntryInflater;
 use crate::git::scan::Scanner;
 use bytes::Bytes;
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 /// The state of one run of [`resolve_deltas`](super::resolve_deltas).
 pub(super) struct Resolver<'a> {
@@ -48,6 +52,9 @@ pub(super) struct Resolver<'a> {
     inflater: EntryInflater,
     /// Reads the content of every object rebuilt here.
     scanner: &'a mut Scanner,
+    limits: ResolveLimits,
+    /// Work done since the last yield to the executor.
+    work_since_yield: u64,
     stats: ResolveStats,
 }
 
@@ -92,6 +99,10 @@ impl<'a> Resolver<'a> {
                 return Err(entry_error(e, EntryProblem::OutOfOrder));
             }
             previous_end = entry_end(e);
+            let limit = options.limits.max_object_bytes;
+            if let Some(size) = [e.size, e.result_size].into_iter().find(|&s| s > limit) {
+                return Err(entry_error(e, EntryProblem::ObjectTooBig { size, limit }));
+            }
             match e.kind {
                 EntryKind::Base(kind) => {
                     if e.size != e.result_size {
@@ -126,6 +137,8 @@ impl<'a> Resolver<'a> {
             }),
             inflater: EntryInflater::new(),
             scanner,
+            limits: options.limits,
+            work_since_yield: 0,
             stats: ResolveStats::default(),
             big_object_bytes: options.big_object_bytes,
             max_chain,
@@ -194,6 +207,9 @@ impl<'a> Resolver<'a> {
         for i in 0..self.entries.len() {
             if let Some(report) = progress.filter(|_| i % PROGRESS_INTERVAL == 0 && i > 0) {
                 report(i as u64, total);
+            }
+            if i % YIELD_ENTRIES == 0 {
+                YieldNow(false).await;
             }
             self.scan_pos = EntryIndex::new(i);
             self.visit(self.scan_pos).await?;
@@ -376,6 +392,8 @@ impl<'a> Resolver<'a> {
                 let delta = self.read_whole(x).await?;
                 let e = &self.entries[x.get()];
                 let result = delta::apply(&base, &delta).map_err(|err| entry_error(e, err))?;
+                self.work(result.len() as u64, e.offset).await?;
+                let e = &self.entries[x.get()];
                 if result.len() as u64 != e.result_size {
                     return Err(entry_error(
                         e,
@@ -462,7 +480,12 @@ impl<'a> Resolver<'a> {
             // `at <= top`, an index of `levels`.
             let (below, rest) = levels.split_at_mut(at);
             let level = &mut rest[0];
-            match level.produce(below.last_mut(), &mut self.stats.stream_restarts)? {
+            let before = level.produced();
+            let step = level.produce(below.last_mut(), &mut self.stats.stream_restarts)?;
+            let made = level.produced().saturating_sub(before);
+            let offset = level.offset();
+            self.work(made, offset).await?;
+            match step {
                 LevelStep::Produced => {
                     if at < top {
                         at += 1;
@@ -573,9 +596,31 @@ impl<'a> Resolver<'a> {
             }
         };
         let e = &self.entries[i.get()];
-        self.inflater
+        let whole = self
+            .inflater
             .inflate_whole(&data, size)
-            .map_err(|p| entry_error(e, p))
+            .map_err(|p| entry_error(e, p))?;
+        let offset = e.offset;
+        self.work(whole.len() as u64, offset).await?;
+        Ok(whole)
+    }
+
+    /// Counts `bytes` of work done for the entry at pack offset `offset`, fails past
+    /// [`ResolveLimits::max_work_bytes`], and yields to the executor every [`YIELD_BYTES`].
+    async fn work(&mut self, bytes: u64, offset: u64) -> Result<(), ResolveError> {
+        self.stats.work_bytes = self.stats.work_bytes.saturating_add(bytes);
+        if self.stats.work_bytes > self.limits.max_work_bytes {
+            return Err(ResolveError::Entry {
+                offset,
+                problem: EntryProblem::TooMuchWork(self.limits.max_work_bytes),
+            });
+        }
+        self.work_since_yield += bytes;
+        if self.work_since_yield >= YIELD_BYTES {
+            self.work_since_yield = 0;
+            YieldNow(false).await;
+        }
+        Ok(())
     }
 
     async fn read(&mut self, offset: u64, len: u64) -> Result<Bytes, ResolveError> {
@@ -598,5 +643,22 @@ impl<'a> Resolver<'a> {
         self.stats.reads += 1;
         self.stats.bytes_read += len;
         Ok(data)
+    }
+}
+
+/// Lets the executor run other tasks and fire timers (a caller's deadline) in the middle of CPU-bound work: the
+/// first poll wakes the task and returns pending, the next one is ready. Needs no runtime.
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }

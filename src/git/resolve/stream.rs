@@ -271,6 +271,16 @@ impl Level {
         Level::new(entry, e.offset, e.result_size, producer, window)
     }
 
+    /// Pack offset of the level's entry (0 for an object in memory).
+    pub(super) fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Bytes this level has produced since it (last) started: its position in its output.
+    pub(super) fn produced(&self) -> u64 {
+        self.out.end
+    }
+
     /// Makes this the top of its stream: nothing copies from it, so it keeps no window.
     pub(super) fn drop_window(&mut self) {
         self.out = Ring::new(0);

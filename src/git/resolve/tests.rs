@@ -18,24 +18,28 @@ const ROOMY: ResolveOptions<'static> = ResolveOptions {
     cache_bytes: LOTS,
     big_object_bytes: LOTS,
     progress: None,
+    limits: ResolveLimits::NONE,
 };
 /// No cache at all: every base is rebuilt from its chain.
 const NO_CACHE: ResolveOptions<'static> = ResolveOptions {
     cache_bytes: 0,
     big_object_bytes: LOTS,
     progress: None,
+    limits: ResolveLimits::NONE,
 };
 /// A cache too small for most objects: constant eviction.
 const TINY_CACHE: ResolveOptions<'static> = ResolveOptions {
     cache_bytes: 3000,
     big_object_bytes: LOTS,
     progress: None,
+    limits: ResolveLimits::NONE,
 };
 /// Every object streamed.
 const STREAMED: ResolveOptions<'static> = ResolveOptions {
     cache_bytes: LOTS,
     big_object_bytes: 0,
     progress: None,
+    limits: ResolveLimits::NONE,
 };
 const MODES: [ResolveOptions<'static>; 4] = [ROOMY, NO_CACHE, TINY_CACHE, STREAMED];
 
@@ -535,6 +539,7 @@ async fn rejects_bad_zlib_streams() {
         cache_bytes: LOTS,
         big_object_bytes: u64::MAX,
         progress: None,
+        limits: ResolveLimits::NONE,
     };
     let (_, err) = problem(p.resolve(options).await.unwrap_err());
     assert!(
@@ -700,6 +705,7 @@ async fn streams_big_objects() {
         cache_bytes: 4 * MIB as u64,
         big_object_bytes: MIB as u64,
         progress: None,
+        limits: ResolveLimits::NONE,
     };
     let mut p = TestPack::new();
     let v0 = pseudo_random(3 * MIB + 12345, 1);
@@ -953,6 +959,7 @@ async fn big_blob_child() {
         cache_bytes: 16 << 20,
         big_object_bytes: big,
         progress: None,
+        limits: ResolveLimits::NONE,
     };
     let before_kib = status_kib("VmHWM");
     // Reset the peak to the current size: what follows is the resolver alone.
@@ -1184,4 +1191,80 @@ async fn lfs_pointers_stored_whole_or_as_deltas_are_found() {
             "{options:?}: pass 2 finds the delta, in memory or streamed"
         );
     }
+}
+
+/// Parses a whole pack (pass 1) and returns its entries and bytes.
+fn parse_whole(pack: Vec<u8>) -> (Vec<Entry>, Bytes) {
+    let mut parser = PackParser::new();
+    parser.feed(&pack).unwrap();
+    (parser.finish().unwrap().entries, Bytes::from(pack))
+}
+
+/// Streams everything bigger than 1 MiB, with `limits`.
+fn bomb_options(limits: ResolveLimits) -> ResolveOptions<'static> {
+    ResolveOptions {
+        cache_bytes: 16 << 20,
+        big_object_bytes: 1 << 20,
+        progress: None,
+        limits,
+    }
+}
+
+#[tokio::test]
+async fn a_declared_size_beyond_the_limit_fails_before_any_work() {
+    // 64 GiB declared by 1 MiB of copy instructions.
+    let (mut entries, pack) = parse_whole(testkit::pack::delta_bomb(64 << 30));
+    assert!(pack.len() < 80 << 10, "the bomb is {} bytes", pack.len());
+    let limits = ResolveLimits {
+        max_object_bytes: 1 << 30,
+        max_work_bytes: u64::MAX,
+    };
+    let err = resolve_deltas(&mut entries, &pack, &bomb_options(limits))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "pack entry at offset {}: it declares an object of {} bytes, more than the limit of {}",
+            entries[1].offset,
+            64u64 << 30,
+            1u64 << 30
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_delta_bomb_stops_at_the_work_limit() {
+    let (mut entries, pack) = parse_whole(testkit::pack::delta_bomb(64 << 30));
+    let limits = ResolveLimits {
+        max_object_bytes: u64::MAX,
+        max_work_bytes: 64 << 20,
+    };
+    let err = resolve_deltas(&mut entries, &pack, &bomb_options(limits))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            ResolveError::Entry { offset, problem: EntryProblem::TooMuchWork(limit) }
+                if *offset == entries[1].offset && *limit == 64 << 20
+        ),
+        "{err}"
+    );
+    // A real pack resolves well within the default ratio.
+    let packed = testkit::pack::packed_repo(30, &[]);
+    let (mut entries, pack) = parse_whole(packed.pack.pack.clone());
+    let stats = resolve_deltas(&mut entries, &pack, &ROOMY).await.unwrap();
+    assert!(stats.work_bytes > 0 && stats.work_bytes < 1000 * pack.len() as u64);
+}
+
+#[tokio::test]
+async fn a_timeout_stops_resolution_from_memory() {
+    // Without limits, resolving this takes minutes of CPU with the pack in memory: only the resolver's yields
+    // let the timeout fire.
+    let (mut entries, pack) = parse_whole(testkit::pack::delta_bomb(1 << 40));
+    let options = bomb_options(ResolveLimits::NONE);
+    let run = resolve_deltas(&mut entries, &pack, &options);
+    let stopped = tokio::time::timeout(std::time::Duration::from_millis(300), run).await;
+    assert!(stopped.is_err(), "resolution ended by itself: {stopped:?}");
 }
