@@ -14,6 +14,7 @@
 //!
 //! [`Budget`] shares one repository's memory budget out between these steps.
 
+use super::lfs::lfs_config_url;
 use super::plan::Plan;
 use super::publish::ignore_existing;
 use super::read_back::StorePackReader;
@@ -51,23 +52,27 @@ pub(super) struct NewPack {
     pub(super) bytes: u64,
     /// The distinct Git LFS pointers among the pack's blobs (both passes).
     pub(super) lfs_pointers: PointerSet,
+    /// `lfs.url` from the `.lfsconfig` at the default branch's tip, when that is in the pack and sets one.
+    pub(super) lfs_config_url: Option<String>,
 }
 
 impl Run<'_> {
     /// Receives, indexes and stores the pack of `plan`'s wants; `None` when the source had nothing new to send.
+    /// With `lfs_head` (the default branch's commit), the `.lfsconfig` of its tree is read from the pack.
     pub(super) async fn fetch_pack(
         &mut self,
         adv: &Advertisement,
         repo_url: &RepoEndpoint,
         plan: &Plan,
+        lfs_head: Option<ObjectId>,
     ) -> Result<Option<NewPack>, MirrorError> {
         let budget = Budget::new(self.options.memory_budget);
         let (held, mut parsed) = self.receive(adv, repo_url, plan, &budget).await?;
         if parsed.entries.is_empty() {
             return Ok(None);
         }
-        let index = self
-            .resolve_and_index(&held, &mut parsed, plan, &budget)
+        let (index, lfs_config_url) = self
+            .resolve_and_index(&held, &mut parsed, plan, &budget, lfs_head)
             .await?;
         self.store_pack(held, &parsed.checksum, index).await?;
         Ok(Some(NewPack {
@@ -75,6 +80,7 @@ impl Run<'_> {
             objects: parsed.entries.len() as u64,
             bytes: parsed.pack_len,
             lfs_pointers: parsed.lfs_pointers,
+            lfs_config_url,
         }))
     }
 
@@ -133,14 +139,15 @@ impl Run<'_> {
     }
 
     /// Step 2: computes the ids of the pack's deltas (pass 2), checks that a pack meant to hold everything holds
-    /// every wanted tip, and returns the `.idx`.
+    /// every wanted tip, and returns the `.idx` (and the `lfs.url` that `lfs_head`'s `.lfsconfig` sets).
     async fn resolve_and_index(
         &self,
         held: &Spool<Bytes>,
         parsed: &mut ParsedPack,
         plan: &Plan,
         budget: &Budget,
-    ) -> Result<Vec<u8>, MirrorError> {
+        lfs_head: Option<ObjectId>,
+    ) -> Result<(Vec<u8>, Option<String>), MirrorError> {
         let total = parsed.entries.len() as u64;
         self.progress(Stage::Resolving { done: 0, total });
         let source: Box<dyn PackReader> = match held {
@@ -163,6 +170,10 @@ impl Run<'_> {
         let stats =
             resolve::resolve_deltas(&mut parsed.entries, source.as_ref(), &resolve_options).await?;
         parsed.lfs_pointers.extend(stats.lfs_pointers);
+        let lfs_config_url = match lfs_head {
+            Some(head) => lfs_config_url(&parsed.entries, source.as_ref(), &head).await?,
+            None => None,
+        };
         drop(source);
         self.progress(Stage::Resolving { done: total, total });
 
@@ -173,7 +184,10 @@ impl Run<'_> {
                 return Err(MirrorError::MissingObject(*missing));
             }
         }
-        Ok(idx::write_idx_v2(&parsed.entries, &parsed.checksum)?)
+        Ok((
+            idx::write_idx_v2(&parsed.entries, &parsed.checksum)?,
+            lfs_config_url,
+        ))
     }
 
     /// Step 3: stores the pack under its final name, then its `.idx` (publication steps 1 and 2), and deletes

@@ -21,7 +21,11 @@
 use super::publish::ignore_existing;
 use super::{MirrorError, Run};
 use crate::git::lfs::batch::{Outcome, MAX_OBJECTS_PER_BATCH};
+use crate::git::lfs::config::{self, LFSCONFIG};
 use crate::git::lfs::{LfsOid, Pointer, PointerSet};
+use crate::git::oid::{ObjectId, ObjectKind};
+use crate::git::pack::entry::Entry;
+use crate::git::resolve::{read_object, PackReader, ResolveError};
 use crate::report::{LfsFailure, LfsReport};
 use crate::store::{self, Precondition, Store, StoreError};
 use crate::upstream::{unix_now, LfsEndpoint, LfsRequestError, UpstreamClient};
@@ -270,6 +274,38 @@ async fn fetch_one(
     }
     ignore_existing(upload.complete(Precondition::IfNoneMatch).await)?;
     Ok(Done::Copied(pointer.size))
+}
+
+/// `lfs.url` from the `.lfsconfig` in the tree of commit `head`, read from a resolved pack; `None` when the
+/// commit, its tree or the file is not in the pack (then the default endpoint applies) or sets no URL.
+pub(super) async fn lfs_config_url(
+    entries: &[Entry],
+    source: &dyn PackReader,
+    head: &ObjectId,
+) -> Result<Option<String>, ResolveError> {
+    let read = |oid: ObjectId, kind: ObjectKind| async move {
+        let object = read_object(entries, source, &oid, config::MAX_OBJECT_BYTES).await?;
+        Ok::<_, ResolveError>(object.filter(|(k, _)| *k == kind).map(|(_, data)| data))
+    };
+    let Some(commit) = read(*head, ObjectKind::Commit).await? else {
+        return Ok(None);
+    };
+    let Some(tree) = config::commit_tree(&commit) else {
+        return Ok(None);
+    };
+    let Some(tree) = read(tree, ObjectKind::Tree).await? else {
+        return Ok(None);
+    };
+    let Some(blob) = config::tree_file(&tree, LFSCONFIG) else {
+        return Ok(None);
+    };
+    match read(blob, ObjectKind::Blob).await? {
+        Some(text) => Ok(config::lfs_url(&text)),
+        None => {
+            tracing::warn!(%blob, "the default branch's .lfsconfig is not in the new pack: using the default LFS endpoint");
+            Ok(None)
+        }
+    }
 }
 
 #[cfg(test)]
