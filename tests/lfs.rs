@@ -253,6 +253,17 @@ async fn the_lfsconfig_of_the_default_branch_names_the_lfs_server() {
         stored_objects(&bucket, "m"),
         vec![(sha256_hex(&content), content.len())]
     );
+    // An incremental run whose pack lacks the unchanged .lfsconfig reads the copy the first run kept.
+    let more = random(700, 9);
+    repo.write("g.bin", &more);
+    repo.commit("one more object, .lfsconfig unchanged");
+    repo.push();
+    let report = mirror(&repo, &format!("s3://{bucket}/m"), &derived).await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.kind, RunKind::Incremental);
+    assert_eq!(report.lfs.map(|l| l.objects_copied), Some(1));
+    let kept = testkit::list_keys(&bucket, "m/lfs/lfsconfig/");
+    assert_eq!(kept.len(), 1, "{kept:?}");
 
     // Without it the endpoint derived from the source URL is tried: the git server has no LFS there.
     let plain = new_repo("derived");

@@ -14,7 +14,7 @@
 //!
 //! [`Budget`] shares one repository's memory budget out between these steps.
 
-use super::lfs::lfs_config_url;
+use super::lfs::{find_lfsconfig, LfsConfig};
 use super::plan::Plan;
 use super::publish::ignore_existing;
 use super::read_back::StorePackReader;
@@ -52,8 +52,8 @@ pub(super) struct NewPack {
     pub(super) bytes: u64,
     /// The distinct Git LFS pointers among the pack's blobs (both passes).
     pub(super) lfs_pointers: PointerSet,
-    /// `lfs.url` from the `.lfsconfig` at the default branch's tip, when that is in the pack and sets one.
-    pub(super) lfs_config_url: Option<String>,
+    /// The `.lfsconfig` at the default branch's tip, when the pack holds that commit and its tree has one.
+    pub(super) lfs_config: Option<LfsConfig>,
 }
 
 impl Run<'_> {
@@ -71,7 +71,7 @@ impl Run<'_> {
         if parsed.entries.is_empty() {
             return Ok(None);
         }
-        let (index, lfs_config_url) = self
+        let (index, lfs_config) = self
             .resolve_and_index(&held, &mut parsed, plan, &budget, lfs_head)
             .await?;
         self.store_pack(held, &parsed.checksum, index).await?;
@@ -80,7 +80,7 @@ impl Run<'_> {
             objects: parsed.entries.len() as u64,
             bytes: parsed.pack_len,
             lfs_pointers: parsed.lfs_pointers,
-            lfs_config_url,
+            lfs_config,
         }))
     }
 
@@ -139,7 +139,7 @@ impl Run<'_> {
     }
 
     /// Step 2: computes the ids of the pack's deltas (pass 2), checks that a pack meant to hold everything holds
-    /// every wanted tip, and returns the `.idx` (and the `lfs.url` that `lfs_head`'s `.lfsconfig` sets).
+    /// every wanted tip, and returns the `.idx` (and the `.lfsconfig` of `lfs_head`'s tree).
     async fn resolve_and_index(
         &self,
         held: &Spool<Bytes>,
@@ -147,7 +147,7 @@ impl Run<'_> {
         plan: &Plan,
         budget: &Budget,
         lfs_head: Option<ObjectId>,
-    ) -> Result<(Vec<u8>, Option<String>), MirrorError> {
+    ) -> Result<(Vec<u8>, Option<LfsConfig>), MirrorError> {
         let total = parsed.entries.len() as u64;
         self.progress(Stage::Resolving { done: 0, total });
         let source: Box<dyn PackReader> = match held {
@@ -170,8 +170,8 @@ impl Run<'_> {
         let stats =
             resolve::resolve_deltas(&mut parsed.entries, source.as_ref(), &resolve_options).await?;
         parsed.lfs_pointers.extend(stats.lfs_pointers);
-        let lfs_config_url = match lfs_head {
-            Some(head) => lfs_config_url(&parsed.entries, source.as_ref(), &head).await?,
+        let lfs_config = match lfs_head {
+            Some(head) => find_lfsconfig(&parsed.entries, source.as_ref(), &head).await?,
             None => None,
         };
         drop(source);
@@ -186,7 +186,7 @@ impl Run<'_> {
         }
         Ok((
             idx::write_idx_v2(&parsed.entries, &parsed.checksum)?,
-            lfs_config_url,
+            lfs_config,
         ))
     }
 

@@ -268,9 +268,8 @@ impl Run<'_> {
         // LFS objects before refs: a reader never sees a pointer whose object the mirror lacks.
         let options = self.options;
         if let Some(p) = new_pack.as_ref().filter(|_| options.lfs.enabled) {
-            // The mapping's setting wins over the repository's .lfsconfig, as git config wins in git-lfs.
-            let configured = options.lfs.url.as_deref().or(p.lfs_config_url.as_deref());
-            self.mirror_lfs(&url, configured, &p.lfs_pointers).await?;
+            self.mirror_lfs(&url, p.lfs_config.as_ref(), &p.lfs_pointers)
+                .await?;
         }
 
         self.progress(Stage::Publishing);
