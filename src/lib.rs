@@ -18,6 +18,7 @@
 //! | finding ids in a stored `.idx` (fan-out, ranged reads) | `git/idx/lookup.rs` |
 //! | what the passes do with each object's content (the object-content visitor) | `git/scan.rs` |
 //! | the links of a commit, tree or tag | `git/links.rs` |
+//! | Git LFS pointers, the batch API's JSON, `.lfsconfig` | `git/lfs/` |
 //! | `info/refs`, `packed-refs`, `objects/info/packs`, `HEAD` | `git/layout.rs` |
 //! | one mapping end to end: API, reports, the run's outline | `mirror/mod.rs` |
 //! | no-op / full / incremental / refs-only / compaction decision, wants and haves | `mirror/plan.rs` |
@@ -26,8 +27,10 @@
 //! | publication order and conditional writes | `mirror/publish.rs` |
 //! | reading a stored pack back in chunks | `mirror/read_back.rs` |
 //! | deleting unlisted packs after a grace period | `mirror/gc.rs` |
+//! | LFS objects of the new pack: skip, batch, verified streaming upload, before refs | `mirror/lfs.rs` |
 //! | HTTP client, redirects, response checks | `upstream/client.rs` |
 //! | URL redaction, credentials and where they may go | `upstream/url.rs` |
+//! | LFS endpoint, batch request, object downloads | `upstream/lfs.rs` |
 //! | S3 and directory targets, conditional writes | `store/` |
 //! | untrusted text in error messages, error chains | `text.rs` |
 //! | run options and mappings | `options.rs` |

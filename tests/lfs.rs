@@ -231,3 +231,46 @@ async fn an_object_whose_bytes_do_not_match_its_id_is_never_stored() {
     let report = mirror(&repo, &format!("s3://{bucket}/off"), &off).await;
     assert!(report.is_ok() && report.lfs.is_none(), "{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lfsconfig_of_the_default_branch_names_the_lfs_server() {
+    let repo = new_repo("lfsconfig");
+    let content = random(6000, 8);
+    repo.write("f.bin", &content);
+    repo.write(
+        ".lfsconfig",
+        format!("[lfs]\n\turl = \"{}\"\n", lfs_server().url).as_bytes(),
+    );
+    repo.commit("an .lfsconfig pointing elsewhere");
+    repo.push();
+    let mut derived = options();
+    derived.lfs.url = None;
+    let bucket = testkit::new_bucket();
+    let report = mirror(&repo, &format!("s3://{bucket}/m"), &derived).await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.lfs.map(|l| l.objects_copied), Some(1));
+    assert_eq!(
+        stored_objects(&bucket, "m"),
+        vec![(sha256_hex(&content), content.len())]
+    );
+    // An incremental run whose pack lacks the unchanged .lfsconfig reads the copy the first run kept.
+    let more = random(700, 9);
+    repo.write("g.bin", &more);
+    repo.commit("one more object, .lfsconfig unchanged");
+    repo.push();
+    let report = mirror(&repo, &format!("s3://{bucket}/m"), &derived).await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.kind, RunKind::Incremental);
+    assert_eq!(report.lfs.map(|l| l.objects_copied), Some(1));
+    let kept = testkit::list_keys(&bucket, "m/lfs/lfsconfig/");
+    assert_eq!(kept.len(), 1, "{kept:?}");
+
+    // Without it the endpoint derived from the source URL is tried: the git server has no LFS there.
+    let plain = new_repo("derived");
+    plain.write("f.bin", &content);
+    plain.commit("no .lfsconfig");
+    plain.push();
+    let report = mirror(&plain, &format!("s3://{bucket}/d"), &derived).await;
+    let error = report.error.expect("no LFS server at the derived endpoint");
+    assert!(error.contains(".git/info/lfs/objects/batch"), "{error}");
+}

@@ -18,6 +18,7 @@
 //! [`Budget`] shares one repository's memory budget out between these steps.
 
 use super::connectivity::{self, Received};
+use super::lfs::{find_lfsconfig, LfsConfig};
 use super::plan::{Desired, Plan};
 use super::publish::ignore_existing;
 use super::read_back::StorePackReader;
@@ -56,12 +57,15 @@ pub(super) struct NewPack {
     pub(super) bytes: u64,
     /// The distinct Git LFS pointers among the pack's blobs (both passes).
     pub(super) lfs_pointers: PointerSet,
+    /// The `.lfsconfig` at the default branch's tip, when the pack holds that commit and its tree has one.
+    pub(super) lfs_config: Option<LfsConfig>,
 }
 
 impl Run<'_> {
     /// Receives, indexes and stores the pack of `plan`'s wants; `None` when the source had nothing new to send.
     /// Before anything is stored, the connectivity check (`connectivity.rs`) proves that `desired`'s refs reach
     /// only objects of the new pack or, unless the pack must be complete on its own, of the `listed` packs.
+    /// With `lfs_head` (the default branch's commit), the `.lfsconfig` of its tree is read from the pack.
     pub(super) async fn fetch_pack(
         &mut self,
         adv: &Advertisement,
@@ -69,15 +73,19 @@ impl Run<'_> {
         plan: &Plan,
         desired: &Desired,
         listed: &[ObjectId],
+        lfs_head: Option<ObjectId>,
     ) -> Result<Option<NewPack>, MirrorError> {
         let budget = Budget::new(self.options.memory_budget);
         let (held, mut parsed) = self.receive_retrying(adv, repo_url, plan, &budget).await?;
         // Without haves (full and compaction runs) the pack must hold everything its refs reach.
         let listed = if plan.haves.is_empty() { &[] } else { listed };
-        let index = if parsed.entries.is_empty() {
-            None
+        let (index, lfs_config) = if parsed.entries.is_empty() {
+            (None, None)
         } else {
-            Some(self.resolve_and_index(&held, &mut parsed, &budget).await?)
+            let (index, lfs_config) = self
+                .resolve_and_index(&held, &mut parsed, &budget, lfs_head)
+                .await?;
+            (Some(index), lfs_config)
         };
         let received = Received {
             index: index.as_deref(),
@@ -94,6 +102,7 @@ impl Run<'_> {
             objects: parsed.entries.len() as u64,
             bytes: parsed.pack_len,
             lfs_pointers: parsed.scanner.take_lfs_pointers(),
+            lfs_config,
         }))
     }
 
@@ -206,13 +215,14 @@ impl Run<'_> {
     }
 
     /// Step 2: computes the ids of the pack's deltas (pass 2), scanning the objects they yield, and returns the
-    /// `.idx`.
+    /// `.idx` (and the `.lfsconfig` of `lfs_head`'s tree).
     async fn resolve_and_index(
         &self,
         held: &Spool<Bytes>,
         parsed: &mut ParsedPack,
         budget: &Budget,
-    ) -> Result<Vec<u8>, MirrorError> {
+        lfs_head: Option<ObjectId>,
+    ) -> Result<(Vec<u8>, Option<LfsConfig>), MirrorError> {
         let total = parsed.entries.len() as u64;
         self.progress(Stage::Resolving { done: 0, total });
         let source: Box<dyn PackReader> = match held {
@@ -244,9 +254,16 @@ impl Run<'_> {
             &mut parsed.scanner,
         )
         .await?;
+        let lfs_config = match lfs_head {
+            Some(head) => find_lfsconfig(&parsed.entries, source.as_ref(), &head).await?,
+            None => None,
+        };
         drop(source);
         self.progress(Stage::Resolving { done: total, total });
-        Ok(idx::write_idx_v2(&parsed.entries, &parsed.checksum)?)
+        Ok((
+            idx::write_idx_v2(&parsed.entries, &parsed.checksum)?,
+            lfs_config,
+        ))
     }
 
     /// Step 4: stores the pack under its final name, then its `.idx` (publication steps 1 and 2), and deletes

@@ -3,10 +3,13 @@
 //! The pointers come from the pack passes ([`crate::git::lfs`]): every pointer blob of the fetched pack, whatever
 //! ref or commit reaches it, so an incremental run looks only at the pointers that are new. For each one:
 //!
+//! 0. **Find the server**: the mapping's `lfs_url`, else `lfs.url` from the `.lfsconfig` at the default branch's
+//!    tip (read from the pack; a copy is kept under `lfs/lfsconfig/<blob id>` for incremental runs whose pack
+//!    does not hold it), else `<source>.git/info/lfs`.
 //! 1. **Skip what is there**: one listing of the object's exact key (`lfs/objects/<aa>/<bb>/<oid>`); an object
 //!    of the pointer's size is already mirrored (objects only become visible once verified, see 3).
 //! 2. **Ask the source's LFS server** in batches of
-//!    [`MAX_OBJECTS_PER_BATCH`](crate::git::lfs::batch::MAX_OBJECTS_PER_BATCH) (`crate::upstream::lfs`); an
+//!    [`MAX_OBJECTS_PER_BATCH`] (`crate::upstream::lfs`); an
 //!    action that expires within [`EXPIRY_MARGIN_SECS`] when its turn comes is asked for again.
 //! 3. **Stream each object into the store** through an [`Upload`](crate::store::Upload) of its final key while
 //!    hashing it: the upload is completed (create-only) only when the size and SHA-256 match the pointer, and
@@ -21,7 +24,11 @@
 use super::publish::ignore_existing;
 use super::{MirrorError, Run};
 use crate::git::lfs::batch::{Outcome, MAX_OBJECTS_PER_BATCH};
+use crate::git::lfs::config::{self, LFSCONFIG};
 use crate::git::lfs::{LfsOid, Pointer, PointerSet};
+use crate::git::oid::{hash_object, ObjectId, ObjectKind};
+use crate::git::pack::entry::Entry;
+use crate::git::resolve::{read_object, PackReader, ResolveError};
 use crate::report::{LfsFailure, LfsReport};
 use crate::store::{self, Precondition, Store, StoreError};
 use crate::upstream::{unix_now, LfsEndpoint, LfsRequestError, UpstreamClient};
@@ -86,22 +93,25 @@ enum Done {
 }
 
 impl Run<'_> {
-    /// Mirrors the LFS objects `pointers` name from the LFS server of the repository at `source`, and records
-    /// what happened in the report.
+    /// Mirrors the LFS objects `pointers` name from the LFS server of the repository at `source` (or the one its
+    /// `.lfsconfig` names), and records what happened in the report.
     pub(super) async fn mirror_lfs(
         &mut self,
         source: &Url,
-        configured_url: Option<&str>,
+        lfsconfig: Option<&LfsConfig>,
         pointers: &PointerSet,
     ) -> Result<(), MirrorError> {
         let mut report = LfsReport {
             pointers: pointers.len() as u64,
             ..LfsReport::default()
         };
+        let configured = self
+            .configured_lfs_url(lfsconfig, !pointers.is_empty())
+            .await?;
         if !pointers.is_empty() {
             let endpoint = self
                 .client
-                .lfs_endpoint(source, configured_url)
+                .lfs_endpoint(source, configured.as_deref())
                 .map_err(LfsError::Endpoint)?;
             let limit = concurrent_downloads(self.options.memory_budget);
             tracing::info!(
@@ -270,6 +280,88 @@ async fn fetch_one(
     }
     ignore_existing(upload.complete(Precondition::IfNoneMatch).await)?;
     Ok(Done::Copied(pointer.size))
+}
+
+/// The `.lfsconfig` of the default branch's tip: its blob id, and its content when the new pack holds it (an
+/// incremental run whose `.lfsconfig` did not change finds only the id, and reads the copy an earlier run kept).
+pub struct LfsConfig {
+    /// The blob's id.
+    pub blob: ObjectId,
+    /// The blob's content, if it is in the new pack.
+    pub text: Option<Vec<u8>>,
+}
+
+/// Where a run keeps a copy of the `.lfsconfig` blob `blob` for later incremental runs.
+fn lfsconfig_key(blob: &ObjectId) -> String {
+    format!("lfs/lfsconfig/{blob}")
+}
+
+/// The `.lfsconfig` in the tree of commit `head`, read from a resolved pack; `None` when the commit or its tree
+/// is not in the pack or the tree has no `.lfsconfig`.
+pub(super) async fn find_lfsconfig(
+    entries: &[Entry],
+    source: &dyn PackReader,
+    head: &ObjectId,
+) -> Result<Option<LfsConfig>, ResolveError> {
+    let read = |oid: ObjectId, kind: ObjectKind| async move {
+        let object = read_object(entries, source, &oid, config::MAX_OBJECT_BYTES).await?;
+        Ok::<_, ResolveError>(object.filter(|(k, _)| *k == kind).map(|(_, data)| data))
+    };
+    let Some(commit) = read(*head, ObjectKind::Commit).await? else {
+        return Ok(None);
+    };
+    let Some(tree) = config::commit_tree(&commit) else {
+        return Ok(None);
+    };
+    let Some(tree) = read(tree, ObjectKind::Tree).await? else {
+        return Ok(None);
+    };
+    let Some(blob) = config::tree_file(&tree, LFSCONFIG) else {
+        return Ok(None);
+    };
+    Ok(Some(LfsConfig {
+        blob,
+        text: read(blob, ObjectKind::Blob).await?,
+    }))
+}
+
+impl Run<'_> {
+    /// The LFS endpoint the mapping sets, else `lfs.url` from the `.lfsconfig` (kept in the store for later runs,
+    /// or read back from there when this pack lacks it), else `None` (the default endpoint).
+    async fn configured_lfs_url(
+        &self,
+        lfsconfig: Option<&LfsConfig>,
+        needed: bool,
+    ) -> Result<Option<String>, StoreError> {
+        // The mapping's setting wins over the repository's .lfsconfig, as git config wins in git-lfs.
+        if let Some(url) = &self.options.lfs.url {
+            return Ok(Some(url.clone()));
+        }
+        let Some(found) = lfsconfig else {
+            return Ok(None);
+        };
+        let key = lfsconfig_key(&found.blob);
+        let text = match &found.text {
+            Some(text) => {
+                let stored = self
+                    .store
+                    .put(&key, text.clone().into(), Precondition::IfNoneMatch);
+                ignore_existing(stored.await)?;
+                Some(text.clone())
+            }
+            None if needed => self
+                .store
+                .get(&key)
+                .await?
+                .map(|o| o.body.to_vec())
+                .filter(|body| hash_object(ObjectKind::Blob, body) == found.blob),
+            None => None,
+        };
+        if text.is_none() && needed {
+            tracing::warn!(blob = %found.blob, "the default branch's .lfsconfig is neither in the new pack nor kept by an earlier run: using the default LFS endpoint");
+        }
+        Ok(text.as_deref().and_then(config::lfs_url))
+    }
 }
 
 #[cfg(test)]

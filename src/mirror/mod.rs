@@ -28,6 +28,7 @@ mod plan;
 mod publish;
 mod read_back;
 
+use crate::git::oid::ObjectId;
 use crate::git::upload_pack;
 use crate::git::{idx, layout, resolve};
 use crate::options::{Mapping, MirrorOptions};
@@ -276,14 +277,15 @@ impl Run<'_> {
         let new_pack = if plan.wants.is_empty() {
             None
         } else {
-            self.fetch_pack(&adv, &repo_url, &plan, &desired, &published.packs)
+            let lfs_head = lfs_head(&desired, self.options);
+            self.fetch_pack(&adv, &repo_url, &plan, &desired, &published.packs, lfs_head)
                 .await?
         };
         self.report.kind = plan.kind_after_fetch(new_pack.is_some());
         // LFS objects before refs: a reader never sees a pointer whose object the mirror lacks.
         let options = self.options;
         if let Some(p) = new_pack.as_ref().filter(|_| options.lfs.enabled) {
-            self.mirror_lfs(&url, options.lfs.url.as_deref(), &p.lfs_pointers)
+            self.mirror_lfs(&url, p.lfs_config.as_ref(), &p.lfs_pointers)
                 .await?;
         }
 
@@ -324,6 +326,20 @@ impl Run<'_> {
             if let Err(e) = self.store.delete(&key).await {
                 tracing::warn!(source = %self.report.source, error = %e, "could not delete the temporary pack");
             }
+        }
+    }
+}
+
+/// The commit whose `.lfsconfig` sets the LFS endpoint (the default branch's tip), when LFS is on and the
+/// mapping does not set the endpoint itself.
+fn lfs_head(desired: &plan::Desired, options: &MirrorOptions) -> Option<ObjectId> {
+    if !options.lfs.enabled || options.lfs.url.is_some() {
+        return None;
+    }
+    match &desired.head {
+        layout::Head::Detached(oid) => Some(*oid),
+        layout::Head::Symbolic(name) => {
+            desired.refs.iter().find(|r| &r.name == name).map(|r| r.oid)
         }
     }
 }

@@ -14,6 +14,7 @@
 //! `crate::upstream::lfs`; storing the objects is `crate::mirror::lfs`. The batch API's JSON is in [`batch`].
 
 pub mod batch;
+pub mod config;
 
 use crate::git::oid::{hex_value, ObjectKind};
 use std::collections::HashSet;

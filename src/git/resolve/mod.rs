@@ -45,9 +45,11 @@
 //! [`DeltaDecoder`]: crate::git::delta::DeltaDecoder
 
 mod cache;
+mod read;
 mod resolver;
 mod stream;
 
+pub use read::read_object;
 use resolver::Resolver;
 
 use crate::git::delta::DeltaError;
@@ -377,6 +379,26 @@ fn entry_error(entry: &Entry, problem: impl Into<EntryProblem>) -> ResolveError 
         offset: entry.offset,
         problem: problem.into(),
     }
+}
+
+/// Exactly `len` bytes of the pack at `offset`: a failed or short read is an error.
+async fn read_exact(source: &dyn PackReader, offset: u64, len: u64) -> Result<Bytes, ResolveError> {
+    let data = source
+        .read_at(offset, len)
+        .await
+        .map_err(|source| ResolveError::Read {
+            offset,
+            len,
+            source,
+        })?;
+    if data.len() as u64 != len {
+        return Err(ResolveError::ShortRead {
+            offset,
+            expected: len,
+            actual: data.len() as u64,
+        });
+    }
+    Ok(data)
 }
 
 /// End of an entry (offset just past its last byte); validated by [`Resolver::new`].

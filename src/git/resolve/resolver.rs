@@ -5,9 +5,9 @@
 use super::cache::{Cache, Retained};
 use super::stream::{Level, LevelStep};
 use super::{
-    entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ResolveError, ResolveLimits,
-    ResolveOptions, ResolveStats, MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW, PROGRESS_INTERVAL,
-    WINDOW_BUDGET, YIELD_BYTES, YIELD_ENTRIES,
+    entry_end, entry_error, read_exact, EntryIndex, EntryProblem, PackReader, ResolveError,
+    ResolveLimits, ResolveOptions, ResolveStats, MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW,
+    PROGRESS_INTERVAL, WINDOW_BUDGET, YIELD_BYTES, YIELD_ENTRIES,
 };
 use crate::git::delta;
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
@@ -624,22 +624,7 @@ impl<'a> Resolver<'a> {
     }
 
     async fn read(&mut self, offset: u64, len: u64) -> Result<Bytes, ResolveError> {
-        let data = self
-            .source
-            .read_at(offset, len)
-            .await
-            .map_err(|source| ResolveError::Read {
-                offset,
-                len,
-                source,
-            })?;
-        if data.len() as u64 != len {
-            return Err(ResolveError::ShortRead {
-                offset,
-                expected: len,
-                actual: data.len() as u64,
-            });
-        }
+        let data = read_exact(self.source, offset, len).await?;
         self.stats.reads += 1;
         self.stats.bytes_read += len;
         Ok(data)

@@ -1268,3 +1268,40 @@ async fn a_timeout_stops_resolution_from_memory() {
     let stopped = tokio::time::timeout(std::time::Duration::from_millis(300), run).await;
     assert!(stopped.is_err(), "resolution ended by itself: {stopped:?}");
 }
+
+/// One object read back by id after resolution: through its delta chain, size-limited, absent ids.
+#[tokio::test]
+async fn an_object_is_read_back_by_id_through_its_chain() {
+    use testkit::pack::PackBuilder;
+    let (v1, v2, v3) = (version(1), version(2), version(3));
+    let builder = PackBuilder::new(2, 3).object(3, &v1);
+    let d2 = builder.bytes.len() as u64 - builder.offsets[0];
+    let builder = builder.ofs_delta(d2, &make(&v1, &v2));
+    let d3 = builder.bytes.len() as u64 - builder.offsets[1];
+    let pack = builder.ofs_delta(d3, &make(&v2, &v3)).finish();
+    let mut parser = PackParser::new();
+    parser.feed(&pack).unwrap();
+    let mut entries = parser.finish().unwrap().entries;
+    let source = Bytes::from(pack);
+    resolve_deltas(&mut entries, &source, &ROOMY).await.unwrap();
+    let id3 = hash_object(ObjectKind::Blob, &v3);
+    let read = read_object(&entries, &source, &id3, LOTS).await.unwrap();
+    assert_eq!(read, Some((ObjectKind::Blob, v3.clone())));
+    assert_eq!(
+        read_object(&entries, &source, &id3, 100).await.unwrap(),
+        None,
+        "too big"
+    );
+    assert_eq!(
+        read_object(&entries, &source, &ObjectId::ZERO, LOTS)
+            .await
+            .unwrap(),
+        None
+    );
+    // Entries whose recorded ids lie are caught by the hash check.
+    let mut lying = entries.clone();
+    lying[2].oid = Some(ObjectId([7; 20]));
+    assert!(read_object(&lying, &source, &ObjectId([7; 20]), LOTS)
+        .await
+        .is_err());
+}

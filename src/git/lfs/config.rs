@@ -1,0 +1,76 @@
+//! Finding a repository's `lfs.url` in the `.lfsconfig` at the tip of its default branch: the commit's root
+//! tree, the tree's `.lfsconfig` entry, and the `url` of its `[lfs]` section (git-config syntax). Anything
+//! malformed means "no setting here", never an error: the default endpoint then applies.
+
+use crate::git::oid::ObjectId;
+
+/// The file git-lfs reads repository-wide settings from, at the root of the tree.
+pub const LFSCONFIG: &[u8] = b".lfsconfig";
+/// Largest commit, root tree or `.lfsconfig` read to find the setting.
+pub const MAX_OBJECT_BYTES: u64 = 1 << 20;
+
+/// The root tree a commit names (its first line, `tree <40 hex>`).
+pub fn commit_tree(commit: &[u8]) -> Option<ObjectId> {
+    let hex = commit.strip_prefix(b"tree ")?.get(..40)?;
+    (commit.get(45) == Some(&b'\n'))
+        .then(|| ObjectId::from_hex(hex).ok())
+        .flatten()
+}
+
+/// The blob id of the regular file `name` in a tree object's content.
+pub fn tree_file(tree: &[u8], name: &[u8]) -> Option<ObjectId> {
+    let mut rest = tree;
+    while !rest.is_empty() {
+        let space = rest.iter().position(|&b| b == b' ')?;
+        let nul = space + rest[space..].iter().position(|&b| b == 0)?;
+        let id = ObjectId::from_bytes(rest.get(nul + 1..nul + 21)?)?;
+        let (mode, entry) = (&rest[..space], &rest[space + 1..nul]);
+        if entry == name && matches!(mode, b"100644" | b"100755") {
+            return Some(id);
+        }
+        rest = &rest[nul + 21..];
+    }
+    None
+}
+
+/// The value of `lfs.url` in a git-config text (the last one given, as git reads it), unquoted.
+pub fn lfs_url(config: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(config).ok()?;
+    let mut in_lfs = false;
+    let mut url = None;
+    for raw in text.lines() {
+        let line = raw.trim();
+        if let Some(section) = line.strip_prefix('[') {
+            let name = section.split(']').next().unwrap_or_default().trim();
+            in_lfs = name.eq_ignore_ascii_case("lfs");
+            continue;
+        }
+        if !in_lfs || line.starts_with(['#', ';']) {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.trim().eq_ignore_ascii_case("url") {
+            url = Some(config_value(value.trim()));
+        }
+    }
+    url.filter(|u| !u.is_empty())
+}
+
+/// A git-config value: a comment after `#` or `;` outside quotes dropped, double quotes removed.
+fn config_value(raw: &str) -> String {
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in raw.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' | ';' if !quoted => break,
+            c => out.push(c),
+        }
+    }
+    out.trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests;
