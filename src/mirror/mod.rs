@@ -12,12 +12,14 @@
 //!
 //! | step | file |
 //! |---|---|
+//! | the source's refs: advertisement, or protocol v2 `ls-refs` with ref prefixes | `discover.rs` |
 //! | what to publish, and the no-op / full / incremental / refs-only / compaction decision (pure) | `plan.rs` |
 //! | receive → resolve and index → store one pack; the memory budget | `fetch.rs` |
 //! | the publication protocol: order, conditional writes, the re-check | `publish.rs` |
 //! | reading a stored pack back in chunks | `read_back.rs` |
 //! | deleting unlisted packs after a grace period | `gc.rs` |
 
+mod discover;
 mod fetch;
 pub mod gc;
 mod plan;
@@ -89,6 +91,7 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
         connect_timeout: options.connect_timeout,
         idle_timeout: options.idle_timeout,
         token: options.token.clone(),
+        protocol_v2: discover::wants_protocol_v2(options),
         ..UpstreamOptions::default()
     });
     // The (not yet started) futures are collected first: a closure inside the stream's type would make the
@@ -123,6 +126,7 @@ fn new_report(mapping: &Mapping) -> RepoReport {
         target: mapping.target.clone(),
         kind: RunKind::NotStarted,
         refs: 0,
+        advertisement_bytes: 0,
         objects: 0,
         pack_bytes: 0,
         store_requests: 0,
@@ -132,7 +136,8 @@ fn new_report(mapping: &Mapping) -> RepoReport {
     }
 }
 
-fn failed_report(mapping: &Mapping, started: Instant, error: String) -> RepoReport {
+/// The report of a mapping that failed with `error` before it could run, `started` being when it was tried.
+pub(crate) fn failed_report(mapping: &Mapping, started: Instant, error: String) -> RepoReport {
     RepoReport {
         duration_ms: started.elapsed().as_millis() as u64,
         error: Some(error),
@@ -228,8 +233,7 @@ impl Run<'_> {
     async fn execute(&mut self, source_url: &str) -> Result<(), MirrorError> {
         let url = parse_source_url(source_url)?;
         self.progress(Stage::Negotiating);
-        let (repo_url, adv_body) = self.client.advertisement(&url).await?;
-        let adv = upload_pack::parse_advertisement(&adv_body)?;
+        let (repo_url, adv) = self.discover(&url).await?;
         let desired = plan::desired_state(&adv, self.options);
         self.report.refs = desired.refs.len();
 
