@@ -49,3 +49,38 @@ fn piped_logs_carry_no_colour_codes() {
         "colour codes in piped logs:\n{stderr:?}"
     );
 }
+
+#[test]
+fn the_json_report_carries_the_figures_of_the_lambda_metrics() {
+    let repo = testkit::rich_repo();
+    let source = testkit::git_server().url_of(&repo);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("cannot create a temp dir: {e}"));
+    let target = dir.path().join("mirror");
+    let output = run(&[
+        "--source",
+        &source,
+        "--target",
+        &target.to_string_lossy(),
+        "--ref-prefix",
+        "refs/heads/",
+        "--json",
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let reports: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("--json printed no JSON: {e}: {}", text(&output.stdout)));
+    let report = &reports[0];
+    // The EMF record's metrics, under their report names: Success, DurationMs, PackBytes, Objects,
+    // StoreRequests, AdvertisementBytes, and the RunKind.
+    assert!(report["error"].is_null(), "{report}");
+    for figure in [
+        "duration_ms",
+        "pack_bytes",
+        "objects",
+        "store_requests",
+        "advertisement_bytes",
+    ] {
+        assert!(report[figure].is_u64(), "{figure} missing: {report}");
+    }
+    assert_eq!(report["kind"], "full");
+    assert!(report["advertisement_bytes"].as_u64() > Some(0), "{report}");
+}
