@@ -7,7 +7,7 @@
 //! [`parse_ls_refs`]) that sends `ref-prefix` lines, so the server leaves out the refs that are not wanted
 //! (thousands of `refs/pull/*` on a busy host), and the pack from a `fetch` command ([`build_fetch_request`]),
 //! whose response is a list of sections decoded by [`ResponseDecoder`](super::ResponseDecoder) once created for
-//! [`Protocol::V2`](super::Protocol::V2) ([`preamble_packet`] handles the sections before `packfile`).
+//! [`Protocol::V2`] (`preamble_packet` handles the sections before `packfile`).
 //!
 //! Requests never ask for `thin-pack` (mirrored packs must be self-contained), `shallow`, `want-ref` or
 //! `packfile-uris`, so a response carrying `shallow-info`, `wanted-refs` or `packfile-uris` is refused.
