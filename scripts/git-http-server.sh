@@ -3,21 +3,27 @@
 # `git http-backend` as CGI for every path, streaming responses (so a pack is not buffered whole). Used by the
 # Rust test harness (crates/testkit/src/git_server.rs) and by scripts/lib.sh, so both serve repositories the same way.
 #
-# Usage: git-http-server.sh ROOT PORT STATE_DIR
+# Usage: git-http-server.sh ROOT PORT STATE_DIR [v0]
+# With `v0`, the server behaves like one that predates protocol v2: the client's Git-Protocol header is logged but
+# not passed on, so git answers every request in protocol v0.
 # STATE_DIR receives lighttpd.conf, the CGI wrapper, the CGI's HOME and error.log. Every request is appended to
 # STATE_DIR/requests.log as one line "METHOD URI GIT_PROTOCOL" ("-" when the client sent no Git-Protocol header)
 # before git http-backend runs, so the count is complete as soon as the client has its answer. Runs lighttpd in
 # the foreground (it replaces this shell, so killing this process's id stops the server).
 set -euo pipefail
 
-if [ "$#" -ne 3 ]; then
-    echo "usage: $0 ROOT PORT STATE_DIR" >&2
+if [ "$#" -lt 3 ] || [ "$#" -gt 4 ] || { [ "$#" -eq 4 ] && [ "$4" != v0 ]; }; then
+    echo "usage: $0 ROOT PORT STATE_DIR [v0]" >&2
     exit 2
 fi
 root=$(cd "$1" && pwd)
 port=$2
 mkdir -p "$3"
 state=$(cd "$3" && pwd)
+forget_protocol=
+if [ "${4:-}" = v0 ]; then
+    forget_protocol='unset HTTP_GIT_PROTOCOL'
+fi
 
 backend="$(git --exec-path)/git-http-backend"
 if [ ! -x "$backend" ]; then
@@ -40,6 +46,7 @@ CONFIG
 cat >"$state/cgi.sh" <<CGI
 #!/bin/sh
 printf '%s %s %s\n' "\$REQUEST_METHOD" "\$REQUEST_URI" "\${HTTP_GIT_PROTOCOL:--}" >>'$state/requests.log'
+$forget_protocol
 exec '$backend'
 CGI
 chmod +x "$state/cgi.sh"

@@ -10,6 +10,7 @@
 //! |---|---|
 //! | pkt-line framing, side bands | `git/pktline.rs` |
 //! | ref advertisement, want/have request, response demux | `git/upload_pack.rs` |
+//! | protocol v2: capabilities, `ls-refs` with ref prefixes, `fetch` and its sections | `git/upload_pack/v2.rs` |
 //! | pack pass 1: entry bounds, CRC-32, ids of whole objects | `git/pack/mod.rs` |
 //! | zlib inflation held to an entry's declared size | `git/pack/inflate.rs` |
 //! | pack pass 2: delta ids within the memory budget | `git/resolve/` |
@@ -21,6 +22,7 @@
 //! | Git LFS pointers, the batch API's JSON, `.lfsconfig` | `git/lfs/` |
 //! | `info/refs`, `packed-refs`, `objects/info/packs`, `HEAD` | `git/layout.rs` |
 //! | one mapping end to end: API, reports, the run's outline | `mirror/mod.rs` |
+//! | the source's refs: v0 advertisement, or v2 `ls-refs` when ref prefixes leave refs out | `mirror/discover.rs` |
 //! | no-op / full / incremental / refs-only / compaction decision, wants and haves | `mirror/plan.rs` |
 //! | receive → resolve and index → store one pack; the memory budget | `mirror/fetch.rs` |
 //! | the connectivity check before anything is published | `mirror/connectivity.rs` |
@@ -37,6 +39,7 @@
 //! | progress stages and observers | `progress.rs` |
 //! | the per-mapping report | `report.rs` |
 //! | Lambda event → requests | `lambda/` |
+//! | Lambda fan-out to SQS, token secrets, EMF metrics, JSON logs | `lambda/fan_out.rs`, `tokens.rs`, `metrics.rs`, `logging.rs` |
 
 pub mod git;
 pub mod lambda;

@@ -147,6 +147,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| default_level.into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only where a person reads them: piped into a file they are noise.
+        .with_ansi(terminal)
         .init();
     if cli.source.len() != cli.target.len() {
         eprintln!(

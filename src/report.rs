@@ -51,6 +51,8 @@ pub struct RepoReport {
     pub kind: RunKind,
     /// Refs published (or already in place).
     pub refs: usize,
+    /// Bytes the source's refs took: its advertisement and, with protocol v2, the `ls-refs` answer.
+    pub advertisement_bytes: u64,
     /// Objects in the new pack.
     pub objects: u64,
     /// Bytes of the new pack.

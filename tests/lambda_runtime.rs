@@ -518,6 +518,38 @@ async fn manual_event_mirrors_even_with_the_emulators_relative_deadline() {
     );
 }
 
+/// Every line the function wrote, each checked to be one JSON object without colour codes.
+fn json_log_lines(logs: &str) -> Vec<serde_json::Map<String, Value>> {
+    assert!(!logs.contains('\u{1b}'), "colour codes in the log:\n{logs}");
+    logs.lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| match serde_json::from_str(line) {
+            Ok(Value::Object(object)) => object,
+            _ => panic!("a log line is not a JSON object: {line}\nlog:\n{logs}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn logs_are_json_lines_even_when_the_log_format_says_text() {
+    let case = OneMapping::new();
+    let function = Function::start(&[("AWS_LAMBDA_LOG_FORMAT", "Text")]).await;
+    let (outcome, _) = function
+        .invoke(&load_event("manual.json", &case.fill()), AMPLE)
+        .await;
+    assert_all_mirrored(&outcome.response(), &[&case.git_url]);
+    let lines = json_log_lines(&function.logs());
+    assert!(
+        lines
+            .iter()
+            .any(|line| line.get("message") == Some(&Value::from("mirrored"))
+                && line.get("level") == Some(&Value::from("INFO"))
+                && line.get("kind") == Some(&Value::from("full"))),
+        "no JSON line for the mirrored mapping:\n{}",
+        function.logs()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn schedule_with_input_mirrors_every_mapping() {
     let case = OneMapping::new().with_second(testkit::rich_repo(), "rich");
@@ -919,4 +951,355 @@ fn cargo_lambda_emulator_invokes_the_binary() {
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"));
     assert_all_mirrored(&summary, &[&case.git_url]);
     testkit::assert_dumb_clone_matches(&case.clone_url, &case.repo);
+}
+
+/// An SDK configuration for the test's moto server, which serves SQS and Secrets Manager as it serves S3.
+async fn moto_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&testkit::s3().endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "mirror-tests",
+        ))
+        .load()
+        .await
+}
+
+/// A new, empty SQS queue on moto; its URL.
+async fn new_queue(name: &str) -> String {
+    let client = aws_sdk_sqs::Client::new(&moto_config().await);
+    let unique = format!(
+        "{name}-{}",
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|since| since.as_nanos())
+            .unwrap_or_default()
+    );
+    client
+        .create_queue()
+        .queue_name(&unique)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "create queue: {}",
+                aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })
+        .queue_url
+        .unwrap_or_else(|| panic!("moto gave no queue URL"))
+}
+
+/// Receives every message on `queue` (until a receive comes back empty), deleting them: `(message id, body)`.
+async fn drain_queue(queue: &str) -> Vec<(String, String)> {
+    let client = aws_sdk_sqs::Client::new(&moto_config().await);
+    let mut messages = Vec::new();
+    for _ in 0..100 {
+        let output = client
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("receive: {}", aws_sdk_sqs::error::DisplayErrorContext(e)));
+        let received = output.messages.unwrap_or_default();
+        if received.is_empty() {
+            break;
+        }
+        for message in received {
+            if let Some(handle) = &message.receipt_handle {
+                client
+                    .delete_message()
+                    .queue_url(queue)
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("delete: {}", aws_sdk_sqs::error::DisplayErrorContext(e))
+                    });
+            }
+            messages.push((
+                message.message_id.unwrap_or_default(),
+                message.body.unwrap_or_default(),
+            ));
+        }
+    }
+    messages
+}
+
+/// The EMF records among the function's log lines, each checked against the specification.
+fn emf_records(logs: &str) -> Vec<serde_json::Map<String, Value>> {
+    json_log_lines(logs)
+        .into_iter()
+        .filter(|line| line.contains_key("_aws"))
+        .inspect(|record| {
+            if let Err(problems) = testkit::emf::validate(&Value::Object(record.clone())) {
+                panic!("invalid EMF record {record:?}: {problems:?}");
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fan_out_of_25_mappings_queues_25_messages_that_mirror_when_fed_back() {
+    let repo = testkit::small_repo();
+    let git_url = testkit::git_server().url_of(&repo);
+    let bucket = testkit::new_bucket();
+    let queue = new_queue("fan-out").await;
+    let targets: Vec<(String, String)> = (0..25)
+        .map(|n| target(&bucket, &format!("fan-{n}")))
+        .collect();
+    let mut mappings: Vec<Value> = targets
+        .iter()
+        .map(|(target, _)| serde_json::json!({"source": git_url, "target": target}))
+        .collect();
+    mappings.push(mappings[7].clone());
+    let request = serde_json::json!({
+        "mappings": mappings,
+        "fan_out": true,
+        "endpoint_url": testkit::s3().endpoint,
+        "force_path_style": true,
+        "concurrency": 2,
+    });
+    let function = Function::start(&[
+        ("MIRROR_QUEUE_URL", &queue),
+        ("AWS_ENDPOINT_URL_SQS", &testkit::s3().endpoint),
+    ])
+    .await;
+    let (outcome, fan_out_time) = function.invoke(&request, AMPLE).await;
+    assert_eq!(
+        outcome.response(),
+        serde_json::json!({"fan_out": {"queued": 25, "duplicates": 1, "failed": []}})
+    );
+    assert!(
+        testkit::list_keys(&bucket, "").is_empty(),
+        "a fan-out mirrors nothing"
+    );
+
+    let messages = drain_queue(&queue).await;
+    assert_eq!(messages.len(), 25);
+    let mut queued_targets: Vec<String> = messages
+        .iter()
+        .map(|(_, body)| {
+            let request: Value = serde_json::from_str(body)
+                .unwrap_or_else(|e| panic!("a message is not JSON: {e}: {body}"));
+            assert_eq!(
+                request["mappings"].as_array().map(Vec::len),
+                Some(1),
+                "{body}"
+            );
+            assert_eq!(request["concurrency"], 2, "{body}");
+            assert!(request.get("fan_out").is_none(), "{body}");
+            request["mappings"][0]["target"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    queued_targets.sort();
+    let mut expected: Vec<String> = targets.iter().map(|(target, _)| target.clone()).collect();
+    expected.sort();
+    assert_eq!(queued_targets, expected);
+
+    // The queue's event source hands them back in batches of up to 10.
+    let started = Instant::now();
+    let mut invocations = 0;
+    for batch in messages.chunks(10) {
+        let records: Vec<Value> = batch
+            .iter()
+            .map(|(id, body)| serde_json::json!({"messageId": id, "body": body, "eventSource": "aws:sqs"}))
+            .collect();
+        let (outcome, _) = function
+            .invoke(&serde_json::json!({ "Records": records }), AMPLE)
+            .await;
+        assert_eq!(
+            outcome.response(),
+            serde_json::json!({"batchItemFailures": []})
+        );
+        invocations += 1;
+    }
+    let mirror_time = started.elapsed();
+    for (_, clone_url) in [&targets[0], &targets[24]] {
+        testkit::assert_dumb_clone_matches(clone_url, &repo);
+    }
+    for (target, _) in &targets {
+        let prefix = target
+            .split_once(&format!("{bucket}/"))
+            .map(|(_, prefix)| prefix)
+            .unwrap_or_default();
+        assert!(
+            testkit::list_keys(&bucket, prefix)
+                .iter()
+                .any(|key| key.ends_with("/info/refs")),
+            "{target} was not mirrored"
+        );
+    }
+    let records = emf_records(&function.logs());
+    assert_eq!(records.len(), 25, "one EMF record per mapping");
+    assert!(records
+        .iter()
+        .all(|record| record["Success"] == 1 && record["RunKind"] == "full"));
+    println!(
+        "fan-out of 25 mappings: queued in {fan_out_time:?}; {} messages mirrored by {invocations} invocations \
+         in {mirror_time:?}; sample EMF record: {}",
+        messages.len(),
+        Value::Object(records[0].clone())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fan_out_to_a_queue_that_refuses_is_retried_then_reported() {
+    let case = OneMapping::new();
+    let missing_queue = format!(
+        "{}/123456789012/no-such-queue",
+        testkit::s3().endpoint.trim_end_matches('/')
+    );
+    let function = Function::start(&[
+        ("MIRROR_QUEUE_URL", &missing_queue),
+        ("AWS_ENDPOINT_URL_SQS", &testkit::s3().endpoint),
+    ])
+    .await;
+    let request = serde_json::json!({
+        "mappings": [{"source": case.git_url, "target": case.target}],
+        "fan_out": true,
+    });
+    let (error_type, message) = function.invoke(&request, AMPLE).await.0.error();
+    assert_eq!(error_type, "FanOutFailed", "{message}");
+    let summary: Value = serde_json::from_str(&message)
+        .unwrap_or_else(|e| panic!("the error is not the JSON summary: {e}: {message}"));
+    assert_eq!(summary["fan_out"]["queued"], 0, "{summary}");
+    assert_eq!(
+        summary["fan_out"]["failed"][0]["target"],
+        case.target.as_str(),
+        "{summary}"
+    );
+    assert!(
+        summary["fan_out"]["failed"][0]["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("SendMessageBatch")),
+        "{summary}"
+    );
+    assert!(
+        function
+            .logs()
+            .contains("sending the messages that failed again"),
+        "no retry in the log:\n{}",
+        function.logs()
+    );
+}
+
+/// A loopback proxy in front of the git server that answers 401 unless the request carries `credentials` (as
+/// `user:password`) in HTTP Basic form, and forwards it to the git server if it does.
+async fn basic_auth_proxy(credentials: &str) -> testkit::raw_http::RawServer {
+    use base64::Engine;
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(credentials)
+    );
+    let backend = testkit::git_server()
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    testkit::raw_http::RawServer::start(move |request| {
+        if request.header("authorization") == Some(expected.as_str()) {
+            testkit::raw_http::Reply::Send(testkit::raw_http::forward(request, &backend))
+        } else {
+            testkit::raw_http::Reply::Send(testkit::raw_http::http(
+                "401 Unauthorized",
+                &[("WWW-Authenticate", "Basic realm=\"git\"")],
+                b"",
+            ))
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_source_mirrors_with_a_token_from_secrets_manager_and_not_without() {
+    const TOKEN: &str = "gho_Pr1vat3T0kenFromSecretsManager";
+    let case = OneMapping::new();
+    let proxy = basic_auth_proxy(&format!("x-access-token:{TOKEN}")).await;
+    let repo_name = case
+        .git_url
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let private_url = proxy.url(&format!("/{repo_name}")).to_string();
+    let secret_name = format!("git/private-{}", case.bucket);
+    let secrets = aws_sdk_secretsmanager::Client::new(&moto_config().await);
+    let secret_arn = secrets
+        .create_secret()
+        .name(&secret_name)
+        .secret_string(serde_json::json!({ "token": TOKEN }).to_string())
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "create secret: {}",
+                aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+            )
+        })
+        .arn
+        .unwrap_or_else(|| panic!("moto gave no secret ARN"));
+    let function =
+        Function::start(&[("AWS_ENDPOINT_URL_SECRETS_MANAGER", &testkit::s3().endpoint)]).await;
+
+    // Without the secret: refused, with an error that says why.
+    let (other_target, _) = target(&case.bucket, "refused");
+    let anonymous = serde_json::json!({
+        "mappings": [{"source": private_url, "target": other_target}],
+        "endpoint_url": testkit::s3().endpoint,
+        "force_path_style": true,
+    });
+    let (error_type, message) = function.invoke(&anonymous, AMPLE).await.0.error();
+    assert_eq!(error_type, "MirrorFailed");
+    assert!(
+        message.contains("authentication required (HTTP 401)"),
+        "{message}"
+    );
+
+    // With it, by name on the mapping and by ARN on the request.
+    for secret_on_mapping in [true, false] {
+        let (target, clone_url) = target(&case.bucket, &format!("private-{secret_on_mapping}"));
+        let mut request = serde_json::json!({
+            "mappings": [{"source": private_url, "target": target}],
+            "endpoint_url": testkit::s3().endpoint,
+            "force_path_style": true,
+        });
+        if secret_on_mapping {
+            request["mappings"][0]["token_secret"] = Value::from(secret_name.as_str());
+        } else {
+            request["token_secret"] = Value::from(secret_arn.as_str());
+        }
+        let (outcome, _) = function.invoke(&request, AMPLE).await;
+        let summary = outcome.response();
+        assert_all_mirrored(&summary, &[private_url.as_str()]);
+        assert!(!summary.to_string().contains(TOKEN));
+        testkit::assert_dumb_clone_matches(&clone_url, &case.repo);
+    }
+    // A secret that does not exist fails the mapping, naming the secret.
+    let missing = serde_json::json!({
+        "mappings": [{"source": private_url, "target": other_target, "token_secret": "git/no-such-secret"}],
+    });
+    let (_, message) = function.invoke(&missing, AMPLE).await.0.error();
+    assert!(
+        message.contains("reading the token secret \\\"git/no-such-secret\\\""),
+        "{message}"
+    );
+    let logs = function.logs();
+    assert!(!logs.contains(TOKEN), "the token is in the log:\n{logs}");
+    assert!(!message.contains(TOKEN));
+    assert!(
+        proxy
+            .seen()
+            .iter()
+            .any(|request| request.header("authorization").is_some()),
+        "no request carried credentials"
+    );
 }

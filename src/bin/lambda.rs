@@ -1,13 +1,14 @@
 //! `mirror-git-to-s3-lambda`: the AWS Lambda function (custom runtime `provided.al2023`, binary `bootstrap`).
 //!
 //! It talks to the Lambda Runtime API named by `AWS_LAMBDA_RUNTIME_API` and hands every event to
-//! [`mirror_git_to_s3::lambda::handle`]. Logs go to stdout through `tracing`, as JSON lines when the function's
-//! log format is JSON (`AWS_LAMBDA_LOG_FORMAT`), at the level of `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`.
+//! [`mirror_git_to_s3::lambda::handle`]. Logs go to stdout through `tracing` as JSON lines, whatever the
+//! function's log format, at the level of `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`
+//! ([`mirror_git_to_s3::lambda::init_logging`]).
 
 use lambda_runtime::{service_fn, Error};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    mirror_git_to_s3::lambda::init_logging();
     lambda_runtime::run(service_fn(mirror_git_to_s3::lambda::handle)).await
 }

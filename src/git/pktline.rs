@@ -17,6 +17,9 @@ const MAX_DATA_LEN: usize = MAX_PACKET_LEN - 4;
 /// The flush packet, which ends a list of packets.
 pub const FLUSH: &[u8; 4] = b"0000";
 
+/// The delimiter packet, which separates the sections of a protocol v2 message.
+pub const DELIMITER: &[u8; 4] = b"0001";
+
 /// Malformed pkt-line framing or side-band data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PktLineError {

@@ -1,10 +1,12 @@
-//! The fetch side of git's smart HTTP protocol (v0/v1, stateless RPC), without I/O.
+//! The fetch side of git's smart HTTP protocol (v0/v1 here, v2 in [`v2`]; stateless RPC), without I/O.
 //!
-//! A fetch is two HTTP exchanges: `GET info/refs?service=git-upload-pack` returns the ref advertisement
+//! A v0 fetch is two HTTP exchanges: `GET info/refs?service=git-upload-pack` returns the ref advertisement
 //! ([`parse_advertisement`]); `POST git-upload-pack` sends the wants and haves ([`build_upload_request`], with
 //! capabilities from [`choose_capabilities`]) and streams back acknowledgements followed by the pack in side-band
-//! packets ([`ResponseDecoder`]). Everything here works on bytes handed in by the caller, so it is tested without
-//! a network and bounded by what it is given.
+//! packets ([`ResponseDecoder`]). A v2 fetch adds an `ls-refs` exchange in between ([`v2`]); [`build_fetch`] and
+//! [`ResponseDecoder::for_protocol`] pick the request and the response format by the advertisement's
+//! [`Protocol`]. Everything here works on bytes handed in by the caller, so it is tested without a network and
+//! bounded by what it is given.
 
 use crate::git::oid::ObjectId;
 use crate::git::pktline::{self, Band, Decoder, Packet, PktLineError};
@@ -12,6 +14,8 @@ use crate::git::refs::{self, Ref};
 use crate::text::untrusted;
 use bytes::Bytes;
 use std::collections::HashSet;
+
+pub mod v2;
 
 /// Longest remote text (in characters) kept in an error message.
 const MAX_MESSAGE_CHARS: usize = 500;
@@ -69,6 +73,19 @@ pub enum ProtocolError {
     /// The stream ended early.
     #[error("truncated {0}")]
     Truncated(String),
+    /// A ref prefix that is empty or holds spaces or control characters, made safe to show.
+    #[error("invalid ref prefix \"{0}\"")]
+    InvalidRefPrefix(String),
+}
+
+/// The protocol version a server answered with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// v0 or v1: the refs come with the capabilities; one request for the pack.
+    #[default]
+    V0,
+    /// v2: capabilities first, then the `ls-refs` and `fetch` commands ([`v2`]).
+    V2,
 }
 
 /// A parsed v0/v1 ref advertisement.
@@ -85,6 +102,8 @@ pub struct Advertisement {
     /// Ref names git could not store ([`crate::git::refs::is_valid_name`]), left out of `refs` as `git fetch`
     /// leaves them out, made safe to show; also an invalid `symref=HEAD:` target.
     pub skipped: Vec<String>,
+    /// The protocol the server speaks, which decides how the pack is asked for.
+    pub protocol: Protocol,
 }
 
 impl Advertisement {
@@ -362,6 +381,23 @@ pub fn build_upload_request(
     Ok(out)
 }
 
+/// Builds the body of the request for the pack, in the protocol of `advertised`: a v0 upload request
+/// ([`choose_capabilities`], [`build_upload_request`]) or a v2 `fetch` command ([`v2::build_fetch_request`]).
+pub fn build_fetch(
+    advertised: &Advertisement,
+    agent: &str,
+    wants: &[ObjectId],
+    haves: &[ObjectId],
+) -> Result<Vec<u8>, ProtocolError> {
+    match advertised.protocol {
+        Protocol::V0 => {
+            let capabilities = choose_capabilities(advertised, agent)?;
+            build_upload_request(wants, haves, &capabilities)
+        }
+        Protocol::V2 => v2::build_fetch_request(advertised, agent, wants, haves),
+    }
+}
+
 /// What the upload-pack response carries, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResponseEvent {
@@ -377,12 +413,15 @@ pub enum ResponseEvent {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ResponseState {
+    /// A v2 response before its `packfile` section.
+    V2(v2::Preamble),
     Acknowledgements,
     SideBand,
     Ended,
 }
 
-/// Incremental decoder of the upload-pack response body (sent with a side-band capability).
+/// Incremental decoder of the upload-pack response body (sent with a side-band capability), or of a v2 `fetch`
+/// response (sections, then the pack in side-band packets).
 ///
 /// [`push`](ResponseDecoder::push) bytes as they arrive and drain [`next_event`](ResponseDecoder::next_event)
 /// until it returns `Ok(None)`; at end of input call [`finish`](ResponseDecoder::finish). Buffering is bounded as
@@ -400,11 +439,19 @@ impl Default for ResponseDecoder {
 }
 
 impl ResponseDecoder {
-    /// A decoder at the start of a response.
+    /// A decoder at the start of a v0/v1 response.
     pub fn new() -> Self {
+        Self::for_protocol(Protocol::V0)
+    }
+
+    /// A decoder at the start of a response in `protocol`.
+    pub fn for_protocol(protocol: Protocol) -> Self {
         Self {
             packets: Decoder::new(),
-            state: ResponseState::Acknowledgements,
+            state: match protocol {
+                Protocol::V0 => ResponseState::Acknowledgements,
+                Protocol::V2 => ResponseState::V2(v2::Preamble::SectionHeader),
+            },
         }
     }
 
@@ -420,6 +467,9 @@ impl ResponseDecoder {
                 return Ok(None);
             }
             return Err(trailing_data());
+        }
+        if let ResponseState::V2(mut preamble) = self.state {
+            return self.next_v2_preamble_event(&mut preamble);
         }
         let data = match self.packets.next_packet()? {
             None => return Ok(None),
@@ -463,6 +513,31 @@ impl ResponseDecoder {
         }
     }
 
+    /// Decodes v2 preamble packets up to the first event or the start of the pack.
+    fn next_v2_preamble_event(
+        &mut self,
+        preamble: &mut v2::Preamble,
+    ) -> Result<Option<ResponseEvent>, ProtocolError> {
+        while let Some(packet) = self.packets.next_packet()? {
+            if let Packet::Data(data) = &packet {
+                if let Some(message) = data.strip_prefix(b"ERR ") {
+                    return Err(ProtocolError::Remote(untrusted(message, MAX_MESSAGE_CHARS)));
+                }
+            }
+            let step = v2::preamble_packet(preamble, packet)?;
+            self.state = ResponseState::V2(*preamble);
+            match step {
+                v2::PreambleStep::Nothing => {}
+                v2::PreambleStep::Event(event) => return Ok(Some(event)),
+                v2::PreambleStep::Packfile => {
+                    self.state = ResponseState::SideBand;
+                    return self.next_event();
+                }
+            }
+        }
+        Ok(None)
+    }
+
     /// Checks, at end of input and after draining [`next_event`](Self::next_event), that the response was
     /// complete: the final flush arrived and nothing followed it.
     pub fn finish(&self) -> Result<(), ProtocolError> {
@@ -473,9 +548,11 @@ impl ResponseDecoder {
             _ if buffered > 0 => Err(ProtocolError::Truncated(format!(
                 "upload-pack response: it stops inside a packet ({buffered} bytes left over)"
             ))),
-            ResponseState::Acknowledgements => Err(ProtocolError::Truncated(
-                "upload-pack response: it ends before any pack data".into(),
-            )),
+            ResponseState::Acknowledgements | ResponseState::V2(_) => {
+                Err(ProtocolError::Truncated(
+                    "upload-pack response: it ends before any pack data".into(),
+                ))
+            }
             ResponseState::SideBand => Err(ProtocolError::Truncated(
                 "upload-pack response: it ends without the final flush".into(),
             )),

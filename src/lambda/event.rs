@@ -25,7 +25,14 @@ const MAX_QUOTED_CHARS: usize = 300;
 /// Most unknown field names listed in one error message.
 const MAX_LISTED_FIELDS: usize = 10;
 
-const MAPPING_FIELDS: [&str; 2] = ["source", "target"];
+const MAPPING_FIELDS: [&str; 3] = ["source", "target", TOKEN_SECRET];
+
+/// The field naming the Secrets Manager secret that holds a source token, in a mapping or a request.
+pub const TOKEN_SECRET: &str = "token_secret";
+/// The request field that asks to queue one message per mapping instead of mirroring.
+pub const FAN_OUT: &str = "fan_out";
+/// Longest secret id accepted: the length of the longest Secrets Manager ARN.
+const MAX_SECRET_ID_CHARS: usize = 2048;
 
 /// What was wrong with an event or with the function's mapping configuration.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -59,8 +66,17 @@ pub enum EventError {
 pub struct Request {
     /// The mappings, in the order given.
     pub mappings: Vec<Mapping>,
-    /// The options given with them: the request's fields other than `mappings`.
+    /// The options given with them: the request's fields other than `mappings`, `token_secret` and `fan_out`.
     pub options: Overrides,
+    /// Per mapping, in the same order: the Secrets Manager secret (ARN or name) whose value is its source's token,
+    /// the mapping's own `token_secret`, else the request's; `None` for a source that needs none. Only the name
+    /// travels: the value is read when the mapping runs.
+    pub token_secrets: Vec<Option<String>>,
+    /// `fan_out`: queue one message per mapping instead of mirroring.
+    pub fan_out: bool,
+    /// The option fields as given (the [`Overrides`] fields present), for the messages of a fan-out, which carry
+    /// the request's options unchanged.
+    pub raw_options: Map<String, Value>,
 }
 
 /// The kind of event whose requests must all be valid before any of them runs.
@@ -252,14 +268,23 @@ fn parse_sqs_body(body: Option<String>, path: &str) -> Result<Request, EventErro
     let path = format!("{path}.body");
     let body = body.ok_or_else(|| invalid(&path, "missing"))?;
     let value = parse_json(&body, &path)?;
-    if value.get("Type").is_some() {
+    let (request, path) = if value.get("Type").is_some() {
         let envelope_path = format!("{path} (SNS envelope)");
         let envelope: SnsMessage = from_value(value, &envelope_path)?;
         require_notification(&envelope.sns_message_type, &format!("{envelope_path}.Type"))?;
-        parse_request_text(&envelope.message, &format!("{path}.Message"))
+        let path = format!("{path}.Message");
+        (parse_request_text(&envelope.message, &path)?, path)
     } else {
-        parse_request(value, &path)
+        (parse_request(value, &path)?, path)
+    };
+    if request.fan_out {
+        // The queue is where fanned-out messages go: a message that fans out again would never end.
+        return Err(invalid(
+            &format!("{path}.{FAN_OUT}"),
+            "is not accepted in an SQS message: each message is mirrored where it lands",
+        ));
     }
+    Ok(request)
 }
 
 fn require_notification(message_type: &str, path: &str) -> Result<(), EventError> {
@@ -297,12 +322,15 @@ pub(super) fn parse_request_object(
     mut object: Map<String, Value>,
     path: &str,
 ) -> Result<Request, EventError> {
-    let fields: Vec<&str> = std::iter::once("mappings")
+    let fields: Vec<&str> = ["mappings", TOKEN_SECRET, FAN_OUT]
+        .into_iter()
         .chain(Overrides::FIELDS)
         .collect();
     reject_unknown_fields(&object, &fields, path)?;
+    let request_secret = token_secret(&mut object, path)?;
+    let fan_out = optional_field(&mut object, FAN_OUT, path)?.unwrap_or(false);
     let mappings_path = format!("{path}.mappings");
-    let mappings = match object.remove("mappings") {
+    let mappings: Vec<(Mapping, Option<String>)> = match object.remove("mappings") {
         Some(Value::Array(items)) if items.is_empty() => {
             return Err(invalid(&mappings_path, "is empty: nothing to mirror"))
         }
@@ -322,6 +350,7 @@ pub(super) fn parse_request_object(
         }
         None => return Err(invalid(path, "missing field `mappings`")),
     };
+    let raw_options = object.clone();
     let options = parse_overrides(object, path)?;
     if options.lfs_url.is_some() && mappings.len() > 1 {
         return Err(invalid(
@@ -329,7 +358,45 @@ pub(super) fn parse_request_object(
             "names the LFS server of one repository: give it in a request with one mapping",
         ));
     }
-    Ok(Request { mappings, options })
+    let (mappings, token_secrets) = mappings
+        .into_iter()
+        .map(|(mapping, secret)| (mapping, secret.or_else(|| request_secret.clone())))
+        .unzip();
+    Ok(Request {
+        mappings,
+        options,
+        token_secrets,
+        fan_out,
+        raw_options,
+    })
+}
+
+/// Takes the optional `token_secret` field out of `object`: a Secrets Manager ARN or name, checked for the
+/// characters those may hold.
+fn token_secret(object: &mut Map<String, Value>, path: &str) -> Result<Option<String>, EventError> {
+    let Some(id) = optional_field::<String>(object, TOKEN_SECRET, path)? else {
+        return Ok(None);
+    };
+    let path = format!("{path}.{TOKEN_SECRET}");
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "/_+=.@:-".contains(c);
+    if id.is_empty() || id.chars().count() > MAX_SECRET_ID_CHARS {
+        return Err(invalid(
+            &path,
+            format!(
+                "must be a Secrets Manager ARN or name of 1 to {MAX_SECRET_ID_CHARS} characters"
+            ),
+        ));
+    }
+    if !id.chars().all(allowed) {
+        return Err(invalid(
+            &path,
+            format!(
+                "{} is not a Secrets Manager ARN or name (letters, digits and /_+=.@:- only)",
+                quote(&id)
+            ),
+        ));
+    }
+    Ok(Some(id))
 }
 
 /// A request's options: its fields other than `mappings` (none unknown by now), with errors that name the field.
@@ -352,7 +419,8 @@ fn parse_overrides(object: Map<String, Value>, path: &str) -> Result<Overrides, 
     Ok(overrides)
 }
 
-fn parse_mapping(value: Value, path: &str) -> Result<Mapping, EventError> {
+/// One mapping and its own `token_secret`, if it names one.
+fn parse_mapping(value: Value, path: &str) -> Result<(Mapping, Option<String>), EventError> {
     let mut object = match value {
         Value::Object(object) => object,
         other => {
@@ -366,6 +434,7 @@ fn parse_mapping(value: Value, path: &str) -> Result<Mapping, EventError> {
         }
     };
     reject_unknown_fields(&object, &MAPPING_FIELDS, path)?;
+    let secret = token_secret(&mut object, path)?;
     let source: String = required_field(&mut object, "source", path)?;
     let target: String = required_field(&mut object, "target", path)?;
     if let Some(problem) = http_url_problem(&source) {
@@ -383,7 +452,7 @@ fn parse_mapping(value: Value, path: &str) -> Result<Mapping, EventError> {
             ),
         ));
     }
-    Ok(Mapping { source, target })
+    Ok((Mapping { source, target }, secret))
 }
 
 fn reject_unknown_fields(

@@ -3,8 +3,12 @@
 //! A request is the JSON object `{"mappings": [{"source": URL, "target": "s3://bucket/prefix"}], ...options}`
 //! with the optional run options of [`Overrides`](crate::options::Overrides), the ones the CLI sets with its
 //! flags: `memory_budget_mib`, `concurrency`, `endpoint_url`, `force_path_style`, `storage_class`, `region`,
-//! `ref_prefixes`, `compaction_threshold` and `gc_grace_hours` (no token: secrets do not belong in events). Any
-//! other field is an error that names it. Events that carry requests:
+//! `ref_prefixes`, `compaction_threshold` and `gc_grace_hours`. No token: secrets do not belong in events, so a
+//! mapping (or the request, for all its mappings) names a Secrets Manager secret instead, `"token_secret": ARN or
+//! name`, whose value is read once per invocation and used as the CLI's `--token` is (`tokens.rs`). With
+//! `"fan_out": true` the request is not mirrored here: each mapping goes, with the request's options, as one
+//! message to the queue named by `MIRROR_QUEUE_URL`, which feeds the function back (`fan_out.rs`). Any other
+//! field is an error that names it. Events that carry requests:
 //!
 //! - a manual invoke, or an EventBridge schedule with a constant input: the payload is the request itself;
 //! - an EventBridge `Scheduled Event` without input: the request comes from the function's configuration,
@@ -33,11 +37,21 @@
 //! | deadline margin, memory share, request options → `MirrorOptions` | `limits.rs` |
 //! | grouping, all-or-nothing runs, SQS partial batch failures | `batch.rs` |
 //! | `MIRROR_MAPPINGS` / `MIRROR_MAPPINGS_S3_URI` | `settings.rs` |
+//! | JSON log lines | `logging.rs` |
+//! | EMF metrics records, one per mapping | `metrics.rs` |
+//! | Secrets Manager and SQS clients behind a trait | `aws.rs` |
+//! | source tokens from secrets, cached per invocation | `tokens.rs` |
+//! | one SQS message per mapping (`fan_out`) | `fan_out.rs` |
 
+mod aws;
 mod batch;
 mod event;
+mod fan_out;
 mod limits;
+mod logging;
+mod metrics;
 mod settings;
+mod tokens;
 
 use std::future::Future;
 
@@ -47,11 +61,21 @@ use serde_json::Value;
 use crate::options::{Mapping, MirrorOptions};
 use crate::report::RepoReport;
 
-pub use event::{parse_event, EventError, EventKind, ParsedEvent, Request, SqsItem};
+pub use aws::{AwsServices, FailedEntry, QueueEntry, ServiceError, Services};
+pub use event::{
+    parse_event, EventError, EventKind, ParsedEvent, Request, SqsItem, FAN_OUT, TOKEN_SECRET,
+};
+pub use fan_out::{fan_out_messages, Message, MAX_BATCH_ENTRIES, MAX_SEND_ATTEMPTS, QUEUE_URL_ENV};
 pub use limits::{remaining_time, safety_margin};
-pub use settings::{parse_configuration, FunctionConfig, MAPPINGS_ENV, MAPPINGS_S3_URI_ENV};
+pub use logging::{init_logging, log_filter, LOG_LEVEL_ENV};
+pub use metrics::{emf_record, NAMESPACE, TARGET_DIMENSION};
+pub use settings::{
+    parse_configuration, FunctionConfig, MAPPINGS_ENV, MAPPINGS_S3_URI_ENV, SCHEDULE_FAN_OUT_ENV,
+};
+pub use tokens::{token_from_secret, TokenCache, TokenError};
 
 use batch::{run_all_or_nothing, run_sqs};
+use fan_out::fan_out;
 use limits::Limits;
 use settings::configured_request;
 
@@ -67,6 +91,12 @@ pub enum HandlerError {
         /// The JSON summary of every mapping, failed or not.
         summary: String,
     },
+    /// A fan-out could not queue every message; the message is the JSON summary `{"fan_out": {...}}`.
+    #[error("{summary}")]
+    FanOutFailed {
+        /// The JSON summary of the fan-out, listing the mappings not queued.
+        summary: String,
+    },
     /// The response could not be built (a bug, not a problem of the event).
     #[error("internal error: {0}")]
     Internal(String),
@@ -79,6 +109,7 @@ impl HandlerError {
             HandlerError::Event(EventError::Configuration(_)) => "InvalidConfiguration",
             HandlerError::Event(_) => "InvalidEvent",
             HandlerError::MirrorFailed { .. } => "MirrorFailed",
+            HandlerError::FanOutFailed { .. } => "FanOutFailed",
             HandlerError::Internal(_) => "InternalError",
         }
     }
@@ -129,34 +160,54 @@ impl Mirror for Library {
     }
 }
 
-/// The Lambda handler: parses the event, mirrors what it asks for and answers with a summary.
+/// The Lambda handler: parses the event, mirrors what it asks for (or fans it out) and answers with a summary.
 ///
 /// Non-SQS events answer `{"mappings": [report, ...]}` and fail with [`HandlerError::MirrorFailed`] (carrying
-/// that summary) if any mapping failed, so retries, on-failure destinations and error alarms work. SQS batches
-/// answer an `SqsBatchResponse` listing exactly the messages that failed.
+/// that summary) if any mapping failed, so retries, on-failure destinations and error alarms work; requests with
+/// `fan_out` answer `{"fan_out": {"queued", "duplicates", "failed"}}` and fail with
+/// [`HandlerError::FanOutFailed`] if a message could not be queued. SQS batches answer an `SqsBatchResponse`
+/// listing exactly the messages that failed.
 pub async fn handle(event: LambdaEvent<Value>) -> Result<Value, HandlerError> {
-    handle_with(event, &FunctionConfig::from_process(), &Library).await
+    let services = AwsServices::default();
+    handle_with_services(event, &FunctionConfig::from_process(), &Library, &services).await
 }
 
 /// [`handle`] with the function's configuration and the mirror given, instead of the process environment's and
-/// the library's.
+/// the library's (AWS services are the real ones, made only if a request needs them).
 pub async fn handle_with<M: Mirror>(
     event: LambdaEvent<Value>,
     config: &FunctionConfig,
     mirror: &M,
 ) -> Result<Value, HandlerError> {
+    handle_with_services(event, config, mirror, &AwsServices::default()).await
+}
+
+/// [`handle_with`] with the AWS services (Secrets Manager, SQS) given too.
+pub async fn handle_with_services<M: Mirror, S: Services>(
+    event: LambdaEvent<Value>,
+    config: &FunctionConfig,
+    mirror: &M,
+    services: &S,
+) -> Result<Value, HandlerError> {
     let (payload, context) = event.into_parts();
     let limits = Limits::of(&context);
-    match parse_event(payload)? {
-        ParsedEvent::Requests { kind, requests } => {
-            run_all_or_nothing(mirror, kind_name(kind), &requests, &limits).await
-        }
-        ParsedEvent::Scheduled => {
-            let request = configured_request(config).await?;
-            let requests = std::slice::from_ref(&request);
-            run_all_or_nothing(mirror, "scheduled event", requests, &limits).await
-        }
-        ParsedEvent::Sqs(items) => run_sqs(mirror, &items, &limits).await,
+    let tokens = TokenCache::new(services);
+    let (kind, requests) = match parse_event(payload)? {
+        ParsedEvent::Requests { kind, requests } => (kind_name(kind), requests),
+        ParsedEvent::Scheduled => ("scheduled event", vec![configured_request(config).await?]),
+        ParsedEvent::Sqs(items) => return run_sqs(mirror, &tokens, &items, &limits).await,
+    };
+    let fanned_out = requests.iter().filter(|request| request.fan_out).count();
+    if fanned_out == 0 {
+        run_all_or_nothing(mirror, &tokens, kind, &requests, &limits).await
+    } else if fanned_out == requests.len() {
+        fan_out(services, config.queue_url.as_deref(), &requests, &limits).await
+    } else {
+        Err(EventError::Unrecognised(format!(
+            "{fanned_out} of the {} requests of this {kind} ask for fan_out: all or none of them must",
+            requests.len()
+        ))
+        .into())
     }
 }
 

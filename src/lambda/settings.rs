@@ -3,7 +3,8 @@
 //! Such a schedule carries no request, so the request comes from the function's environment: `MIRROR_MAPPINGS`
 //! (the JSON request, or a bare array of mappings) or `MIRROR_MAPPINGS_S3_URI` (`s3://bucket/key` of such a
 //! document, read on every invocation so that editing the object needs no redeploy). Exactly one of them must be
-//! set. This module reads and parses that text; it does not run anything. The S3 read goes through the crate's
+//! set. `MIRROR_SCHEDULE_FAN_OUT=true` fans that request out (one queued message per mapping) instead of
+//! mirroring it in the schedule's invocation. This module reads and parses that text; it does not run anything. The S3 read goes through the crate's
 //! [`store`](crate::store) layer, like every other S3 call.
 
 use serde_json::{Map, Value};
@@ -18,6 +19,9 @@ pub const MAPPINGS_ENV: &str = "MIRROR_MAPPINGS";
 /// Environment variable naming an S3 object (`s3://bucket/key`) that holds what [`MAPPINGS_ENV`] would.
 pub const MAPPINGS_S3_URI_ENV: &str = "MIRROR_MAPPINGS_S3_URI";
 
+/// Environment variable that makes a schedule without input fan its configured request out (`true` or `false`).
+pub const SCHEDULE_FAN_OUT_ENV: &str = "MIRROR_SCHEDULE_FAN_OUT";
+
 /// Largest configuration document read from S3.
 const MAX_CONFIG_BYTES: usize = 1 << 20;
 
@@ -29,6 +33,11 @@ pub struct FunctionConfig {
     pub mappings: Option<String>,
     /// [`MAPPINGS_S3_URI_ENV`], if set and not empty.
     pub mappings_s3_uri: Option<String>,
+    /// [`QUEUE_URL_ENV`](super::QUEUE_URL_ENV), if set and not empty: where a fan-out sends its messages.
+    pub queue_url: Option<String>,
+    /// [`SCHEDULE_FAN_OUT_ENV`] is `true`: a schedule without input fans its request out, as if it said
+    /// `"fan_out": true`.
+    pub schedule_fan_out: bool,
 }
 
 impl FunctionConfig {
@@ -42,6 +51,9 @@ impl FunctionConfig {
         FunctionConfig {
             mappings: read(MAPPINGS_ENV),
             mappings_s3_uri: read(MAPPINGS_S3_URI_ENV),
+            queue_url: read(super::QUEUE_URL_ENV),
+            schedule_fan_out: read(SCHEDULE_FAN_OUT_ENV)
+                .is_some_and(|value| value.trim().eq_ignore_ascii_case("true")),
         }
     }
 }
@@ -59,8 +71,14 @@ pub fn parse_configuration(text: &str, origin: &str) -> Result<Request, EventErr
     }
 }
 
-/// The request configured for schedules without input.
+/// The request configured for schedules without input, fanned out if the configuration says so.
 pub(super) async fn configured_request(config: &FunctionConfig) -> Result<Request, EventError> {
+    let mut request = read_configured_request(config).await?;
+    request.fan_out |= config.schedule_fan_out;
+    Ok(request)
+}
+
+async fn read_configured_request(config: &FunctionConfig) -> Result<Request, EventError> {
     match (&config.mappings, &config.mappings_s3_uri) {
         (Some(_), Some(_)) => Err(EventError::Configuration(format!(
             "both {MAPPINGS_ENV} and {MAPPINGS_S3_URI_ENV} are set; set only one"

@@ -1,10 +1,16 @@
 //! What the Lambda front's unit tests share: the placeholder values, the sample events of `events/` filled in
-//! with them, and small builders of mappings, requests, reports and SQS/SNS events.
+//! with them, small builders of mappings, requests, reports and SQS/SNS events, and fakes of the mirror and of the
+//! AWS services.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
-use super::Request;
-use crate::options::{Mapping, Overrides};
+use super::{FailedEntry, Mirror, QueueEntry, Request, ServiceError, Services};
+use crate::options::{Mapping, MirrorOptions, Overrides};
 use crate::report::{RepoReport, RunKind};
 
 pub(super) const GIT: &str = "http://127.0.0.1:8080/repo-1";
@@ -44,9 +50,17 @@ pub(super) fn only_mapping() -> Vec<Mapping> {
 }
 
 pub(super) fn request(mappings: Vec<Mapping>) -> Request {
+    request_with(mappings, Overrides::default())
+}
+
+/// A request for `mappings` with `options`, no secret and no fan-out.
+pub(super) fn request_with(mappings: Vec<Mapping>, options: Overrides) -> Request {
     Request {
+        token_secrets: vec![None; mappings.len()],
         mappings,
-        options: Overrides::default(),
+        options,
+        fan_out: false,
+        raw_options: serde_json::Map::new(),
     }
 }
 
@@ -73,6 +87,7 @@ pub(super) fn report(mapping: &Mapping, error: Option<&str>) -> RepoReport {
         target: mapping.target.clone(),
         kind: RunKind::Full,
         refs: 1,
+        advertisement_bytes: 0,
         objects: 3,
         pack_bytes: 100,
         store_requests: 8,
@@ -80,5 +95,150 @@ pub(super) fn report(mapping: &Mapping, error: Option<&str>) -> RepoReport {
         duration_ms: 5,
         error: error.map(str::to_owned),
         lfs: None,
+    }
+}
+
+/// A mirror that fails the mappings whose source is in `failing` and records every call.
+#[derive(Default)]
+pub(super) struct FakeMirror {
+    failing: Vec<&'static str>,
+    calls: Mutex<Vec<(Vec<Mapping>, MirrorOptions)>>,
+}
+
+impl FakeMirror {
+    pub(super) fn failing(sources: &[&'static str]) -> FakeMirror {
+        FakeMirror {
+            failing: sources.to_vec(),
+            ..FakeMirror::default()
+        }
+    }
+
+    /// The mappings and options of every call so far, in call order.
+    pub(super) fn calls(&self) -> Vec<(Vec<Mapping>, MirrorOptions)> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    /// The mappings of every call so far.
+    pub(super) fn mirrored(&self) -> Vec<Vec<Mapping>> {
+        self.calls()
+            .into_iter()
+            .map(|(mappings, _)| mappings)
+            .collect()
+    }
+
+    /// The options of the only call so far.
+    pub(super) fn only_options(&self) -> MirrorOptions {
+        let calls = self.calls();
+        assert_eq!(calls.len(), 1, "expected one mirror call");
+        calls[0].1.clone()
+    }
+}
+
+impl Mirror for FakeMirror {
+    fn mirror(
+        &self,
+        mappings: &[Mapping],
+        options: &MirrorOptions,
+    ) -> impl Future<Output = Vec<RepoReport>> + Send {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((mappings.to_vec(), options.clone()));
+        let reports = mappings
+            .iter()
+            .map(|mapping| {
+                let failed = self.failing.contains(&mapping.source.as_str());
+                report(mapping, failed.then_some("fake failure"))
+            })
+            .collect();
+        std::future::ready(reports)
+    }
+}
+
+pub(super) fn event(payload: Value) -> LambdaEvent<Value> {
+    LambdaEvent::new(payload, lambda_runtime::Context::default())
+}
+
+/// Secrets Manager and SQS as the handler sees them: secrets from a map, and a queue that records every
+/// `SendMessageBatch` call and fails chosen entries or calls.
+#[derive(Default)]
+pub(super) struct FakeServices {
+    /// Secret id → its `SecretString`; others are not found.
+    pub(super) secrets: HashMap<String, String>,
+    /// Every secret read, in order.
+    pub(super) reads: Mutex<Vec<String>>,
+    /// Entries whose body contains the text fail that many more times (`usize::MAX`: always).
+    pub(super) failing_entries: Mutex<Vec<(String, usize)>>,
+    /// This many more calls fail as a whole.
+    pub(super) failing_calls: Mutex<usize>,
+    /// The entries of every call, failed or not, in call order.
+    pub(super) calls: Mutex<Vec<Vec<QueueEntry>>>,
+    /// The bodies that were sent successfully, in order.
+    pub(super) sent: Mutex<Vec<String>>,
+}
+
+impl FakeServices {
+    /// Services whose secret `id` holds `value`.
+    pub(super) fn with_secret(id: &str, value: &str) -> FakeServices {
+        FakeServices {
+            secrets: HashMap::from([(id.to_owned(), value.to_owned())]),
+            ..FakeServices::default()
+        }
+    }
+
+    /// The bodies sent successfully.
+    pub(super) fn sent(&self) -> Vec<String> {
+        self.sent.lock().unwrap().clone()
+    }
+}
+
+impl Services for FakeServices {
+    fn secret_string(&self, id: &str) -> impl Future<Output = Result<String, ServiceError>> + Send {
+        self.reads.lock().unwrap().push(id.to_owned());
+        let value = self.secrets.get(id).cloned().ok_or_else(|| ServiceError {
+            operation: "Secrets Manager GetSecretValue",
+            detail: "ResourceNotFoundException: Secrets Manager can't find the specified secret."
+                .to_owned(),
+        });
+        std::future::ready(value)
+    }
+
+    fn send_message_batch(
+        &self,
+        _queue_url: &str,
+        entries: &[QueueEntry],
+    ) -> impl Future<Output = Result<Vec<FailedEntry>, ServiceError>> + Send {
+        assert!(entries.len() <= 10, "{} entries in one call", entries.len());
+        self.calls.lock().unwrap().push(entries.to_vec());
+        let result = {
+            let mut failing_calls = self.failing_calls.lock().unwrap();
+            if *failing_calls > 0 {
+                *failing_calls -= 1;
+                Err(ServiceError {
+                    operation: "SQS SendMessageBatch",
+                    detail: "dispatch failure: connection reset".to_owned(),
+                })
+            } else {
+                let mut failing = self.failing_entries.lock().unwrap();
+                let mut failed = Vec::new();
+                for entry in entries {
+                    let rule = failing
+                        .iter_mut()
+                        .find(|(text, times)| *times > 0 && entry.body.contains(text.as_str()));
+                    match rule {
+                        Some((_, times)) => {
+                            *times = times.saturating_sub(usize::from(*times != usize::MAX));
+                            failed.push(FailedEntry {
+                                id: entry.id.clone(),
+                                reason: "InternalError: try again".to_owned(),
+                            });
+                        }
+                        None => self.sent.lock().unwrap().push(entry.body.clone()),
+                    }
+                }
+                Ok(failed)
+            }
+        };
+        std::future::ready(result)
     }
 }

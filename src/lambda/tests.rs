@@ -1,7 +1,6 @@
 //! The handler end to end, with a fake mirror that fails chosen sources: what runs, how often, with which
 //! options, and how failures come back (all or nothing, or per SQS message). No git, no S3.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
@@ -14,67 +13,6 @@ use crate::options::Overrides;
 /// A third source, for batches that need more than two.
 const GIT_3: &str = "http://127.0.0.1:8080/repo-3";
 const TARGET_3: &str = "s3://bucket/mirrors/repo-3";
-
-/// A mirror that fails the mappings whose source is in `failing` and records every call.
-#[derive(Default)]
-struct FakeMirror {
-    failing: Vec<&'static str>,
-    calls: Mutex<Vec<(Vec<Mapping>, MirrorOptions)>>,
-}
-
-impl FakeMirror {
-    fn failing(sources: &[&'static str]) -> FakeMirror {
-        FakeMirror {
-            failing: sources.to_vec(),
-            ..FakeMirror::default()
-        }
-    }
-
-    /// The mappings and options of every call so far, in call order.
-    fn calls(&self) -> Vec<(Vec<Mapping>, MirrorOptions)> {
-        self.calls.lock().unwrap().clone()
-    }
-
-    /// The mappings of every call so far.
-    fn mirrored(&self) -> Vec<Vec<Mapping>> {
-        self.calls()
-            .into_iter()
-            .map(|(mappings, _)| mappings)
-            .collect()
-    }
-
-    /// The options of the only call so far.
-    fn only_options(&self) -> MirrorOptions {
-        let calls = self.calls();
-        assert_eq!(calls.len(), 1, "expected one mirror call");
-        calls[0].1.clone()
-    }
-}
-
-impl Mirror for FakeMirror {
-    fn mirror(
-        &self,
-        mappings: &[Mapping],
-        options: &MirrorOptions,
-    ) -> impl Future<Output = Vec<RepoReport>> + Send {
-        self.calls
-            .lock()
-            .unwrap()
-            .push((mappings.to_vec(), options.clone()));
-        let reports = mappings
-            .iter()
-            .map(|mapping| {
-                let failed = self.failing.contains(&mapping.source.as_str());
-                report(mapping, failed.then_some("fake failure"))
-            })
-            .collect();
-        std::future::ready(reports)
-    }
-}
-
-fn event(payload: Value) -> LambdaEvent<Value> {
-    LambdaEvent::new(payload, lambda_runtime::Context::default())
-}
 
 /// Invokes the handler on `payload` with no function configuration and an unknown deadline and memory size.
 async fn invoke(payload: Value, mirror: &impl Mirror) -> Result<Value, HandlerError> {
@@ -186,6 +124,7 @@ async fn schedule_without_configuration_is_a_configuration_error() {
     let both = FunctionConfig {
         mappings: Some("[]".to_owned()),
         mappings_s3_uri: Some("s3://bucket/key".to_owned()),
+        ..FunctionConfig::default()
     };
     let error = handle_with(event(schedule.clone()), &both, &FakeMirror::default())
         .await
@@ -197,6 +136,7 @@ async fn schedule_without_configuration_is_a_configuration_error() {
     let broken = FunctionConfig {
         mappings: Some(r#"{"mappings": [{"source": "x"}]}"#.to_owned()),
         mappings_s3_uri: None,
+        ..FunctionConfig::default()
     };
     let error = handle_with(event(schedule.clone()), &broken, &FakeMirror::default())
         .await
@@ -208,6 +148,7 @@ async fn schedule_without_configuration_is_a_configuration_error() {
     let bad_uri = FunctionConfig {
         mappings: None,
         mappings_s3_uri: Some("s3://bucket-only".to_owned()),
+        ..FunctionConfig::default()
     };
     let error = handle_with(event(schedule), &bad_uri, &FakeMirror::default())
         .await
@@ -400,6 +341,7 @@ async fn schedule_without_input_runs_the_configured_request_all_or_nothing() {
     let config = FunctionConfig {
         mappings: Some(body(&[(GIT, TARGET), (GIT_2, TARGET_2)], Value::Null)),
         mappings_s3_uri: None,
+        ..FunctionConfig::default()
     };
     let error = handle_with(
         event(sample("schedule-without-input.json")),

@@ -162,14 +162,13 @@ impl Run<'_> {
         plan: &Plan,
         budget: &Budget,
     ) -> Result<(Spool<Bytes>, ParsedPack), MirrorError> {
-        let caps = upload_pack::choose_capabilities(adv, AGENT)?;
-        let request = upload_pack::build_upload_request(&plan.wants, &plan.haves, &caps)?;
+        let request = upload_pack::build_fetch(adv, AGENT, &plan.wants, &plan.haves)?;
         let mut body = self
             .client
             .upload_pack(repo_url, Bytes::from(request))
             .await?;
 
-        let mut decoder = ResponseDecoder::new();
+        let mut decoder = ResponseDecoder::for_protocol(adv.protocol);
         let scanner = Scanner::collecting_links(budget.links);
         let scanner = match self.options.lfs.enabled {
             true => scanner.with_lfs_pointers(),

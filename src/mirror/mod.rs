@@ -12,6 +12,7 @@
 //!
 //! | step | file |
 //! |---|---|
+//! | the source's refs: advertisement, or protocol v2 `ls-refs` with ref prefixes | `discover.rs` |
 //! | what to publish, and the no-op / full / incremental / refs-only / compaction decision (pure) | `plan.rs` |
 //! | receive → resolve and index → store one pack; the memory budget | `fetch.rs` |
 //! | every object the refs reach is in the new pack or a listed one, before anything is published | `connectivity.rs` |
@@ -21,6 +22,7 @@
 //! | the LFS objects the new pack's pointers name, stored before the refs | `lfs.rs` |
 
 mod connectivity;
+mod discover;
 mod fetch;
 pub mod gc;
 pub mod lfs;
@@ -106,6 +108,7 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
         idle_timeout: options.idle_timeout,
         token: options.token.clone(),
         retry: options.source_retry.clone(),
+        protocol_v2: discover::wants_protocol_v2(options),
         ..UpstreamOptions::default()
     });
     // The (not yet started) futures are collected first: a closure inside the stream's type would make the
@@ -140,6 +143,7 @@ fn new_report(mapping: &Mapping) -> RepoReport {
         target: mapping.target.clone(),
         kind: RunKind::NotStarted,
         refs: 0,
+        advertisement_bytes: 0,
         objects: 0,
         pack_bytes: 0,
         store_requests: 0,
@@ -150,7 +154,8 @@ fn new_report(mapping: &Mapping) -> RepoReport {
     }
 }
 
-fn failed_report(mapping: &Mapping, started: Instant, error: String) -> RepoReport {
+/// The report of a mapping that failed with `error` before it could run, `started` being when it was tried.
+pub(crate) fn failed_report(mapping: &Mapping, started: Instant, error: String) -> RepoReport {
     RepoReport {
         duration_ms: started.elapsed().as_millis() as u64,
         error: Some(error),
@@ -246,8 +251,7 @@ impl Run<'_> {
     async fn execute(&mut self, source_url: &str) -> Result<(), MirrorError> {
         let url = parse_source_url(source_url)?;
         self.progress(Stage::Negotiating);
-        let (repo_url, adv_body) = self.client.advertisement(&url).await?;
-        let adv = upload_pack::parse_advertisement(&adv_body)?;
+        let (repo_url, adv) = self.discover(&url).await?;
         for name in &adv.skipped {
             let source = &self.report.source;
             tracing::warn!(%source, name = %name, "skipping a ref whose name git could not store");

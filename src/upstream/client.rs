@@ -25,7 +25,11 @@ use super::{
     RetryPolicy, UpstreamError, ADVERTISEMENT_CONTENT_TYPE, ADVERTISEMENT_QUERY,
     REQUEST_CONTENT_TYPE, RESULT_CONTENT_TYPE,
 };
+use crate::git::upload_pack::v2;
 use crate::text::{error_chain, untrusted, untrusted_words};
+
+/// The request header that asks for a protocol version.
+const GIT_PROTOCOL: &str = "git-protocol";
 
 /// How many bytes of an unexpected error response body are quoted in the error message.
 const ERROR_BODY_EXCERPT: usize = 200;
@@ -51,10 +55,14 @@ pub struct UpstreamOptions {
     /// A password written in the URL takes precedence.
     pub token: Option<String>,
     /// Largest accepted ref advertisement, in bytes (a guard against hostile servers; real ones
-    /// with tens of thousands of refs stay in the low MiB).
+    /// with tens of thousands of refs stay in the low MiB). A protocol v2 `ls-refs` answer has the
+    /// same limit.
     pub max_advertisement_bytes: u64,
     /// How the advertisement and the pack request are retried after a transient failure.
     pub retry: RetryPolicy,
+    /// Ask for protocol v2 (`Git-Protocol: version=2` on every request); off by default. A server
+    /// that does not speak it ignores the header and answers in v0.
+    pub protocol_v2: bool,
 }
 
 impl Default for UpstreamOptions {
@@ -67,6 +75,7 @@ impl Default for UpstreamOptions {
             token: None,
             max_advertisement_bytes: 256 << 20,
             retry: RetryPolicy::default(),
+            protocol_v2: false,
         }
     }
 }
@@ -81,6 +90,7 @@ impl fmt::Debug for UpstreamOptions {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("max_advertisement_bytes", &self.max_advertisement_bytes)
             .field("retry", &self.retry)
+            .field("protocol_v2", &self.protocol_v2)
             .finish()
     }
 }
@@ -235,7 +245,25 @@ impl UpstreamClient {
             base: base_after_redirect(&final_url, &shown)?,
             credentials,
         };
-        let mut stream = BodyStream::new(response, shown, self.options.idle_timeout);
+        let stream = BodyStream::new(response, shown, self.options.idle_timeout);
+        Ok((endpoint, self.collect_refs(stream).await?))
+    }
+
+    /// POSTs a protocol v2 `ls-refs` command (built by the protocol layer) to
+    /// `<repo>/git-upload-pack` and returns its answer, collected up to
+    /// [`UpstreamOptions::max_advertisement_bytes`] like an advertisement.
+    pub async fn ls_refs(
+        &self,
+        repo: &RepoEndpoint,
+        request: Bytes,
+    ) -> Result<Bytes, UpstreamError> {
+        let stream = self.upload_pack(repo, request).await?;
+        self.collect_refs(stream).await
+    }
+
+    /// Collects a body that lists refs, never more than the advertisement limit.
+    async fn collect_refs(&self, mut stream: BodyStream) -> Result<Bytes, UpstreamError> {
+        let limit = self.options.max_advertisement_bytes;
         let mut body = BytesMut::new();
         while let Some(chunk) = stream.next_chunk().await? {
             if body.len() as u64 + chunk.len() as u64 > limit {
@@ -246,7 +274,7 @@ impl UpstreamClient {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((endpoint, body.freeze()))
+        Ok(body.freeze())
     }
 
     /// POSTs `request` (a complete upload-pack request: wants, haves, `done`) to
@@ -388,6 +416,9 @@ impl UpstreamClient {
                 .header(header::CONTENT_TYPE, REQUEST_CONTENT_TYPE)
                 .header(header::ACCEPT, RESULT_CONTENT_TYPE),
         };
+        if self.options.protocol_v2 {
+            builder = builder.header(GIT_PROTOCOL, v2::GIT_PROTOCOL_HEADER_VALUE);
+        }
         self.dispatch(builder, url, credentials, body).await
     }
 

@@ -32,10 +32,25 @@ pub struct GitServer {
 pub fn git_server() -> &'static GitServer {
     static SERVER: OnceLock<GitServer> = OnceLock::new();
     SERVER.get_or_init(|| {
-        let scratch = scratch_dir("mirror-test-git-");
-        let root = scratch.join("repos");
+        let root = scratch_dir("mirror-test-git-").join("repos");
         std::fs::create_dir_all(&root)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", root.display()));
+        GitServer::start(root, false)
+    })
+}
+
+/// A second git server for this test binary, over the same repositories as [`git_server()`], that speaks only
+/// protocol v0 as servers before protocol v2 did: it logs the client's `Git-Protocol` header but does not pass it
+/// to git. Started on first use.
+pub fn git_server_v0() -> &'static GitServer {
+    static SERVER: OnceLock<GitServer> = OnceLock::new();
+    SERVER.get_or_init(|| GitServer::start(git_server().root.clone(), true))
+}
+
+impl GitServer {
+    /// Starts lighttpd serving the repositories under `root`; `v0_only` hides the `Git-Protocol` header from git.
+    fn start(root: PathBuf, v0_only: bool) -> GitServer {
+        let scratch = scratch_dir("mirror-test-git-");
         let process = start_server(
             "lighttpd git server",
             &scratch,
@@ -46,6 +61,9 @@ pub fn git_server() -> &'static GitServer {
                     .arg(&root)
                     .arg(port.to_string())
                     .arg(dir);
+                if v0_only {
+                    cmd.arg("v0");
+                }
                 cmd
             },
         );
@@ -60,10 +78,8 @@ pub fn git_server() -> &'static GitServer {
             state,
             _process: process,
         }
-    })
-}
+    }
 
-impl GitServer {
     /// The URL of repository `name` (a path relative to [`GitServer::root`]), `http://127.0.0.1:PORT/<name>`.
     pub fn url(&self, name: &str) -> String {
         format!("{}/{}", self.base_url, name.trim_start_matches('/'))

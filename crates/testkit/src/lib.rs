@@ -59,6 +59,7 @@
 
 pub mod bench_repos;
 pub mod delta;
+pub mod emf;
 pub mod fixtures;
 pub mod git;
 pub mod git_server;
@@ -77,7 +78,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use fixtures::{delta_count, object_count};
 pub use git::{git, git_command, mirror_clone, run_ok, upload_pack};
-pub use git_server::{git_server, GitServer};
+pub use git_server::{git_server, git_server_v0, GitServer};
 pub use s3::{get_object, list_keys, new_bucket, s3, upload_dir, S3Server};
 pub use verify::{assert_dumb_clone_matches, branches_and_tags, head_symref};
 

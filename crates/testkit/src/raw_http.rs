@@ -164,3 +164,28 @@ pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .windows(needle.len())
         .position(|window| window == needle)
 }
+
+/// Forwards `request` to the HTTP server at `address` (`host:port`) as an HTTP/1.0 request and returns its whole
+/// response, for a [`RawServer`] that stands in front of a real server (e.g. one that demands credentials first).
+/// Blocking: use it from a multi-threaded runtime.
+pub fn forward(request: &Seen, address: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut head = format!("{} {} HTTP/1.0\r\n", request.method, request.target);
+    for (name, value) in &request.headers {
+        if !["host", "connection", "authorization"].contains(&name.to_ascii_lowercase().as_str()) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    head.push_str(&format!("Host: {address}\r\nConnection: close\r\n\r\n"));
+    let mut stream = std::net::TcpStream::connect(address)
+        .unwrap_or_else(|e| panic!("cannot connect to {address}: {e}"));
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(&request.body))
+        .unwrap_or_else(|e| panic!("cannot forward to {address}: {e}"));
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .unwrap_or_else(|e| panic!("cannot read the answer of {address}: {e}"));
+    response
+}

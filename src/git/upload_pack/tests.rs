@@ -3,18 +3,18 @@ use sha1::{Digest, Sha1};
 use std::path::Path;
 use testkit::git::{git, output_with_input, run_ok_with_input, upload_pack_command};
 
-const A: &str = "1111111111111111111111111111111111111111";
-const B: &str = "2222222222222222222222222222222222222222";
-const C: &str = "3333333333333333333333333333333333333333";
+pub(super) const A: &str = "1111111111111111111111111111111111111111";
+pub(super) const B: &str = "2222222222222222222222222222222222222222";
+pub(super) const C: &str = "3333333333333333333333333333333333333333";
 const CAPS: &str = "multi_ack thin-pack side-band side-band-64k ofs-delta shallow no-progress \
                         symref=HEAD:refs/heads/main object-format=sha1 agent=git/2.47.3";
 
-fn oid(hex: &str) -> ObjectId {
+pub(super) fn oid(hex: &str) -> ObjectId {
     hex.parse().unwrap()
 }
 
 /// Encodes each line as a data pkt-line, except the literal "0000", which becomes a flush.
-fn wire(lines: &[&str]) -> Vec<u8> {
+pub(super) fn wire(lines: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
     for line in lines {
         match *line {
@@ -25,7 +25,7 @@ fn wire(lines: &[&str]) -> Vec<u8> {
     out
 }
 
-fn service_header() -> Vec<u8> {
+pub(super) fn service_header() -> Vec<u8> {
     wire(&["# service=git-upload-pack\n", "0000"])
 }
 
@@ -455,7 +455,16 @@ fn upload_request_bytes() {
 
 /// Decodes `body` fed `chunk` bytes at a time, stopping at the first error.
 fn decode(body: &[u8], chunk: usize) -> (Vec<ResponseEvent>, Result<(), ProtocolError>) {
-    let mut decoder = ResponseDecoder::new();
+    decode_in(Protocol::V0, body, chunk)
+}
+
+/// [`decode`] for a response in `protocol`.
+pub(super) fn decode_in(
+    protocol: Protocol,
+    body: &[u8],
+    chunk: usize,
+) -> (Vec<ResponseEvent>, Result<(), ProtocolError>) {
+    let mut decoder = ResponseDecoder::for_protocol(protocol);
     let mut events = Vec::new();
     for piece in body.chunks(chunk) {
         decoder.push(piece);
@@ -472,7 +481,7 @@ fn decode(body: &[u8], chunk: usize) -> (Vec<ResponseEvent>, Result<(), Protocol
 }
 
 /// Merges consecutive pack pieces so that results fed in different chunk sizes compare equal.
-fn merged(events: Vec<ResponseEvent>) -> Vec<ResponseEvent> {
+pub(super) fn merged(events: Vec<ResponseEvent>) -> Vec<ResponseEvent> {
     let mut out: Vec<ResponseEvent> = Vec::new();
     for event in events {
         match (out.last_mut(), event) {
@@ -485,7 +494,7 @@ fn merged(events: Vec<ResponseEvent>) -> Vec<ResponseEvent> {
     out
 }
 
-fn pack_bytes(events: &[ResponseEvent]) -> Vec<u8> {
+pub(super) fn pack_bytes(events: &[ResponseEvent]) -> Vec<u8> {
     events
         .iter()
         .filter_map(|event| match event {
@@ -645,7 +654,7 @@ fn unexpected_response_packets() {
 }
 
 /// A repository with two commits on `main`, a branch, an annotated and a lightweight tag.
-fn real_repository() -> tempfile::TempDir {
+pub(super) fn real_repository() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path();
     git(["init", "-q", "-b", "main"], repo);
@@ -662,7 +671,7 @@ fn real_repository() -> tempfile::TempDir {
 }
 
 /// What `git http-backend` serves for `info/refs?service=git-upload-pack`.
-fn real_advertisement(repo: &Path, env: &[(&str, &str)]) -> Vec<u8> {
+pub(super) fn real_advertisement(repo: &Path, env: &[(&str, &str)]) -> Vec<u8> {
     let mut cmd = upload_pack_command(repo, true);
     cmd.envs(env.iter().copied());
     let mut body = service_header();
@@ -743,7 +752,7 @@ fn real_fetch(
     decode(&response, chunk)
 }
 
-fn assert_valid_pack(pack: &[u8], objects: u32) {
+pub(super) fn assert_valid_pack(pack: &[u8], objects: u32) {
     assert!(
         pack.starts_with(b"PACK\0\0\0\x02"),
         "{:?}",

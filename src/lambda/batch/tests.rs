@@ -11,10 +11,7 @@ fn plan_groups_by_options_and_merges_duplicate_mappings() {
     };
     let requests = [
         request(vec![mapping(GIT, TARGET), mapping(GIT_2, TARGET_2)]),
-        Request {
-            mappings: vec![mapping(GIT, TARGET)],
-            options: fast.clone(),
-        },
+        request_with(vec![mapping(GIT, TARGET)], fast.clone()),
         request(vec![mapping(GIT_2, TARGET_2), mapping(GIT, TARGET)]),
     ];
     let plan = Plan::new(&requests);
@@ -26,7 +23,7 @@ fn plan_groups_by_options_and_merges_duplicate_mappings() {
     assert_eq!(plan.groups[1].options, fast);
     assert_eq!(
         plan.slots,
-        vec![(0, vec![0, 1]), (1, vec![0]), (0, vec![1, 0])]
+        vec![vec![(0, 0), (0, 1)], vec![(1, 0)], vec![(0, 1), (0, 0)]]
     );
     let outcomes = vec![
         Some(vec![

@@ -14,16 +14,21 @@ fn error_text(event: Value) -> String {
 #[test]
 fn manual_event_parses_with_options() {
     let parsed = parse_event(sample("manual.json")).unwrap();
+    let mut raw_options = sample("manual.json").as_object().unwrap().clone();
+    raw_options.remove("mappings");
     let expected = Request {
-        mappings: only_mapping(),
-        options: Overrides {
-            memory_budget_mib: Some(128),
-            concurrency: Some(2),
-            endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
-            force_path_style: Some(true),
-            storage_class: None,
-            ..Overrides::default()
-        },
+        raw_options,
+        ..request_with(
+            only_mapping(),
+            Overrides {
+                memory_budget_mib: Some(128),
+                concurrency: Some(2),
+                endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
+                force_path_style: Some(true),
+                storage_class: None,
+                ..Overrides::default()
+            },
+        )
     };
     assert_eq!(
         parsed,
@@ -125,7 +130,7 @@ fn malformed_sample_names_the_unknown_field_and_the_mapping() {
     let error = error_text(sample("malformed.json"));
     assert_eq!(
         error,
-        "event.mappings[1]: unknown field `destination`; expected only source, target"
+        "event.mappings[1]: unknown field `destination`; expected only source, target, token_secret"
     );
 }
 
@@ -186,7 +191,7 @@ fn unknown_fields_are_named() {
     let event = serde_json::json!({"mappings": [{"source": GIT, "target": TARGET}], "memory": 5, "dry_run": true});
     assert_eq!(
             error_text(event),
-            "event: unknown fields `dry_run`, `memory`; expected only mappings, memory_budget_mib, concurrency, \
+            "event: unknown fields `dry_run`, `memory`; expected only mappings, token_secret, fan_out, memory_budget_mib, concurrency, \
              endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
              gc_grace_hours, lfs, lfs_url, lfs_tolerate_missing, max_object_mib, max_inflate_ratio"
         );
@@ -339,7 +344,7 @@ fn sqs_batch_with_one_bad_message_keeps_the_others() {
     assert_eq!(outcome, vec![("a", true), ("b", false), ("c", true)]);
     assert_eq!(
             items[1].request.as_ref().unwrap_err().to_string(),
-            "Records[1] (messageId \"b\").body: unknown field `priority`; expected only mappings, memory_budget_mib, \
+            "Records[1] (messageId \"b\").body: unknown field `priority`; expected only mappings, token_secret, fan_out, memory_budget_mib, \
              concurrency, endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
              gc_grace_hours, lfs, lfs_url, lfs_tolerate_missing, max_object_mib, max_inflate_ratio"
         );

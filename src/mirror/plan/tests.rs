@@ -17,8 +17,7 @@ fn adv(head: Option<u8>, symref: Option<&str>, refs: &[(&str, u8)]) -> Advertise
                 peeled: None,
             })
             .collect(),
-        capabilities: Vec::new(),
-        skipped: Vec::new(),
+        ..Advertisement::default()
     }
 }
 
