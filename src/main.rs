@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Mirror git repositories served over smart HTTP into S3 (or a directory) for dumb-HTTP cloning.
 #[derive(Parser, Debug)]
@@ -49,9 +50,18 @@ struct Cli {
     /// Pack count at which the next change compacts the mirror into one pack.
     #[arg(long, default_value_t = 16)]
     compaction_threshold: usize,
-    /// Hours an unlisted pack is kept before deletion.
+    /// Hours an unlisted pack is kept before deletion (at least 1).
     #[arg(long, default_value_t = 24)]
     gc_grace_hours: u64,
+    /// Minutes one mapping may take before it is stopped (nothing new published); shorter than the GC grace.
+    #[arg(long, default_value_t = 360)]
+    mapping_timeout_minutes: u64,
+    /// Largest ref advertisement accepted from a source, in MiB.
+    #[arg(long, default_value_t = mirror_git_to_s3::options::DEFAULT_MAX_ADVERTISEMENT_MIB)]
+    max_advertisement_mib: u64,
+    /// Largest pack accepted from a source, in MiB.
+    #[arg(long, default_value_t = mirror_git_to_s3::options::DEFAULT_MAX_PACK_MIB)]
+    max_pack_mib: u64,
     /// Print the reports as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -161,6 +171,8 @@ async fn main() -> ExitCode {
         ref_prefixes: (!cli.ref_prefixes.is_empty()).then_some(cli.ref_prefixes),
         compaction_threshold: Some(cli.compaction_threshold),
         gc_grace_hours: Some(cli.gc_grace_hours),
+        max_advertisement_mib: Some(cli.max_advertisement_mib),
+        max_pack_mib: Some(cli.max_pack_mib),
     };
     let mut options = match overrides.apply(MirrorOptions::default()) {
         Ok(options) => options,
@@ -169,6 +181,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A run must end before the collection of another run could take its unlisted pack for garbage.
+    let time_limit = Duration::from_secs(cli.mapping_timeout_minutes.saturating_mul(60));
+    if time_limit.is_zero() || time_limit >= options.gc_grace {
+        eprintln!(
+            "error: --mapping-timeout-minutes: {} must be at least 1 and shorter than --gc-grace-hours ({} \
+             minutes), so that no run outlives the grace another run's garbage collection gives its pack",
+            cli.mapping_timeout_minutes,
+            options.gc_grace.as_secs() / 60
+        );
+        return ExitCode::from(2);
+    }
+    options.mapping_time_limit = Some(time_limit);
     options.token = cli.token;
     let bars = terminal.then(|| {
         Arc::new(Bars {

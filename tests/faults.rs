@@ -359,3 +359,111 @@ async fn tokens_in_urls_never_reach_reports_or_logs() {
         assert!(!text.contains(secret), "a token leaked: {text}");
     }
 }
+
+/// A source that sends one byte at a time, never silent for the idle timeout, is stopped by the time limit per
+/// mapping, and a pack or advertisement over its limit is refused at once, without a retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trickling_source_ends_at_the_time_limit() {
+    let server = RawServer::start(|_| {
+        let mut reply = head("200 OK", &[("Content-Type", ADVERTISEMENT_CONTENT_TYPE)]);
+        reply.extend_from_slice(b"Content-Length: 100000000\r\n\r\n");
+        Reply::Trickle(reply, Duration::from_millis(50))
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    options.idle_timeout = Duration::from_millis(500);
+    options.mapping_time_limit = Some(Duration::from_secs(2));
+    options.source_retry = quick_retries(3);
+    let mapping = Mapping {
+        source: server.url("/r.git").to_string(),
+        target: dir.path().join("m").display().to_string(),
+    };
+    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let error = report.error.as_deref().expect("failed");
+    assert!(error.contains("time limit of 2s per mapping"), "{error}");
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_advertisement_over_the_limit_is_refused_without_retry() {
+    let huge = Arc::new(vec![b'0'; 3 << 20]);
+    let server = RawServer::start(move |_| ok_advertisement(&huge)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    options.max_advertisement_bytes = 1 << 20;
+    options.source_retry = quick_retries(3);
+    let mapping = Mapping {
+        source: server.url("/r.git").to_string(),
+        target: dir.path().join("m").display().to_string(),
+    };
+    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let error = report.error.as_deref().expect("failed");
+    assert!(
+        error.contains("larger than the limit of 1048576 bytes"),
+        "{error}"
+    );
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pack_over_the_limit_is_refused_without_retry_and_nothing_is_published() {
+    let repo = testkit::small_repo();
+    let advertised = advertisement(&repo);
+    let server = faulty_source(repo, advertised, Box::new(|_, _, _| None)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    options.max_pack_bytes = 100;
+    options.source_retry = quick_retries(3);
+    let mapping = Mapping {
+        source: server.url("/r.git").to_string(),
+        target: dir.path().join("m").display().to_string(),
+    };
+    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let error = report.error.as_deref().expect("failed");
+    assert!(
+        error.contains("pack is larger than the limit of 100 bytes"),
+        "{error}"
+    );
+    assert_eq!(count(&server, "POST"), 1);
+    assert!(!dir.path().join("m/info/refs").exists());
+}
+
+/// The command line refuses a time limit per mapping that a garbage collection's grace would not outlast.
+#[test]
+fn the_cli_keeps_the_time_limit_below_the_gc_grace() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mirror-git-to-s3"))
+        .args([
+            "--source",
+            "http://127.0.0.1:9/r.git",
+            "--target",
+            "/nonexistent/m",
+        ])
+        .args(["--gc-grace-hours", "1", "--mapping-timeout-minutes", "60"])
+        .output()
+        .expect("run the CLI");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "--mapping-timeout-minutes: 60 must be at least 1 and shorter than --gc-grace-hours"
+        ),
+        "{stderr}"
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mirror-git-to-s3"))
+        .args([
+            "--source",
+            "http://127.0.0.1:9/r.git",
+            "--target",
+            "/nonexistent/m",
+        ])
+        .args(["--gc-grace-hours", "0"])
+        .output()
+        .expect("run the CLI");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--gc-grace-hours: 0 is less than 1"),
+        "{stderr}"
+    );
+}

@@ -3,7 +3,7 @@
 //! A request is the JSON object `{"mappings": [{"source": URL, "target": "s3://bucket/prefix"}], ...options}`
 //! with the optional run options of [`Overrides`](crate::options::Overrides), the ones the CLI sets with its
 //! flags: `memory_budget_mib`, `concurrency`, `endpoint_url`, `force_path_style`, `storage_class`, `region`,
-//! `ref_prefixes`, `compaction_threshold` and `gc_grace_hours` (no token: secrets do not belong in events). Any
+//! `ref_prefixes`, `compaction_threshold`, `gc_grace_hours`, `max_advertisement_mib` and `max_pack_mib` (no token: secrets do not belong in events). Any
 //! other field is an error that names it. Events that carry requests:
 //!
 //! - a manual invoke, or an EventBridge schedule with a constant input: the payload is the request itself;

@@ -599,6 +599,7 @@ async fn every_request_option_reaches_the_mirror() {
         ref_prefixes: Some(vec!["refs/heads/".to_owned()]),
         compaction_threshold: Some(5),
         gc_grace_hours: Some(2),
+        ..Overrides::default()
     }
     .apply(MirrorOptions::default())
     .unwrap();

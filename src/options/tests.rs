@@ -13,6 +13,8 @@ fn all_set() -> Overrides {
         ref_prefixes: Some(vec!["refs/heads/".to_owned(), "refs/tags/".to_owned()]),
         compaction_threshold: Some(3),
         gc_grace_hours: Some(2),
+        max_advertisement_mib: Some(3),
+        max_pack_mib: Some(5),
     }
 }
 
@@ -39,6 +41,8 @@ fn every_override_reaches_the_options() {
     assert!(options.wants_ref("refs/tags/v1") && !options.wants_ref("refs/pull/1/head"));
     assert_eq!(options.compaction_threshold, 3);
     assert_eq!(options.gc_grace, Duration::from_secs(2 * 3600));
+    assert_eq!(options.max_advertisement_bytes, 3 << 20);
+    assert_eq!(options.max_pack_bytes, 5 << 20);
     let small = Overrides {
         memory_budget_mib: Some(1),
         ..Overrides::default()
@@ -123,6 +127,20 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
             "gc_grace_hours: 0 is less than 1: a shorter grace lets one run delete the pack another run is \
              about to list",
         ),
+        (
+            Overrides {
+                max_advertisement_mib: Some(0),
+                ..all_set()
+            },
+            "max_advertisement_mib: must be at least 1",
+        ),
+        (
+            Overrides {
+                max_pack_mib: Some(MAX_SIZE_MIB + 1),
+                ..all_set()
+            },
+            "max_pack_mib: 5242881 is more than 5242880 (5 TiB)",
+        ),
     ];
     for (overrides, expected) in cases {
         assert_eq!(overrides.validate().unwrap_err().to_string(), expected);
@@ -166,6 +184,7 @@ fn fields_are_exactly_the_ones_deserialization_accepts() {
     );
     let text = r#"{"memory_budget_mib": 512, "concurrency": 7, "endpoint_url": "http://127.0.0.1:5000",
         "force_path_style": true, "storage_class": "STANDARD_IA", "region": "eu-west-1",
-        "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2}"#;
+        "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2,
+        "max_advertisement_mib": 3, "max_pack_mib": 5}"#;
     assert_eq!(serde_json::from_str::<Overrides>(text).unwrap(), all_set());
 }
