@@ -6,7 +6,7 @@
 
 use crate::progress::Progress;
 use crate::store::S3Options;
-use crate::upstream::RetryPolicy;
+use crate::upstream::{AddressPolicy, RetryPolicy};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,6 +46,9 @@ pub struct MirrorOptions {
     /// How failed source requests are retried: the advertisement, and the pack from its start while nothing of
     /// the run is published and the deadline leaves time.
     pub source_retry: RetryPolicy,
+    /// Which addresses source requests may go to (default: any but link-local and metadata ones; loopback
+    /// allowed).
+    pub source_addresses: AddressPolicy,
     /// Largest ref advertisement accepted from a source, in bytes.
     pub max_advertisement_bytes: u64,
     /// Largest pack accepted from a source, in bytes.
@@ -97,6 +100,7 @@ impl Default for MirrorOptions {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             source_retry: RetryPolicy::default(),
+            source_addresses: AddressPolicy::default(),
             max_advertisement_bytes: DEFAULT_MAX_ADVERTISEMENT_MIB << 20,
             max_pack_bytes: DEFAULT_MAX_PACK_MIB << 20,
             mapping_time_limit: None,

@@ -6,7 +6,7 @@
 //! `git upload-pack` says for a real repository, after failing the first requests as each test asks. The target
 //! is a directory: these faults are all before anything is stored, and a directory needs no S3 server.
 
-use mirror_git_to_s3::upstream::RetryPolicy;
+use mirror_git_to_s3::upstream::{AddressPolicy, RetryPolicy};
 use mirror_git_to_s3::upstream::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, RepoReport};
 use std::io::Write;
@@ -354,6 +354,10 @@ async fn tokens_in_urls_never_reach_reports_or_logs() {
     }
     let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
     assert!(logs.contains("private_token=***"), "{logs}");
+    assert!(
+        logs.contains("sending credentials over plain http"),
+        "{logs}"
+    );
     texts.push(logs);
     for text in texts {
         assert!(!text.contains(secret), "a token leaked: {text}");
@@ -466,4 +470,83 @@ fn the_cli_keeps_the_time_limit_below_the_gc_grace() {
         stderr.contains("--gc-grace-hours: 0 is less than 1"),
         "{stderr}"
     );
+}
+
+/// Mirrors `source` into a new directory with the address policy `addresses` and no retries.
+async fn mirror_with_addresses(source: String, addresses: AddressPolicy) -> RepoReport {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    options.source_addresses = addresses;
+    options.source_retry = quick_retries(3);
+    let mapping = Mapping {
+        source,
+        target: dir.path().join("m").display().to_string(),
+    };
+    mirror_repos(&[mapping], &options).await.remove(0)
+}
+
+/// A redirect to the cloud metadata address is refused before any connection, whatever the policy, and not
+/// retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_to_metadata_addresses_are_refused() {
+    for location in [
+        "http://169.254.169.254/latest/meta-data/info/refs?service=git-upload-pack",
+        "http://[fd00:ec2::254]/info/refs?service=git-upload-pack",
+        "http://[::ffff:169.254.169.254]/info/refs?service=git-upload-pack",
+    ] {
+        let server = RawServer::start(move |_| {
+            Reply::Send(http("302 Found", &[("Location", location)], b""))
+        })
+        .await;
+        let report =
+            mirror_with_addresses(server.url("/r.git").to_string(), AddressPolicy::default()).await;
+        let error = report.error.as_deref().expect("failed");
+        assert!(
+            error.contains("link-local or a cloud metadata address"),
+            "{location}: {error}"
+        );
+        assert_eq!(server.seen().len(), 1, "{location}: retried");
+    }
+}
+
+/// Where loopback is not allowed (the Lambda function's default), a loopback source is refused, by address and
+/// by a name that resolves to loopback; the Lambda Runtime API is refused even where loopback is allowed.
+#[tokio::test(flavor = "multi_thread")]
+async fn loopback_and_the_runtime_api_are_refused_where_the_policy_says() {
+    let repo = testkit::small_repo();
+    let advertised = advertisement(&repo);
+    let server = faulty_source(repo.clone(), advertised, Box::new(|_, _, _| None)).await;
+    let lambda = AddressPolicy {
+        allow_loopback: false,
+        runtime_api: None,
+    };
+    for source in [
+        server.url("/r.git").to_string(),
+        format!("http://localhost:{}/r.git", server.port),
+        format!("http://[::ffff:127.0.0.1]:{}/r.git", server.port),
+    ] {
+        let report = mirror_with_addresses(source.clone(), lambda).await;
+        let error = report.error.as_deref().expect("failed");
+        assert!(
+            error.contains("it is a loopback address"),
+            "{source}: {error}"
+        );
+    }
+    let runtime_api = AddressPolicy {
+        allow_loopback: true,
+        runtime_api: Some(([127, 0, 0, 1], server.port).into()),
+    };
+    let report = mirror_with_addresses(server.url("/r.git").to_string(), runtime_api).await;
+    let error = report.error.as_deref().expect("failed");
+    assert!(error.contains("it is the Lambda Runtime API"), "{error}");
+    assert!(server.seen().is_empty(), "a refused address got a request");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report =
+        mirror_with_addresses(server.url("/r.git").to_string(), AddressPolicy::default()).await;
+    assert!(
+        report.is_ok(),
+        "the CLI's policy reaches loopback: {report}"
+    );
+    drop(dir);
 }

@@ -97,6 +97,7 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
         token: options.token.clone(),
         retry: options.source_retry.clone(),
         max_advertisement_bytes: options.max_advertisement_bytes,
+        addresses: options.source_addresses,
         ..UpstreamOptions::default()
     });
     // The (not yet started) futures are collected first: a closure inside the stream's type would make the
