@@ -79,6 +79,7 @@ AWS_LAMBDA_RUNTIME_API="http://127.0.0.1:$port/.rt" \
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE="${LAMBDA_MEMORY_MB:-1024}" \
     AWS_LAMBDA_LOG_FORMAT="${AWS_LAMBDA_LOG_FORMAT:-JSON}" \
     AWS_ENDPOINT_URL_S3="$MOTO_ENDPOINT" \
+    MIRROR_ALLOW_LOOPBACK=1 \
     MIRROR_MAPPINGS="$mappings" \
     "$binary" >"$work/function.log" 2>&1 </dev/null &
 STARTED_PIDS+=("$!")

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Mirror git repositories served over smart HTTP into S3 (or a directory) for dumb-HTTP cloning.
 #[derive(Parser, Debug)]
@@ -49,7 +50,7 @@ struct Cli {
     /// Pack count at which the next change compacts the mirror into one pack.
     #[arg(long, default_value_t = 16)]
     compaction_threshold: usize,
-    /// Hours an unlisted pack is kept before deletion.
+    /// Hours an unlisted pack is kept before deletion (at least 1).
     #[arg(long, default_value_t = 24)]
     gc_grace_hours: u64,
     /// Largest object a pack may declare, in MiB (default 4096).
@@ -58,6 +59,15 @@ struct Cli {
     /// Most bytes delta resolution may inflate and produce per byte of pack (default 1000; at least 1 GiB).
     #[arg(long)]
     max_inflate_ratio: Option<u64>,
+    /// Minutes one mapping may take before it is stopped (nothing new published); shorter than the GC grace.
+    #[arg(long, default_value_t = 360)]
+    mapping_timeout_minutes: u64,
+    /// Largest ref advertisement accepted from a source, in MiB.
+    #[arg(long, default_value_t = mirror_git_to_s3::options::DEFAULT_MAX_ADVERTISEMENT_MIB)]
+    max_advertisement_mib: u64,
+    /// Largest pack accepted from a source, in MiB.
+    #[arg(long, default_value_t = mirror_git_to_s3::options::DEFAULT_MAX_PACK_MIB)]
+    max_pack_mib: u64,
     /// Print the reports as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -189,6 +199,8 @@ async fn main() -> ExitCode {
         lfs_tolerate_missing: Some(cli.lfs_tolerate_missing),
         max_object_mib: cli.max_object_mib,
         max_inflate_ratio: cli.max_inflate_ratio,
+        max_advertisement_mib: Some(cli.max_advertisement_mib),
+        max_pack_mib: Some(cli.max_pack_mib),
     };
     let mut options = match overrides.apply(MirrorOptions::default()) {
         Ok(options) => options,
@@ -197,6 +209,18 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // A run must end before the collection of another run could take its unlisted pack for garbage.
+    let time_limit = Duration::from_secs(cli.mapping_timeout_minutes.saturating_mul(60));
+    if time_limit.is_zero() || time_limit >= options.gc_grace {
+        eprintln!(
+            "error: --mapping-timeout-minutes: {} must be at least 1 and shorter than --gc-grace-hours ({} \
+             minutes), so that no run outlives the grace another run's garbage collection gives its pack",
+            cli.mapping_timeout_minutes,
+            options.gc_grace.as_secs() / 60
+        );
+        return ExitCode::from(2);
+    }
+    options.mapping_time_limit = Some(time_limit);
     options.token = cli.token;
     let bars = terminal.then(|| {
         Arc::new(Bars {

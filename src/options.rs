@@ -6,7 +6,7 @@
 
 use crate::progress::Progress;
 use crate::store::S3Options;
-use crate::upstream::RetryPolicy;
+use crate::upstream::{AddressPolicy, RetryPolicy};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,6 +46,17 @@ pub struct MirrorOptions {
     /// How failed source requests are retried: the advertisement, and the pack from its start while nothing of
     /// the run is published and the deadline leaves time.
     pub source_retry: RetryPolicy,
+    /// Which addresses source requests may go to (default: any but link-local and metadata ones; loopback
+    /// allowed).
+    pub source_addresses: AddressPolicy,
+    /// Largest ref advertisement accepted from a source, in bytes.
+    pub max_advertisement_bytes: u64,
+    /// Largest pack accepted from a source, in bytes.
+    pub max_pack_bytes: u64,
+    /// Longest time one mapping may take; it is then stopped like at the `deadline` (nothing new published). A
+    /// source that trickles a byte at a time never trips the idle timeout, so only this ends it. Keep it below
+    /// `gc_grace` ([`MIN_GC_GRACE_HOURS`] says why).
+    pub mapping_time_limit: Option<Duration>,
     /// Ref name prefixes to mirror (default: everything under `refs/`).
     pub ref_prefixes: Vec<String>,
     /// When the pack list is this long or longer, the next change does a full fetch that replaces it.
@@ -127,6 +138,10 @@ impl Default for MirrorOptions {
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(300),
             source_retry: RetryPolicy::default(),
+            source_addresses: AddressPolicy::default(),
+            max_advertisement_bytes: DEFAULT_MAX_ADVERTISEMENT_MIB << 20,
+            max_pack_bytes: DEFAULT_MAX_PACK_MIB << 20,
+            mapping_time_limit: None,
             ref_prefixes: vec!["refs/".to_owned()],
             compaction_threshold: 16,
             gc_grace: Duration::from_secs(24 * 3600),
@@ -160,6 +175,16 @@ impl MirrorOptions {
             .any(|p| name.starts_with(p.as_str()))
     }
 }
+
+/// Default [`Overrides::max_advertisement_mib`]: 256 MiB, a hundred times what real servers send for tens of
+/// thousands of refs.
+pub const DEFAULT_MAX_ADVERTISEMENT_MIB: u64 = 256;
+
+/// Default [`Overrides::max_pack_mib`]: 100 GiB, above the largest repositories the big hosts serve.
+pub const DEFAULT_MAX_PACK_MIB: u64 = 100 << 10;
+
+/// Largest accepted size limit in MiB: S3's largest object, 5 TiB (and far from overflowing bytes in a `u64`).
+pub const MAX_SIZE_MIB: u64 = 5 << 20;
 
 /// Smallest accepted [`Overrides::gc_grace_hours`]. Garbage collection deletes a pack that is not listed, and a
 /// temporary upload, once it has been seen so for the grace period; a concurrent run stores its pack (first under
@@ -211,6 +236,11 @@ pub struct Overrides {
     pub max_object_mib: Option<u64>,
     /// Most bytes delta resolution may inflate and produce per byte of pack, at least 1.
     pub max_inflate_ratio: Option<u64>,
+    /// Largest ref advertisement accepted from a source, in MiB, at least 1 (default
+    /// [`DEFAULT_MAX_ADVERTISEMENT_MIB`]).
+    pub max_advertisement_mib: Option<u64>,
+    /// Largest pack accepted from a source, in MiB, at least 1 (default [`DEFAULT_MAX_PACK_MIB`]).
+    pub max_pack_mib: Option<u64>,
 }
 
 /// An [`Overrides`] value out of range.
@@ -225,7 +255,7 @@ pub struct InvalidOverride {
 
 impl Overrides {
     /// The field names, as a Lambda request spells them, in the order their errors are reported.
-    pub const FIELDS: [&'static str; 14] = [
+    pub const FIELDS: [&'static str; 16] = [
         "memory_budget_mib",
         "concurrency",
         "endpoint_url",
@@ -240,6 +270,8 @@ impl Overrides {
         "lfs_tolerate_missing",
         "max_object_mib",
         "max_inflate_ratio",
+        "max_advertisement_mib",
+        "max_pack_mib",
     ];
 
     /// Checks every value's range; the error names the first field at fault, in [`Overrides::FIELDS`] order.
@@ -298,6 +330,18 @@ impl Overrides {
         if self.max_inflate_ratio == Some(0) {
             return fail("max_inflate_ratio", "must be at least 1".to_owned());
         }
+        for (field, value) in [
+            ("max_advertisement_mib", self.max_advertisement_mib),
+            ("max_pack_mib", self.max_pack_mib),
+        ] {
+            match value {
+                Some(0) => return fail(field, "must be at least 1".to_owned()),
+                Some(mib) if mib > MAX_SIZE_MIB => {
+                    return fail(field, format!("{mib} is more than {MAX_SIZE_MIB} (5 TiB)"))
+                }
+                _ => {}
+            }
+        }
         Ok(())
     }
 
@@ -345,6 +389,12 @@ impl Overrides {
         }
         if let Some(ratio) = self.max_inflate_ratio {
             options.max_inflate_ratio = ratio;
+        }
+        if let Some(mib) = self.max_advertisement_mib {
+            options.max_advertisement_bytes = mib << 20;
+        }
+        if let Some(mib) = self.max_pack_mib {
+            options.max_pack_bytes = mib << 20;
         }
         Ok(options)
     }

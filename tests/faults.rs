@@ -6,7 +6,7 @@
 //! `git upload-pack` says for a real repository, after failing the first requests as each test asks. The target
 //! is a directory: these faults are all before anything is stored, and a directory needs no S3 server.
 
-use mirror_git_to_s3::upstream::RetryPolicy;
+use mirror_git_to_s3::upstream::{AddressPolicy, RetryPolicy};
 use mirror_git_to_s3::upstream::{ADVERTISEMENT_CONTENT_TYPE, RESULT_CONTENT_TYPE};
 use mirror_git_to_s3::{mirror_repos, Mapping, MirrorOptions, RepoReport};
 use std::io::Write;
@@ -354,8 +354,199 @@ async fn tokens_in_urls_never_reach_reports_or_logs() {
     }
     let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
     assert!(logs.contains("private_token=***"), "{logs}");
+    assert!(
+        logs.contains("sending credentials over plain http"),
+        "{logs}"
+    );
     texts.push(logs);
     for text in texts {
         assert!(!text.contains(secret), "a token leaked: {text}");
     }
+}
+
+/// A source that sends one byte at a time, never silent for the idle timeout, is stopped by the time limit per
+/// mapping, and a pack or advertisement over its limit is refused at once, without a retry.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trickling_source_ends_at_the_time_limit() {
+    let server = RawServer::start(|_| {
+        let mut reply = head("200 OK", &[("Content-Type", ADVERTISEMENT_CONTENT_TYPE)]);
+        reply.extend_from_slice(b"Content-Length: 100000000\r\n\r\n");
+        Reply::Trickle(reply, Duration::from_millis(50))
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    options.idle_timeout = Duration::from_millis(500);
+    options.mapping_time_limit = Some(Duration::from_secs(2));
+    options.source_retry = quick_retries(3);
+    let mapping = Mapping {
+        source: server.url("/r.git").to_string(),
+        target: dir.path().join("m").display().to_string(),
+    };
+    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let error = report.error.as_deref().expect("failed");
+    assert!(error.contains("time limit of 2s per mapping"), "{error}");
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_advertisement_over_the_limit_is_refused_without_retry() {
+    let huge = Arc::new(vec![b'0'; 3 << 20]);
+    let server = RawServer::start(move |_| ok_advertisement(&huge)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    options.max_advertisement_bytes = 1 << 20;
+    options.source_retry = quick_retries(3);
+    let mapping = Mapping {
+        source: server.url("/r.git").to_string(),
+        target: dir.path().join("m").display().to_string(),
+    };
+    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let error = report.error.as_deref().expect("failed");
+    assert!(
+        error.contains("larger than the limit of 1048576 bytes"),
+        "{error}"
+    );
+    assert_eq!(server.seen().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pack_over_the_limit_is_refused_without_retry_and_nothing_is_published() {
+    let repo = testkit::small_repo();
+    let advertised = advertisement(&repo);
+    let server = faulty_source(repo, advertised, Box::new(|_, _, _| None)).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    options.max_pack_bytes = 100;
+    options.source_retry = quick_retries(3);
+    let mapping = Mapping {
+        source: server.url("/r.git").to_string(),
+        target: dir.path().join("m").display().to_string(),
+    };
+    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let error = report.error.as_deref().expect("failed");
+    assert!(
+        error.contains("pack is larger than the limit of 100 bytes"),
+        "{error}"
+    );
+    assert_eq!(count(&server, "POST"), 1);
+    assert!(!dir.path().join("m/info/refs").exists());
+}
+
+/// The command line refuses a time limit per mapping that a garbage collection's grace would not outlast.
+#[test]
+fn the_cli_keeps_the_time_limit_below_the_gc_grace() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mirror-git-to-s3"))
+        .args([
+            "--source",
+            "http://127.0.0.1:9/r.git",
+            "--target",
+            "/nonexistent/m",
+        ])
+        .args(["--gc-grace-hours", "1", "--mapping-timeout-minutes", "60"])
+        .output()
+        .expect("run the CLI");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "--mapping-timeout-minutes: 60 must be at least 1 and shorter than --gc-grace-hours"
+        ),
+        "{stderr}"
+    );
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_mirror-git-to-s3"))
+        .args([
+            "--source",
+            "http://127.0.0.1:9/r.git",
+            "--target",
+            "/nonexistent/m",
+        ])
+        .args(["--gc-grace-hours", "0"])
+        .output()
+        .expect("run the CLI");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--gc-grace-hours: 0 is less than 1"),
+        "{stderr}"
+    );
+}
+
+/// Mirrors `source` into a new directory with the address policy `addresses` and no retries.
+async fn mirror_with_addresses(source: String, addresses: AddressPolicy) -> RepoReport {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    options.source_addresses = addresses;
+    options.source_retry = quick_retries(3);
+    let mapping = Mapping {
+        source,
+        target: dir.path().join("m").display().to_string(),
+    };
+    mirror_repos(&[mapping], &options).await.remove(0)
+}
+
+/// A redirect to the cloud metadata address is refused before any connection, whatever the policy, and not
+/// retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn redirects_to_metadata_addresses_are_refused() {
+    for location in [
+        "http://169.254.169.254/latest/meta-data/info/refs?service=git-upload-pack",
+        "http://[fd00:ec2::254]/info/refs?service=git-upload-pack",
+        "http://[::ffff:169.254.169.254]/info/refs?service=git-upload-pack",
+    ] {
+        let server = RawServer::start(move |_| {
+            Reply::Send(http("302 Found", &[("Location", location)], b""))
+        })
+        .await;
+        let report =
+            mirror_with_addresses(server.url("/r.git").to_string(), AddressPolicy::default()).await;
+        let error = report.error.as_deref().expect("failed");
+        assert!(
+            error.contains("link-local or a cloud metadata address"),
+            "{location}: {error}"
+        );
+        assert_eq!(server.seen().len(), 1, "{location}: retried");
+    }
+}
+
+/// Where loopback is not allowed (the Lambda function's default), a loopback source is refused, by address and
+/// by a name that resolves to loopback; the Lambda Runtime API is refused even where loopback is allowed.
+#[tokio::test(flavor = "multi_thread")]
+async fn loopback_and_the_runtime_api_are_refused_where_the_policy_says() {
+    let repo = testkit::small_repo();
+    let advertised = advertisement(&repo);
+    let server = faulty_source(repo.clone(), advertised, Box::new(|_, _, _| None)).await;
+    let lambda = AddressPolicy {
+        allow_loopback: false,
+        runtime_api: None,
+    };
+    for source in [
+        server.url("/r.git").to_string(),
+        format!("http://localhost:{}/r.git", server.port),
+        format!("http://[::ffff:127.0.0.1]:{}/r.git", server.port),
+    ] {
+        let report = mirror_with_addresses(source.clone(), lambda).await;
+        let error = report.error.as_deref().expect("failed");
+        assert!(
+            error.contains("it is a loopback address"),
+            "{source}: {error}"
+        );
+    }
+    let runtime_api = AddressPolicy {
+        allow_loopback: true,
+        runtime_api: Some(([127, 0, 0, 1], server.port).into()),
+    };
+    let report = mirror_with_addresses(server.url("/r.git").to_string(), runtime_api).await;
+    let error = report.error.as_deref().expect("failed");
+    assert!(error.contains("it is the Lambda Runtime API"), "{error}");
+    assert!(server.seen().is_empty(), "a refused address got a request");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report =
+        mirror_with_addresses(server.url("/r.git").to_string(), AddressPolicy::default()).await;
+    assert!(
+        report.is_ok(),
+        "the CLI's policy reaches loopback: {report}"
+    );
+    drop(dir);
 }

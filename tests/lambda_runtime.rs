@@ -344,6 +344,7 @@ impl Function {
             .env_remove("MIRROR_MAPPINGS")
             .env_remove("MIRROR_MAPPINGS_S3_URI")
             .env("AWS_LAMBDA_RUNTIME_API", &api.address)
+            .env("MIRROR_ALLOW_LOOPBACK", "1")
             .env("AWS_LAMBDA_FUNCTION_NAME", "mirror-git-to-s3-test")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", FUNCTION_MEMORY_MB)
@@ -908,6 +909,7 @@ fn cargo_lambda_emulator_invokes_the_binary() {
                 "AWS_LAMBDA_RUNTIME_API",
                 format!("http://127.0.0.1:{port}/.rt"),
             )
+            .env("MIRROR_ALLOW_LOOPBACK", "1")
             .env("AWS_LAMBDA_FUNCTION_NAME", "_")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", FUNCTION_MEMORY_MB)

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use super::event::invalid;
 use super::EventError;
 use crate::options::{MirrorOptions, Overrides};
+use crate::upstream::AddressPolicy;
 
 /// Percentage of the function's memory given to the mirror when a request names no budget.
 const MEMORY_BUDGET_PERCENT: u64 = 60;
@@ -71,6 +72,8 @@ pub(super) struct Limits {
     pub(super) function_memory_mib: Option<u64>,
     /// When the mirror must have stopped.
     pub(super) deadline: Option<Instant>,
+    /// Where sources may be reached from the function.
+    pub(super) sources: AddressPolicy,
 }
 
 impl Limits {
@@ -81,6 +84,7 @@ impl Limits {
                 .ok()
                 .filter(|&mib| mib > 0),
             deadline: mirror_deadline(context.deadline, SystemTime::now(), Instant::now()),
+            sources: AddressPolicy::lambda_from_env(),
         }
     }
 }
@@ -110,6 +114,7 @@ pub(super) fn resolve_options(
         .apply(MirrorOptions::default())
         .map_err(|error| invalid(error.field, error.problem))?;
     resolved.deadline = limits.deadline;
+    resolved.source_addresses = limits.sources;
     Ok(resolved)
 }
 

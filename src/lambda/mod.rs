@@ -3,12 +3,12 @@
 //! A request is the JSON object `{"mappings": [{"source": URL, "target": "s3://bucket/prefix"}], ...options}`
 //! with the optional run options of [`Overrides`](crate::options::Overrides), the ones the CLI sets with its
 //! flags: `memory_budget_mib`, `concurrency`, `endpoint_url`, `force_path_style`, `storage_class`, `region`,
-//! `ref_prefixes`, `compaction_threshold` and `gc_grace_hours`. No token: secrets do not belong in events, so a
-//! mapping (or the request, for all its mappings) names a Secrets Manager secret instead, `"token_secret": ARN or
-//! name`, whose value is read once per invocation and used as the CLI's `--token` is (`tokens.rs`). With
-//! `"fan_out": true` the request is not mirrored here: each mapping goes, with the request's options, as one
-//! message to the queue named by `MIRROR_QUEUE_URL`, which feeds the function back (`fan_out.rs`). Any other
-//! field is an error that names it. Events that carry requests:
+//! `ref_prefixes`, `compaction_threshold`, `gc_grace_hours`, `max_advertisement_mib` and `max_pack_mib`. No
+//! token: secrets do not belong in events, so a mapping (or the request, for all its mappings) names a Secrets
+//! Manager secret instead, `"token_secret": ARN or name`, whose value is read once per invocation and used as the
+//! CLI's `--token` is (`tokens.rs`). With `"fan_out": true` the request is not mirrored here: each mapping goes,
+//! with the request's options, as one message to the queue named by `MIRROR_QUEUE_URL`, which feeds the function
+//! back (`fan_out.rs`). Any other field is an error that names it. Events that carry requests:
 //!
 //! - a manual invoke, or an EventBridge schedule with a constant input: the payload is the request itself;
 //! - an EventBridge `Scheduled Event` without input: the request comes from the function's configuration,

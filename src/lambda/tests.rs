@@ -551,6 +551,7 @@ async fn every_request_option_reaches_the_mirror() {
         lfs_tolerate_missing: Some(true),
         max_object_mib: Some(64),
         max_inflate_ratio: Some(50),
+        ..Overrides::default()
     }
     .apply(MirrorOptions::default())
     .unwrap();

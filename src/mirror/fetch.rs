@@ -183,6 +183,10 @@ impl Run<'_> {
             while let Some(event) = decoder.next_event()? {
                 match event {
                     ResponseEvent::PackData(data) => {
+                        let limit = self.options.max_pack_bytes;
+                        if parser.bytes_consumed() + data.len() as u64 > limit {
+                            return Err(MirrorError::PackTooLarge(limit));
+                        }
                         parser.feed(&data)?;
                         self.spool(&mut spool, &data, budget.in_memory_pack).await?;
                         self.progress(Stage::Receiving {

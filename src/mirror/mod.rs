@@ -98,6 +98,12 @@ pub enum MirrorError {
     /// The LFS objects of the new pack could not be mirrored; the refs were not published.
     #[error(transparent)]
     Lfs(#[from] lfs::LfsError),
+    /// The source sent a pack larger than [`MirrorOptions::max_pack_bytes`].
+    #[error("the source's pack is larger than the limit of {0} bytes (max_pack_mib); nothing was published")]
+    PackTooLarge(u64),
+    /// The mapping took longer than [`MirrorOptions::mapping_time_limit`].
+    #[error("stopped after the time limit of {0:?} per mapping; the previous mirror is unchanged")]
+    TimeLimit(std::time::Duration),
 }
 
 /// Mirrors every mapping, at most `options.concurrency` at once, and reports on each in the order given.
@@ -109,6 +115,8 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
         token: options.token.clone(),
         retry: options.source_retry.clone(),
         protocol_v2: discover::wants_protocol_v2(options),
+        max_advertisement_bytes: options.max_advertisement_bytes,
+        addresses: options.source_addresses,
         ..UpstreamOptions::default()
     });
     // The (not yet started) futures are collected first: a closure inside the stream's type would make the
@@ -194,10 +202,23 @@ pub async fn mirror_repo(
         temp_key: None,
         report: new_report(mapping),
     };
-    let result = match options.deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline.into(), run.execute(&mapping.source))
+    // The run stops at the deadline or at its own time limit, whichever comes first.
+    let limit = options
+        .mapping_time_limit
+        .map(|limit| (started + limit, MirrorError::TimeLimit(limit)));
+    let deadline = options.deadline.map(|d| (d, MirrorError::Deadline));
+    let stop = match (deadline, limit) {
+        (Some(deadline), Some(limit)) => Some(if limit.0 < deadline.0 {
+            limit
+        } else {
+            deadline
+        }),
+        (deadline, limit) => deadline.or(limit),
+    };
+    let result = match stop {
+        Some((end, error)) => tokio::time::timeout_at(end.into(), run.execute(&mapping.source))
             .await
-            .unwrap_or(Err(MirrorError::Deadline)),
+            .unwrap_or(Err(error)),
         None => run.execute(&mapping.source).await,
     };
     run.clean_up().await;

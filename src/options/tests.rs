@@ -18,6 +18,8 @@ fn all_set() -> Overrides {
         lfs_tolerate_missing: Some(true),
         max_object_mib: Some(64),
         max_inflate_ratio: Some(50),
+        max_advertisement_mib: Some(3),
+        max_pack_mib: Some(5),
     }
 }
 
@@ -56,6 +58,8 @@ fn every_override_reaches_the_options() {
     assert_eq!(options.max_inflate_ratio, 50);
     assert_eq!(options.max_work_bytes(100 << 20), 5000 << 20);
     assert_eq!(options.max_work_bytes(1), MIN_WORK_BYTES);
+    assert_eq!(options.max_advertisement_bytes, 3 << 20);
+    assert_eq!(options.max_pack_bytes, 5 << 20);
     let small = Overrides {
         memory_budget_mib: Some(1),
         ..Overrides::default()
@@ -161,6 +165,20 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
             },
             "max_inflate_ratio: must be at least 1",
         ),
+        (
+            Overrides {
+                max_advertisement_mib: Some(0),
+                ..all_set()
+            },
+            "max_advertisement_mib: must be at least 1",
+        ),
+        (
+            Overrides {
+                max_pack_mib: Some(MAX_SIZE_MIB + 1),
+                ..all_set()
+            },
+            "max_pack_mib: 5242881 is more than 5242880 (5 TiB)",
+        ),
     ];
     for (overrides, expected) in cases {
         assert_eq!(overrides.validate().unwrap_err().to_string(), expected);
@@ -206,6 +224,6 @@ fn fields_are_exactly_the_ones_deserialization_accepts() {
         "force_path_style": true, "storage_class": "STANDARD_IA", "region": "eu-west-1",
         "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2,
         "lfs": false, "lfs_url": "https://lfs.example.com/repo", "lfs_tolerate_missing": true,
-        "max_object_mib": 64, "max_inflate_ratio": 50}"#;
+        "max_object_mib": 64, "max_inflate_ratio": 50, "max_advertisement_mib": 3, "max_pack_mib": 5}"#;
     assert_eq!(serde_json::from_str::<Overrides>(text).unwrap(), all_set());
 }

@@ -13,16 +13,16 @@ use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use url::Url;
 
+use super::address::GuardedConnector;
 use super::url::{
     base_after_redirect, credentials_for, redact, redirect_target, repo_base, Credentials,
 };
 use super::{
-    RetryPolicy, UpstreamError, ADVERTISEMENT_CONTENT_TYPE, ADVERTISEMENT_QUERY,
+    AddressPolicy, RetryPolicy, UpstreamError, ADVERTISEMENT_CONTENT_TYPE, ADVERTISEMENT_QUERY,
     REQUEST_CONTENT_TYPE, RESULT_CONTENT_TYPE,
 };
 use crate::git::upload_pack::v2;
@@ -63,6 +63,8 @@ pub struct UpstreamOptions {
     /// Ask for protocol v2 (`Git-Protocol: version=2` on every request); off by default. A server
     /// that does not speak it ignores the header and answers in v0.
     pub protocol_v2: bool,
+    /// Which addresses the client may connect to (redirect targets included).
+    pub addresses: AddressPolicy,
 }
 
 impl Default for UpstreamOptions {
@@ -76,6 +78,7 @@ impl Default for UpstreamOptions {
             max_advertisement_bytes: 256 << 20,
             retry: RetryPolicy::default(),
             protocol_v2: false,
+            addresses: AddressPolicy::default(),
         }
     }
 }
@@ -91,6 +94,7 @@ impl fmt::Debug for UpstreamOptions {
             .field("max_advertisement_bytes", &self.max_advertisement_bytes)
             .field("retry", &self.retry)
             .field("protocol_v2", &self.protocol_v2)
+            .field("addresses", &self.addresses)
             .finish()
     }
 }
@@ -129,7 +133,7 @@ impl fmt::Debug for RepoEndpoint {
     }
 }
 
-pub(super) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(super) type HttpClient = Client<HttpsConnector<GuardedConnector>, Full<Bytes>>;
 
 /// HTTP(S) client for smart-HTTP git servers. Cheap to clone; clones share one connection pool.
 #[derive(Clone)]
@@ -177,10 +181,11 @@ impl UpstreamClient {
                 "timeouts must be greater than zero".to_owned(),
             ));
         }
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(options.connect_timeout));
+        let tcp = GuardedConnector::new(options.addresses, |tcp| {
+            tcp.enforce_http(false);
+            tcp.set_nodelay(true);
+            tcp.set_connect_timeout(Some(options.connect_timeout));
+        });
         let tls = match HttpsConnectorBuilder::new().with_native_roots() {
             Ok(builder) => builder,
             Err(error) => {
@@ -433,6 +438,9 @@ impl UpstreamClient {
     ) -> Result<Response<Incoming>, UpstreamError> {
         let shown = redact(url);
         if let Some(credentials) = credentials.filter(|c| c.may_go_to(url)) {
+            if url.scheme() == "http" {
+                tracing::warn!(url = %shown, "sending credentials over plain http: anyone on the way can read them");
+            }
             builder = builder.header(header::AUTHORIZATION, credentials.header.clone());
         }
         let request = builder
@@ -474,7 +482,9 @@ impl UpstreamClient {
         if !error.is_connect() {
             return UpstreamError::Request { url, detail };
         }
-        if has_io_error(error, &|kind| kind == std::io::ErrorKind::ConnectionRefused) {
+        if has_io_error(error, &|kind| kind == std::io::ErrorKind::PermissionDenied) {
+            UpstreamError::ForbiddenAddress { url, detail }
+        } else if has_io_error(error, &|kind| kind == std::io::ErrorKind::ConnectionRefused) {
             UpstreamError::ConnectionRefused { url }
         } else if has_io_error(error, &|kind| kind == std::io::ErrorKind::TimedOut) {
             UpstreamError::ConnectTimeout {

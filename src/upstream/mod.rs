@@ -10,6 +10,9 @@
 //!   into the URL become an `Authorization` header and never appear in logs or errors
 //!   (see [`redact`]). An `Authorization` header is only ever sent to the origin (scheme, host,
 //!   port) of the URL the caller gave, so a redirect to another host cannot leak a token.
+//! - Where requests go: only `http` and `https`, never link-local or metadata addresses, loopback only where
+//!   allowed, checked on the addresses really connected to ([`AddressPolicy`], `address.rs`); a plain `http`
+//!   request carrying credentials is warned about.
 //! - Redirects: bounded, relative `Location` resolved, `https` → `http` refused. After redirects of
 //!   the advertisement request the repository base moves as git moves it, so the POST goes to the
 //!   server that answered.
@@ -30,11 +33,13 @@
 //! `client.rs` holds the hyper client (requests, redirects, response checks, the body stream); `url.rs` the URL
 //! and credential handling (redaction, the repository base, credentials and their origin, redirect targets).
 
+mod address;
 mod client;
 mod lfs;
 mod retry;
 mod url;
 
+pub use address::{AddressPolicy, ALLOW_LOOPBACK_ENV, RUNTIME_API_ENV};
 pub use client::{default_user_agent, BodyStream, RepoEndpoint, UpstreamClient, UpstreamOptions};
 pub(crate) use lfs::unix_now;
 pub use lfs::{default_lfs_url, LfsEndpoint, LfsRequestError};
@@ -87,6 +92,15 @@ pub enum UpstreamError {
         /// The redacted URL.
         url: String,
         /// The underlying error chain.
+        detail: String,
+    },
+    /// The address of the server is one sources may not use ([`AddressPolicy`]): link-local, cloud metadata, the
+    /// Lambda Runtime API, or loopback where it is not allowed.
+    #[error("{url}: {detail}")]
+    ForbiddenAddress {
+        /// The redacted URL.
+        url: String,
+        /// Which address, and why it is refused.
         detail: String,
     },
     /// Any other failure to connect (name resolution, network unreachable, ...).

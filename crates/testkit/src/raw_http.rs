@@ -37,6 +37,9 @@ pub enum Reply {
     Send(Vec<u8>),
     /// Write these bytes and then hold the connection open without sending anything more.
     SendThenStall(Vec<u8>),
+    /// Write these bytes, then one more byte (`0`) at every interval for as long as the peer reads: a peer that
+    /// is never silent long enough for an idle timeout, and never done.
+    Trickle(Vec<u8>, Duration),
 }
 
 /// An HTTP/1.1 server on 127.0.0.1 that answers every request with what its responder returns, one request
@@ -91,6 +94,12 @@ async fn serve(mut stream: TcpStream, reply: Reply) {
         Reply::SendThenStall(bytes) => {
             let _ = stream.write_all(&bytes).await;
             tokio::time::sleep(Duration::from_secs(60)).await;
+        }
+        Reply::Trickle(bytes, interval) => {
+            let _ = stream.write_all(&bytes).await;
+            while stream.write_all(b"0").await.is_ok() {
+                tokio::time::sleep(interval).await;
+            }
         }
     }
 }

@@ -193,7 +193,8 @@ fn unknown_fields_are_named() {
             error_text(event),
             "event: unknown fields `dry_run`, `memory`; expected only mappings, token_secret, fan_out, memory_budget_mib, concurrency, \
              endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
-             gc_grace_hours, lfs, lfs_url, lfs_tolerate_missing, max_object_mib, max_inflate_ratio"
+             gc_grace_hours, lfs, lfs_url, lfs_tolerate_missing, max_object_mib, max_inflate_ratio, \
+             max_advertisement_mib, max_pack_mib"
         );
 }
 
@@ -346,7 +347,8 @@ fn sqs_batch_with_one_bad_message_keeps_the_others() {
             items[1].request.as_ref().unwrap_err().to_string(),
             "Records[1] (messageId \"b\").body: unknown field `priority`; expected only mappings, token_secret, fan_out, memory_budget_mib, \
              concurrency, endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
-             gc_grace_hours, lfs, lfs_url, lfs_tolerate_missing, max_object_mib, max_inflate_ratio"
+             gc_grace_hours, lfs, lfs_url, lfs_tolerate_missing, max_object_mib, max_inflate_ratio, \
+             max_advertisement_mib, max_pack_mib"
         );
 }
 

@@ -57,7 +57,7 @@ fn mirror_deadline_comes_from_epoch_milliseconds() {
 fn limits(memory: Option<u64>) -> Limits {
     Limits {
         function_memory_mib: memory,
-        deadline: None,
+        ..Limits::default()
     }
 }
 
@@ -102,8 +102,8 @@ fn request_options_reach_the_mirror_options() {
     let resolved = resolve_options(
         &options,
         &Limits {
-            function_memory_mib: None,
             deadline: Some(deadline),
+            ..Limits::default()
         },
     )
     .unwrap();
@@ -115,4 +115,21 @@ fn request_options_reach_the_mirror_options() {
     assert!(resolved.s3.force_path_style);
     assert_eq!(resolved.s3.storage_class.as_deref(), Some("STANDARD_IA"));
     assert_eq!(resolved.deadline, Some(deadline));
+}
+
+#[test]
+fn the_function_s_address_policy_reaches_the_options() {
+    let sources = AddressPolicy {
+        allow_loopback: false,
+        runtime_api: Some(([127, 0, 0, 1], 9001).into()),
+    };
+    let resolved = resolve_options(
+        &Overrides::default(),
+        &Limits {
+            sources,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(resolved.source_addresses, sources);
 }
