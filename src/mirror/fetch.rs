@@ -21,15 +21,17 @@ use super::{MirrorError, Run, AGENT};
 use crate::git::idx;
 use crate::git::layout;
 use crate::git::oid::ObjectId;
+use crate::git::pack::entry::Entry;
 use crate::git::pack::{PackParser, ParsedPack};
 use crate::git::resolve::{self, PackReader, ResolveOptions};
 use crate::git::upload_pack::{self, Advertisement, ResponseDecoder, ResponseEvent};
-use crate::progress::Stage;
+use crate::progress::{MappingId, Stage};
 use crate::store::{self, Precondition};
 use crate::upstream::RepoEndpoint;
 use bytes::Bytes;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Where a pack is until it gets its final name; `M` is its in-memory form (a growing `Vec` while it arrives,
 /// frozen `Bytes` once complete).
@@ -58,11 +60,12 @@ impl Run<'_> {
         repo_url: &RepoEndpoint,
         plan: &Plan,
     ) -> Result<Option<NewPack>, MirrorError> {
-        let budget = Budget::new(self.options.memory_budget);
+        let budget = Budget::new(self.options.memory_budget, 0);
         let (held, mut parsed) = self.receive(adv, repo_url, plan, &budget).await?;
         if parsed.entries.is_empty() {
             return Ok(None);
         }
+        let budget = Budget::new(self.options.memory_budget, parsed.entries.len());
         let index = self
             .resolve_and_index(&held, &mut parsed, plan, &budget)
             .await?;
@@ -150,21 +153,64 @@ impl Run<'_> {
                 budget.read_ahead,
             )),
         };
-        let report_progress =
-            |done: u64, total: u64| self.progress(Stage::Resolving { done, total });
-        let resolve_options = ResolveOptions {
-            cache_bytes: budget.object_cache,
-            big_object_bytes: budget.big_object,
-            progress: Some(&report_progress),
+        // Resolution is CPU-bound: it runs on a blocking thread (its reads still go through this runtime), and
+        // stops at its next read if this future is dropped (at the deadline).
+        let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+        let source = Stoppable {
+            inner: source,
+            stopped: Arc::clone(&stop.0),
         };
-        resolve::resolve_deltas(&mut parsed.entries, source.as_ref(), &resolve_options).await?;
-        drop(source);
+        let mut entries = std::mem::take(&mut parsed.entries);
+        let progress = self.options.progress.clone();
+        let (index, from, to) = (
+            self.index,
+            self.report.source.clone(),
+            self.report.target.clone(),
+        );
+        let (cache_bytes, big_object_bytes) = (budget.object_cache, budget.big_object);
+        let runtime = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let report_progress = |done: u64, total: u64| {
+                if let Some(p) = &progress {
+                    let mapping = MappingId {
+                        index,
+                        source: &from,
+                        target: &to,
+                    };
+                    p.update(mapping, Stage::Resolving { done, total });
+                }
+            };
+            let resolve_options = ResolveOptions {
+                cache_bytes,
+                big_object_bytes,
+                progress: Some(&report_progress),
+            };
+            let result = runtime.block_on(resolve::resolve_deltas(
+                &mut entries,
+                &source,
+                &resolve_options,
+            ));
+            (entries, result)
+        });
+        let (entries, result) = match task.await {
+            Ok(done) => done,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => return Err(MirrorError::ResolveTask(e.to_string())),
+            },
+        };
+        parsed.entries = entries;
+        result?;
         self.progress(Stage::Resolving { done: total, total });
 
         // Without haves the pack must hold every tip itself; with haves, tips may be objects the mirror has.
+        // (A set of the wants, not of the pack's ids: it stays small whatever the pack holds.)
         if plan.haves.is_empty() {
-            let present: HashSet<ObjectId> = parsed.entries.iter().filter_map(|e| e.oid).collect();
-            if let Some(missing) = plan.wants.iter().find(|w| !present.contains(w)) {
+            let mut missing: HashSet<ObjectId> = plan.wants.iter().copied().collect();
+            for oid in parsed.entries.iter().filter_map(|e| e.oid) {
+                missing.remove(&oid);
+            }
+            if let Some(missing) = plan.wants.iter().find(|w| missing.contains(w)) {
                 return Err(MirrorError::MissingObject(*missing));
             }
         }
@@ -238,6 +284,36 @@ impl Run<'_> {
     }
 }
 
+/// Sets its flag when dropped: the resolution it guards is no longer awaited.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A pack source whose reads fail once `stopped` is set, so that a resolution nobody awaits any more (its run was
+/// dropped at the deadline) stops at its next read instead of running on.
+struct Stoppable {
+    inner: Box<dyn PackReader>,
+    stopped: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl PackReader for Stoppable {
+    async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, resolve::ReadError> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return Err("the run stopped".into());
+        }
+        self.inner.read_at(offset, len).await
+    }
+
+    fn held_in_memory(&self) -> bool {
+        self.inner.held_in_memory()
+    }
+}
+
 /// A name for this run's temporary upload, unique across concurrent runs and processes.
 fn run_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -251,6 +327,9 @@ fn run_id() -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Memory held per pack entry from pass 1 to the end of the run: the entry itself and the resolver's graph.
+const BOOKKEEPING_PER_ENTRY: u64 = std::mem::size_of::<Entry>() as u64 + resolve::BYTES_PER_ENTRY;
 
 /// How one repository's memory budget is shared out.
 struct Budget {
@@ -271,10 +350,12 @@ impl Budget {
     /// The least left for pack processing once the upload buffers are taken, even from a smaller budget.
     const MIN_REST: u64 = 8 << 20;
 
-    fn new(total: u64) -> Self {
-        // The store's upload buffers come off the top.
+    /// The shares of `total` bytes once `entries` pack entries are known.
+    fn new(total: u64, entries: usize) -> Self {
+        // The store's upload buffers and the bookkeeping of the entries come off the top.
         let rest = total
             .saturating_sub(store::UPLOAD_BUFFER_BYTES)
+            .saturating_sub(entries as u64 * BOOKKEEPING_PER_ENTRY)
             .max(Self::MIN_REST);
         Budget {
             in_memory_pack: rest / 4,

@@ -32,7 +32,7 @@
 //! Memory: about `cache_bytes` (twice that for a source not in memory), plus at most four buffers of at most `big_object_bytes` in flight (a base, a
 //! compressed delta, the inflated delta, its result), plus for a streamed chain roughly 150 KiB per level and a
 //! window of 64 KiB to 1 MiB per level (8 MiB in all at most; at most [`MAX_STREAM_LEVELS`] levels), plus about
-//! 10 bytes per entry and the bookkeeping of REF deltas waiting for their base. Time is proportional to the bytes
+//! [`BYTES_PER_ENTRY`] per entry and the bookkeeping of REF deltas waiting for their base. Time is proportional to the bytes
 //! the deltas produce (which a hostile delta can make large with little input, as with git itself).
 //!
 //! [`DeltaDecoder`]: crate::git::delta::DeltaDecoder
@@ -48,6 +48,11 @@ use crate::git::oid::{ObjectId, ObjectKind};
 use crate::git::pack::entry::Entry;
 use crate::git::pack::inflate::InflateError;
 use bytes::Bytes;
+
+/// Bytes the resolver holds per entry besides the [`Entry`] itself (its graph of bases and children, and the kinds
+/// it reports), for callers that count memory.
+pub const BYTES_PER_ENTRY: u64 =
+    (3 * std::mem::size_of::<u32>() + std::mem::size_of::<ObjectKind>()) as u64;
 
 /// Longest delta chain rebuilt (git itself never writes chains deeper than 4095).
 pub const MAX_CHAIN_DEPTH: usize = 10_000;
