@@ -167,7 +167,16 @@ impl Run<'_> {
             self.report.source.clone(),
             self.report.target.clone(),
         );
-        let (cache_bytes, big_object_bytes) = (budget.object_cache, budget.big_object);
+        // Read back from the store, an evicted base is dearer to read again than to rebuild from compressed
+        // entries: half the cache and the in-memory pack's (unused) share keep those.
+        let (cache_bytes, retain_bytes) = match held {
+            Spool::Memory(_) => (budget.object_cache, 0),
+            Spool::Store(_) => (
+                budget.object_cache / 2,
+                budget.object_cache / 2 + budget.in_memory_pack,
+            ),
+        };
+        let big_object_bytes = budget.big_object;
         let runtime = tokio::runtime::Handle::current();
         let task = tokio::task::spawn_blocking(move || {
             let report_progress = |done: u64, total: u64| {
@@ -182,6 +191,7 @@ impl Run<'_> {
             };
             let resolve_options = ResolveOptions {
                 cache_bytes,
+                retain_bytes,
                 big_object_bytes,
                 progress: Some(&report_progress),
             };
@@ -307,10 +317,6 @@ impl PackReader for Stoppable {
             return Err("the run stopped".into());
         }
         self.inner.read_at(offset, len).await
-    }
-
-    fn held_in_memory(&self) -> bool {
-        self.inner.held_in_memory()
     }
 }
 

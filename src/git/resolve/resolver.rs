@@ -5,8 +5,9 @@
 use super::cache::{Cache, Retained};
 use super::stream::{Level, LevelStep};
 use super::{
-    entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ResolveError, ResolveOptions,
-    ResolveStats, MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW, PROGRESS_INTERVAL, WINDOW_BUDGET,
+    entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ReadError, ResolveError,
+    ResolveOptions, ResolveStats, FETCH_AT_ONCE, FETCH_BYTES, MAX_STREAM_LEVELS, MAX_WINDOW,
+    MIN_WINDOW, PROGRESS_INTERVAL, WINDOW_BUDGET,
 };
 use crate::git::delta;
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
@@ -42,8 +43,10 @@ pub(super) struct Resolver<'a> {
     /// The entry the scan is at.
     scan_pos: EntryIndex,
     cache: Cache,
-    /// Compressed entries with children to come, when the pack is read back from outside memory.
+    /// Compressed entries with descendants to come ([`ResolveOptions::retain_bytes`]).
     retained: Retained,
+    /// Compressed entries of the chain being rebuilt, read at once by `fetch_chain`.
+    fetched: Vec<(EntryIndex, Bytes)>,
     inflater: EntryInflater,
     stats: ResolveStats,
 }
@@ -116,10 +119,8 @@ impl<'a> Resolver<'a> {
             ready: Vec::new(),
             scan_pos: EntryIndex(0),
             cache: Cache::new(options.cache_bytes),
-            retained: Retained::new(match source.held_in_memory() {
-                true => 0,
-                false => options.cache_bytes,
-            }),
+            retained: Retained::new(options.retain_bytes),
+            fetched: Vec::new(),
             inflater: EntryInflater::new(),
             stats: ResolveStats::default(),
             big_object_bytes: options.big_object_bytes,
@@ -271,6 +272,7 @@ impl<'a> Resolver<'a> {
             Vec::new()
         };
         let window = (WINDOW_BUDGET / (chain.len() + path.len())).clamp(MIN_WINDOW, MAX_WINDOW);
+        self.fetch_chain(&chain).await?;
 
         let mut built = match self.cache.get(root) {
             Some(data) if root != i => Built::Memory(data),
@@ -303,6 +305,7 @@ impl<'a> Resolver<'a> {
             }
             Built::Stream(levels) => self.stream_hash(levels, i, &path, window).await?,
         }
+        self.fetched.clear();
         Ok(())
     }
 
@@ -545,13 +548,17 @@ impl<'a> Resolver<'a> {
     async fn read_whole(&mut self, i: EntryIndex) -> Result<Vec<u8>, ResolveError> {
         let e = &self.entries[i.get()];
         let (start, size, end) = (e.data_offset, e.size, entry_end(e));
-        let data = match self.retained.get(i) {
-            Some(data) => {
+        let fetched = self.fetched.iter().position(|(x, _)| *x == i);
+        let data = match (fetched, self.retained.get(i)) {
+            (_, Some(data)) => {
                 self.stats.retained_reads += 1;
                 data
             }
-            None => {
-                let data = self.read(start, end - start).await?;
+            (fetched, None) => {
+                let data = match fetched {
+                    Some(pos) => self.fetched.swap_remove(pos).1,
+                    None => self.read(start, end - start).await?,
+                };
                 if self.live[i.get()] > 0 {
                     self.retained.insert(i, &data);
                 }
@@ -565,15 +572,22 @@ impl<'a> Resolver<'a> {
     }
 
     async fn read(&mut self, offset: u64, len: u64) -> Result<Bytes, ResolveError> {
-        let data = self
-            .source
-            .read_at(offset, len)
-            .await
-            .map_err(|source| ResolveError::Read {
-                offset,
-                len,
-                source,
-            })?;
+        let result = self.source.read_at(offset, len).await;
+        self.check_read(offset, len, result)
+    }
+
+    /// The outcome of a read of `len` bytes at `offset`, checked and counted.
+    fn check_read(
+        &mut self,
+        offset: u64,
+        len: u64,
+        result: Result<Bytes, ReadError>,
+    ) -> Result<Bytes, ResolveError> {
+        let data = result.map_err(|source| ResolveError::Read {
+            offset,
+            len,
+            source,
+        })?;
         if data.len() as u64 != len {
             return Err(ResolveError::ShortRead {
                 offset,
@@ -584,5 +598,40 @@ impl<'a> Resolver<'a> {
         self.stats.reads += 1;
         self.stats.bytes_read += len;
         Ok(data)
+    }
+
+    /// Reads at once the compressed bytes of the entries of `chain` (from `i` down to its root) that rebuilding
+    /// `i` will read whole and that are neither cached nor retained, the root's end first, so that a rebuild far
+    /// behind the scan waits for one round of reads rather than one read per level. At most [`FETCH_AT_ONCE`]
+    /// entries and [`FETCH_BYTES`] bytes; the rest are read one by one.
+    async fn fetch_chain(&mut self, chain: &[EntryIndex]) -> Result<(), ResolveError> {
+        let (i, root) = (chain[0], chain[chain.len() - 1]);
+        let mut wanted = Vec::new();
+        let mut bytes = 0;
+        for &x in chain.iter().rev() {
+            let e = &self.entries[x.get()];
+            let len = entry_end(e) - e.data_offset;
+            let cached = x == root && x != i && self.cache.contains(x);
+            if cached || self.is_big(x) || self.retained.contains(x) {
+                continue;
+            }
+            if wanted.len() == FETCH_AT_ONCE || (bytes + len > FETCH_BYTES && !wanted.is_empty()) {
+                break;
+            }
+            bytes += len;
+            wanted.push((x, e.data_offset, len));
+        }
+        if wanted.len() < 2 {
+            return Ok(());
+        }
+        let source = self.source;
+        let reads = wanted.iter().map(|&(x, offset, len)| async move {
+            (x, offset, len, source.read_at(offset, len).await)
+        });
+        for (x, offset, len, result) in futures_util::future::join_all(reads).await {
+            let data = self.check_read(offset, len, result)?;
+            self.fetched.push((x, data));
+        }
+        Ok(())
     }
 }
