@@ -210,7 +210,19 @@ impl Run<'_> {
             },
         };
         parsed.entries = entries;
-        result?;
+        let stats = result?;
+        tracing::debug!(
+            deltas = stats.deltas,
+            cache_hits = stats.cache_hits,
+            cache_misses = stats.cache_misses,
+            rebuilt = stats.rebuilt,
+            retained_reads = stats.retained_reads,
+            peak_retained_bytes = stats.peak_retained_bytes,
+            reads = stats.reads,
+            bytes_read = stats.bytes_read,
+            streamed = stats.streamed,
+            "deltas resolved"
+        );
         self.progress(Stage::Resolving { done: total, total });
 
         // Without haves the pack must hold every tip itself; with haves, tips may be objects the mirror has.
@@ -317,6 +329,10 @@ impl PackReader for Stoppable {
             return Err("the run stopped".into());
         }
         self.inner.read_at(offset, len).await
+    }
+
+    fn advise_scan(&self, offset: u64) {
+        self.inner.advise_scan(offset);
     }
 }
 

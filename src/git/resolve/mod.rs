@@ -104,6 +104,10 @@ pub type ReadError = Box<dyn std::error::Error + Send + Sync>;
 pub trait PackReader: Send + Sync {
     /// Exactly `len` bytes of the pack at `offset`.
     async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError>;
+
+    /// The resolver's scan in pack order has reached the entry at `offset`: a reader may fetch what follows ahead
+    /// of time. Does nothing by default.
+    fn advise_scan(&self, _offset: u64) {}
 }
 
 /// A whole pack held in memory (small packs).

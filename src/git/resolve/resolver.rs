@@ -192,6 +192,7 @@ impl<'a> Resolver<'a> {
                 report(i as u64, total);
             }
             self.scan_pos = EntryIndex::new(i);
+            self.source.advise_scan(self.entries[i].offset);
             self.visit(self.scan_pos).await?;
             while let Some(j) = self.ready.pop() {
                 self.visit(j).await?;
