@@ -57,21 +57,29 @@ pub enum IdxError {
 }
 
 /// Writes the version 2 index of a parsed pack whose deltas are resolved, exactly as `git index-pack` does by
-/// default. Fails if an entry still lacks its id or an object appears twice.
+/// default. Fails if an entry still lacks its id or an object appears twice. Besides the index itself it allocates
+/// 4 bytes per entry (their order by id).
 pub fn write_idx_v2(entries: &[Entry], pack_checksum: &ObjectId) -> Result<Vec<u8>, IdxError> {
-    let mut objects = entries
-        .iter()
-        .map(|e| {
-            e.oid
-                .map(|oid| IdxEntry {
-                    oid,
-                    crc32: e.crc32,
-                    offset: e.offset,
-                })
-                .ok_or(IdxError::MissingOid { offset: e.offset })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    write_idx_v2_with_limit(&mut objects, pack_checksum, DEFAULT_OFFSET32_LIMIT)
+    if entries.len() > MAX_OBJECTS {
+        return Err(IdxError::TooManyObjects {
+            count: entries.len(),
+        });
+    }
+    if let Some(e) = entries.iter().find(|e| e.oid.is_none()) {
+        return Err(IdxError::MissingOid { offset: e.offset });
+    }
+    // Fewer than 2^31 entries: every position fits in a u32.
+    let mut order: Vec<u32> = (0..entries.len() as u32).collect();
+    order.sort_unstable_by_key(|&i| entries[i as usize].oid);
+    let at = |k: usize| {
+        let e = &entries[order[k] as usize];
+        IdxEntry {
+            oid: e.oid.unwrap_or(ObjectId::ZERO),
+            crc32: e.crc32,
+            offset: e.offset,
+        }
+    };
+    write_sorted(order.len(), at, pack_checksum, DEFAULT_OFFSET32_LIMIT)
 }
 
 /// Writes a version 2 index whose 4-byte offset table holds offsets up to `offset32_limit`; larger ones go to the
@@ -82,51 +90,65 @@ pub fn write_idx_v2_with_limit(
     pack_checksum: &ObjectId,
     offset32_limit: u64,
 ) -> Result<Vec<u8>, IdxError> {
-    // Below 2^31 objects, every index into the large-offset table fits beside the top bit.
     if objects.len() > MAX_OBJECTS {
         return Err(IdxError::TooManyObjects {
             count: objects.len(),
         });
     }
     objects.sort_unstable_by_key(|o| o.oid);
-    if let Some(pair) = objects.windows(2).find(|w| w[0].oid == w[1].oid) {
+    write_sorted(objects.len(), |k| objects[k], pack_checksum, offset32_limit)
+}
+
+/// Writes the index of `count` objects (at most [`MAX_OBJECTS`]), the `k`th in id order being `at(k)`.
+fn write_sorted(
+    count: usize,
+    at: impl Fn(usize) -> IdxEntry,
+    pack_checksum: &ObjectId,
+    offset32_limit: u64,
+) -> Result<Vec<u8>, IdxError> {
+    if let Some(k) = (1..count).find(|&k| at(k - 1).oid == at(k).oid) {
+        let (a, b) = (at(k - 1), at(k));
         return Err(IdxError::DuplicateObject {
-            oid: pair[0].oid,
-            first: pair[0].offset.min(pair[1].offset),
-            second: pair[0].offset.max(pair[1].offset),
+            oid: a.oid,
+            first: a.offset.min(b.offset),
+            second: a.offset.max(b.offset),
         });
     }
     let is_large = |offset: u64| offset >> 31 != 0 || offset > offset32_limit;
-    let large_count = objects.iter().filter(|o| is_large(o.offset)).count();
-    let len = 8 + 256 * 4 + objects.len() * (20 + 4 + 4) + large_count * 8 + 20 + 20;
+    let large_count = (0..count).filter(|&k| is_large(at(k).offset)).count();
+    let len = 8 + 256 * 4 + count * (20 + 4 + 4) + large_count * 8 + 20 + 20;
     let mut out = Vec::with_capacity(len);
     out.extend_from_slice(b"\xfftOc");
     out.extend_from_slice(&2u32.to_be_bytes());
+    let mut up_to = 0;
     for first_byte in 0..=255u8 {
-        let up_to = objects.partition_point(|o| o.oid.0[0] <= first_byte);
+        while up_to < count && at(up_to).oid.0[0] <= first_byte {
+            up_to += 1;
+        }
         // At most MAX_OBJECTS.
         out.extend_from_slice(&(up_to as u32).to_be_bytes());
     }
-    for o in objects.iter() {
-        out.extend_from_slice(&o.oid.0);
+    for k in 0..count {
+        out.extend_from_slice(&at(k).oid.0);
     }
-    for o in objects.iter() {
-        out.extend_from_slice(&o.crc32.to_be_bytes());
+    for k in 0..count {
+        out.extend_from_slice(&at(k).crc32.to_be_bytes());
     }
     // Large offsets are numbered in id order. Both casts are lossless: there are fewer than 2^31 objects, and an
     // offset that is not large is below 2^31.
     let mut large_index = 0;
-    for o in objects.iter() {
-        let small = if is_large(o.offset) {
+    for k in 0..count {
+        let offset = at(k).offset;
+        let small = if is_large(offset) {
             large_index += 1;
             0x8000_0000 | (large_index - 1) as u32
         } else {
-            o.offset as u32
+            offset as u32
         };
         out.extend_from_slice(&small.to_be_bytes());
     }
-    for o in objects.iter().filter(|o| is_large(o.offset)) {
-        out.extend_from_slice(&o.offset.to_be_bytes());
+    for offset in (0..count).map(|k| at(k).offset).filter(|&o| is_large(o)) {
+        out.extend_from_slice(&offset.to_be_bytes());
     }
     out.extend_from_slice(&pack_checksum.0);
     let digest: [u8; 20] = Sha1::digest(&out).into();

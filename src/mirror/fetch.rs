@@ -27,15 +27,17 @@ use crate::git::idx;
 use crate::git::layout;
 use crate::git::lfs::PointerSet;
 use crate::git::oid::ObjectId;
+use crate::git::pack::entry::Entry;
 use crate::git::pack::{PackParser, ParsedPack};
 use crate::git::resolve::{self, PackReader, ResolveLimits, ResolveOptions};
 use crate::git::scan::Scanner;
 use crate::git::upload_pack::{self, Advertisement, ProtocolError, ResponseDecoder, ResponseEvent};
-use crate::progress::Stage;
+use crate::progress::{MappingId, Stage};
 use crate::store::{self, Precondition};
 use crate::upstream::RepoEndpoint;
 use bytes::Bytes;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Where a pack is until it gets its final name; `M` is its in-memory form (a growing `Vec` while it arrives,
@@ -75,13 +77,15 @@ impl Run<'_> {
         listed: &[ObjectId],
         lfs_head: Option<ObjectId>,
     ) -> Result<Option<NewPack>, MirrorError> {
-        let budget = Budget::new(self.options.memory_budget);
+        let budget = Budget::new(self.options.memory_budget, 0);
         let (held, mut parsed) = self.receive_retrying(adv, repo_url, plan, &budget).await?;
         // Without haves (full and compaction runs) the pack must hold everything its refs reach.
         let listed = if plan.haves.is_empty() { &[] } else { listed };
         let (index, lfs_config) = if parsed.entries.is_empty() {
             (None, None)
         } else {
+            // The entries' bookkeeping is known now, and comes off the budget.
+            let budget = Budget::new(self.options.memory_budget, parsed.entries.len());
             let (index, lfs_config) = self
                 .resolve_and_index(&held, &mut parsed, &budget, lfs_head)
                 .await?;
@@ -239,26 +243,86 @@ impl Run<'_> {
                 budget.read_ahead,
             )),
         };
-        let report_progress =
-            |done: u64, total: u64| self.progress(Stage::Resolving { done, total });
-        let resolve_options = ResolveOptions {
-            cache_bytes: budget.object_cache,
-            big_object_bytes: budget.big_object,
-            progress: Some(&report_progress),
-            limits: ResolveLimits {
-                max_object_bytes: self.options.max_object_bytes,
-                max_work_bytes: self.options.max_work_bytes(parsed.pack_len),
+        // Resolution is CPU-bound: it runs on a blocking thread (its reads still go through this runtime), and
+        // stops at its next read if this future is dropped (at the deadline).
+        let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+        let source = Stoppable {
+            inner: source,
+            stopped: Arc::clone(&stop.0),
+        };
+        let mut entries = std::mem::take(&mut parsed.entries);
+        let mut scanner = std::mem::take(&mut parsed.scanner);
+        let limits = ResolveLimits {
+            max_object_bytes: self.options.max_object_bytes,
+            max_work_bytes: self.options.max_work_bytes(parsed.pack_len),
+        };
+        let progress = self.options.progress.clone();
+        let (index, from, to) = (
+            self.index,
+            self.report.source.clone(),
+            self.report.target.clone(),
+        );
+        // Read back from the store, an evicted base is dearer to read again than to rebuild from compressed
+        // entries: half the cache and the in-memory pack's (unused) share keep those.
+        let (cache_bytes, retain_bytes) = match held {
+            Spool::Memory(_) => (budget.object_cache, 0),
+            Spool::Store(_) => (
+                budget.object_cache / 2,
+                budget.object_cache / 2 + budget.in_memory_pack,
+            ),
+        };
+        let big_object_bytes = budget.big_object;
+        let runtime = tokio::runtime::Handle::current();
+        let task = tokio::task::spawn_blocking(move || {
+            let report_progress = |done: u64, total: u64| {
+                if let Some(p) = &progress {
+                    let mapping = MappingId {
+                        index,
+                        source: &from,
+                        target: &to,
+                    };
+                    p.update(mapping, Stage::Resolving { done, total });
+                }
+            };
+            let resolve_options = ResolveOptions {
+                cache_bytes,
+                retain_bytes,
+                big_object_bytes,
+                progress: Some(&report_progress),
+                limits,
+            };
+            let result = runtime.block_on(resolve::resolve_and_scan(
+                &mut entries,
+                &source,
+                &resolve_options,
+                &mut scanner,
+            ));
+            (entries, scanner, source, result)
+        });
+        let (entries, scanner, source, result) = match task.await {
+            Ok(done) => done,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => return Err(MirrorError::ResolveTask(e.to_string())),
             },
         };
-        resolve::resolve_and_scan(
-            &mut parsed.entries,
-            source.as_ref(),
-            &resolve_options,
-            &mut parsed.scanner,
-        )
-        .await?;
+        parsed.entries = entries;
+        parsed.scanner = scanner;
+        let stats = result?;
+        tracing::debug!(
+            deltas = stats.deltas,
+            cache_hits = stats.cache_hits,
+            cache_misses = stats.cache_misses,
+            rebuilt = stats.rebuilt,
+            retained_reads = stats.retained_reads,
+            peak_retained_bytes = stats.peak_retained_bytes,
+            reads = stats.reads,
+            bytes_read = stats.bytes_read,
+            streamed = stats.streamed,
+            "deltas resolved"
+        );
         let lfs_config = match lfs_head {
-            Some(head) => find_lfsconfig(&parsed.entries, source.as_ref(), &head).await?,
+            Some(head) => find_lfsconfig(&parsed.entries, &source, &head).await?,
             None => None,
         };
         drop(source);
@@ -336,6 +400,36 @@ impl Run<'_> {
     }
 }
 
+/// Sets its flag when dropped: the resolution it guards is no longer awaited.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A pack source whose reads fail once `stopped` is set, so that a resolution nobody awaits any more (its run was
+/// dropped at the deadline) stops at its next read instead of running on.
+struct Stoppable {
+    inner: Box<dyn PackReader>,
+    stopped: Arc<AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl PackReader for Stoppable {
+    async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, resolve::ReadError> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return Err("the run stopped".into());
+        }
+        self.inner.read_at(offset, len).await
+    }
+
+    fn advise_scan(&self, offset: u64) {
+        self.inner.advise_scan(offset);
+    }
+}
+
 /// A name for this run's temporary upload, unique across concurrent runs and processes.
 fn run_id() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -349,6 +443,9 @@ fn run_id() -> String {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Memory held per pack entry from pass 1 to the end of the run: the entry itself and the resolver's graph.
+const BOOKKEEPING_PER_ENTRY: u64 = std::mem::size_of::<Entry>() as u64 + resolve::BYTES_PER_ENTRY;
 
 /// How one repository's memory budget is shared out.
 struct Budget {
@@ -371,10 +468,12 @@ impl Budget {
     /// The least left for pack processing once the upload buffers are taken, even from a smaller budget.
     const MIN_REST: u64 = 8 << 20;
 
-    fn new(total: u64) -> Self {
-        // The store's upload buffers come off the top.
+    /// The shares of `total` bytes once `entries` pack entries are known.
+    fn new(total: u64, entries: usize) -> Self {
+        // The store's upload buffers and the bookkeeping of the entries come off the top.
         let rest = total
             .saturating_sub(store::UPLOAD_BUFFER_BYTES)
+            .saturating_sub(entries as u64 * BOOKKEEPING_PER_ENTRY)
             .max(Self::MIN_REST);
         Budget {
             in_memory_pack: rest / 4,

@@ -104,12 +104,17 @@ pub enum MirrorError {
     /// The mapping took longer than [`MirrorOptions::mapping_time_limit`].
     #[error("stopped after the time limit of {0:?} per mapping; the previous mirror is unchanged")]
     TimeLimit(std::time::Duration),
+    /// The thread resolving deltas stopped without an answer (the runtime is shutting down).
+    #[error("delta resolution stopped: {0}")]
+    ResolveTask(String),
 }
 
 /// Mirrors every mapping, at most `options.concurrency` at once, and reports on each in the order given.
-/// A failing mapping never stops the others; its report carries the error.
+/// A failing mapping never stops the others; its report carries the error. Each mapping runs in a task of its
+/// own (and resolves deltas on a blocking thread), so that mappings use every core and a slow one never stalls
+/// another.
 pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<RepoReport> {
-    let client = UpstreamClient::new(UpstreamOptions {
+    let client = Arc::new(UpstreamClient::new(UpstreamOptions {
         connect_timeout: options.connect_timeout,
         idle_timeout: options.idle_timeout,
         token: options.token.clone(),
@@ -118,13 +123,13 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
         max_advertisement_bytes: options.max_advertisement_bytes,
         addresses: options.source_addresses,
         ..UpstreamOptions::default()
-    });
+    }));
     // The (not yet started) futures are collected first: a closure inside the stream's type would make the
     // returned future fail to be `Send` (a known limit of the compiler with higher-ranked closure lifetimes).
     let runs: Vec<_> = mappings
         .iter()
         .enumerate()
-        .map(|(index, m)| mirror_mapping(&client, index, m, options))
+        .map(|(index, m)| mirror_mapping(Arc::clone(&client), index, m.clone(), options.clone()))
         .collect();
     futures_util::stream::iter(runs)
         .buffered(options.concurrency.max(1))
@@ -132,16 +137,26 @@ pub async fn mirror_repos(mappings: &[Mapping], options: &MirrorOptions) -> Vec<
         .await
 }
 
+/// Mirrors one mapping in a task of its own; a panic in it fails that mapping only.
 async fn mirror_mapping(
-    client: &Result<UpstreamClient, upstream::UpstreamError>,
+    client: Arc<Result<UpstreamClient, upstream::UpstreamError>>,
     index: usize,
-    mapping: &Mapping,
-    options: &MirrorOptions,
+    mapping: Mapping,
+    options: MirrorOptions,
 ) -> RepoReport {
-    match client {
-        Ok(c) => mirror_repo(c, index, mapping, options).await,
-        Err(e) => failed_report(mapping, Instant::now(), e.to_string()),
-    }
+    let started = Instant::now();
+    let report = new_report(&mapping);
+    let task = tokio::spawn(async move {
+        match client.as_ref() {
+            Ok(c) => mirror_repo(c, index, &mapping, &options).await,
+            Err(e) => failed_report(&mapping, started, e.to_string()),
+        }
+    });
+    task.await.unwrap_or_else(|e| RepoReport {
+        duration_ms: started.elapsed().as_millis() as u64,
+        error: Some(format!("the mirror task failed: {e}")),
+        ..report
+    })
 }
 
 /// A report of a mapping that has done nothing yet.

@@ -3,11 +3,12 @@
 //! A pack too big for the memory budget is streamed into the store while it arrives (`fetch.rs`), and the
 //! resolver then reads it again through the [`PackReader`] trait. Its reads come mostly in pack order and are
 //! small, so [`StorePackReader`] serves them from aligned chunks fetched with ranged GETs, and never lets the
-//! resolver wait on one request at a time: a read that continues an earlier one (the scan in pack order, or one of
-//! the 2-4 interleaved positions of a streamed big object) starts the GETs of the next chunks at once, so several
-//! are in flight while the resolver works on the current one. A read that continues nothing (a base far behind
-//! the scan) fetches just its own bytes, without evicting the chunks of the scan. A read longer than a chunk
-//! bypasses the chunks.
+//! resolver wait on one request at a time: the resolver's scan [advises](PackReader::advise_scan) where it is,
+//! and the chunks ahead of it are fetched while it works on the current one; a read that starts exactly where an
+//! earlier one ended (one of the 2-4 interleaved positions of a streamed big object) does the same for its own
+//! stream. Any other read (the entries of a base rebuilt far behind the scan) fetches just its own bytes, unless
+//! a chunk already holds them, and never evicts the chunks of the scan. A read longer than a chunk bypasses the
+//! chunks.
 
 use crate::git::resolve::{PackReader, ReadError};
 use crate::store::{Store, StoreError};
@@ -16,11 +17,11 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::task::JoinHandle;
 
-/// How many recent reads' ends are remembered to recognise a read that continues one of them.
+/// How many recent reads' ends are remembered to recognise a read that continues one of them exactly.
 const STREAMS: usize = 8;
 
-/// Reads a stored pack back: aligned chunks fetched with ranged GETs ahead of sequential reads, a few kept in an
-/// LRU, so a scan in pack order costs one request per chunk and rarely waits for one.
+/// Reads a stored pack back: aligned chunks fetched with ranged GETs ahead of the scan and of sequential reads, a
+/// few kept in an LRU, so a scan in pack order costs one request per chunk and rarely waits for one.
 pub(super) struct StorePackReader {
     store: Arc<dyn Store>,
     key: String,
@@ -75,15 +76,11 @@ impl StorePackReader {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a read at `offset` continues a recent read (a new reader's first read counts as one), and
-    /// remembers where this one ends.
+    /// Whether a read at `offset` starts exactly where a recent read ended, and remembers where this one ends.
     fn continues(&self, offset: u64, end: u64) -> bool {
         let mut state = self.state();
-        let continued = state
-            .ends
-            .iter()
-            .position(|&e| e <= offset && offset - e <= self.chunk);
-        let sequential = continued.is_some() || state.ends.is_empty();
+        let continued = state.ends.iter().position(|&e| e == offset);
+        let sequential = continued.is_some();
         if let Some(at) = continued {
             state.ends.remove(at);
         }
@@ -177,6 +174,13 @@ impl Drop for StorePackReader {
 
 #[async_trait::async_trait]
 impl PackReader for StorePackReader {
+    fn advise_scan(&self, offset: u64) {
+        let first = offset / self.chunk;
+        for index in first..=first + self.ahead {
+            self.prefetch(index);
+        }
+    }
+
     async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
         let end = offset
             .checked_add(len)

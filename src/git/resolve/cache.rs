@@ -85,7 +85,7 @@ impl Cache {
 /// Bytes counted for each retained entry besides its data (map slot, allocation).
 const RETAINED_OVERHEAD: u64 = 64;
 
-/// Compressed entries read back from a pack that is not in memory and that still have descendants to come,
+/// Compressed entries read back from the pack that still have descendants to come,
 /// bounded in bytes: rebuilding an evicted base from them costs CPU instead of a read far behind the scan. Nothing
 /// is evicted: an entry is dropped when its last descendant is resolved, and none is added while the limit is
 /// reached.
@@ -110,6 +110,11 @@ impl Retained {
     /// Most bytes ever held.
     pub(super) fn peak(&self) -> u64 {
         self.peak
+    }
+
+    /// Whether entry `i` is retained.
+    pub(super) fn contains(&self, i: EntryIndex) -> bool {
+        self.entries.contains_key(&i)
     }
 
     /// The compressed bytes of entry `i`, if retained.

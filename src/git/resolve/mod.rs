@@ -13,9 +13,10 @@
 //!   are kept in an LRU cache bounded by [`ResolveOptions::cache_bytes`]; an object is dropped as soon as its last
 //!   child is resolved. Objects without pending children are never cached.
 //! - On a cache miss the base is rebuilt from its delta chain (iteratively, down to the nearest cached object or
-//!   base entry; chains deeper than [`MAX_CHAIN_DEPTH`] are refused). When the pack is read back from outside
-//!   memory, the compressed bytes of entries with descendants to come are kept too (as many bytes as the cache),
-//!   so that a rebuild far behind the scan costs CPU, not reads.
+//!   base entry; chains deeper than [`MAX_CHAIN_DEPTH`] are refused). The compressed bytes of entries with
+//!   descendants to come are kept too, up to [`ResolveOptions::retain_bytes`], so that a rebuild far behind the
+//!   scan costs CPU, not reads; the entries of a chain that are not kept are read all at once (up to
+//!   [`FETCH_AT_ONCE`]), so that a rebuild waits for one round of reads, not one per level.
 //! - A REF delta whose base is not known yet waits until an object with that id is resolved, then is resolved
 //!   out of order (so a pack that lists deltas before their bases still works, in one linear pass). Anything still
 //!   waiting at the end (a thin pack's missing base, or a REF cycle such as A→B→A, which can never produce the
@@ -36,10 +37,11 @@
 //! when the pack is in memory, so the resolver yields to the executor after every [`YIELD_BYTES`] of it and
 //! every [`YIELD_ENTRIES`] entries: a caller's timeout or cancellation can stop it at any of those points.
 //!
-//! Memory: about `cache_bytes` (twice that for a source not in memory), plus at most four buffers of at most
-//! `big_object_bytes` in flight (a base, a compressed delta, the inflated delta, its result), plus for a streamed chain roughly 150 KiB per level and a
+//! Memory: about `cache_bytes` + `retain_bytes`, plus [`FETCH_BYTES`] of a chain's entries read at once, plus at
+//! most four buffers of at most `big_object_bytes` in flight (a base, a compressed delta, the inflated delta, its
+//! result), plus for a streamed chain roughly 150 KiB per level and a
 //! window of 64 KiB to 1 MiB per level (8 MiB in all at most; at most [`MAX_STREAM_LEVELS`] levels), plus about
-//! 10 bytes per entry and the bookkeeping of REF deltas waiting for their base. Time is proportional to the bytes
+//! [`BYTES_PER_ENTRY`] per entry and the bookkeeping of REF deltas waiting for their base. Time is proportional to the bytes
 //! the deltas produce (which a hostile delta can make large with little input, as with git itself).
 //!
 //! [`DeltaDecoder`]: crate::git::delta::DeltaDecoder
@@ -59,10 +61,19 @@ use crate::git::pack::inflate::InflateError;
 use crate::git::scan::{ScanError, Scanner};
 use bytes::Bytes;
 
+/// Bytes the resolver holds per entry besides the [`Entry`] itself (its graph of bases and children, and the kinds
+/// it reports), for callers that count memory.
+pub const BYTES_PER_ENTRY: u64 =
+    (3 * std::mem::size_of::<u32>() + std::mem::size_of::<ObjectKind>()) as u64;
+
 /// Longest delta chain rebuilt (git itself never writes chains deeper than 4095).
 pub const MAX_CHAIN_DEPTH: usize = 10_000;
 /// Most levels streamed at once for objects bigger than [`ResolveOptions::big_object_bytes`].
 pub const MAX_STREAM_LEVELS: usize = 256;
+/// Most entries of a delta chain read at once when a base is rebuilt.
+pub const FETCH_AT_ONCE: usize = 64;
+/// Most bytes of a delta chain's entries read at once when a base is rebuilt (one entry is read at least).
+pub const FETCH_BYTES: u64 = 4 << 20;
 /// Bytes of compressed data fetched per read when an entry is streamed.
 const READ_CHUNK: u64 = 64 * 1024;
 /// Bytes a streamed level produces per `Level::produce` call (its window must hold at least twice this).
@@ -109,10 +120,9 @@ pub trait PackReader: Send + Sync {
     /// Exactly `len` bytes of the pack at `offset`.
     async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError>;
 
-    /// Whether reads are served from memory, so that keeping entries read costs memory and saves nothing.
-    fn held_in_memory(&self) -> bool {
-        false
-    }
+    /// The resolver's scan in pack order has reached the entry at `offset`: a reader may fetch what follows ahead
+    /// of time. Does nothing by default.
+    fn advise_scan(&self, _offset: u64) {}
 }
 
 /// A whole pack held in memory (small packs).
@@ -136,18 +146,17 @@ impl PackReader for Bytes {
             .into()),
         }
     }
-
-    fn held_in_memory(&self) -> bool {
-        true
-    }
 }
 
 /// Limits for [`resolve_deltas`], and an optional progress observer.
 #[derive(Clone, Copy)]
 pub struct ResolveOptions<'a> {
-    /// Most bytes of inflated objects kept in the base cache; as many again of compressed entries with
-    /// descendants to come are kept when the source is not [held in memory](PackReader::held_in_memory).
+    /// Most bytes of inflated objects kept in the base cache.
     pub cache_bytes: u64,
+    /// Most bytes of compressed entries with descendants to come kept (overhead included), so that rebuilding
+    /// an evicted base does not read the source again: worth it when reads are dear (a pack read back from a
+    /// store), 0 when the source is in memory.
+    pub retain_bytes: u64,
     /// Objects (and deltas, and compressed entries) bigger than this are streamed, never held whole.
     pub big_object_bytes: u64,
     /// Called with (entries scanned, total entries) every [`PROGRESS_INTERVAL`] entries of the scan.
@@ -178,6 +187,7 @@ impl std::fmt::Debug for ResolveOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResolveOptions")
             .field("cache_bytes", &self.cache_bytes)
+            .field("retain_bytes", &self.retain_bytes)
             .field("big_object_bytes", &self.big_object_bytes)
             .field("progress", &self.progress.is_some())
             .field("limits", &self.limits)
@@ -383,14 +393,20 @@ fn entry_error(entry: &Entry, problem: impl Into<EntryProblem>) -> ResolveError 
 
 /// Exactly `len` bytes of the pack at `offset`: a failed or short read is an error.
 async fn read_exact(source: &dyn PackReader, offset: u64, len: u64) -> Result<Bytes, ResolveError> {
-    let data = source
-        .read_at(offset, len)
-        .await
-        .map_err(|source| ResolveError::Read {
-            offset,
-            len,
-            source,
-        })?;
+    checked_read(offset, len, source.read_at(offset, len).await)
+}
+
+/// The outcome of a read of `len` bytes at `offset`: its error, or exactly `len` bytes.
+fn checked_read(
+    offset: u64,
+    len: u64,
+    result: Result<Bytes, ReadError>,
+) -> Result<Bytes, ResolveError> {
+    let data = result.map_err(|source| ResolveError::Read {
+        offset,
+        len,
+        source,
+    })?;
     if data.len() as u64 != len {
         return Err(ResolveError::ShortRead {
             offset,

@@ -5,9 +5,10 @@
 use super::cache::{Cache, Retained};
 use super::stream::{Level, LevelStep};
 use super::{
-    entry_end, entry_error, read_exact, EntryIndex, EntryProblem, PackReader, ResolveError,
-    ResolveLimits, ResolveOptions, ResolveStats, MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW,
-    PROGRESS_INTERVAL, WINDOW_BUDGET, YIELD_BYTES, YIELD_ENTRIES,
+    checked_read, entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ReadError,
+    ResolveError, ResolveLimits, ResolveOptions, ResolveStats, FETCH_AT_ONCE, FETCH_BYTES,
+    MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW, PROGRESS_INTERVAL, WINDOW_BUDGET, YIELD_BYTES,
+    YIELD_ENTRIES,
 };
 use crate::git::delta;
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
@@ -47,8 +48,10 @@ pub(super) struct Resolver<'a> {
     /// The entry the scan is at.
     scan_pos: EntryIndex,
     cache: Cache,
-    /// Compressed entries with children to come, when the pack is read back from outside memory.
+    /// Compressed entries with descendants to come ([`ResolveOptions::retain_bytes`]).
     retained: Retained,
+    /// Compressed entries of the chain being rebuilt, read at once by `fetch_chain`.
+    fetched: Vec<(EntryIndex, Bytes)>,
     inflater: EntryInflater,
     /// Reads the content of every object rebuilt here.
     scanner: &'a mut Scanner,
@@ -131,10 +134,8 @@ impl<'a> Resolver<'a> {
             ready: Vec::new(),
             scan_pos: EntryIndex(0),
             cache: Cache::new(options.cache_bytes),
-            retained: Retained::new(match source.held_in_memory() {
-                true => 0,
-                false => options.cache_bytes,
-            }),
+            retained: Retained::new(options.retain_bytes),
+            fetched: Vec::new(),
             inflater: EntryInflater::new(),
             scanner,
             limits: options.limits,
@@ -212,6 +213,7 @@ impl<'a> Resolver<'a> {
                 YieldNow(false).await;
             }
             self.scan_pos = EntryIndex::new(i);
+            self.source.advise_scan(self.entries[i].offset);
             self.visit(self.scan_pos).await?;
             while let Some(j) = self.ready.pop() {
                 self.visit(j).await?;
@@ -292,6 +294,7 @@ impl<'a> Resolver<'a> {
             Vec::new()
         };
         let window = (WINDOW_BUDGET / (chain.len() + path.len())).clamp(MIN_WINDOW, MAX_WINDOW);
+        self.fetch_chain(&chain).await?;
 
         let mut built = match self.cache.get(root) {
             Some(data) if root != i => Built::Memory(data),
@@ -328,6 +331,7 @@ impl<'a> Resolver<'a> {
             }
             Built::Stream(levels) => self.stream_hash(levels, i, &path, window).await?,
         }
+        self.fetched.clear();
         Ok(())
     }
 
@@ -582,13 +586,17 @@ impl<'a> Resolver<'a> {
     async fn read_whole(&mut self, i: EntryIndex) -> Result<Vec<u8>, ResolveError> {
         let e = &self.entries[i.get()];
         let (start, size, end) = (e.data_offset, e.size, entry_end(e));
-        let data = match self.retained.get(i) {
-            Some(data) => {
+        let fetched = self.fetched.iter().position(|(x, _)| *x == i);
+        let data = match (fetched, self.retained.get(i)) {
+            (_, Some(data)) => {
                 self.stats.retained_reads += 1;
                 data
             }
-            None => {
-                let data = self.read(start, end - start).await?;
+            (fetched, None) => {
+                let data = match fetched {
+                    Some(pos) => self.fetched.swap_remove(pos).1,
+                    None => self.read(start, end - start).await?,
+                };
                 if self.live[i.get()] > 0 {
                     self.retained.insert(i, &data);
                 }
@@ -624,10 +632,56 @@ impl<'a> Resolver<'a> {
     }
 
     async fn read(&mut self, offset: u64, len: u64) -> Result<Bytes, ResolveError> {
-        let data = read_exact(self.source, offset, len).await?;
+        let result = self.source.read_at(offset, len).await;
+        self.check_read(offset, len, result)
+    }
+
+    /// The outcome of a read of `len` bytes at `offset`, checked and counted.
+    fn check_read(
+        &mut self,
+        offset: u64,
+        len: u64,
+        result: Result<Bytes, ReadError>,
+    ) -> Result<Bytes, ResolveError> {
+        let data = checked_read(offset, len, result)?;
         self.stats.reads += 1;
         self.stats.bytes_read += len;
         Ok(data)
+    }
+
+    /// Reads at once the compressed bytes of the entries of `chain` (from `i` down to its root) that rebuilding
+    /// `i` will read whole and that are neither cached nor retained, the root's end first, so that a rebuild far
+    /// behind the scan waits for one round of reads rather than one read per level. At most [`FETCH_AT_ONCE`]
+    /// entries and [`FETCH_BYTES`] bytes; the rest are read one by one.
+    async fn fetch_chain(&mut self, chain: &[EntryIndex]) -> Result<(), ResolveError> {
+        let (i, root) = (chain[0], chain[chain.len() - 1]);
+        let mut wanted = Vec::new();
+        let mut bytes = 0;
+        for &x in chain.iter().rev() {
+            let e = &self.entries[x.get()];
+            let len = entry_end(e) - e.data_offset;
+            let cached = x == root && x != i && self.cache.contains(x);
+            if cached || self.is_big(x) || self.retained.contains(x) {
+                continue;
+            }
+            if wanted.len() == FETCH_AT_ONCE || (bytes + len > FETCH_BYTES && !wanted.is_empty()) {
+                break;
+            }
+            bytes += len;
+            wanted.push((x, e.data_offset, len));
+        }
+        if wanted.len() < 2 {
+            return Ok(());
+        }
+        let source = self.source;
+        let reads = wanted.iter().map(|&(x, offset, len)| async move {
+            (x, offset, len, source.read_at(offset, len).await)
+        });
+        for (x, offset, len, result) in futures_util::future::join_all(reads).await {
+            let data = self.check_read(offset, len, result)?;
+            self.fetched.push((x, data));
+        }
+        Ok(())
     }
 }
 

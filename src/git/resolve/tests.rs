@@ -11,11 +11,13 @@ use super::stream::Ring;
 use crate::git::oid::hash_object;
 use crate::git::pack::entry::EntryKind;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const LOTS: u64 = 1 << 30;
 /// Everything in memory and cached.
 const ROOMY: ResolveOptions<'static> = ResolveOptions {
     cache_bytes: LOTS,
+    retain_bytes: 0,
     big_object_bytes: LOTS,
     progress: None,
     limits: ResolveLimits::NONE,
@@ -23,6 +25,7 @@ const ROOMY: ResolveOptions<'static> = ResolveOptions {
 /// No cache at all: every base is rebuilt from its chain.
 const NO_CACHE: ResolveOptions<'static> = ResolveOptions {
     cache_bytes: 0,
+    retain_bytes: 0,
     big_object_bytes: LOTS,
     progress: None,
     limits: ResolveLimits::NONE,
@@ -30,6 +33,7 @@ const NO_CACHE: ResolveOptions<'static> = ResolveOptions {
 /// A cache too small for most objects: constant eviction.
 const TINY_CACHE: ResolveOptions<'static> = ResolveOptions {
     cache_bytes: 3000,
+    retain_bytes: 0,
     big_object_bytes: LOTS,
     progress: None,
     limits: ResolveLimits::NONE,
@@ -37,6 +41,7 @@ const TINY_CACHE: ResolveOptions<'static> = ResolveOptions {
 /// Every object streamed.
 const STREAMED: ResolveOptions<'static> = ResolveOptions {
     cache_bytes: LOTS,
+    retain_bytes: 0,
     big_object_bytes: 0,
     progress: None,
     limits: ResolveLimits::NONE,
@@ -537,6 +542,7 @@ async fn rejects_bad_zlib_streams() {
     p.entries[0].oid = None;
     let options = ResolveOptions {
         cache_bytes: LOTS,
+        retain_bytes: 0,
         big_object_bytes: u64::MAX,
         progress: None,
         limits: ResolveLimits::NONE,
@@ -703,6 +709,7 @@ async fn streams_big_objects() {
     const MIB: usize = 1 << 20;
     let options = ResolveOptions {
         cache_bytes: 4 * MIB as u64,
+        retain_bytes: 0,
         big_object_bytes: MIB as u64,
         progress: None,
         limits: ResolveLimits::NONE,
@@ -957,6 +964,7 @@ async fn big_blob_child() {
     let source = FileReader(std::fs::File::open(&pack_path).unwrap());
     let options = ResolveOptions {
         cache_bytes: 16 << 20,
+        retain_bytes: 0,
         big_object_bytes: big,
         progress: None,
         limits: ResolveLimits::NONE,
@@ -1069,18 +1077,29 @@ async fn bytes_source_reads_exact_ranges() {
     assert!(source.read_at(u64::MAX, 2).await.is_err());
 }
 
-/// A pack read from outside memory, as far as the resolver knows (the bytes behind a wrapper).
-struct Remote(Bytes);
+/// A source that counts its reads and how many were in flight at once (each waits for one turn of the runtime).
+#[derive(Default)]
+struct Counting {
+    bytes: Bytes,
+    reads: AtomicU64,
+    in_flight: AtomicU64,
+    most_in_flight: AtomicU64,
+}
 
 #[async_trait::async_trait]
-impl PackReader for Remote {
+impl PackReader for Counting {
     async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {
-        self.0.read_at(offset, len).await
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let now = self.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        self.most_in_flight.fetch_max(now, Ordering::Relaxed);
+        tokio::task::yield_now().await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.read_at(offset, len).await
     }
 }
 
 #[tokio::test]
-async fn a_source_outside_memory_is_read_once_per_entry_when_compressed_entries_fit() {
+async fn kept_compressed_entries_spare_reads_and_chains_are_read_at_once() {
     let mut p = TestPack::new();
     let mut chain = vec![p.base(ObjectKind::Blob, &version(0))];
     for n in 1..30 {
@@ -1091,47 +1110,48 @@ async fn a_source_outside_memory_is_read_once_per_entry_when_compressed_entries_
         p.ofs(chain[n], &version(500 + n));
     }
     // Room for every compressed entry, and for a few versions inflated.
+    let room = (p.bytes.len() + 64 * p.entries.len()) as u64;
     let options = ResolveOptions {
-        cache_bytes: (p.bytes.len() + 64 * p.entries.len()) as u64,
+        cache_bytes: room,
+        retain_bytes: room,
         ..ROOMY
     };
-
-    let mut entries = p.entries.clone();
-    let remote = resolve_deltas(&mut entries, &Remote(p.source()), &options)
-        .await
-        .unwrap();
-    for (i, e) in entries.iter().enumerate() {
-        assert_eq!(e.oid, Some(p.expected[i].0), "entry {i}");
-    }
-    assert!(remote.cache_misses > 0 && remote.rebuilt > 0, "{remote:?}");
-    assert_eq!(remote.reads as usize, p.entries.len(), "{remote:?}");
-    assert!(remote.retained_reads >= remote.rebuilt, "{remote:?}");
-    assert!(remote.peak_retained_bytes > 0 && remote.peak_retained_bytes <= options.cache_bytes);
-
-    // From memory nothing is retained: the rebuilds read the pack again.
-    let (_, in_memory) = p.resolve(options).await.unwrap();
-    assert_eq!(
-        (in_memory.retained_reads, in_memory.peak_retained_bytes),
-        (0, 0)
-    );
-    assert!(in_memory.reads > remote.reads, "{in_memory:?}");
-
-    // Without room, a source outside memory is read again as well, and the ids are the same.
-    let none = ResolveOptions {
-        cache_bytes: 0,
-        ..ROOMY
+    let resolve = |options: ResolveOptions<'static>| {
+        let p = p.clone();
+        async move {
+            let source = Counting {
+                bytes: p.source(),
+                ..Counting::default()
+            };
+            let mut entries = p.entries.clone();
+            let stats = resolve_deltas(&mut entries, &source, &options)
+                .await
+                .unwrap();
+            for (i, e) in entries.iter().enumerate() {
+                assert_eq!(e.oid, Some(p.expected[i].0), "entry {i} with {options:?}");
+            }
+            assert_eq!(stats.reads, source.reads.load(Ordering::Relaxed));
+            (stats, source.most_in_flight.load(Ordering::Relaxed))
+        }
     };
-    let mut entries = p.entries.clone();
-    let tight = resolve_deltas(&mut entries, &Remote(p.source()), &none)
-        .await
-        .unwrap();
+
+    let (kept, _) = resolve(options).await;
+    assert!(kept.cache_misses > 0 && kept.rebuilt > 0, "{kept:?}");
+    assert_eq!(kept.reads as usize, p.entries.len(), "{kept:?}");
+    assert!(kept.retained_reads >= kept.rebuilt, "{kept:?}");
+    assert!(kept.peak_retained_bytes > 0 && kept.peak_retained_bytes <= room);
+
+    // Without room for compressed entries, rebuilds read the pack again, each chain's entries at once.
+    let (read_again, most_at_once) = resolve(ResolveOptions {
+        retain_bytes: 0,
+        ..options
+    })
+    .await;
     assert!(
-        tight.reads > remote.reads && tight.retained_reads == 0,
-        "{tight:?}"
+        read_again.reads > kept.reads && read_again.retained_reads == 0,
+        "{read_again:?}"
     );
-    for (i, e) in entries.iter().enumerate() {
-        assert_eq!(e.oid, Some(p.expected[i].0), "entry {i}");
-    }
+    assert!(most_at_once > 1, "{most_at_once} read at once");
 }
 
 /// LFS pointers are found in both passes: whole blobs by the parser, deltas by the resolver, in every mode.
@@ -1204,6 +1224,7 @@ fn parse_whole(pack: Vec<u8>) -> (Vec<Entry>, Bytes) {
 fn bomb_options(limits: ResolveLimits) -> ResolveOptions<'static> {
     ResolveOptions {
         cache_bytes: 16 << 20,
+        retain_bytes: 0,
         big_object_bytes: 1 << 20,
         progress: None,
         limits,

@@ -105,6 +105,7 @@ async fn measure_scan_cost() {
     ));
     let options = ResolveOptions {
         cache_bytes: 64 << 20,
+        retain_bytes: 0,
         big_object_bytes: 32 << 20,
         progress: None,
         limits: ResolveLimits::NONE,

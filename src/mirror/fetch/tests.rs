@@ -3,7 +3,7 @@ use super::*;
 #[test]
 fn budget_parts_stay_within_total() {
     for mib in [24u64, 32, 256, 3008, 10240] {
-        let b = Budget::new(mib << 20);
+        let b = Budget::new(mib << 20, 0);
         let used = store::UPLOAD_BUFFER_BYTES
             + b.in_memory_pack
             + b.object_cache
@@ -17,6 +17,21 @@ fn budget_parts_stay_within_total() {
 }
 
 #[test]
+fn the_bookkeeping_of_entries_comes_off_the_budget() {
+    let none = Budget::new(256 << 20, 0);
+    let many = Budget::new(256 << 20, 800_000);
+    assert!(many.object_cache < none.object_cache);
+    let taken = (none.object_cache - many.object_cache) * 4;
+    assert!(
+        taken.abs_diff(800_000 * BOOKKEEPING_PER_ENTRY) < 4,
+        "{taken}"
+    );
+    // More entries than the budget holds: the least rest is left.
+    let over = Budget::new(128 << 20, 10_000_000);
+    assert_eq!(over.object_cache, Budget::MIN_REST / 4);
+}
+
+#[test]
 fn the_smallest_budget_holds_the_upload_buffers_and_the_least_rest() {
     assert_eq!(
         crate::options::MIN_MEMORY_BUDGET,
@@ -27,4 +42,17 @@ fn the_smallest_budget_holds_the_upload_buffers_and_the_least_rest() {
 #[test]
 fn temporary_upload_names_differ_within_a_process() {
     assert_ne!(run_id(), run_id());
+}
+
+#[tokio::test]
+async fn a_resolution_nobody_awaits_fails_its_next_read() {
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
+    let source = Stoppable {
+        inner: Box::new(Bytes::from_static(b"0123")),
+        stopped: Arc::clone(&stop.0),
+    };
+    assert_eq!(&source.read_at(1, 2).await.unwrap()[..], b"12");
+    drop(stop);
+    let err = source.read_at(1, 2).await.unwrap_err();
+    assert!(err.to_string().contains("stopped"), "{err}");
 }

@@ -20,24 +20,27 @@ async fn reader(
 }
 
 #[tokio::test]
-async fn reads_in_pack_order_cost_one_request_per_chunk() {
+async fn contiguous_reads_go_through_chunks() {
     let (_dir, store, pack, reader) = reader(2, 0).await;
     let before = store.requests();
     for offset in (0..128).step_by(16) {
         let got = reader.read_at(offset, 16).await.unwrap();
         assert_eq!(got, pack[offset as usize..offset as usize + 16]);
     }
-    assert_eq!(store.requests() - before, 2, "chunks 0 and 1");
-
-    // Across a chunk boundary: the tail of chunk 1 and the head of chunk 2.
-    let got = reader.read_at(120, 20).await.unwrap();
-    assert_eq!(got, pack[120..140]);
+    // The first read continues nothing (its own bytes); then chunks 0 and 1.
     assert_eq!(store.requests() - before, 3);
 
-    // Longer than a chunk: read directly, not cached.
-    let got = reader.read_at(300, 200).await.unwrap();
-    assert_eq!(got, pack[300..500]);
-    assert_eq!(store.requests() - before, 4);
+    // Across a chunk boundary: the tail of chunk 1 and the head of chunk 2.
+    let got = reader.read_at(128, 20).await.unwrap();
+    assert_eq!(got, pack[128..148]);
+    let got = reader.read_at(148, 40).await.unwrap();
+    assert_eq!(got, pack[148..188]);
+    assert_eq!(store.requests() - before, 4, "chunk 2");
+
+    // Longer than a chunk: read directly, not held.
+    let got = reader.read_at(188, 200).await.unwrap();
+    assert_eq!(got, pack[188..388]);
+    assert_eq!(store.requests() - before, 5);
 }
 
 #[tokio::test]
@@ -51,12 +54,14 @@ async fn a_scan_with_read_ahead_fetches_each_chunk_once() {
         if offset + size > 1000 {
             break;
         }
+        reader.advise_scan(offset - 3);
         let data = reader.read_at(offset, size).await.unwrap();
         assert_eq!(data, pack[offset as usize..(offset + size) as usize]);
         got.push(data);
         offset += size + 3;
     }
     let from = offset.min(990);
+    reader.advise_scan(from);
     let tail = reader.read_at(from, 1000 - from).await.unwrap();
     assert_eq!(tail, pack[from as usize..]);
     assert!(got.len() > 30);
@@ -68,42 +73,41 @@ async fn a_scan_with_read_ahead_fetches_each_chunk_once() {
 }
 
 #[tokio::test]
-async fn a_read_behind_the_scan_fetches_only_its_bytes_and_keeps_the_scan_s_chunks() {
-    let (_dir, store, pack, reader) = reader(2, 0).await;
+async fn reads_behind_the_scan_fetch_only_their_bytes_and_keep_the_scan_s_chunks() {
+    let (_dir, store, pack, reader) = reader(2, 1).await;
     for offset in (0..640).step_by(16) {
+        reader.advise_scan(offset);
         reader.read_at(offset, 16).await.unwrap();
     }
     let before = store.requests();
-    // Nine positions, each before the one before: none continues a read.
+    // Entries of a chain rebuilt far behind, close together but each after a header.
     for i in 0..9u64 {
-        let offset = 410 - i * 50;
-        let got = reader.read_at(offset, 3).await.unwrap();
-        assert_eq!(got, pack[offset as usize..offset as usize + 3]);
+        let offset = 10 + i * 20;
+        let got = reader.read_at(offset, 15).await.unwrap();
+        assert_eq!(got, pack[offset as usize..offset as usize + 15]);
     }
     assert_eq!(store.requests() - before, 9, "one small GET each");
     let before = store.requests();
-    reader.read_at(600, 16).await.unwrap();
-    assert_eq!(
-        store.requests(),
-        before,
-        "the scan's last chunk is still held"
-    );
+    reader.read_at(630, 10).await.unwrap();
+    assert_eq!(store.requests(), before, "the scan's chunk is still held");
 }
 
 #[tokio::test]
 async fn the_least_recently_used_chunk_is_dropped() {
     let (_dir, store, _pack, reader) = reader(2, 0).await;
-    // Reads that continue one another, so that each goes through the chunks.
-    let chunk = |i: u64| reader.read_at(i * 64, 1);
+    let chunk = |i: u64| {
+        reader.advise_scan(i * 64);
+        reader.read_at(i * 64, 1)
+    };
     chunk(0).await.unwrap();
     chunk(1).await.unwrap();
-    chunk(0).await.unwrap(); // chunk 0 is now the most recently used
+    reader.read_at(0, 1).await.unwrap(); // chunk 0 is now the most recently used
     chunk(2).await.unwrap(); // evicts chunk 1
     let before = store.requests();
-    chunk(0).await.unwrap();
-    chunk(2).await.unwrap();
+    reader.read_at(0, 1).await.unwrap();
+    reader.read_at(128, 1).await.unwrap();
     assert_eq!(store.requests(), before, "chunks 0 and 2 stay held");
-    chunk(1).await.unwrap();
+    reader.read_at(64, 1).await.unwrap();
     assert_eq!(store.requests(), before + 1, "chunk 1 was dropped");
 }
 
