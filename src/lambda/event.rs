@@ -467,15 +467,17 @@ fn reject_unknown_fields(
     if unknown.is_empty() {
         return Ok(());
     }
-    Err(invalid(
-        path,
-        format!(
+    // Not `invalid`, which would cut the whole line: the unknown names are bounded one by one and the list of
+    // allowed fields is ours, which a reader needs whole.
+    Err(EventError::Invalid {
+        path: path.to_owned(),
+        problem: format!(
             "unknown field{} {}; expected only {}",
             if unknown.len() == 1 { "" } else { "s" },
             list_names(unknown.iter().map(|key| key.as_str())),
             allowed.join(", ")
         ),
-    ))
+    })
 }
 
 fn optional_field<T: DeserializeOwned>(

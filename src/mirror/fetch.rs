@@ -291,12 +291,30 @@ impl Run<'_> {
                 progress: Some(&report_progress),
                 limits,
             };
-            let result = runtime.block_on(resolve::resolve_and_scan(
-                &mut entries,
-                &source,
-                &resolve_options,
-                &mut scanner,
-            ));
+            // The resolver yields every MiB of work; at each yield the flag is looked at, so that a run dropped
+            // at the deadline stops its resolution there even when no read comes (a pack in memory, a bomb).
+            let stopped = Arc::clone(&source.stopped);
+            let result = runtime.block_on(async {
+                let resolve = resolve::resolve_and_scan(
+                    &mut entries,
+                    &source,
+                    &resolve_options,
+                    &mut scanner,
+                );
+                let stop = std::future::poll_fn(|_| match stopped.load(Ordering::Relaxed) {
+                    true => std::task::Poll::Ready(()),
+                    false => std::task::Poll::Pending,
+                });
+                tokio::select! {
+                    biased;
+                    () = stop => Err(resolve::ResolveError::Read {
+                        offset: 0,
+                        len: 0,
+                        source: "the run stopped".into(),
+                    }),
+                    result = resolve => result,
+                }
+            });
             (entries, scanner, source, result)
         });
         let (entries, scanner, source, result) = match task.await {
