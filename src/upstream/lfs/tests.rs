@@ -64,7 +64,7 @@ fn batch_answer(request: &Seen, other: u16) -> Reply {
     let body = serde_json::json!({"transfer": "basic", "objects": [
         {"oid": oid(1).to_string(), "size": 1, "actions": {"download": {"href": format!("http://{host}/one")}}},
         {"oid": oid(2).to_string(), "size": 1, "actions": {"download": {
-            "href": format!("http://127.0.0.1:{other}/two"), "header": {"X-Signed": "s2"}}}},
+            "href": format!("http://127.0.0.1:{other}/two"), "header": {"X-Signed": "s2", "Host": "elsewhere.example", "Transfer-Encoding": "chunked"}}}},
         {"oid": oid(3).to_string(), "size": 1, "actions": {"download": {
             "href": format!("http://{host}/three"), "header": {"Authorization": "Bearer own"}}}}
     ]});
@@ -131,6 +131,12 @@ async fn source_credentials_go_only_to_the_source_and_hrefs_get_their_headers() 
         None,
         "no source credentials on another host"
     );
+    assert_eq!(
+        at_other[0].header("host"),
+        Some(format!("127.0.0.1:{other_port}").as_str()),
+        "the batch response cannot route the request"
+    );
+    assert_eq!(at_other[0].header("transfer-encoding"), None);
 }
 
 #[tokio::test]
