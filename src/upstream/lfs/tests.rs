@@ -190,3 +190,30 @@ async fn batch_failures_are_errors_of_the_whole_request() {
         .to_string()
         .contains("500"));
 }
+
+#[tokio::test]
+async fn action_headers_do_not_follow_a_redirect_to_another_origin() {
+    let target = RawServer::start(|_| Reply::Send(http("200 OK", &[], b"x"))).await;
+    let location = target.url("/moved").to_string();
+    let first = RawServer::start(move |_| {
+        Reply::Send(http("302 Found", &[("Location", location.as_str())], b""))
+    })
+    .await;
+    let client = UpstreamClient::new(UpstreamOptions::default()).unwrap();
+    let endpoint = client.lfs_endpoint(&first.url("/repo"), None).unwrap();
+    let download = Download {
+        href: first.url("/object"),
+        headers: vec![("X-Signed".to_owned(), "secret".to_owned())],
+        expires_at: None,
+    };
+    let mut body = client.lfs_download(&endpoint, &download).await.unwrap();
+    assert!(body.next_chunk().await.unwrap().is_some());
+    assert_eq!(first.seen()[0].header("x-signed"), Some("secret"));
+    let moved = &target.seen()[0];
+    assert_eq!(moved.target, "/moved");
+    assert_eq!(
+        moved.header("x-signed"),
+        None,
+        "the action's headers stay on its origin"
+    );
+}
