@@ -22,6 +22,15 @@ use super::UpstreamError;
 use crate::git::lfs::batch::{self, BatchError, Download, Outcome};
 use crate::git::lfs::Pointer;
 
+/// Headers a batch response may not set on a download: they decide where and how the request is sent.
+const FRAMING_HEADERS: [HeaderName; 5] = [
+    header::HOST,
+    header::CONTENT_LENGTH,
+    header::TRANSFER_ENCODING,
+    header::CONNECTION,
+    header::UPGRADE,
+];
+
 /// Largest batch response accepted, in bytes (100 objects with long signed hrefs stay far below it).
 const MAX_BATCH_RESPONSE_BYTES: u64 = 16 << 20;
 
@@ -173,6 +182,10 @@ impl UpstreamClient {
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                 invalid("the batch response gave an invalid header name".to_owned())
             })?;
+            // Headers that frame or route the request are the client's, not the server's, to set.
+            if FRAMING_HEADERS.contains(&name) {
+                continue;
+            }
             let mut value = HeaderValue::from_str(value).map_err(|_| {
                 invalid("the batch response gave an invalid header value".to_owned())
             })?;

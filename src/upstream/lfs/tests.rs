@@ -64,7 +64,7 @@ fn batch_answer(request: &Seen, other: u16) -> Reply {
     let body = serde_json::json!({"transfer": "basic", "objects": [
         {"oid": oid(1).to_string(), "size": 1, "actions": {"download": {"href": format!("http://{host}/one")}}},
         {"oid": oid(2).to_string(), "size": 1, "actions": {"download": {
-            "href": format!("http://127.0.0.1:{other}/two"), "header": {"X-Signed": "s2"}}}},
+            "href": format!("http://127.0.0.1:{other}/two"), "header": {"X-Signed": "s2", "Host": "elsewhere.example", "Transfer-Encoding": "chunked"}}}},
         {"oid": oid(3).to_string(), "size": 1, "actions": {"download": {
             "href": format!("http://{host}/three"), "header": {"Authorization": "Bearer own"}}}}
     ]});
@@ -131,6 +131,12 @@ async fn source_credentials_go_only_to_the_source_and_hrefs_get_their_headers() 
         None,
         "no source credentials on another host"
     );
+    assert_eq!(
+        at_other[0].header("host"),
+        Some(format!("127.0.0.1:{other_port}").as_str()),
+        "the batch response cannot route the request"
+    );
+    assert_eq!(at_other[0].header("transfer-encoding"), None);
 }
 
 #[tokio::test]
@@ -183,4 +189,31 @@ async fn batch_failures_are_errors_of_the_whole_request() {
         .unwrap_err()
         .to_string()
         .contains("500"));
+}
+
+#[tokio::test]
+async fn action_headers_do_not_follow_a_redirect_to_another_origin() {
+    let target = RawServer::start(|_| Reply::Send(http("200 OK", &[], b"x"))).await;
+    let location = target.url("/moved").to_string();
+    let first = RawServer::start(move |_| {
+        Reply::Send(http("302 Found", &[("Location", location.as_str())], b""))
+    })
+    .await;
+    let client = UpstreamClient::new(UpstreamOptions::default()).unwrap();
+    let endpoint = client.lfs_endpoint(&first.url("/repo"), None).unwrap();
+    let download = Download {
+        href: first.url("/object"),
+        headers: vec![("X-Signed".to_owned(), "secret".to_owned())],
+        expires_at: None,
+    };
+    let mut body = client.lfs_download(&endpoint, &download).await.unwrap();
+    assert!(body.next_chunk().await.unwrap().is_some());
+    assert_eq!(first.seen()[0].header("x-signed"), Some("secret"));
+    let moved = &target.seen()[0];
+    assert_eq!(moved.target, "/moved");
+    assert_eq!(
+        moved.header("x-signed"),
+        None,
+        "the action's headers stay on its origin"
+    );
 }
