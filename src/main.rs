@@ -58,6 +58,10 @@ struct Cli {
     /// Most bytes delta resolution may inflate and produce per byte of pack (default 1000; at least 1 GiB).
     #[arg(long)]
     max_inflate_ratio: Option<u64>,
+    /// Verify each mirror first (listed packs and indexes exist, refs' objects are in listed packs) and repair a
+    /// broken one by a full fetch.
+    #[arg(long)]
+    verify: bool,
     /// Print the reports as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -169,6 +173,7 @@ async fn main() -> ExitCode {
         gc_grace_hours: Some(cli.gc_grace_hours),
         max_object_mib: cli.max_object_mib,
         max_inflate_ratio: cli.max_inflate_ratio,
+        verify: Some(cli.verify),
     };
     let mut options = match overrides.apply(MirrorOptions::default()) {
         Ok(options) => options,

@@ -57,6 +57,10 @@ pub struct MirrorOptions {
     /// Resolving a pack's deltas may inflate and produce at most this many times the pack's size (or
     /// [`MIN_WORK_BYTES`] for small packs) before the run fails: what stops a delta bomb.
     pub max_inflate_ratio: u64,
+    /// Verify the published mirror first (every listed pack and index exists, every published ref's object is
+    /// in a listed pack) and repair it by a full fetch when it is broken, even if the refs are up to date
+    /// ([`crate::RepoReport::repaired`] says what was found).
+    pub verify: bool,
 }
 
 /// Default [`MirrorOptions::max_object_bytes`]: 4 GiB (GitHub refuses files over 100 MiB).
@@ -79,6 +83,7 @@ impl std::fmt::Debug for MirrorOptions {
             .field("gc_grace", &self.gc_grace)
             .field("max_object_bytes", &self.max_object_bytes)
             .field("max_inflate_ratio", &self.max_inflate_ratio)
+            .field("verify", &self.verify)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +110,7 @@ impl Default for MirrorOptions {
             progress: None,
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
             max_inflate_ratio: DEFAULT_MAX_INFLATE_RATIO,
+            verify: false,
         }
     }
 }
@@ -166,6 +172,8 @@ pub struct Overrides {
     pub max_object_mib: Option<u64>,
     /// Most bytes delta resolution may inflate and produce per byte of pack, at least 1.
     pub max_inflate_ratio: Option<u64>,
+    /// Verify the published mirror and repair it when broken ([`MirrorOptions::verify`]).
+    pub verify: Option<bool>,
 }
 
 /// An [`Overrides`] value out of range.
@@ -180,7 +188,7 @@ pub struct InvalidOverride {
 
 impl Overrides {
     /// The field names, as a Lambda request spells them, in the order their errors are reported.
-    pub const FIELDS: [&'static str; 11] = [
+    pub const FIELDS: [&'static str; 12] = [
         "memory_budget_mib",
         "concurrency",
         "endpoint_url",
@@ -192,6 +200,7 @@ impl Overrides {
         "gc_grace_hours",
         "max_object_mib",
         "max_inflate_ratio",
+        "verify",
     ];
 
     /// Checks every value's range; the error names the first field at fault, in [`Overrides::FIELDS`] order.
@@ -276,6 +285,9 @@ impl Overrides {
         }
         if let Some(ratio) = self.max_inflate_ratio {
             options.max_inflate_ratio = ratio;
+        }
+        if let Some(verify) = self.verify {
+            options.verify = verify;
         }
         Ok(options)
     }

@@ -63,6 +63,10 @@ pub struct RepoReport {
     pub duration_ms: u64,
     /// Why it failed, if it did.
     pub error: Option<String>,
+    /// What verification ([`crate::MirrorOptions::verify`]) found broken in the published mirror, which this
+    /// run repaired with a full fetch replacing every listed pack; absent when nothing was (or nothing checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repaired: Option<String>,
 }
 
 /// Writes a report's kind of run under its name, `kind`, and under its deprecated former name, `path`.

@@ -79,5 +79,6 @@ pub(super) fn report(mapping: &Mapping, error: Option<&str>) -> RepoReport {
         packs_deleted: 0,
         duration_ms: 5,
         error: error.map(str::to_owned),
+        repaired: None,
     }
 }

@@ -580,7 +580,8 @@ async fn every_request_option_reaches_the_mirror() {
         "compaction_threshold": 5,
         "gc_grace_hours": 2,
         "max_object_mib": 64,
-        "max_inflate_ratio": 50
+        "max_inflate_ratio": 50,
+        "verify": true
     });
     let payload: Value = serde_json::from_str(&body(&[(GIT, TARGET)], options)).unwrap();
     let mirror = FakeMirror::default();
@@ -603,6 +604,7 @@ async fn every_request_option_reaches_the_mirror() {
         gc_grace_hours: Some(2),
         max_object_mib: Some(64),
         max_inflate_ratio: Some(50),
+        verify: Some(true),
     }
     .apply(MirrorOptions::default())
     .unwrap();

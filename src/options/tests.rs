@@ -15,6 +15,7 @@ fn all_set() -> Overrides {
         gc_grace_hours: Some(2),
         max_object_mib: Some(64),
         max_inflate_ratio: Some(50),
+        verify: Some(true),
     }
 }
 
@@ -45,6 +46,7 @@ fn every_override_reaches_the_options() {
     assert_eq!(options.max_inflate_ratio, 50);
     assert_eq!(options.max_work_bytes(100 << 20), 5000 << 20);
     assert_eq!(options.max_work_bytes(1), MIN_WORK_BYTES);
+    assert!(options.verify);
     let small = Overrides {
         memory_budget_mib: Some(1),
         ..Overrides::default()
@@ -174,6 +176,6 @@ fn fields_are_exactly_the_ones_deserialization_accepts() {
     let text = r#"{"memory_budget_mib": 512, "concurrency": 7, "endpoint_url": "http://127.0.0.1:5000",
         "force_path_style": true, "storage_class": "STANDARD_IA", "region": "eu-west-1",
         "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2,
-        "max_object_mib": 64, "max_inflate_ratio": 50}"#;
+        "max_object_mib": 64, "max_inflate_ratio": 50, "verify": true}"#;
     assert_eq!(serde_json::from_str::<Overrides>(text).unwrap(), all_set());
 }

@@ -188,7 +188,7 @@ fn unknown_fields_are_named() {
             error_text(event),
             "event: unknown fields `dry_run`, `memory`; expected only mappings, memory_budget_mib, concurrency, \
              endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
-             gc_grace_hours, max_object_mib, max_inflate_ratio"
+             gc_grace_hours, max_object_mib, max_inflate_ratio, verify"
         );
 }
 
@@ -331,7 +331,7 @@ fn sqs_batch_with_one_bad_message_keeps_the_others() {
             items[1].request.as_ref().unwrap_err().to_string(),
             "Records[1] (messageId \"b\").body: unknown field `priority`; expected only mappings, memory_budget_mib, \
              concurrency, endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
-             gc_grace_hours, max_object_mib, max_inflate_ratio"
+             gc_grace_hours, max_object_mib, max_inflate_ratio, verify"
         );
 }
 
