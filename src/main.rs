@@ -68,6 +68,10 @@ struct Cli {
     /// Largest pack accepted from a source, in MiB.
     #[arg(long, default_value_t = mirror_git_to_s3::options::DEFAULT_MAX_PACK_MIB)]
     max_pack_mib: u64,
+    /// Verify each mirror first (listed packs and indexes exist, refs' objects are in listed packs) and repair a
+    /// broken one by a full fetch.
+    #[arg(long)]
+    verify: bool,
     /// Print the reports as JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -201,6 +205,7 @@ async fn main() -> ExitCode {
         max_inflate_ratio: cli.max_inflate_ratio,
         max_advertisement_mib: Some(cli.max_advertisement_mib),
         max_pack_mib: Some(cli.max_pack_mib),
+        verify: Some(cli.verify),
     };
     let mut options = match overrides.apply(MirrorOptions::default()) {
         Ok(options) => options,

@@ -74,6 +74,10 @@ pub struct MirrorOptions {
     /// Resolving a pack's deltas may inflate and produce at most this many times the pack's size (or
     /// [`MIN_WORK_BYTES`] for small packs) before the run fails: what stops a delta bomb.
     pub max_inflate_ratio: u64,
+    /// Verify the published mirror first (every listed pack and index exists, every published ref's object is
+    /// in a listed pack) and repair it by a full fetch when it is broken, even if the refs are up to date
+    /// ([`crate::RepoReport::repaired`] says what was found).
+    pub verify: bool,
 }
 
 /// How the LFS objects of a mapping are mirrored.
@@ -118,6 +122,7 @@ impl std::fmt::Debug for MirrorOptions {
             .field("lfs", &self.lfs)
             .field("max_object_bytes", &self.max_object_bytes)
             .field("max_inflate_ratio", &self.max_inflate_ratio)
+            .field("verify", &self.verify)
             .finish_non_exhaustive()
     }
 }
@@ -150,6 +155,7 @@ impl Default for MirrorOptions {
             lfs: LfsOptions::default(),
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
             max_inflate_ratio: DEFAULT_MAX_INFLATE_RATIO,
+            verify: false,
         }
     }
 }
@@ -241,6 +247,8 @@ pub struct Overrides {
     pub max_advertisement_mib: Option<u64>,
     /// Largest pack accepted from a source, in MiB, at least 1 (default [`DEFAULT_MAX_PACK_MIB`]).
     pub max_pack_mib: Option<u64>,
+    /// Verify the published mirror and repair it when broken ([`MirrorOptions::verify`]).
+    pub verify: Option<bool>,
 }
 
 /// An [`Overrides`] value out of range.
@@ -255,7 +263,7 @@ pub struct InvalidOverride {
 
 impl Overrides {
     /// The field names, as a Lambda request spells them, in the order their errors are reported.
-    pub const FIELDS: [&'static str; 16] = [
+    pub const FIELDS: [&'static str; 17] = [
         "memory_budget_mib",
         "concurrency",
         "endpoint_url",
@@ -272,6 +280,7 @@ impl Overrides {
         "max_inflate_ratio",
         "max_advertisement_mib",
         "max_pack_mib",
+        "verify",
     ];
 
     /// Checks every value's range; the error names the first field at fault, in [`Overrides::FIELDS`] order.
@@ -395,6 +404,9 @@ impl Overrides {
         }
         if let Some(mib) = self.max_pack_mib {
             options.max_pack_bytes = mib << 20;
+        }
+        if let Some(verify) = self.verify {
+            options.verify = verify;
         }
         Ok(options)
     }

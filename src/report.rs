@@ -69,6 +69,10 @@ pub struct RepoReport {
     /// is turned off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lfs: Option<LfsReport>,
+    /// What verification ([`crate::MirrorOptions::verify`]) found broken in the published mirror, which this
+    /// run repaired with a full fetch replacing every listed pack; absent when nothing was (or nothing checked).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repaired: Option<String>,
 }
 
 /// The LFS objects of one run: those copied, those the mirror already had, and (when tolerated) those it could

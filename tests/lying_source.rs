@@ -455,3 +455,43 @@ async fn a_delta_bomb_ends_with_a_clear_error_or_at_the_deadline() {
     case.refused(bomb, &["stopped at the deadline"]).await;
     assert!(snapshot(case.target.path()).is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_repairs_a_mirror_broken_by_other_means() {
+    let mut case = Case::new().await;
+    case.honest_run(RunKind::Full).await;
+    case.options.verify = true;
+    // A healthy mirror: verified, and still a no-op.
+    let report = case.run().await;
+    assert!(report.is_ok() && report.repaired.is_none(), "{report}");
+    assert_eq!(report.kind, RunKind::NoOp, "{report}");
+    // A pack deleted by hand: the fast path alone would keep the mirror broken.
+    let pack_dir = case.target.path().join("objects/pack");
+    let pack = std::fs::read_dir(&pack_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "pack"))
+        .unwrap();
+    std::fs::remove_file(&pack).unwrap();
+    let report = case.run().await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(report.kind, RunKind::Compaction, "{report}");
+    let found = report.repaired.clone().unwrap_or_default();
+    assert!(found.ends_with(".pack is listed but missing"), "{found}");
+    testkit::assert_dumb_clone_matches(&case.target.path().display().to_string(), &case.source);
+    // A ref whose object no listed pack holds (a lie an older version accepted): repaired too.
+    let info_refs = case.target.path().join("info/refs");
+    let text = std::fs::read_to_string(&info_refs).unwrap();
+    let (first, rest) = text.split_once('\t').unwrap();
+    let bogus = "1".repeat(40);
+    std::fs::write(&info_refs, format!("{bogus}\t{rest}")).unwrap();
+    assert_eq!(first.len(), 40);
+    let report = case.run().await;
+    assert!(report.is_ok(), "{report}");
+    let found = report.repaired.clone().unwrap_or_default();
+    assert!(
+        found.contains(&format!("points at {bogus}, which no listed pack holds")),
+        "{found}"
+    );
+    testkit::assert_dumb_clone_matches(&case.target.path().display().to_string(), &case.source);
+}

@@ -95,6 +95,7 @@ pub(super) fn report(mapping: &Mapping, error: Option<&str>) -> RepoReport {
         duration_ms: 5,
         error: error.map(str::to_owned),
         lfs: None,
+        repaired: None,
     }
 }
 

@@ -525,7 +525,8 @@ async fn every_request_option_reaches_the_mirror() {
         "lfs_url": "https://lfs.example.com/repo",
         "lfs_tolerate_missing": true,
         "max_object_mib": 64,
-        "max_inflate_ratio": 50
+        "max_inflate_ratio": 50,
+        "verify": true
     });
     let payload: Value = serde_json::from_str(&body(&[(GIT, TARGET)], options)).unwrap();
     let mirror = FakeMirror::default();
@@ -551,6 +552,7 @@ async fn every_request_option_reaches_the_mirror() {
         lfs_tolerate_missing: Some(true),
         max_object_mib: Some(64),
         max_inflate_ratio: Some(50),
+        verify: Some(true),
         ..Overrides::default()
     }
     .apply(MirrorOptions::default())

@@ -18,7 +18,7 @@
 use super::plan::Desired;
 use super::MirrorError;
 use crate::git::idx::lookup::{Fanout, LookupError, FANOUT_END};
-use crate::git::layout;
+use crate::git::layout::{self, Ref};
 use crate::git::oid::ObjectId;
 use crate::git::scan::Scanner;
 use crate::store::Store;
@@ -126,6 +126,47 @@ pub(super) async fn check(
         count: absent.len(),
         pack_objects: received.objects,
         searched_listed: !listed.is_empty(),
+    }))
+}
+
+/// Verify mode: what is wrong with a published mirror whose pack list names `packs` and whose `info/refs`
+/// lists `refs`, `None` if nothing: every listed pack and index must exist (one listing of `objects/pack/`),
+/// every index must be one, and every ref's object must be in a listed pack (fan-out and ranged reads).
+pub(super) async fn verify_published(
+    store: &dyn Store,
+    packs: &[ObjectId],
+    refs: &[Ref],
+) -> Result<Option<String>, MirrorError> {
+    let stored: HashSet<String> = store
+        .list(layout::PACK_DIR)
+        .await?
+        .into_iter()
+        .map(|l| l.key)
+        .collect();
+    for pack in packs {
+        for key in [layout::pack_key(pack), layout::idx_key(pack)] {
+            if !stored.contains(&key) {
+                return Ok(Some(format!("{key} is listed but missing")));
+            }
+        }
+    }
+    let mut tips: Vec<ObjectId> = refs.iter().map(|r| r.oid).collect();
+    tips.sort_unstable();
+    tips.dedup();
+    let absent = match absent_from_packs(store, packs, tips).await {
+        Ok(absent) => absent,
+        Err(MirrorError::DamagedIndex { index, problem }) => {
+            return Ok(Some(format!("the index {index} is damaged: {problem}")))
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(refs.iter().find(|r| absent.contains(&r.oid)).map(|r| {
+        format!(
+            "{} points at {}, which no listed pack holds ({} refs' objects missing)",
+            r.name,
+            r.oid,
+            absent.len()
+        )
     }))
 }
 

@@ -174,6 +174,7 @@ fn new_report(mapping: &Mapping) -> RepoReport {
         duration_ms: 0,
         error: None,
         lfs: None,
+        repaired: None,
     }
 }
 
@@ -299,7 +300,12 @@ impl Run<'_> {
             self.store.get(layout::INFO_REFS),
             self.store.get(layout::HEAD)
         )?;
-        if desired.is_published(body(&info_refs), body(&head)) {
+        let damage = if self.options.verify {
+            self.verify_published(body(&info_refs)).await?
+        } else {
+            None
+        };
+        if damage.is_none() && desired.is_published(body(&info_refs), body(&head)) {
             self.report.kind = RunKind::NoOp;
             return Ok(());
         }
@@ -311,7 +317,14 @@ impl Run<'_> {
             body(&info_refs),
             |e| tracing::warn!(%source, error = %e, "ignoring the mirror's info/refs: full fetch"),
         )?;
-        let plan = plan::plan(&desired, &published, self.options);
+        let plan = match &damage {
+            Some(problem) => {
+                tracing::warn!(%source, problem, "verification found the mirror broken: repairing");
+                plan::repair(&desired)
+            }
+            None => plan::plan(&desired, &published, self.options),
+        };
+        self.report.repaired = damage;
         self.report.kind = plan.kind;
 
         let new_pack = if plan.wants.is_empty() {
@@ -353,6 +366,25 @@ impl Run<'_> {
         self.report.packs_deleted =
             gc::collect(self.store.as_ref(), &listed, now, self.options.gc_grace).await?;
         Ok(())
+    }
+
+    /// Verify mode: what is broken in the published mirror (`info_refs` as read), `None` if nothing is. Reads
+    /// the pack list itself (a concurrent run may change it; the repair is a full fetch either way).
+    async fn verify_published(
+        &self,
+        info_refs: Option<&[u8]>,
+    ) -> Result<Option<String>, MirrorError> {
+        let pack_list = self.store.get(layout::PACKS).await?;
+        let Some(refs) = info_refs.and_then(|body| layout::parse_info_refs(body).ok()) else {
+            return Ok(None);
+        };
+        let packs = match pack_list.as_ref().map(|o| layout::parse_packs(&o.body)) {
+            Some(Ok(packs)) => packs,
+            Some(Err(e)) => return Ok(Some(format!("its pack list is damaged: {e}"))),
+            None if refs.is_empty() => return Ok(None),
+            None => return Ok(Some("it publishes refs but no pack list".to_owned())),
+        };
+        connectivity::verify_published(self.store.as_ref(), &packs, &refs).await
     }
 
     /// Aborts an unfinished upload and deletes an unpublished temporary pack.

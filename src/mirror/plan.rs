@@ -183,6 +183,16 @@ pub(super) fn plan(desired: &Desired, published: &Published, options: &MirrorOpt
     Plan { kind, wants, haves }
 }
 
+/// The plan that repairs a mirror verification found broken: fetch everything and, as a compaction does,
+/// replace every listed pack with the new one.
+pub(super) fn repair(desired: &Desired) -> Plan {
+    Plan {
+        kind: RunKind::Compaction,
+        wants: unique(desired.refs.iter().map(|r| r.oid)),
+        haves: Vec::new(),
+    }
+}
+
 /// The ids in their first-seen order, each once.
 fn unique(ids: impl Iterator<Item = ObjectId>) -> Vec<ObjectId> {
     let mut seen = HashSet::new();

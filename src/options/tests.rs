@@ -20,6 +20,7 @@ fn all_set() -> Overrides {
         max_inflate_ratio: Some(50),
         max_advertisement_mib: Some(3),
         max_pack_mib: Some(5),
+        verify: Some(true),
     }
 }
 
@@ -60,6 +61,7 @@ fn every_override_reaches_the_options() {
     assert_eq!(options.max_work_bytes(1), MIN_WORK_BYTES);
     assert_eq!(options.max_advertisement_bytes, 3 << 20);
     assert_eq!(options.max_pack_bytes, 5 << 20);
+    assert!(options.verify);
     let small = Overrides {
         memory_budget_mib: Some(1),
         ..Overrides::default()
@@ -224,6 +226,7 @@ fn fields_are_exactly_the_ones_deserialization_accepts() {
         "force_path_style": true, "storage_class": "STANDARD_IA", "region": "eu-west-1",
         "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2,
         "lfs": false, "lfs_url": "https://lfs.example.com/repo", "lfs_tolerate_missing": true,
-        "max_object_mib": 64, "max_inflate_ratio": 50, "max_advertisement_mib": 3, "max_pack_mib": 5}"#;
+        "max_object_mib": 64, "max_inflate_ratio": 50, "max_advertisement_mib": 3, "max_pack_mib": 5,
+        "verify": true}"#;
     assert_eq!(serde_json::from_str::<Overrides>(text).unwrap(), all_set());
 }

@@ -15,6 +15,7 @@ fn the_json_report_names_the_kind_of_run_under_its_new_and_its_former_name() {
         duration_ms: 12,
         error: None,
         lfs: None,
+        repaired: None,
     };
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(

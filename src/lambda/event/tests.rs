@@ -194,7 +194,7 @@ fn unknown_fields_are_named() {
             "event: unknown fields `dry_run`, `memory`; expected only mappings, token_secret, fan_out, memory_budget_mib, concurrency, \
              endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
              gc_grace_hours, lfs, lfs_url, lfs_tolerate_missing, max_object_mib, max_inflate_ratio, \
-             max_advertisement_mib, max_pack_mib"
+             max_advertisement_mib, max_pack_mib, verify"
         );
 }
 
@@ -348,7 +348,7 @@ fn sqs_batch_with_one_bad_message_keeps_the_others() {
             "Records[1] (messageId \"b\").body: unknown field `priority`; expected only mappings, token_secret, fan_out, memory_budget_mib, \
              concurrency, endpoint_url, force_path_style, storage_class, region, ref_prefixes, compaction_threshold, \
              gc_grace_hours, lfs, lfs_url, lfs_tolerate_missing, max_object_mib, max_inflate_ratio, \
-             max_advertisement_mib, max_pack_mib"
+             max_advertisement_mib, max_pack_mib, verify"
         );
 }
 

@@ -14,6 +14,7 @@ fn report(error: Option<&str>) -> RepoReport {
         packs_deleted: 0,
         duration_ms: 2_345,
         lfs: None,
+        repaired: None,
         error: error.map(str::to_owned),
     }
 }

@@ -372,3 +372,27 @@ fn damaged_refs_cost_a_full_fetch_and_a_damaged_pack_list_fails() {
     });
     assert!(matches!(broken, Err(LayoutError::Packs { line: 1, .. })));
 }
+
+#[test]
+fn a_repair_fetches_every_tip_and_replaces_every_pack() {
+    let desired = desired_state(
+        &adv(
+            Some(1),
+            Some("refs/heads/main"),
+            &[
+                ("refs/heads/main", 1),
+                ("refs/tags/v1", 2),
+                ("refs/tags/v2", 1),
+            ],
+        ),
+        &MirrorOptions::default(),
+    );
+    assert_eq!(
+        repair(&desired),
+        Plan {
+            kind: RunKind::Compaction,
+            wants: vec![oid(1), oid(2)],
+            haves: Vec::new(),
+        }
+    );
+}
