@@ -467,16 +467,15 @@ fn reject_unknown_fields(
     if unknown.is_empty() {
         return Ok(());
     }
-    // Not `invalid`, which would cut the whole line: the unknown names are bounded one by one and the list of
-    // allowed fields is ours, which a reader needs whole.
+    // What came from the event is bounded; the list of allowed fields is ours, and a reader needs it whole.
+    let found = bounded(format!(
+        "unknown field{} {}",
+        if unknown.len() == 1 { "" } else { "s" },
+        list_names(unknown.iter().map(|key| key.as_str())),
+    ));
     Err(EventError::Invalid {
         path: path.to_owned(),
-        problem: format!(
-            "unknown field{} {}; expected only {}",
-            if unknown.len() == 1 { "" } else { "s" },
-            list_names(unknown.iter().map(|key| key.as_str())),
-            allowed.join(", ")
-        ),
+        problem: format!("{found}; expected only {}", allowed.join(", ")),
     })
 }
 
