@@ -23,6 +23,8 @@
 //! | reading a stored pack back in chunks | `mirror/read_back.rs` |
 //! | deleting unlisted packs after a grace period | `mirror/gc.rs` |
 //! | HTTP client, redirects, response checks | `upstream/client.rs` |
+//! | retries of source requests: which failures, how long to wait | `upstream/retry.rs` |
+//! | addresses sources may not reach (metadata, link-local, loopback in Lambda) | `upstream/address.rs` |
 //! | URL redaction, credentials and where they may go | `upstream/url.rs` |
 //! | S3 and directory targets, conditional writes | `store/` |
 //! | untrusted text in error messages, error chains | `text.rs` |
