@@ -3,6 +3,8 @@
 #   make lint   cargo fmt --check, clippy with warnings as errors, and the purity check of src/git/ (make test also
 #               runs cfn-lint on template.yaml)
 #   make demo   offline demo: mirror a generated repository from a local git server into moto, then clone it
+#   make fuzz   every cargo-fuzz target for FUZZ_SECONDS each (default 60; nightly and cargo-fuzz needed); new
+#               corpus entries and crashes go to fuzz/corpus and fuzz/artifacts
 #   make bench  the mirror vs `git clone --mirror` on generated repositories (BENCH_ONLY, BENCH_RUNS: see
 #               scripts/bench.sh); report in target/bench/report.md
 SHELL := /bin/bash
@@ -11,7 +13,7 @@ TEST_ARGS ?=
 # The tools venv (moto, cfn-lint, cargo-lambda, ...), as scripts/lib.sh defines it (MIRROR_TOOLS_VENV honoured).
 TOOLS_VENV := $(shell bash -c '. scripts/lib.sh && printf %s "$$TOOLS_VENV"')
 
-.PHONY: all tools test lint fmt-check clippy purity demo bench
+.PHONY: all tools test lint fmt-check clippy purity demo bench fuzz
 
 all: test
 
@@ -47,6 +49,21 @@ demo:
 
 bench:
 	bash scripts/bench.sh
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= pktline advertisement response pack delta layout ref_name redact
+
+# Each target runs on a scratch copy of its seeds so that the committed corpus only changes on purpose.
+fuzz:
+	cd fuzz && cargo +nightly fuzz build -O
+	set -e; for target in $(FUZZ_TARGETS); do \
+		work=$$(mktemp -d); cp -r fuzz/corpus/$$target/. $$work/; \
+		(cd fuzz && cargo +nightly fuzz run -O $$target $$work -- -max_total_time=$(FUZZ_SECONDS) \
+			-max_len=1048576) 2>&1 | grep -E '^(Done|==|SUMMARY)|#[0-9]+.*DONE' || true; \
+		rm -rf $$work; \
+		test ! -d fuzz/artifacts/$$target || ! ls fuzz/artifacts/$$target | grep -q . || \
+			{ echo "fuzz: $$target crashed: see fuzz/artifacts/$$target" >&2; exit 1; }; \
+	done
 
 # Fragments for other parts of the project (e.g. mk/lambda.mk) add their own targets.
 include $(sort $(wildcard mk/*.mk))

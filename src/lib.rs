@@ -31,6 +31,8 @@
 //! | deleting unlisted packs after a grace period | `mirror/gc.rs` |
 //! | LFS objects of the new pack: skip, batch, verified streaming upload, before refs | `mirror/lfs.rs` |
 //! | HTTP client, redirects, response checks | `upstream/client.rs` |
+//! | retries of source requests: which failures, how long to wait | `upstream/retry.rs` |
+//! | addresses sources may not reach (metadata, link-local, loopback in Lambda) | `upstream/address.rs` |
 //! | URL redaction, credentials and where they may go | `upstream/url.rs` |
 //! | LFS endpoint, batch request, object downloads | `upstream/lfs.rs` |
 //! | S3 and directory targets, conditional writes | `store/` |

@@ -1,0 +1,4 @@
+//! Fuzz target `redact`: see [`mirror_git_to_s3_fuzz::redact`].
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| mirror_git_to_s3_fuzz::redact(data));
