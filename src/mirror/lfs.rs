@@ -23,6 +23,7 @@
 
 use super::publish::ignore_existing;
 use super::{MirrorError, Run};
+use crate::git::lfs::batch::Download;
 use crate::git::lfs::batch::{Outcome, MAX_OBJECTS_PER_BATCH};
 use crate::git::lfs::config::{self, LFSCONFIG};
 use crate::git::lfs::{LfsOid, Pointer, PointerSet};
@@ -31,9 +32,10 @@ use crate::git::pack::entry::Entry;
 use crate::git::resolve::{read_object, PackReader, ResolveError};
 use crate::report::{LfsFailure, LfsReport};
 use crate::store::{self, Precondition, Store, StoreError};
-use crate::upstream::{unix_now, LfsEndpoint, LfsRequestError, UpstreamClient};
+use crate::upstream::{unix_now, LfsEndpoint, LfsRequestError, UpstreamClient, UpstreamError};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
+use std::time::Instant;
 use url::Url;
 
 /// An action expiring within this many seconds when its download starts is requested again.
@@ -83,6 +85,7 @@ pub fn concurrent_downloads(memory_budget: u64) -> usize {
 }
 
 /// What happened to one object.
+#[derive(Debug)]
 enum Done {
     /// Stored (by this run, or concurrently by another: create-only found it there).
     Copied(u64),
@@ -230,9 +233,45 @@ async fn fetch_one(
         }
         Outcome::Unusable(problem) => return fail(problem),
     };
-    let mut body = match client.lfs_download(endpoint, &download).await {
+    // A download that fails for a reason that may pass (a cut, a timeout, a 5xx) is tried again as the source's
+    // requests are (`RetryPolicy`); bytes that do not match the pointer are not.
+    let policy = client.retry_policy();
+    let started = Instant::now();
+    let mut failed = 0;
+    loop {
+        let (problem, cause) =
+            match store_download(client, store, endpoint, &pointer, &download).await? {
+                Ok(()) => return Ok(Done::Copied(pointer.size)),
+                Err(failure) => failure,
+            };
+        failed += 1;
+        let delay = cause.and_then(|cause| policy.delay_after(&cause, failed, started));
+        let Some(delay) = delay else {
+            return fail(problem);
+        };
+        tracing::warn!(oid = %pointer.oid, attempt = failed,
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), cause = %problem,
+            "LFS download failed; trying again");
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Why one download attempt failed: the problem for the report, and the source's error when there was one (it
+/// says whether trying again may help).
+type AttemptFailure = (String, Option<UpstreamError>);
+
+/// One attempt at `download`: streams it into the store and completes the object only once its size and SHA-256
+/// match `pointer`; a failed attempt leaves nothing stored.
+async fn store_download(
+    client: &UpstreamClient,
+    store: &dyn Store,
+    endpoint: &LfsEndpoint,
+    pointer: &Pointer,
+    download: &Download,
+) -> Result<Result<(), AttemptFailure>, LfsError> {
+    let mut body = match client.lfs_download(endpoint, download).await {
         Ok(body) => body,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return Ok(Err((e.to_string(), Some(e)))),
     };
     let key = pointer.oid.store_key();
     let mut upload = store.create_upload(&key).await?;
@@ -242,13 +281,13 @@ async fn fetch_one(
         let chunk = match body.next_chunk().await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => break None,
-            Err(e) => break Some(e.to_string()),
+            Err(e) => break Some((e.to_string(), Some(e))),
         };
         received = received.saturating_add(chunk.len() as u64);
         if received > pointer.size {
-            break Some(format!(
-                "the server sent more than its {} bytes",
-                pointer.size
+            break Some((
+                format!("the server sent more than its {} bytes", pointer.size),
+                None,
             ));
         }
         hasher.update(&chunk);
@@ -260,13 +299,17 @@ async fn fetch_one(
     let problem = problem.or_else(|| {
         let actual = LfsOid(hasher.finalize().into());
         if received != pointer.size {
-            Some(format!(
-                "the server sent {received} bytes, the pointer says {}",
-                pointer.size
+            Some((
+                format!(
+                    "the server sent {received} bytes, the pointer says {}",
+                    pointer.size
+                ),
+                None,
             ))
         } else if actual != pointer.oid {
-            Some(format!(
-                "the bytes the server sent hash to {actual}, not to the object's id"
+            Some((
+                format!("the bytes the server sent hash to {actual}, not to the object's id"),
+                None,
             ))
         } else {
             None
@@ -276,10 +319,10 @@ async fn fetch_one(
         if let Err(e) = upload.abort().await {
             tracing::warn!(%key, error = %e, "could not abort an LFS upload");
         }
-        return fail(problem);
+        return Ok(Err(problem));
     }
     ignore_existing(upload.complete(Precondition::IfNoneMatch).await)?;
-    Ok(Done::Copied(pointer.size))
+    Ok(Ok(()))
 }
 
 /// The `.lfsconfig` of the default branch's tip: its blob id, and its content when the new pack holds it (an

@@ -229,3 +229,62 @@ async fn a_body_longer_than_the_pointer_says_is_cut_off() {
     assert!(matches!(&done[..], [Done::Failed(f)] if f.problem.contains("more than its 5 bytes")));
     assert!(store.list("").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn downloads_that_may_succeed_later_are_tried_again_and_others_are_not() {
+    let content = b"the object's bytes".to_vec();
+    let (good, gone) = (pointer_of(&content), pointer_of(b"gone"));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&attempts);
+    let body = content.clone();
+    let server = RawServer::start(move |request| {
+        let host = request.header("host").unwrap_or_default().to_owned();
+        match request.target.as_str() {
+            "/r.git/info/lfs/objects/batch" => {
+                let action = |path: &str| {
+                    serde_json::json!({"download": {"href": format!("http://{host}{path}")}})
+                };
+                let body = serde_json::json!({"objects": [
+                    {"oid": good.oid.to_string(), "size": good.size, "actions": action("/good")},
+                    {"oid": gone.oid.to_string(), "size": gone.size, "actions": action("/gone")},
+                ]});
+                Reply::Send(http("200 OK", &[], body.to_string().as_bytes()))
+            }
+            "/good" => match counted.fetch_add(1, Ordering::SeqCst) {
+                0 => Reply::Send(http("503 Service Unavailable", &[], b"busy")),
+                // Cut mid-body: the length promises more than is sent.
+                1 => Reply::Send(
+                    [
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 18\r\n\r\n".as_slice(),
+                        &body[..5],
+                    ]
+                    .concat(),
+                ),
+                _ => Reply::Send(http("200 OK", &[], &body)),
+            },
+            _ => Reply::Send(http("404 Not Found", &[], b"no such object")),
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = LocalStore::new(dir.path());
+    let client = UpstreamClient::new(UpstreamOptions::default()).unwrap();
+    let endpoint = client.lfs_endpoint(&server.url("/r"), None).unwrap();
+    let mut done = mirror_group(&client, &store, &endpoint, &[good, gone], 2)
+        .await
+        .unwrap();
+    done.sort_by_key(|d| matches!(d, Done::Failed(_)));
+    assert!(
+        matches!(&done[..], [Done::Copied(18), Done::Failed(f)] if f.oid == gone.oid.to_string()),
+        "{done:?}"
+    );
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        3,
+        "a 503, a cut, then the bytes"
+    );
+    let gets = |path: &str| server.seen().iter().filter(|s| s.target == path).count();
+    assert_eq!(gets("/gone"), 1, "a 404 is not tried again");
+    let stored = store.get(&good.oid.store_key()).await.unwrap().unwrap();
+    assert_eq!(stored.body.as_ref(), content.as_slice());
+}
