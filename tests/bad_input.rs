@@ -70,15 +70,9 @@ async fn mirror_expecting_nothing_published(source: String) -> (RepoReport, Stri
         Vec::<String>::new(),
         "published after {report}"
     );
-    let uploads = testkit::s3()
-        .client()
-        .list_multipart_uploads()
-        .bucket(&bucket)
-        .send()
-        .await
-        .expect("list uploads");
-    assert!(
-        uploads.uploads().is_empty(),
+    assert_eq!(
+        testkit::s3().open_multipart_uploads(&bucket).await,
+        Vec::<String>::new(),
         "multipart upload left open after {report}"
     );
     (report, bucket)

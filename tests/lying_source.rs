@@ -367,14 +367,11 @@ async fn a_refused_pack_streamed_to_s3_leaves_no_upload_and_no_key() {
         "{report}"
     );
     assert_eq!(testkit::list_keys(&bucket, "m/"), Vec::<String>::new());
-    let uploads = testkit::s3()
-        .client()
-        .list_multipart_uploads()
-        .bucket(&bucket)
-        .send()
-        .await
-        .unwrap();
-    assert!(uploads.uploads().is_empty(), "an upload was left open");
+    assert_eq!(
+        testkit::s3().open_multipart_uploads(&bucket).await,
+        Vec::<String>::new(),
+        "an upload was left open"
+    );
 }
 
 /// What real `git upload-pack` answers to a shallow fetch (`deepen 1`) of every ref of `repo`.
