@@ -216,13 +216,7 @@ impl Run<'_> {
             }
         };
         if let Some(upload) = self.upload.take() {
-            let completing = self
-                .completing
-                .insert(tokio::spawn(upload.complete(Precondition::None)));
-            let completed = completing.await;
-            self.completing = None;
-            completed
-                .map_err(|e| MirrorError::Task("the pack upload's completion", e.to_string()))??;
+            upload.complete(Precondition::None).await?;
         }
         Ok((held, parsed))
     }
@@ -327,7 +321,7 @@ impl Run<'_> {
             Ok(done) => done,
             Err(e) => match e.try_into_panic() {
                 Ok(panic) => std::panic::resume_unwind(panic),
-                Err(e) => return Err(MirrorError::Task("delta resolution", e.to_string())),
+                Err(e) => return Err(MirrorError::ResolveTask(e.to_string())),
             },
         };
         parsed.entries = entries;

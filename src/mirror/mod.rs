@@ -104,10 +104,9 @@ pub enum MirrorError {
     /// The mapping took longer than [`MirrorOptions::mapping_time_limit`].
     #[error("stopped after the time limit of {0:?} per mapping; the previous mirror is unchanged")]
     TimeLimit(std::time::Duration),
-    /// A task of the run (delta resolution, the pack upload's completion) stopped without an answer (the
-    /// runtime is shutting down).
-    #[error("{0} stopped: {1}")]
-    Task(&'static str, String),
+    /// The thread resolving deltas stopped without an answer (the runtime is shutting down).
+    #[error("delta resolution stopped: {0}")]
+    ResolveTask(String),
 }
 
 /// Mirrors every mapping, at most `options.concurrency` at once, and reports on each in the order given.
@@ -216,7 +215,6 @@ pub async fn mirror_repo(
         index,
         store,
         upload: None,
-        completing: None,
         temp_key: None,
         report: new_report(mapping),
     };
@@ -269,9 +267,6 @@ struct Run<'a> {
     store: Arc<dyn Store>,
     /// The multipart upload in progress, aborted if the run stops before completing it.
     upload: Option<Box<dyn Upload>>,
-    /// The completion of the pack upload while it runs: on a task, so that a run stopped meanwhile waits for its
-    /// outcome instead of leaving an upload that nothing aborts.
-    completing: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
     /// The completed but unpublished pack upload, deleted if the run stops before renaming it.
     temp_key: Option<String>,
     report: RepoReport,
@@ -397,12 +392,6 @@ impl Run<'_> {
         if let Some(upload) = self.upload.take() {
             if let Err(e) = upload.abort().await {
                 tracing::warn!(source = %self.report.source, error = %e, "could not abort the pack upload");
-            }
-        }
-        if let Some(task) = self.completing.take() {
-            // A failed completion aborts its upload itself; a finished one left the temporary pack deleted below.
-            if let Err(e) = task.await {
-                tracing::warn!(source = %self.report.source, error = %e, "the pack upload's completion stopped");
             }
         }
         if let Some(key) = self.temp_key.take() {
