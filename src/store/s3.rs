@@ -244,126 +244,6 @@ impl S3Store {
         etag.ok_or_else(|| self.other(op, key, "the response carried no ETag".to_owned()))
     }
 
-    async fn create_multipart(&self, key: &str, full: &str) -> Result<String, StoreError> {
-        let out = self
-            .client
-            .create_multipart_upload()
-            .bucket(&self.bucket)
-            .key(full)
-            .set_storage_class(self.storage_class.clone())
-            .send()
-            .await
-            .map_err(|e| self.error("CreateMultipartUpload", key, e))?;
-        out.upload_id.ok_or_else(|| {
-            self.other(
-                "CreateMultipartUpload",
-                key,
-                "the response carried no upload id".to_owned(),
-            )
-        })
-    }
-
-    async fn complete_multipart(
-        &self,
-        key: &str,
-        full: &str,
-        upload_id: &str,
-        parts: Vec<CompletedPart>,
-        pre: &Precondition,
-    ) -> Result<(), StoreError> {
-        self.check_precondition(key, full, pre).await?;
-        let (if_match, if_none_match) = conditions(pre);
-        let parts = CompletedMultipartUpload::builder()
-            .set_parts(Some(parts))
-            .build();
-        let result = self
-            .client
-            .complete_multipart_upload()
-            .bucket(&self.bucket)
-            .key(full)
-            .upload_id(upload_id)
-            .multipart_upload(parts)
-            .set_if_match(if_match)
-            .set_if_none_match(if_none_match)
-            .send()
-            .await;
-        result
-            .map(|_| ())
-            .map_err(|e| self.write_error("CompleteMultipartUpload", key, pre, e))
-    }
-
-    /// Checks `pre` against the current object before a CopyObject or CompleteMultipartUpload. The request still
-    /// carries the condition, which AWS enforces atomically; this check makes it hold (barring races) on servers
-    /// that ignore the header on these operations, such as moto 5.2 (CopyObject, and If-Match on
-    /// CompleteMultipartUpload).
-    async fn check_precondition(
-        &self,
-        key: &str,
-        full: &str,
-        pre: &Precondition,
-    ) -> Result<(), StoreError> {
-        if *pre == Precondition::None {
-            return Ok(());
-        }
-        let current = match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(full)
-            .send()
-            .await
-        {
-            Ok(out) => Some(self.required_etag("HeadObject", key, out.e_tag)?),
-            Err(e) => match self.error("HeadObject", key, e) {
-                StoreError::NotFound { .. } => None,
-                other => return Err(other),
-            },
-        };
-        let holds = match pre {
-            Precondition::None => true,
-            Precondition::IfNoneMatch => current.is_none(),
-            Precondition::IfMatch(expected) => current
-                .is_some_and(|current| current.trim_matches('"') == expected.trim_matches('"')),
-        };
-        match holds {
-            true => Ok(()),
-            false => Err(StoreError::PreconditionFailed {
-                store: self.describe.clone(),
-                key: key.to_owned(),
-            }),
-        }
-    }
-
-    /// Aborts a multipart upload; an upload that is already gone counts as aborted.
-    async fn abort_multipart(
-        &self,
-        key: &str,
-        full: &str,
-        upload_id: &str,
-    ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .abort_multipart_upload()
-            .bucket(&self.bucket)
-            .key(full)
-            .upload_id(upload_id)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("NoSuchUpload") => Ok(()),
-            Err(e) => Err(self.error("AbortMultipartUpload", key, e)),
-        }
-    }
-
-    /// Aborts after a failure, keeping the original error; a failed abort is only logged.
-    async fn abort_after_error(&self, key: &str, full: &str, upload_id: &str) {
-        if let Err(e) = self.abort_multipart(key, full, upload_id).await {
-            tracing::warn!(error = %e, "could not abort a failed multipart upload; a bucket lifecycle rule for \
-                incomplete multipart uploads will remove it");
-        }
-    }
-
     /// `CopySource` value: bucket and percent-encoded key.
     fn copy_source(&self, full: &str) -> String {
         format!("{}/{}", self.bucket, percent_encode(full))
@@ -774,6 +654,7 @@ impl Store for S3Store {
     }
 }
 
+mod multipart;
 mod upload;
 
 #[cfg(test)]
