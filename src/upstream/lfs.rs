@@ -16,7 +16,8 @@ use hyper::header::{self, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri};
 use url::Url;
 
-use super::client::{encoding_error, BodyStream, UpstreamClient};
+use super::body::BodyStream;
+use super::client::{encoding_error, UpstreamClient};
 use super::url::{credentials_for, redact, redirect_target, repo_base, Credentials};
 use super::UpstreamError;
 use crate::git::lfs::batch::{self, BatchError, Download, Outcome};

@@ -34,13 +34,15 @@
 //! and credential handling (redaction, the repository base, credentials and their origin, redirect targets).
 
 mod address;
+mod body;
 mod client;
 mod lfs;
 mod retry;
 mod url;
 
 pub use address::{AddressPolicy, ALLOW_LOOPBACK_ENV, RUNTIME_API_ENV};
-pub use client::{default_user_agent, BodyStream, RepoEndpoint, UpstreamClient, UpstreamOptions};
+pub use body::BodyStream;
+pub use client::{default_user_agent, RepoEndpoint, UpstreamClient, UpstreamOptions};
 pub(crate) use lfs::unix_now;
 pub use lfs::{default_lfs_url, LfsEndpoint, LfsRequestError};
 pub use retry::RetryPolicy;
