@@ -1,6 +1,6 @@
 //! What bounds one invocation's mirror runs: its deadline and the function's memory.
 //!
-//! The mirror's deadline is the invocation deadline minus a safety margin of a tenth of the remaining time, at
+//! The mirror's deadline is the invocation deadline minus a safety margin of a fifth of the remaining time, at
 //! least 1 s and at most 10 s, so an interrupted mapping has time to abort its multipart upload and the function
 //! has time to answer. A deadline that is already past (the local emulator sends a relative 600000) or further
 //! away than any invocation can last is treated as unknown. The memory budget defaults to 60% of the function's
@@ -33,10 +33,10 @@ pub fn remaining_time(deadline_ms: u64, now_ms: u64) -> Option<Duration> {
     (remaining <= MAX_INVOCATION).then_some(remaining)
 }
 
-/// The margin kept between the mirror's deadline and the invocation's: a tenth of the remaining time, at least
+/// The margin kept between the mirror's deadline and the invocation's: a fifth of the remaining time, at least
 /// 1 s and at most 10 s.
 pub fn safety_margin(remaining: Duration) -> Duration {
-    (remaining / 10).clamp(MIN_MARGIN, MAX_MARGIN)
+    (remaining / 5).clamp(MIN_MARGIN, MAX_MARGIN)
 }
 
 /// The instant by which the mirror must have stopped, from the context's deadline (epoch milliseconds).

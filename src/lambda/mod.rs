@@ -25,7 +25,7 @@
 //!
 //! Resources: the memory budget defaults to 60% of the function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`,
 //! which the runtime reads into the context), leaving the rest for the runtime, the S3 and HTTP clients and
-//! allocator slack. The mirror's deadline is the invocation deadline minus a safety margin of a tenth of the
+//! allocator slack. The mirror's deadline is the invocation deadline minus a safety margin of a fifth of the
 //! remaining time, at least 1 s and at most 10 s, so an interrupted mapping has time to abort its multipart
 //! upload and the function has time to answer. Targets must be `s3://` URLs: this module never touches the
 //! filesystem, because a Lambda function has no disk worth the name.
