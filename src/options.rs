@@ -428,3 +428,6 @@ pub(crate) fn http_url_problem(text: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+pub(crate) mod test_support;

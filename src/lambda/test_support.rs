@@ -9,7 +9,10 @@ use std::sync::Mutex;
 use lambda_runtime::LambdaEvent;
 use serde_json::Value;
 
-use super::{FailedEntry, Mirror, QueueEntry, Request, ServiceError, Services};
+use super::{
+    handle_with_services, FailedEntry, FunctionConfig, Mirror, QueueEntry, Request, ServiceError,
+    Services,
+};
 use crate::options::{Mapping, MirrorOptions, Overrides};
 use crate::report::{RepoReport, RunKind};
 
@@ -71,6 +74,34 @@ pub(super) fn sqs_event(bodies: &[(&str, &str)]) -> Value {
         .map(|(id, body)| serde_json::json!({"messageId": id, "body": body, "eventSource": "aws:sqs"}))
         .collect();
     serde_json::json!({ "Records": records })
+}
+
+/// Hands an SQS batch of `(messageId, body)` messages to the handler and returns the ids of the messages it
+/// reports as failed (SQS partial batch response), checking the response has that shape and nothing else.
+pub(super) async fn failed_sqs_messages(
+    bodies: &[(&str, &str)],
+    config: &FunctionConfig,
+    mirror: &FakeMirror,
+    services: &FakeServices,
+) -> Vec<String> {
+    let response = handle_with_services(event(sqs_event(bodies)), config, mirror, services)
+        .await
+        .expect("an SQS batch is answered with its failures, not an error");
+    let failures = response
+        .as_object()
+        .filter(|fields| fields.len() == 1)
+        .and_then(|fields| fields.get("batchItemFailures"))
+        .and_then(Value::as_array)
+        .unwrap_or_else(|| panic!("not a partial batch response: {response}"));
+    failures
+        .iter()
+        .map(|failure| {
+            failure["itemIdentifier"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no item identifier in {failure}"))
+                .to_owned()
+        })
+        .collect()
 }
 
 /// `events/sns.json` with `message` as its message.

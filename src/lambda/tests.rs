@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::test_support::*;
 use super::*;
-use crate::options::Overrides;
+use crate::options::test_support::{every_override, EVERY_OVERRIDE_JSON};
 
 /// A third source, for batches that need more than two.
 const GIT_3: &str = "http://127.0.0.1:8080/repo-3";
@@ -511,23 +511,7 @@ async fn the_memory_budget_defaults_to_sixty_percent_of_the_function_memory() {
 
 #[tokio::test]
 async fn every_request_option_reaches_the_mirror() {
-    let options = serde_json::json!({
-        "memory_budget_mib": 300,
-        "concurrency": 3,
-        "endpoint_url": "http://127.0.0.1:5000",
-        "force_path_style": true,
-        "storage_class": "STANDARD_IA",
-        "region": "eu-west-1",
-        "ref_prefixes": ["refs/heads/"],
-        "compaction_threshold": 5,
-        "gc_grace_hours": 2,
-        "lfs": false,
-        "lfs_url": "https://lfs.example.com/repo",
-        "lfs_tolerate_missing": true,
-        "max_object_mib": 64,
-        "max_inflate_ratio": 50,
-        "verify": true
-    });
+    let options: Value = serde_json::from_str(EVERY_OVERRIDE_JSON).unwrap();
     let payload: Value = serde_json::from_str(&body(&[(GIT, TARGET)], options)).unwrap();
     let mirror = FakeMirror::default();
     handle_with(
@@ -537,26 +521,7 @@ async fn every_request_option_reaches_the_mirror() {
     )
     .await
     .unwrap();
-    let expected = Overrides {
-        memory_budget_mib: Some(300),
-        concurrency: Some(3),
-        endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
-        force_path_style: Some(true),
-        storage_class: Some("STANDARD_IA".to_owned()),
-        region: Some("eu-west-1".to_owned()),
-        ref_prefixes: Some(vec!["refs/heads/".to_owned()]),
-        compaction_threshold: Some(5),
-        gc_grace_hours: Some(2),
-        lfs: Some(false),
-        lfs_url: Some("https://lfs.example.com/repo".to_owned()),
-        lfs_tolerate_missing: Some(true),
-        max_object_mib: Some(64),
-        max_inflate_ratio: Some(50),
-        verify: Some(true),
-        ..Overrides::default()
-    }
-    .apply(MirrorOptions::default())
-    .unwrap();
+    let expected = every_override().apply(MirrorOptions::default()).unwrap();
     let options = mirror.only_options();
     assert_eq!(
         format!("{options:?}"),

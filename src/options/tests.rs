@@ -1,28 +1,7 @@
 //! [`Overrides`]: what each field changes, the ranges it enforces, and its field list.
 
+use super::test_support::{every_override, EVERY_OVERRIDE_JSON};
 use super::*;
-
-fn all_set() -> Overrides {
-    Overrides {
-        memory_budget_mib: Some(512),
-        concurrency: Some(7),
-        endpoint_url: Some("http://127.0.0.1:5000".to_owned()),
-        force_path_style: Some(true),
-        storage_class: Some("STANDARD_IA".to_owned()),
-        region: Some("eu-west-1".to_owned()),
-        ref_prefixes: Some(vec!["refs/heads/".to_owned(), "refs/tags/".to_owned()]),
-        compaction_threshold: Some(3),
-        gc_grace_hours: Some(2),
-        lfs: Some(false),
-        lfs_url: Some("https://lfs.example.com/repo".to_owned()),
-        lfs_tolerate_missing: Some(true),
-        max_object_mib: Some(64),
-        max_inflate_ratio: Some(50),
-        max_advertisement_mib: Some(3),
-        max_pack_mib: Some(5),
-        verify: Some(true),
-    }
-}
 
 #[test]
 fn overrides_left_out_keep_the_options_given() {
@@ -33,7 +12,7 @@ fn overrides_left_out_keep_the_options_given() {
 
 #[test]
 fn every_override_reaches_the_options() {
-    let options = all_set().apply(MirrorOptions::default()).unwrap();
+    let options = every_override().apply(MirrorOptions::default()).unwrap();
     assert_eq!(options.memory_budget, 512 << 20);
     assert_eq!(options.concurrency, 7);
     assert_eq!(
@@ -78,70 +57,70 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
         (
             Overrides {
                 memory_budget_mib: Some(0),
-                ..all_set()
+                ..every_override()
             },
             "memory_budget_mib: must be at least 1",
         ),
         (
             Overrides {
                 concurrency: Some(0),
-                ..all_set()
+                ..every_override()
             },
             "concurrency: must be at least 1",
         ),
         (
             Overrides {
                 endpoint_url: Some("localhost:5000".to_owned()),
-                ..all_set()
+                ..every_override()
             },
             "endpoint_url: \"localhost:5000\": expected an http:// or https:// URL, got scheme \"localhost\"",
         ),
         (
             Overrides {
                 endpoint_url: Some("127.0.0.1:5000".to_owned()),
-                ..all_set()
+                ..every_override()
             },
             "endpoint_url: \"127.0.0.1:5000\" is not a URL: relative URL without a base",
         ),
         (
             Overrides {
                 storage_class: Some(String::new()),
-                ..all_set()
+                ..every_override()
             },
             "storage_class: is empty",
         ),
         (
             Overrides {
                 region: Some(String::new()),
-                ..all_set()
+                ..every_override()
             },
             "region: is empty",
         ),
         (
             Overrides {
                 ref_prefixes: Some(Vec::new()),
-                ..all_set()
+                ..every_override()
             },
             "ref_prefixes: is empty: leave it out to mirror every ref",
         ),
         (
             Overrides {
                 ref_prefixes: Some(vec!["refs/heads/".to_owned(), "heads/".to_owned()]),
-                ..all_set()
+                ..every_override()
             },
             "ref_prefixes: \"heads/\" does not start with \"refs/\", as every ref name does",
         ),
         (
             Overrides {
                 gc_grace_hours: Some(u64::MAX),
-                ..all_set()
+                ..every_override()
             },
             "gc_grace_hours: 18446744073709551615 is more than 876000 (100 years)",
         ),
         (
             Overrides {
                 gc_grace_hours: Some(0),
-                ..all_set()
+                ..every_override()
             },
             "gc_grace_hours: 0 is less than 1: a shorter grace lets one run delete the pack another run is \
              about to list",
@@ -149,35 +128,35 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
         (
             Overrides {
                 lfs_url: Some("ssh://git@host/repo".to_owned()),
-                ..all_set()
+                ..every_override()
             },
             "lfs_url: \"ssh://***@host/repo\": expected an http:// or https:// URL, got scheme \"ssh\"",
         ),
         (
             Overrides {
                 max_object_mib: Some(0),
-                ..all_set()
+                ..every_override()
             },
             "max_object_mib: must be at least 1",
         ),
         (
             Overrides {
                 max_inflate_ratio: Some(0),
-                ..all_set()
+                ..every_override()
             },
             "max_inflate_ratio: must be at least 1",
         ),
         (
             Overrides {
                 max_advertisement_mib: Some(0),
-                ..all_set()
+                ..every_override()
             },
             "max_advertisement_mib: must be at least 1",
         ),
         (
             Overrides {
                 max_pack_mib: Some(MAX_SIZE_MIB + 1),
-                ..all_set()
+                ..every_override()
             },
             "max_pack_mib: 5242881 is more than 5242880 (5 TiB)",
         ),
@@ -196,12 +175,12 @@ fn out_of_range_overrides_are_refused_naming_the_field() {
     let edges = Overrides {
         compaction_threshold: Some(0),
         gc_grace_hours: Some(MAX_GC_GRACE_HOURS),
-        ..all_set()
+        ..every_override()
     };
     assert_eq!(edges.validate(), Ok(()));
     let shortest = Overrides {
         gc_grace_hours: Some(MIN_GC_GRACE_HOURS),
-        ..all_set()
+        ..every_override()
     };
     assert_eq!(shortest.validate(), Ok(()));
 }
@@ -222,11 +201,8 @@ fn fields_are_exactly_the_ones_deserialization_accepts() {
             listed.join(", ")
         )
     );
-    let text = r#"{"memory_budget_mib": 512, "concurrency": 7, "endpoint_url": "http://127.0.0.1:5000",
-        "force_path_style": true, "storage_class": "STANDARD_IA", "region": "eu-west-1",
-        "ref_prefixes": ["refs/heads/", "refs/tags/"], "compaction_threshold": 3, "gc_grace_hours": 2,
-        "lfs": false, "lfs_url": "https://lfs.example.com/repo", "lfs_tolerate_missing": true,
-        "max_object_mib": 64, "max_inflate_ratio": 50, "max_advertisement_mib": 3, "max_pack_mib": 5,
-        "verify": true}"#;
-    assert_eq!(serde_json::from_str::<Overrides>(text).unwrap(), all_set());
+    assert_eq!(
+        serde_json::from_str::<Overrides>(EVERY_OVERRIDE_JSON).unwrap(),
+        every_override()
+    );
 }
