@@ -41,7 +41,7 @@ fn the_seeds_are_what_the_parsers_accept() {
         .expect("a real pack parses");
     let pack = parser.finish().expect("complete");
     assert!(
-        pack.entries.iter().any(|e| e.oid.is_none()),
+        pack.entries.iter().any(|e| e.oid().is_none()),
         "the pack has deltas"
     );
     let delta = read("delta/copy-insert");

@@ -185,10 +185,10 @@ fn delta_kinds(response: &[u8]) -> (usize, usize) {
         }
     }
     let pack = parser.finish().expect("complete pack");
-    let count = |f: fn(&EntryKind) -> bool| pack.entries.iter().filter(|e| f(&e.kind)).count();
+    let count = |f: fn(&EntryKind) -> bool| pack.entries.iter().filter(|e| f(&e.kind())).count();
     (
-        count(|k| matches!(k, EntryKind::OfsDelta { .. })),
-        count(|k| matches!(k, EntryKind::RefDelta { .. })),
+        count(|k| matches!(k, EntryKind::OfsDelta)),
+        count(|k| matches!(k, EntryKind::RefDelta)),
     )
 }
 

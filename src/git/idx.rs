@@ -65,16 +65,16 @@ pub fn write_idx_v2(entries: &[Entry], pack_checksum: &ObjectId) -> Result<Vec<u
             count: entries.len(),
         });
     }
-    if let Some(e) = entries.iter().find(|e| e.oid.is_none()) {
+    if let Some(e) = entries.iter().find(|e| e.oid().is_none()) {
         return Err(IdxError::MissingOid { offset: e.offset });
     }
     // Fewer than 2^31 entries: every position fits in a u32.
     let mut order: Vec<u32> = (0..entries.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| entries[i as usize].oid);
+    order.sort_unstable_by_key(|&i| entries[i as usize].oid());
     let at = |k: usize| {
         let e = &entries[order[k] as usize];
         IdxEntry {
-            oid: e.oid.unwrap_or(ObjectId::ZERO),
+            oid: e.oid().unwrap_or(ObjectId::ZERO),
             crc32: e.crc32,
             offset: e.offset,
         }

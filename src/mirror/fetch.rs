@@ -84,8 +84,9 @@ impl Run<'_> {
         let (index, lfs_config) = if parsed.entries.is_empty() {
             (None, None)
         } else {
-            // The entries' bookkeeping is known now, and comes off the budget.
-            let budget = Budget::new(self.options.memory_budget, parsed.entries.len());
+            // The entries' bookkeeping is known now (all the list holds, spare capacity included), and comes off
+            // the budget.
+            let budget = Budget::new(self.options.memory_budget, parsed.entries.capacity());
             let (index, lfs_config) = self
                 .resolve_and_index(&held, &mut parsed, &budget, lfs_head)
                 .await?;

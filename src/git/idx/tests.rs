@@ -13,8 +13,8 @@ fn parse_and_resolve(pack: &GitPack) -> ParsedPack {
     let verified = verify_pack(pack);
     for entry in &mut parsed.entries {
         let oid = verified[&entry.offset].oid;
-        assert!(entry.oid.is_none() || entry.oid == Some(oid));
-        entry.oid = Some(oid);
+        assert!(entry.oid().is_none() || entry.oid() == Some(oid));
+        entry.set_oid(oid);
     }
     parsed
 }
@@ -24,7 +24,7 @@ fn entries_of(parsed: &ParsedPack) -> Vec<IdxEntry> {
         .entries
         .iter()
         .map(|e| IdxEntry {
-            oid: e.oid.unwrap(),
+            oid: e.oid().unwrap(),
             crc32: e.crc32,
             offset: e.offset,
         })
@@ -192,11 +192,12 @@ fn rejects_unresolved_and_duplicate_objects() {
 
     let mut parsed = parse_and_resolve(pack);
     let (a, b) = (parsed.entries[3].offset, parsed.entries[7].offset);
-    parsed.entries[7].oid = parsed.entries[3].oid;
+    let twin = parsed.entries[3].oid().unwrap();
+    parsed.entries[7].set_oid(twin);
     assert_eq!(
         write_idx_v2(&parsed.entries, &parsed.checksum),
         Err(IdxError::DuplicateObject {
-            oid: parsed.entries[3].oid.unwrap(),
+            oid: parsed.entries[3].oid().unwrap(),
             first: a,
             second: b
         })

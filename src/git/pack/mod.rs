@@ -16,8 +16,8 @@ mod header;
 pub mod inflate;
 
 use crate::git::delta::{DeltaDecoder, DeltaError};
-use crate::git::oid::{ObjectHasher, ObjectId};
-use crate::git::pack::entry::{Entry, EntryKind};
+use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
+use crate::git::pack::entry::Entry;
 use crate::git::pack::inflate::{EntryInflater, InflateError};
 use crate::git::scan::{ObjectScan, ScanError, Scanner};
 use header::{EntryHeaderParser, HeaderBase, ParsedHeader};
@@ -162,7 +162,7 @@ pub enum PackError {
 pub struct ParsedPack {
     /// Pack format version from the header (2 or 3).
     pub version: u32,
-    /// One record per entry, in pack order (so sorted by offset). Deltas have `oid: None`.
+    /// One record per entry, in pack order (so sorted by offset). Deltas have no id yet.
     pub entries: Vec<Entry>,
     /// The pack's trailing SHA-1 (it names the pack: `pack-<checksum>.pack`).
     pub checksum: ObjectId,
@@ -228,10 +228,19 @@ struct Marks {
 
 /// The entry whose zlib stream is being inflated.
 struct Current {
-    kind: EntryKind,
+    kind: CurrentKind,
     size: u64,
-    data_offset: u64,
+    header_len: u8,
     content: Content,
+}
+
+/// How the entry being inflated stores its object.
+#[derive(Clone, Copy)]
+enum CurrentKind {
+    Base(ObjectKind),
+    /// An OFS delta on this entry index.
+    Ofs(u32),
+    Ref(ObjectId),
 }
 
 /// What is done with an entry's inflated bytes.
@@ -271,9 +280,9 @@ impl PackParser {
             crc: crc32fast::Hasher::new(),
             header: EntryHeaderParser::default(),
             current: Current {
-                kind: EntryKind::OfsDelta { base_offset: 0 },
+                kind: CurrentKind::Ofs(0),
                 size: 0,
-                data_offset: 0,
+                header_len: 0,
                 content: Content::Delta(DeltaDecoder::new()),
             },
             inflater: EntryInflater::new(),
@@ -479,7 +488,7 @@ impl PackParser {
         }
         let (kind, content) = match parsed.base {
             HeaderBase::None(kind) => (
-                EntryKind::Base(kind),
+                CurrentKind::Base(kind),
                 Content::Base(
                     ObjectHasher::new(kind, parsed.size),
                     self.scanner.begin(kind, parsed.size).map(Box::new),
@@ -490,26 +499,25 @@ impl PackParser {
                     Some(base) if distance != 0 => base,
                     _ => return Err(PackError::BaseOutOfRange { offset, distance }),
                 };
-                if !is_entry_start(&self.entries, base_offset) {
+                let Some(base) = entry_at(&self.entries, base_offset) else {
                     return Err(PackError::BaseNotAnEntry {
                         offset,
                         base_offset,
                     });
-                }
-                (
-                    EntryKind::OfsDelta { base_offset },
-                    Content::Delta(DeltaDecoder::new()),
-                )
+                };
+                (CurrentKind::Ofs(base), Content::Delta(DeltaDecoder::new()))
             }
-            HeaderBase::Id(base) => (
-                EntryKind::RefDelta { base },
-                Content::Delta(DeltaDecoder::new()),
-            ),
+            HeaderBase::Id(base) => (CurrentKind::Ref(base), Content::Delta(DeltaDecoder::new())),
         };
+        // A header is at most 30 bytes (two 10-byte varints, or one and a 20-byte id).
+        let header_len = data_offset
+            .checked_sub(offset)
+            .and_then(|len| u8::try_from(len).ok())
+            .ok_or(PackError::SizeOverflow { offset })?;
         self.current = Current {
             kind,
             size: parsed.size,
-            data_offset,
+            header_len,
             content,
         };
         self.inflater.reset(parsed.size);
@@ -573,15 +581,29 @@ impl PackParser {
             },
         };
         let crc32 = std::mem::replace(&mut self.crc, crc32fast::Hasher::new()).finalize();
-        self.entries.push(Entry {
-            offset,
-            data_offset: current.data_offset,
-            packed_len: end - offset,
-            kind: current.kind,
-            size: current.size,
-            result_size,
-            crc32,
-            oid,
+        let (header_len, packed_len, size) = (current.header_len, end - offset, current.size);
+        self.entries.push(match current.kind {
+            CurrentKind::Base(kind) => {
+                Entry::whole(offset, header_len, packed_len, kind, size, crc32, oid)
+            }
+            CurrentKind::Ofs(base) => Entry::ofs_delta(
+                offset,
+                header_len,
+                packed_len,
+                base,
+                size,
+                result_size,
+                crc32,
+            ),
+            CurrentKind::Ref(base) => Entry::ref_delta(
+                offset,
+                header_len,
+                packed_len,
+                base,
+                size,
+                result_size,
+                crc32,
+            ),
         });
         Ok(())
     }
@@ -613,9 +635,10 @@ impl Current {
     }
 }
 
-/// Whether an entry of `entries` (sorted by offset) starts at `offset`. Delta bases are usually close behind,
-/// so this gallops back from the end before searching: it touches few, recently written entries.
-fn is_entry_start(entries: &[Entry], offset: u64) -> bool {
+/// The index of the entry of `entries` (sorted by offset) that starts at `offset`, if any. Delta bases are
+/// usually close behind, so this gallops back from the end before searching: it touches few, recently written
+/// entries.
+fn entry_at(entries: &[Entry], offset: u64) -> Option<u32> {
     // Every entry from `hi` on starts after `offset`.
     let mut hi = entries.len();
     let mut step = 1;
@@ -624,9 +647,11 @@ fn is_entry_start(entries: &[Entry], offset: u64) -> bool {
         step *= 2;
     }
     let lo = hi.saturating_sub(step);
-    entries[lo..hi]
+    let at = entries[lo..hi]
         .binary_search_by_key(&offset, |e| e.offset)
-        .is_ok()
+        .ok()?;
+    // The pack header counts entries in 32 bits, so every index fits.
+    u32::try_from(lo + at).ok()
 }
 
 /// Feeds the next inflated bytes of a delta to `decoder` until it has read the delta's header; bytes after the

@@ -1,6 +1,7 @@
 use super::test_support::{show_index, verify_pack};
 use super::*;
 use crate::git::oid::{hash_object, ObjectKind};
+use crate::git::pack::entry::EntryKind;
 use testkit::delta::varint;
 use testkit::git::git_with_input;
 use testkit::pack::{
@@ -31,7 +32,7 @@ fn parse_chunked(
 }
 
 fn kind_name(entry: &Entry) -> Option<&'static str> {
-    match entry.kind {
+    match entry.kind() {
         EntryKind::Base(kind) => Some(kind.as_str()),
         _ => None,
     }
@@ -80,28 +81,31 @@ fn check_against_git(repo: &std::path::Path, pack: &GitPack) -> ParsedPack {
             entry.offset
         );
         assert!(
-            entry.data_offset > entry.offset && entry.data_offset < entry.offset + entry.packed_len
+            entry.data_offset() > entry.offset
+                && entry.data_offset() < entry.offset + entry.packed_len
         );
-        match entry.kind {
+        match entry.kind() {
             EntryKind::Base(_) => {
                 assert_eq!(kind_name(entry), Some(v.kind.as_str()));
-                assert_eq!(entry.oid, Some(v.oid));
+                assert_eq!(entry.oid(), Some(v.oid));
                 assert_eq!(entry.size, v.size);
                 assert_eq!(entry.result_size, v.size);
                 assert_eq!(v.base, None);
             }
-            EntryKind::OfsDelta { base_offset } => {
-                assert_eq!(entry.oid, None);
-                assert_eq!(Some(verified[&base_offset].oid), v.base);
+            EntryKind::OfsDelta => {
+                assert_eq!(entry.oid(), None);
+                let base = &parsed.entries[entry.base().unwrap() as usize];
+                assert!(base.offset < entry.offset);
+                assert_eq!(Some(verified[&base.offset].oid), v.base);
                 assert_eq!(
                     entry.size, v.size,
                     "delta size of entry at {}",
                     entry.offset
                 );
             }
-            EntryKind::RefDelta { base } => {
-                assert_eq!(entry.oid, None);
-                assert_eq!(Some(base), v.base);
+            EntryKind::RefDelta => {
+                assert_eq!((entry.oid(), entry.base()), (None, None));
+                assert_eq!(entry.ref_base(), v.base);
                 assert_eq!(
                     entry.size, v.size,
                     "delta size of entry at {}",
@@ -129,7 +133,7 @@ fn bases_only_pack_matches_git() {
             parsed
                 .entries
                 .iter()
-                .any(|e| e.kind == EntryKind::Base(kind)),
+                .any(|e| e.kind() == EntryKind::Base(kind)),
             "{kind:?} present"
         );
     }
@@ -147,13 +151,13 @@ fn ofs_delta_pack_matches_git() {
     let deltas = parsed
         .entries
         .iter()
-        .filter(|e| matches!(e.kind, EntryKind::OfsDelta { .. }))
+        .filter(|e| e.kind() == EntryKind::OfsDelta)
         .count();
     assert!(deltas >= 20, "only {deltas} OFS deltas");
     assert!(!parsed
         .entries
         .iter()
-        .any(|e| matches!(e.kind, EntryKind::RefDelta { .. })));
+        .any(|e| e.kind() == EntryKind::RefDelta));
 }
 
 #[test]
@@ -163,13 +167,13 @@ fn ref_delta_pack_matches_git() {
     let deltas = parsed
         .entries
         .iter()
-        .filter(|e| matches!(e.kind, EntryKind::RefDelta { .. }))
+        .filter(|e| e.kind() == EntryKind::RefDelta)
         .count();
     assert!(deltas >= 20, "only {deltas} REF deltas");
     assert!(!parsed
         .entries
         .iter()
-        .any(|e| matches!(e.kind, EntryKind::OfsDelta { .. })));
+        .any(|e| e.kind() == EntryKind::OfsDelta));
 }
 
 #[test]
@@ -279,18 +283,16 @@ fn crafted_pack_with_every_entry_form() {
     assert_eq!(parse_chunked(&pack, || 1).unwrap(), parsed);
     let e = &parsed.entries;
     assert_eq!(e.iter().map(|e| e.offset).collect::<Vec<_>>(), offsets);
-    assert_eq!(e[0].oid, Some(base_id));
-    assert_eq!(e[2].oid, Some(hash_object(ObjectKind::Blob, b"")));
+    assert_eq!(e[0].oid(), Some(base_id));
+    assert_eq!(e[2].oid(), Some(hash_object(ObjectKind::Blob, b"")));
+    assert_eq!((e[3].kind(), e[3].base()), (EntryKind::OfsDelta, Some(0)));
     assert_eq!(
-        e[3].kind,
-        EntryKind::OfsDelta {
-            base_offset: offsets[0]
-        }
+        (e[4].kind(), e[4].base(), e[4].ref_base()),
+        (EntryKind::RefDelta, None, Some(base_id))
     );
-    assert_eq!(e[4].kind, EntryKind::RefDelta { base: base_id });
     for d in &e[3..] {
         assert_eq!(
-            (d.size, d.result_size, d.oid),
+            (d.size, d.result_size, d.oid()),
             (delta.len() as u64, 1 << 40, None)
         );
     }
@@ -299,7 +301,7 @@ fn crafted_pack_with_every_entry_form() {
         e[4].crc32,
         crc32fast::hash(&pack[offsets[4] as usize..pack.len() - 20])
     );
-    assert_eq!(e[4].data_offset, offsets[4] + 1 + 20);
+    assert_eq!(e[4].data_offset(), offsets[4] + 1 + 20);
 }
 
 #[test]
@@ -339,8 +341,8 @@ fn rejects_truncation_anywhere() {
     for e in entries.iter().take(20) {
         cuts.extend([
             e.offset as usize + 1,
-            e.data_offset as usize,
-            e.data_offset as usize + 3,
+            e.data_offset() as usize,
+            e.data_offset() as usize + 3,
         ]);
         cuts.push((e.offset + e.packed_len) as usize - 1);
     }
@@ -366,7 +368,7 @@ fn every_flipped_byte_is_caught() {
         .unwrap();
     for i in 0..pack.len() {
         // Every byte of small entries; a sample inside the big blob's stream.
-        if i > big.data_offset as usize + 64
+        if i > big.data_offset() as usize + 64
             && i < (big.offset + big.packed_len) as usize - 64
             && i % 997 != 0
         {
@@ -387,7 +389,7 @@ fn corrupt_data_names_the_entry() {
     let second = parse(&pack).unwrap().entries[1].clone();
     // Damage the deflate data of the second entry, then fix the trailer: only zlib can notice.
     let mut bad = pack.clone();
-    bad[second.data_offset as usize + 4] ^= 0xff;
+    bad[second.data_offset() as usize + 4] ^= 0xff;
     rehash(&mut bad);
     let err = parse(&bad).unwrap_err();
     assert!(
@@ -530,10 +532,8 @@ fn rejects_bad_ofs_delta_bases() {
     }
     .ofs_delta(here - 12, &delta)
     .finish();
-    assert_eq!(
-        parse(&pack).unwrap().entries[1].kind,
-        EntryKind::OfsDelta { base_offset: 12 }
-    );
+    let e = &parse(&pack).unwrap().entries[1];
+    assert_eq!((e.kind(), e.base()), (EntryKind::OfsDelta, Some(0)));
     // A distance that overflows 64 bits.
     let mut raw = entry_header(6, delta.len() as u64);
     raw.extend([0xff; 11]);
@@ -731,23 +731,15 @@ fn delta_header_straddles_output_pieces() {
 #[test]
 fn finds_entry_starts_at_any_distance() {
     let entries: Vec<Entry> = (0..1000u64)
-        .map(|i| Entry {
-            offset: 12 + i * 10,
-            data_offset: 14 + i * 10,
-            packed_len: 10,
-            kind: EntryKind::Base(ObjectKind::Blob),
-            size: 1,
-            result_size: 1,
-            crc32: 0,
-            oid: None,
-        })
+        .map(|i| Entry::whole(12 + i * 10, 2, 10, ObjectKind::Blob, 1, 0, None))
         .collect();
     for len in [0, 1, 2, 3, 7, 8, 9, 1000] {
         let entries = &entries[..len];
         for offset in 0..12 + len as u64 * 10 + 5 {
-            let expected = offset >= 12 && offset % 10 == 2 && offset < 12 + len as u64 * 10;
+            let expected = (offset >= 12 && offset % 10 == 2 && offset < 12 + len as u64 * 10)
+                .then(|| ((offset - 12) / 10) as u32);
             assert_eq!(
-                is_entry_start(entries, offset),
+                entry_at(entries, offset),
                 expected,
                 "offset {offset} of {len}"
             );

@@ -61,10 +61,10 @@ use crate::git::pack::inflate::InflateError;
 use crate::git::scan::{ScanError, Scanner};
 use bytes::Bytes;
 
-/// Bytes the resolver holds per entry besides the [`Entry`] itself (its graph of bases and children, and the kinds
-/// it reports), for callers that count memory.
+/// Bytes the resolver holds per entry besides the [`Entry`] itself (its counts of pending children and
+/// descendants, and the kinds it reports), for callers that count memory.
 pub const BYTES_PER_ENTRY: u64 =
-    (3 * std::mem::size_of::<u32>() + std::mem::size_of::<ObjectKind>()) as u64;
+    (2 * std::mem::size_of::<u32>() + std::mem::size_of::<ObjectKind>()) as u64;
 
 /// Longest delta chain rebuilt (git itself never writes chains deeper than 4095).
 pub const MAX_CHAIN_DEPTH: usize = 10_000;
@@ -303,9 +303,9 @@ pub enum EntryProblem {
         /// Recorded object size.
         result_size: u64,
     },
-    /// An OFS delta's base offset is not the start of an earlier entry.
-    #[error("delta base offset {0} is not the start of an earlier entry")]
-    BadBaseOffset(u64),
+    /// A delta's base is not another entry of the pack (for an OFS delta: an earlier one).
+    #[error("its delta base, entry number {0}, is not an entry it can be based on")]
+    BadBase(u64),
     /// The zlib stream is corrupt, inflates to another size than the entry declares, or ends before the entry.
     #[error("{0}")]
     Inflate(#[from] InflateError),

@@ -19,7 +19,7 @@ pub async fn read_object(
     oid: &ObjectId,
     max_bytes: u64,
 ) -> Result<Option<(ObjectKind, Vec<u8>)>, ResolveError> {
-    let Some(first) = entries.iter().position(|e| e.oid == Some(*oid)) else {
+    let Some(first) = entries.iter().position(|e| e.oid() == Some(*oid)) else {
         return Ok(None);
     };
     let mut chain = vec![first];
@@ -29,14 +29,15 @@ pub async fn read_object(
         if e.size > max_bytes || e.result_size > max_bytes {
             return Ok(None);
         }
-        let base = match e.kind {
-            EntryKind::Base(kind) => break kind,
-            EntryKind::OfsDelta { base_offset } => entries
-                .binary_search_by_key(&base_offset, |b| b.offset)
-                .ok(),
-            EntryKind::RefDelta { base } => entries.iter().position(|b| b.oid == Some(base)),
-        };
-        at = base.ok_or_else(|| entry_error(e, EntryProblem::Unresolved))?;
+        if let EntryKind::Base(kind) = e.kind() {
+            break kind;
+        }
+        // Resolution recorded the base entry of every delta, OFS or REF.
+        at = e
+            .base()
+            .map(|b| b as usize)
+            .filter(|&b| b < entries.len())
+            .ok_or_else(|| entry_error(e, EntryProblem::Unresolved))?;
         chain.push(at);
         if chain.len() > MAX_CHAIN_DEPTH + 1 {
             return Err(entry_error(
@@ -63,8 +64,8 @@ async fn read_whole(
     source: &dyn PackReader,
     inflater: &mut EntryInflater,
 ) -> Result<Vec<u8>, ResolveError> {
-    let len = entry_end(e).saturating_sub(e.data_offset);
-    let data = read_exact(source, e.data_offset, len).await?;
+    let len = entry_end(e).saturating_sub(e.data_offset());
+    let data = read_exact(source, e.data_offset(), len).await?;
     inflater
         .inflate_whole(&data, e.size)
         .map_err(|p| entry_error(e, p))

@@ -29,8 +29,6 @@ pub(super) struct Resolver<'a> {
     /// Objects, deltas and compressed entries bigger than this are streamed ([`ResolveOptions::big_object_bytes`]).
     big_object_bytes: u64,
     max_chain: usize,
-    /// The base entry of each delta, [`EntryIndex::NONE`] when not known (yet).
-    parent: Vec<EntryIndex>,
     /// Children of each entry not resolved yet.
     pending: Vec<u32>,
     /// Children of each entry not resolved yet or with descendants not resolved yet: while non-zero, the entry's
@@ -83,17 +81,17 @@ impl<'a> Resolver<'a> {
         }
         // Delta ids are (re)computed from scratch: a delta counts as resolved only once this run produced it.
         for e in entries.iter_mut().filter(|e| e.is_delta()) {
-            e.oid = None;
+            e.clear_oid();
         }
         let mut kinds = Vec::with_capacity(n);
         let mut previous_end = 0;
         for (i, e) in entries.iter().enumerate() {
             let end = e.offset.checked_add(e.packed_len);
-            if end.is_none_or(|end| e.data_offset <= e.offset || e.data_offset >= end) {
+            if end.is_none_or(|end| e.header_len == 0 || e.data_offset() >= end) {
                 return Err(entry_error(
                     e,
                     EntryProblem::BadBounds {
-                        data_offset: e.data_offset,
+                        data_offset: e.data_offset(),
                         packed_len: e.packed_len,
                     },
                 ));
@@ -106,7 +104,7 @@ impl<'a> Resolver<'a> {
             if let Some(size) = [e.size, e.result_size].into_iter().find(|&s| s > limit) {
                 return Err(entry_error(e, EntryProblem::ObjectTooBig { size, limit }));
             }
-            match e.kind {
+            match e.kind() {
                 EntryKind::Base(kind) => {
                     if e.size != e.result_size {
                         return Err(entry_error(
@@ -124,7 +122,6 @@ impl<'a> Resolver<'a> {
             }
         }
         let mut resolver = Resolver {
-            parent: vec![EntryIndex::NONE; n],
             pending: vec![0; n],
             live: vec![0; n],
             kinds,
@@ -148,25 +145,33 @@ impl<'a> Resolver<'a> {
         };
         for i in 0..n {
             let e = &resolver.entries[i];
-            match e.kind {
-                EntryKind::Base(_) => {}
-                EntryKind::OfsDelta { base_offset } => {
-                    let j = resolver.entries.partition_point(|b| b.offset < base_offset);
-                    if j >= i || resolver.entries[j].offset != base_offset {
-                        return Err(entry_error(e, EntryProblem::BadBaseOffset(base_offset)));
+            match (e.kind(), e.base(), e.ref_base()) {
+                (EntryKind::Base(_), _, _) => {}
+                // An OFS delta's base comes earlier; a REF delta's base found by an earlier run may be anywhere.
+                (kind, Some(j), _) => {
+                    let j = j as usize;
+                    let valid = match kind {
+                        EntryKind::OfsDelta => j < i,
+                        _ => j < n && j != i,
+                    };
+                    if !valid {
+                        return Err(entry_error(e, EntryProblem::BadBase(j as u64)));
                     }
                     resolver.attach(EntryIndex::new(i), EntryIndex::new(j));
                 }
-                EntryKind::RefDelta { base } => {
+                (_, None, Some(base)) => {
                     let waiting = resolver.waiting_for_oid.entry(base).or_default();
                     waiting.push(EntryIndex::new(i));
                 }
+                // A REF delta that lost its base's id (its id was set before its base was known): it stays
+                // unresolved.
+                (_, None, None) => {}
             }
         }
         // REF deltas on non-delta objects (whose ids the first pass computed) know their base now; the others
         // learn it when the object with that id is resolved.
         for j in 0..n {
-            let Some(oid) = resolver.entries[j].oid else {
+            let Some(oid) = resolver.entries[j].oid() else {
                 continue;
             };
             if let Some(waiting) = resolver.waiting_for_oid.remove(&oid) {
@@ -180,7 +185,8 @@ impl<'a> Resolver<'a> {
 
     /// Records that delta `child` applies to entry `base`.
     fn attach(&mut self, child: EntryIndex, base: EntryIndex) {
-        self.parent[child.get()] = base;
+        // `base` is below `EntryIndex::NONE`, which is `Entry::NO_BASE`.
+        self.entries[child.get()].set_base(base.0);
         self.pending[base.get()] += 1;
         self.live[base.get()] += 1;
         if self.is_big(child) && self.is_big(base) {
@@ -192,11 +198,18 @@ impl<'a> Resolver<'a> {
     fn is_big(&self, i: EntryIndex) -> bool {
         let e = &self.entries[i.get()];
         let limit = self.big_object_bytes;
-        e.size > limit || e.result_size > limit || entry_end(e) - e.data_offset > limit
+        e.size > limit || e.result_size > limit || entry_end(e) - e.data_offset() > limit
     }
 
     fn is_resolved(&self, i: EntryIndex) -> bool {
-        self.entries[i.get()].oid.is_some()
+        self.entries[i.get()].oid().is_some()
+    }
+
+    /// The base entry of delta `i`, [`EntryIndex::NONE`] when not known (yet).
+    fn parent(&self, i: EntryIndex) -> EntryIndex {
+        self.entries[i.get()]
+            .base()
+            .map_or(EntryIndex::NONE, EntryIndex)
     }
 
     /// Resolves every entry, reporting the scan's progress, and returns what it did.
@@ -219,17 +232,15 @@ impl<'a> Resolver<'a> {
                 self.visit(j).await?;
             }
         }
-        for (i, e) in self.entries.iter().enumerate() {
-            if let (None, EntryKind::RefDelta { base }, EntryIndex::NONE) =
-                (e.oid, e.kind, self.parent[i])
-            {
+        for e in self.entries.iter() {
+            if let (None, Some(base)) = (e.oid(), e.ref_base()) {
                 return Err(ResolveError::MissingBase {
                     offset: e.offset,
                     base,
                 });
             }
         }
-        if let Some(e) = self.entries.iter().find(|e| e.oid.is_none()) {
+        if let Some(e) = self.entries.iter().find(|e| e.oid().is_none()) {
             return Err(entry_error(e, EntryProblem::Unresolved));
         }
         self.stats.kinds = self.kinds;
@@ -243,7 +254,7 @@ impl<'a> Resolver<'a> {
         if self.is_resolved(i) {
             return self.preload(i).await;
         }
-        let parent = self.parent[i.get()];
+        let parent = self.parent(i);
         if self.entries[i.get()].is_delta() {
             if parent == EntryIndex::NONE {
                 // A REF delta whose base id is unknown: `record_resolved` queues it once an object with that id
@@ -282,7 +293,7 @@ impl<'a> Resolver<'a> {
         let chain = self.chain(i)?;
         let root = *chain.last().unwrap_or(&i);
         if chain.len() > 1 {
-            if self.cache.contains(self.parent[i.get()]) {
+            if self.cache.contains(self.parent(i)) {
                 self.stats.cache_hits += 1;
             } else {
                 self.stats.cache_misses += 1;
@@ -341,8 +352,8 @@ impl<'a> Resolver<'a> {
         let mut x = i;
         while self.entries[x.get()].is_delta() && (x == i || !self.cache.contains(x)) {
             // Resolved deltas, and the delta being resolved, always have a base.
-            x = match self.parent.get(x.get()) {
-                Some(&p) if p != EntryIndex::NONE => p,
+            x = match self.parent(x) {
+                p if p != EntryIndex::NONE => p,
                 _ => {
                     return Err(entry_error(
                         &self.entries[x.get()],
@@ -532,7 +543,7 @@ impl<'a> Resolver<'a> {
         if x < self.scan_pos {
             self.stats.deferred += 1;
         }
-        self.entries[idx].oid = Some(oid);
+        self.entries[idx].set_oid(oid);
         for w in self.waiting_for_oid.remove(&oid).unwrap_or_default() {
             self.attach(w, x);
             if w <= self.scan_pos {
@@ -542,7 +553,7 @@ impl<'a> Resolver<'a> {
         if let Some(waiting) = self.waiting_for_entry.remove(&x) {
             self.ready.extend(waiting);
         }
-        let parent = self.parent[idx];
+        let parent = self.parent(x);
         if parent != EntryIndex::NONE {
             let p = parent.get();
             self.pending[p] = self.pending[p].saturating_sub(1);
@@ -566,7 +577,7 @@ impl<'a> Resolver<'a> {
     fn release(&mut self, mut x: EntryIndex) {
         loop {
             self.retained.remove(x);
-            let p = self.parent[x.get()];
+            let p = self.parent(x);
             if p == EntryIndex::NONE {
                 return;
             }
@@ -585,7 +596,7 @@ impl<'a> Resolver<'a> {
     /// then retained if it has children to come).
     async fn read_whole(&mut self, i: EntryIndex) -> Result<Vec<u8>, ResolveError> {
         let e = &self.entries[i.get()];
-        let (start, size, end) = (e.data_offset, e.size, entry_end(e));
+        let (start, size, end) = (e.data_offset(), e.size, entry_end(e));
         let fetched = self.fetched.iter().position(|(x, _)| *x == i);
         let data = match (fetched, self.retained.get(i)) {
             (_, Some(data)) => {
@@ -659,7 +670,7 @@ impl<'a> Resolver<'a> {
         let mut bytes = 0;
         for &x in chain.iter().rev() {
             let e = &self.entries[x.get()];
-            let len = entry_end(e) - e.data_offset;
+            let len = entry_end(e) - e.data_offset();
             let cached = x == root && x != i && self.cache.contains(x);
             if cached || self.is_big(x) || self.retained.contains(x) {
                 continue;
@@ -668,7 +679,7 @@ impl<'a> Resolver<'a> {
                 break;
             }
             bytes += len;
-            wanted.push((x, e.data_offset, len));
+            wanted.push((x, e.data_offset(), len));
         }
         if wanted.len() < 2 {
             return Ok(());

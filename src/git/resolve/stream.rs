@@ -37,9 +37,9 @@ impl StreamInput {
         let mut inflater = EntryInflater::new();
         inflater.reset(e.size);
         StreamInput {
-            start: e.data_offset,
+            start: e.data_offset(),
             end: entry_end(e),
-            next: e.data_offset,
+            next: e.data_offset(),
             chunk: Bytes::new(),
             pos: 0,
             inflater,

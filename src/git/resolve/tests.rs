@@ -10,6 +10,14 @@ use testkit::rng::Rng;
 use super::stream::Ring;
 use crate::git::oid::hash_object;
 use crate::git::pack::entry::EntryKind;
+
+/// How a hand-built entry stores its object: whole, as an OFS delta on an entry index, or a REF delta on an id.
+#[derive(Clone, Copy)]
+enum Stored {
+    Base(ObjectKind),
+    Ofs(usize),
+    Ref(ObjectId),
+}
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -71,7 +79,7 @@ impl TestPack {
     /// Appends an entry with raw zlib data and the sizes to record; returns its index.
     fn raw(
         &mut self,
-        kind: EntryKind,
+        kind: Stored,
         size: u64,
         result_size: u64,
         zdata: &[u8],
@@ -79,28 +87,28 @@ impl TestPack {
     ) -> usize {
         let offset = self.bytes.len() as u64;
         let type_num = match kind {
-            EntryKind::Base(k) => k.pack_type(),
-            EntryKind::OfsDelta { .. } => 6,
-            EntryKind::RefDelta { .. } => 7,
+            Stored::Base(k) => k.pack_type(),
+            Stored::Ofs(_) => 6,
+            Stored::Ref(_) => 7,
         };
         let mut raw = entry_header(type_num, size);
         match kind {
-            EntryKind::OfsDelta { base_offset } => raw.extend(ofs_distance(offset - base_offset)),
-            EntryKind::RefDelta { base } => raw.extend_from_slice(&base.0),
-            EntryKind::Base(_) => {}
+            Stored::Ofs(base) => raw.extend(ofs_distance(offset - self.entries[base].offset)),
+            Stored::Ref(base) => raw.extend_from_slice(&base.0),
+            Stored::Base(_) => {}
         }
-        let data_offset = offset + raw.len() as u64;
+        let header_len = raw.len() as u8;
         raw.extend_from_slice(zdata);
         let oid = hash_object(expected.0, expected.1);
-        self.entries.push(Entry {
-            offset,
-            data_offset,
-            packed_len: raw.len() as u64,
-            kind,
-            size,
-            result_size,
-            crc32: crc32fast::hash(&raw),
-            oid: matches!(kind, EntryKind::Base(_)).then_some(oid),
+        let (len, crc) = (raw.len() as u64, crc32fast::hash(&raw));
+        self.entries.push(match kind {
+            Stored::Base(k) => Entry::whole(offset, header_len, len, k, size, crc, Some(oid)),
+            Stored::Ofs(base) => {
+                Entry::ofs_delta(offset, header_len, len, base as u32, size, result_size, crc)
+            }
+            Stored::Ref(base) => {
+                Entry::ref_delta(offset, header_len, len, base, size, result_size, crc)
+            }
         });
         self.bytes.extend_from_slice(&raw);
         self.contents.push(expected.1.to_vec());
@@ -110,7 +118,7 @@ impl TestPack {
 
     fn base(&mut self, kind: ObjectKind, data: &[u8]) -> usize {
         let len = data.len() as u64;
-        self.raw(EntryKind::Base(kind), len, len, &zlib(data), (kind, data))
+        self.raw(Stored::Base(kind), len, len, &zlib(data), (kind, data))
     }
 
     /// An OFS delta on entry `base` yielding `target`.
@@ -121,12 +129,9 @@ impl TestPack {
 
     /// An OFS delta on entry `base` with this delta data, expected to yield `target`.
     fn ofs_raw(&mut self, base: usize, delta: &[u8], target: &[u8]) -> usize {
-        let kind = EntryKind::OfsDelta {
-            base_offset: self.entries[base].offset,
-        };
         let expected = (self.expected[base].1, target);
         self.raw(
-            kind,
+            Stored::Ofs(base),
             delta.len() as u64,
             target.len() as u64,
             &zlib(delta),
@@ -137,11 +142,8 @@ impl TestPack {
     /// A REF delta on the object `(kind, base)` (wherever it is) yielding `target`.
     fn ref_to(&mut self, kind: ObjectKind, base: &[u8], target: &[u8]) -> usize {
         let delta = make(base, target);
-        let entry_kind = EntryKind::RefDelta {
-            base: hash_object(kind, base),
-        };
         self.raw(
-            entry_kind,
+            Stored::Ref(hash_object(kind, base)),
             delta.len() as u64,
             target.len() as u64,
             &zlib(&delta),
@@ -158,9 +160,13 @@ impl TestPack {
         options: ResolveOptions<'_>,
     ) -> Result<(Vec<Entry>, ResolveStats), ResolveError> {
         let mut entries = self.entries.clone();
-        // Ids already on deltas are not trusted.
-        for e in entries.iter_mut().filter(|e| e.is_delta()) {
-            e.oid = Some(ObjectId::ZERO);
+        // Ids already on deltas are not trusted (a REF delta whose base entry is not known keeps its base id
+        // in place of its own).
+        for e in entries
+            .iter_mut()
+            .filter(|e| e.is_delta() && e.ref_base().is_none())
+        {
+            e.set_oid(ObjectId::ZERO);
         }
         let stats = resolve_deltas(&mut entries, &self.source(), &options).await?;
         Ok((entries, stats))
@@ -176,7 +182,7 @@ impl TestPack {
                 .unwrap_or_else(|e| panic!("{options:?}: {e}"));
             for (i, e) in entries.iter().enumerate() {
                 assert_eq!(
-                    e.oid,
+                    e.oid(),
                     Some(self.expected[i].0),
                     "entry {i} with {options:?}"
                 );
@@ -293,8 +299,8 @@ async fn base_entries_without_ids_are_hashed() {
     let mut target = p.contents[big].clone();
     target[100..110].copy_from_slice(b"0123456789");
     p.ofs(big, &target);
-    p.entries[blob].oid = None;
-    p.entries[big].oid = None;
+    p.entries[blob].clear_oid();
+    p.entries[big].clear_oid();
     for stats in p.check().await {
         assert_eq!(stats.bases_hashed, 2);
     }
@@ -317,6 +323,25 @@ async fn ref_deltas_wait_for_bases_that_come_later() {
     p.ref_to(ObjectKind::Blob, &v[0], &version(11));
     for stats in p.check().await {
         assert_eq!(stats.deferred, 4, "{stats:?}");
+    }
+    // Resolved, every REF delta records its base entry instead of its base's id, and resolving again (its own id
+    // forgotten, or wrong) finds the same ids through those entries.
+    let (mut entries, _) = p.resolve(ROOMY).await.unwrap();
+    for e in entries
+        .iter_mut()
+        .filter(|e| e.kind() == EntryKind::RefDelta)
+    {
+        assert_eq!((e.ref_base(), e.base().is_some()), (None, true));
+        e.set_oid(ObjectId::ZERO);
+    }
+    for options in MODES {
+        let mut again = entries.clone();
+        resolve_deltas(&mut again, &p.source(), &options)
+            .await
+            .unwrap();
+        for (i, e) in again.iter().enumerate() {
+            assert_eq!(e.oid(), Some(p.expected[i].0), "entry {i} with {options:?}");
+        }
     }
 }
 
@@ -352,7 +377,7 @@ async fn ref_cycles_error_instead_of_looping() {
     let delta = make(&a, &a);
     let oid = hash_object(ObjectKind::Blob, &a);
     p.raw(
-        EntryKind::RefDelta { base: oid },
+        Stored::Ref(oid),
         delta.len() as u64,
         a.len() as u64,
         &zlib(&delta),
@@ -370,11 +395,8 @@ type BrokenCase = (Vec<u8>, u64, fn(&EntryProblem) -> bool);
 fn with_delta(base: &[u8], delta: &[u8], result_size: u64) -> TestPack {
     let mut p = TestPack::new();
     let b = p.base(ObjectKind::Blob, base);
-    let kind = EntryKind::OfsDelta {
-        base_offset: p.entries[b].offset,
-    };
     p.raw(
-        kind,
+        Stored::Ofs(b),
         delta.len() as u64,
         result_size,
         &zlib(delta),
@@ -503,7 +525,7 @@ fn broken_streams(data: &[u8]) -> Vec<BrokenCase> {
 #[tokio::test]
 async fn rejects_bad_zlib_streams() {
     let data = version(3);
-    let blob = EntryKind::Base(ObjectKind::Blob);
+    let blob = Stored::Base(ObjectKind::Blob);
     let expected = (ObjectKind::Blob, data.as_slice());
     // The broken entry as the base of a delta (read to rebuild it).
     for (zdata, size, check) in broken_streams(&data) {
@@ -529,17 +551,14 @@ async fn rejects_bad_zlib_streams() {
     for (zdata, size, check) in broken_streams(&delta) {
         let mut p = TestPack::new();
         let b = p.base(ObjectKind::Blob, &version(5));
-        let kind = EntryKind::OfsDelta {
-            base_offset: p.entries[b].offset,
-        };
-        p.raw(kind, size, data.len() as u64, &zdata, expected);
+        p.raw(Stored::Ofs(b), size, data.len() as u64, &zdata, expected);
         assert_fails(&p, 1, check).await;
     }
     // A big declared size with a tiny stream: an error, not a huge allocation.
     let mut p = TestPack::new();
     p.raw(blob, 1 << 40, 1 << 40, &zlib(b"tiny"), expected);
     p.ofs(0, b"x");
-    p.entries[0].oid = None;
+    p.entries[0].clear_oid();
     let options = ResolveOptions {
         cache_bytes: LOTS,
         retain_bytes: 0,
@@ -572,32 +591,58 @@ async fn rejects_inconsistent_entries() {
     let mut e = p.entries.clone();
     e.swap(1, 2);
     check(e, 2, EntryProblem::OutOfOrder).await;
-    let mut e = p.entries.clone();
-    e[2].kind = EntryKind::OfsDelta {
-        base_offset: e[1].offset + 1,
+    // An OFS delta's base must be an earlier entry; a REF delta's (once known) another entry.
+    let rebase = |e: &Entry, base: u32| {
+        let (offset, len) = (e.offset, e.packed_len);
+        Entry::ofs_delta(
+            offset,
+            e.header_len,
+            len,
+            base,
+            e.size,
+            e.result_size,
+            e.crc32,
+        )
     };
-    check(e.clone(), 2, EntryProblem::BadBaseOffset(e[1].offset + 1)).await;
+    for (at, base) in [(2, 2), (1, 2), (1, 1), (2, 3), (2, u32::MAX - 1)] {
+        let mut e = p.entries.clone();
+        e[at] = rebase(&e[at], base);
+        check(e, at, EntryProblem::BadBase(u64::from(base))).await;
+    }
+    for (at, base) in [(1, 1), (2, 3)] {
+        let mut e = p.entries.clone();
+        let b = &e[at];
+        e[at] = Entry::ref_delta(
+            b.offset,
+            b.header_len,
+            b.packed_len,
+            ObjectId::ZERO,
+            b.size,
+            b.result_size,
+            b.crc32,
+        );
+        e[at].set_base(base);
+        check(e, at, EntryProblem::BadBase(u64::from(base))).await;
+    }
     let mut e = p.entries.clone();
-    e[1].kind = EntryKind::OfsDelta {
-        base_offset: e[2].offset,
-    };
-    check(e.clone(), 1, EntryProblem::BadBaseOffset(e[2].offset)).await;
-    let mut e = p.entries.clone();
-    e[1].kind = EntryKind::OfsDelta {
-        base_offset: e[1].offset,
-    };
-    check(e.clone(), 1, EntryProblem::BadBaseOffset(e[1].offset)).await;
-    let mut e = p.entries.clone();
-    e[1].data_offset = e[1].offset + e[1].packed_len;
+    // No room for a zlib stream after the header.
+    e[1].packed_len = u64::from(e[1].header_len);
     let bounds = EntryProblem::BadBounds {
-        data_offset: e[1].data_offset,
+        data_offset: e[1].data_offset(),
+        packed_len: e[1].packed_len,
+    };
+    check(e, 1, bounds).await;
+    let mut e = p.entries.clone();
+    e[1].header_len = 0;
+    let bounds = EntryProblem::BadBounds {
+        data_offset: e[1].offset,
         packed_len: e[1].packed_len,
     };
     check(e, 1, bounds).await;
     let mut e = p.entries.clone();
     e[0].packed_len = u64::MAX;
     let bounds = EntryProblem::BadBounds {
-        data_offset: e[0].data_offset,
+        data_offset: e[0].data_offset(),
         packed_len: u64::MAX,
     };
     check(e, 0, bounds).await;
@@ -613,7 +658,7 @@ async fn rejects_inconsistent_entries() {
     let short = Bytes::from(p.bytes[..p.bytes.len() - 5].to_vec());
     let err = resolve_deltas(&mut e, &short, &ROOMY).await.unwrap_err();
     assert!(
-        matches!(err, ResolveError::Read { offset, .. } if offset == p.entries[2].data_offset),
+        matches!(err, ResolveError::Read { offset, .. } if offset == p.entries[2].data_offset()),
         "{err}"
     );
     assert!(err.to_string().contains("cannot read"), "{err}");
@@ -640,7 +685,7 @@ async fn short_reads_are_errors() {
         let err = resolve_deltas(&mut entries, &ShortReader(p.source()), &options)
             .await
             .unwrap_err();
-        let offsets = [p.entries[0].data_offset, p.entries[1].data_offset];
+        let offsets = [p.entries[0].data_offset(), p.entries[1].data_offset()];
         assert!(
             matches!(err, ResolveError::ShortRead { offset, .. } if offsets.contains(&offset)),
             "{err}"
@@ -674,7 +719,7 @@ async fn refuses_chains_deeper_than_the_limit() {
         problem(err),
         (p.entries[30].offset, EntryProblem::ChainTooDeep(29))
     );
-    assert_eq!(entries[29].oid, Some(p.expected[29].0));
+    assert_eq!(entries[29].oid(), Some(p.expected[29].0));
     // Streamed levels have their own limit.
     let mut p = TestPack::new();
     let mut prev = p.base(ObjectKind::Blob, b"0");
@@ -693,7 +738,7 @@ impl TestPack {
         let (entries, stats) = self.resolve(options).await.unwrap();
         for (i, e) in entries.iter().enumerate() {
             assert_eq!(
-                e.oid,
+                e.oid(),
                 Some(self.expected[i].0),
                 "entry {i} with {options:?}"
             );
@@ -774,7 +819,7 @@ async fn streams_big_objects() {
     other2[0] = !other2[0];
     p.ref_to(ObjectKind::Blob, &other, &other2);
     let ob = p.base(ObjectKind::Blob, &other);
-    p.entries[ob].oid = None;
+    p.entries[ob].clear_oid();
 
     let stats = p.check_mode(options).await;
     assert!(
@@ -803,7 +848,12 @@ async fn check_against_git(pack_bytes: Vec<u8>, verified: &HashMap<u64, Verified
         assert_eq!(entries.len(), verified.len());
         for (e, kind) in entries.iter().zip(&stats.kinds) {
             let v = &verified[&e.offset];
-            assert_eq!(e.oid, Some(v.oid), "entry at {} with {options:?}", e.offset);
+            assert_eq!(
+                e.oid(),
+                Some(v.oid),
+                "entry at {} with {options:?}",
+                e.offset
+            );
             assert_eq!(
                 kind.as_str(),
                 v.kind,
@@ -840,9 +890,7 @@ async fn real_thin_pack_is_refused() {
     let mut parser = PackParser::new();
     parser.feed(&pack).unwrap();
     let mut entries = parser.finish().unwrap().entries;
-    assert!(entries
-        .iter()
-        .any(|e| matches!(e.kind, EntryKind::RefDelta { .. })));
+    assert!(entries.iter().any(|e| e.kind() == EntryKind::RefDelta));
     let err = resolve_deltas(&mut entries, &Bytes::from(pack), &ROOMY)
         .await
         .unwrap_err();
@@ -981,7 +1029,7 @@ async fn big_blob_child() {
     let peak_kib = status_kib("VmHWM");
     for e in &entries {
         assert_eq!(
-            e.oid,
+            e.oid(),
             Some(verified[&e.offset].oid),
             "entry at {}",
             e.offset
@@ -1128,7 +1176,7 @@ async fn kept_compressed_entries_spare_reads_and_chains_are_read_at_once() {
                 .await
                 .unwrap();
             for (i, e) in entries.iter().enumerate() {
-                assert_eq!(e.oid, Some(p.expected[i].0), "entry {i} with {options:?}");
+                assert_eq!(e.oid(), Some(p.expected[i].0), "entry {i} with {options:?}");
             }
             assert_eq!(stats.reads, source.reads.load(Ordering::Relaxed));
             (stats, source.most_in_flight.load(Ordering::Relaxed))
@@ -1321,7 +1369,7 @@ async fn an_object_is_read_back_by_id_through_its_chain() {
     );
     // Entries whose recorded ids lie are caught by the hash check.
     let mut lying = entries.clone();
-    lying[2].oid = Some(ObjectId([7; 20]));
+    lying[2].set_oid(ObjectId([7; 20]));
     assert!(read_object(&lying, &source, &ObjectId([7; 20]), LOTS)
         .await
         .is_err());
