@@ -51,7 +51,8 @@ bench:
 	bash scripts/bench.sh
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= pktline advertisement response pack delta layout ref_name redact
+FUZZ_TARGETS ?= pktline advertisement response pack delta layout ref_name redact resolve idx packed_refs \
+	lambda_event retry_after
 
 # Each target runs on a scratch copy of its seeds so that the committed corpus only changes on purpose.
 fuzz:

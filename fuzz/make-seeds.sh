@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Writes the seed corpora (corpus/<target>/) from what real git produces for a small repository: its pack, its
-# smart-HTTP advertisement and upload-pack response, its info/refs and objects/info/packs, a real delta, and a few
-# ref names and URLs. Run again only to refresh them; the seeds are committed.
+# Writes the seed corpora (corpus/<target>/) from what real git produces for a small repository: its pack (also with
+# REF deltas, and thin), its .idx, its smart-HTTP advertisement and upload-pack response, its info/refs,
+# objects/info/packs and packed-refs, a real delta, and a few ref names, URLs, the sample Lambda events of events/
+# and Retry-After values. Run again only to refresh them; the seeds are committed.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 work=$(mktemp -d)
@@ -25,6 +26,7 @@ git update-server-info
 c="$here/corpus"
 rm -rf "$c"
 mkdir -p "$c"/{pktline,advertisement,response,pack,delta,layout,ref_name,redact}
+mkdir -p "$c"/{resolve,idx,packed_refs,lambda_event,retry_after}
 pack=$(ls objects/pack/*.pack)
 cp "$pack" "$c/pack/repo.pack"
 adv="$work/adv"
@@ -50,4 +52,32 @@ for name in refs/heads/main refs/tags/v1 'refs/heads/a..b' 'refs/heads/x.lock' '
 done
 printf '%s' 'https://oauth2:glpat-x@gitlab.example/g/p.git?private_token=y#frag' > "$c/redact/gitlab"
 printf '%s' 'host:org/repo?access_token=z' > "$c/redact/scp-like"
+# resolve: a byte choosing the limits (see src/lib.rs), then a pack without its trailer: roomy limits; objects
+# streamed through a 16-byte limit with a retained-entry budget; a work limit the pack exceeds; an object size limit
+# the pack exceeds (the first pass refuses it). Also a pack with REF deltas and a thin pack (a delta on a base it
+# lacks).
+without_trailer() { head -c $(($(stat -c %s "$1") - 20)) "$1"; }
+{ printf '\x73'; without_trailer "$pack"; } > "$c/resolve/roomy"
+{ printf '\x64'; without_trailer "$pack"; } > "$c/resolve/streamed"
+{ printf '\x33'; without_trailer "$pack"; } > "$c/resolve/much-work"
+{ printf '\x00'; without_trailer "$pack"; } > "$c/resolve/too-big"
+git pack-objects --all --stdout -q < /dev/null > "$work/ref-delta.pack"
+{ printf '\x73'; without_trailer "$work/ref-delta.pack"; } > "$c/resolve/ref-delta"
+# (From the source repository, whose objects are loose: in the packed copy the old blob is a delta of the new.)
+printf 'HEAD\n^HEAD~1\n' | git -C "$work/src" pack-objects --revs --thin --stdout -q > "$work/thin.pack"
+{ printf '\x73'; without_trailer "$work/thin.pack"; } > "$c/resolve/thin"
+cat objects/pack/*.idx > "$c/idx/repo.idx"
+cp packed-refs "$c/packed_refs/clone"
+(cd "$work/src" && git pack-refs --all && cp .git/packed-refs "$c/packed_refs/pack-refs")
+for event in "$here"/../events/*.json; do
+    sed -e 's#{{GIT_URL}}#https://git.example/r.git#g; s#{{GIT_URL_2}}#https://git.example/r2.git#g' \
+        -e 's#{{GIT_MISSING_URL}}#http://127.0.0.1:8080/missing#g; s#{{S3_ENDPOINT}}#http://127.0.0.1:5000#g' \
+        -e 's#{{S3_TARGET}}#s3://bucket/one#g; s#{{S3_TARGET_2}}#s3://bucket/two#g' \
+        "$event" > "$c/lambda_event/$(basename "$event" .json)"
+done
+printf '%s' 'Sun, 06 Nov 1994 08:49:37 GMT' > "$c/retry_after/imf-fixdate"
+printf '%s' 'Sunday, 06-Nov-94 08:49:37 GMT' > "$c/retry_after/rfc850"
+printf '%s' 'Sun Nov  6 08:49:37 1994' > "$c/retry_after/asctime"
+printf '%s' '120' > "$c/retry_after/seconds"
+printf '%s' '184467440737095516160' > "$c/retry_after/huge"
 echo "seeds written to $c"

@@ -581,7 +581,7 @@ impl UpstreamClient {
             code => {
                 let retry_after = match code {
                     StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
-                        retry_after(response.headers())
+                        super::retry::retry_after_header(response.headers())
                     }
                     _ => None,
                 };
@@ -644,18 +644,6 @@ fn is_redirect(status: StatusCode) -> bool {
             | StatusCode::TEMPORARY_REDIRECT
             | StatusCode::PERMANENT_REDIRECT
     )
-}
-
-/// A `Retry-After` given in seconds (the HTTP-date form is left to the backoff).
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let seconds = headers
-        .get(header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(seconds))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

@@ -45,7 +45,7 @@ pub use body::BodyStream;
 pub use client::{default_user_agent, RepoEndpoint, UpstreamClient, UpstreamOptions};
 pub(crate) use lfs::unix_now;
 pub use lfs::{default_lfs_url, LfsEndpoint, LfsRequestError};
-pub use retry::RetryPolicy;
+pub use retry::{parse_http_date, parse_retry_after, RetryPolicy};
 pub use url::{redact, redact_str};
 
 use std::time::Duration;
@@ -162,7 +162,7 @@ pub enum UpstreamError {
         status: u16,
         /// The start of the response body, sanitized, for diagnosis.
         body: String,
-        /// The wait a 429 or 503 asked for in `Retry-After` (seconds; an HTTP date is not honoured).
+        /// The wait a 429 or 503 asked for in `Retry-After` (in seconds or as an HTTP date).
         retry_after: Option<Duration>,
     },
     /// The response does not have the smart-HTTP content type.
