@@ -2,7 +2,8 @@
 //! HTTP, a dumb copy made the way git itself makes one (`git clone --bare` + `git update-server-info`) and
 //! uploaded to a `new_bucket()` clones over dumb HTTP from moto and satisfies `assert_dumb_clone_matches`, the
 //! judge rejects copies that differ, request logs count what the servers saw, and fixtures have the promised
-//! shapes and are deterministic.
+//! shapes and are deterministic, and the fault proxy (`testkit::fault_proxy`) cuts, resets, stalls and answers
+//! with errors as its seeded plan says.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -266,4 +267,218 @@ fn big_fixtures_have_their_shape() {
     );
     let clone = work.path().join("c.git");
     assert_eq!(delta_count(&clone, BIG_BINARY_SIZE as u64), 2);
+}
+
+/// The fault proxy's tests: an upstream answering every request with `BODY_LEN` bytes of body, a client, and
+/// seeds that draw a chosen fault.
+mod proxy {
+    use std::io::{ErrorKind, Read, Write};
+    use std::net::TcpStream;
+    use testkit::fault_proxy::{Direction, Fault, FaultKind, FaultPlan, FaultProxy};
+    use testkit::raw_http::{http, RawServer, Reply};
+
+    pub const BODY_LEN: usize = 200_000;
+
+    /// A proxy in front of a server answering every request with a `BODY_LEN`-byte body, on a runtime kept
+    /// alive by the returned value.
+    pub fn proxied() -> (tokio::runtime::Runtime, RawServer, FaultProxy) {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let server = runtime.block_on(RawServer::start(|_| {
+            Reply::Send(http("200 OK", &[], &vec![b'x'; BODY_LEN]))
+        }));
+        let proxy = FaultProxy::start("test", server.port);
+        (runtime, server, proxy)
+    }
+
+    /// Sends one GET through the proxy; returns what came back before the end of the stream, and the error
+    /// that ended it, if any.
+    pub fn get(proxy: &FaultProxy) -> (Vec<u8>, Option<ErrorKind>) {
+        let mut stream = TcpStream::connect(("127.0.0.1", proxy.port)).expect("connect");
+        let request = b"GET /x HTTP/1.1\r\nHost: test\r\nContent-Length: 0\r\n\r\n";
+        if let Err(e) = stream.write_all(request) {
+            return (Vec::new(), Some(e.kind()));
+        }
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => return (out, None),
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(e) => return (out, Some(e.kind())),
+            }
+        }
+    }
+
+    /// A plan drawing `kind` for every connection (at most once, within 4 KiB), and a seed whose first connection
+    /// draws a fault that `wanted` accepts.
+    pub fn seed_for(kind: FaultKind, wanted: impl Fn(&Fault) -> bool) -> (u64, FaultPlan) {
+        let plan = FaultPlan {
+            max_offset: 4096,
+            ..FaultPlan::only(kind)
+        };
+        let seed = (0..10_000u64)
+            .find(|&seed| plan.draw(seed, 0).as_ref().is_some_and(&wanted))
+            .expect("a seed drawing the wanted fault");
+        (seed, plan)
+    }
+
+    pub fn to_client(fault: &Fault) -> Option<u64> {
+        match *fault {
+            Fault::Cut { dir, after }
+            | Fault::Reset { dir, after }
+            | Fault::Stall { dir, after, .. }
+                if dir == Direction::ToClient && after > 100 =>
+            {
+                Some(after)
+            }
+            _ => None,
+        }
+    }
+}
+
+#[test]
+fn an_unarmed_fault_proxy_forwards_untouched() {
+    let (_runtime, server, proxy) = proxy::proxied();
+    let (response, error) = proxy::get(&proxy);
+    assert_eq!(error, None);
+    assert!(response.starts_with(b"HTTP/1.1 200 OK"));
+    assert!(response.ends_with(&vec![b'x'; proxy::BODY_LEN]));
+    assert_eq!(server.seen().len(), 1);
+    assert!(proxy.events().is_empty());
+}
+
+#[test]
+fn a_fault_proxy_cuts_after_the_drawn_byte_count_either_way() {
+    use testkit::fault_proxy::{Direction, Fault, FaultKind};
+    let (_runtime, server, proxy) = proxy::proxied();
+    let (seed, plan) = proxy::seed_for(FaultKind::Cut, |f| {
+        matches!(f, Fault::Cut { .. }) && proxy::to_client(f).is_some()
+    });
+    let after = proxy::to_client(&plan.draw(seed, 0).unwrap()).unwrap();
+    proxy.arm(seed, plan);
+    let (response, error) = proxy::get(&proxy);
+    assert_eq!((response.len() as u64, error), (after, None));
+    assert_eq!(
+        proxy.events(),
+        [format!(
+            "test: seed {seed} connection 0: cut after {after} bytes to the client"
+        )]
+    );
+    // The budget is spent: the next connection forwards.
+    assert_eq!(proxy::get(&proxy).1, None);
+
+    // Towards the server, inside the request's head: the server never sees a whole request.
+    let (seed, plan) = proxy::seed_for(
+        FaultKind::Cut,
+        |f| matches!(f, Fault::Cut { dir: Direction::ToServer, after } if *after < 20),
+    );
+    proxy.arm(seed, plan);
+    let before = server.seen().len();
+    let (response, _) = proxy::get(&proxy);
+    assert!(response.is_empty());
+    assert_eq!(server.seen().len(), before);
+    assert_eq!(proxy.events().len(), 1, "{:?}", proxy.events());
+}
+
+#[test]
+fn a_fault_proxy_resets_connections() {
+    use testkit::fault_proxy::{Fault, FaultKind};
+    let (_runtime, _server, proxy) = proxy::proxied();
+    let (seed, plan) = proxy::seed_for(FaultKind::Reset, |f| {
+        matches!(f, Fault::Reset { .. }) && proxy::to_client(f).is_some()
+    });
+    let after = proxy::to_client(&plan.draw(seed, 0).unwrap()).unwrap();
+    proxy.arm(seed, plan);
+    let (response, error) = proxy::get(&proxy);
+    assert_eq!(error, Some(std::io::ErrorKind::ConnectionReset));
+    assert!(response.len() as u64 <= after);
+    assert_eq!(
+        proxy.events(),
+        [format!(
+            "test: seed {seed} connection 0: reset after {after} bytes to the client"
+        )]
+    );
+}
+
+#[test]
+fn a_fault_proxy_stalls_then_resumes_or_cuts() {
+    use testkit::fault_proxy::{Fault, FaultKind};
+    let (_runtime, _server, proxy) = proxy::proxied();
+    for then_cut in [false, true] {
+        let (seed, plan) = proxy::seed_for(FaultKind::Stall, |f| {
+            matches!(f, Fault::Stall { then_cut: c, .. } if *c == then_cut)
+                && proxy::to_client(f).is_some()
+        });
+        let after = proxy::to_client(&plan.draw(seed, 0).unwrap()).unwrap();
+        proxy.arm(seed, plan);
+        let (response, error) = proxy::get(&proxy);
+        assert_eq!(error, None);
+        let events = proxy.events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(
+            events[0].contains(&format!(" ms after {after} bytes to the client")),
+            "{events:?}"
+        );
+        if then_cut {
+            assert_eq!(response.len() as u64, after);
+            assert!(events[0].ends_with("then cut"), "{events:?}");
+        } else {
+            assert!(response.ends_with(&vec![b'x'; proxy::BODY_LEN]));
+            assert!(events[0].ends_with("then resumed"), "{events:?}");
+        }
+    }
+}
+
+#[test]
+fn a_fault_proxy_answers_with_500_or_503_without_forwarding() {
+    use testkit::fault_proxy::{Fault, FaultKind};
+    let (_runtime, server, proxy) = proxy::proxied();
+    for code in [500, 503] {
+        let (seed, plan) = proxy::seed_for(FaultKind::Status, |f| *f == Fault::Status(code));
+        proxy.arm(seed, plan);
+        let (response, error) = proxy::get(&proxy);
+        assert_eq!(error, None);
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with(&format!("HTTP/1.1 {code} ")), "{text}");
+        assert!(text.contains("<Message>injected fault</Message>"), "{text}");
+        assert_eq!(
+            proxy.events(),
+            [format!(
+                "test: seed {seed} connection 0: answered the first request with HTTP {code}"
+            )]
+        );
+    }
+    assert!(server.seen().is_empty(), "the server saw a request");
+}
+
+#[test]
+fn fault_plans_replay_from_their_seed_and_draw_every_kind() {
+    use testkit::fault_proxy::{Fault, FaultPlan};
+    let plan = FaultPlan {
+        percent: 100,
+        ..FaultPlan::default()
+    };
+    let draws: Vec<Option<Fault>> = (0..400).map(|n| plan.draw(42, n)).collect();
+    assert_eq!(
+        draws,
+        (0..400).map(|n| plan.draw(42, n)).collect::<Vec<_>>()
+    );
+    assert_ne!(
+        draws,
+        (0..400).map(|n| plan.draw(43, n)).collect::<Vec<_>>()
+    );
+    let kinds = |f: &Option<Fault>| match f {
+        Some(Fault::Cut { .. }) => 0,
+        Some(Fault::Reset { .. }) => 1,
+        Some(Fault::Stall { .. }) => 2,
+        Some(Fault::Status(_)) => 3,
+        None => 4,
+    };
+    for kind in 0..4 {
+        assert!(
+            draws.iter().any(|f| kinds(f) == kind),
+            "kind {kind} never drawn"
+        );
+    }
+    assert!(draws.iter().all(|f| kinds(f) != 4));
 }

@@ -23,6 +23,7 @@ pub struct GitServer {
     /// `GIT_PROJECT_ROOT`: every bare repository under it is served at `/<path relative to root>`.
     pub root: PathBuf,
     base_url: String,
+    port: u16,
     /// Where the server script keeps its state; `requests.log` has one line per request.
     state: PathBuf,
     _process: ServerProcess,
@@ -75,9 +76,15 @@ impl GitServer {
         GitServer {
             root,
             base_url: format!("http://127.0.0.1:{}", process.port),
+            port: process.port,
             state,
             _process: process,
         }
+    }
+
+    /// The loopback port the server listens on (for a proxy in front of it).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The URL of repository `name` (a path relative to [`GitServer::root`]), `http://127.0.0.1:PORT/<name>`.

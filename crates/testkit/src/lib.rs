@@ -2,7 +2,8 @@
 //! `git` runner ([`git`](mod@git)), deterministic fixture repositories ([`fixtures`]), packs and deltas made
 //! by git or byte by byte ([`pack`], [`delta`]), a real git smart-HTTP server (lighttpd + `git http-backend`,
 //! [`git_server`](mod@git_server)), a real S3 API server (`moto_server`, [`s3`](mod@s3)), a hand-written
-//! HTTP server for hostile peers ([`raw_http`]), a smart source that answers with packs real git built from
+//! HTTP server for hostile peers ([`raw_http`]), a proxy that injects network faults in front of either server
+//! ([`fault_proxy`]), a smart source that answers with packs real git built from
 //! chosen objects ([`lying`]), a real Git LFS server and client ([`lfs`]), and stock `git` as the judge of a
 //! mirror ([`verify`]).
 //!
@@ -60,6 +61,7 @@
 pub mod bench_repos;
 pub mod delta;
 pub mod emf;
+pub mod fault_proxy;
 pub mod fixtures;
 pub mod git;
 pub mod git_server;

@@ -161,6 +161,14 @@ impl S3Server {
         self.requests(bucket).len()
     }
 
+    /// The loopback port of [`S3Server::endpoint`] (for a proxy in front of it).
+    pub fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit_once(':')
+            .and_then(|(_, port)| port.parse().ok())
+            .unwrap_or_else(|| panic!("the S3 endpoint {} has no port", self.endpoint))
+    }
+
     /// The S3 URL of `bucket`/`prefix` as git's dumb HTTP transport reads it.
     pub fn http_url(&self, bucket: &str, prefix: &str) -> String {
         format!("{}/{bucket}/{}", self.endpoint, prefix.trim_matches('/'))
