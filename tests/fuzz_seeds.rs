@@ -93,7 +93,7 @@ fn what_git_writes_is_what_the_new_targets_take_in() {
     assert_eq!(fanout.objects() as usize, pack.entries.len());
     let table = fanout.table_range();
     let ids = &index[table.start as usize..table.end as usize];
-    for entry in pack.entries.iter().filter_map(|e| e.oid) {
+    for entry in pack.entries.iter().filter_map(|e| e.oid()) {
         assert_eq!(fanout.find_in(&table, ids, &entry), Some(true), "{entry}");
     }
     // git's packed-refs is what the mirror writes for the refs of git's info/refs.

@@ -223,7 +223,7 @@ pub fn resolve_outcome(data: &[u8]) -> Option<Result<ResolveStats, ResolveError>
         );
         assert_eq!(stats.kinds.len(), parsed.entries.len());
         for entry in &parsed.entries {
-            assert!(entry.oid.is_some(), "{entry:?}");
+            assert!(entry.oid().is_some(), "{entry:?}");
             assert!(entry.result_size <= limits.max_object_bytes, "{entry:?}");
         }
     }
