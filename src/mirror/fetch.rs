@@ -263,15 +263,7 @@ impl Run<'_> {
             self.report.source.clone(),
             self.report.target.clone(),
         );
-        // Read back from the store, an evicted base is dearer to read again than to rebuild from compressed
-        // entries: half the cache and the in-memory pack's (unused) share keep those.
-        let (cache_bytes, retain_bytes) = match held {
-            Spool::Memory(_) => (budget.object_cache, 0),
-            Spool::Store(_) => (
-                budget.object_cache / 2,
-                budget.object_cache / 2 + budget.in_memory_pack,
-            ),
-        };
+        let (cache_bytes, retain_bytes) = budget.resolve_shares(matches!(held, Spool::Store(_)));
         let big_object_bytes = budget.big_object;
         let runtime = tokio::runtime::Handle::current();
         let task = tokio::task::spawn_blocking(move || {
@@ -334,6 +326,8 @@ impl Run<'_> {
             cache_misses = stats.cache_misses,
             rebuilt = stats.rebuilt,
             retained_reads = stats.retained_reads,
+            passes = stats.passes,
+            postponed = stats.postponed,
             peak_retained_bytes = stats.peak_retained_bytes,
             reads = stats.reads,
             bytes_read = stats.bytes_read,
@@ -484,6 +478,22 @@ struct Budget {
 }
 
 impl Budget {
+    /// The bytes of inflated objects cached and of compressed entries kept while deltas are resolved, for a pack
+    /// held in memory or (`stored`) read back from the store. Read back, an evicted base is dearer to read again
+    /// than to rebuild from compressed entries, and keeping every entry that still has descendants to come needs
+    /// far less than caching their objects (`../shared/design-notes.md` §3: 24-71 MiB for git.git, where the
+    /// inflated bases would need up to 766 MiB): the kept entries get the in-memory pack's (unused) share and
+    /// three quarters of the cache's, and a small cache of inflated objects the rest.
+    fn resolve_shares(&self, stored: bool) -> (u64, u64) {
+        match stored {
+            false => (self.object_cache, 0),
+            true => {
+                let cache = self.object_cache / 4;
+                (cache, self.object_cache - cache + self.in_memory_pack)
+            }
+        }
+    }
+
     /// The least left for pack processing once the upload buffers are taken, even from a smaller budget.
     const MIN_REST: u64 = 8 << 20;
 

@@ -37,7 +37,8 @@
 //! when the pack is in memory, so the resolver yields to the executor after every [`YIELD_BYTES`] of it and
 //! every [`YIELD_ENTRIES`] entries: a caller's timeout or cancellation can stop it at any of those points.
 //!
-//! Memory: about `cache_bytes` + `retain_bytes`, plus [`FETCH_BYTES`] of a chain's entries read at once, plus at
+//! Memory: about `cache_bytes` + `retain_bytes`, plus twice [`FETCH_BYTES`] of a chain's entries read at once
+//! (with the gaps between neighbours read with them), plus at
 //! most four buffers of at most `big_object_bytes` in flight (a base, a compressed delta, the inflated delta, its
 //! result), plus for a streamed chain roughly 150 KiB per level and a
 //! window of 64 KiB to 1 MiB per level (8 MiB in all at most; at most [`MAX_STREAM_LEVELS`] levels), plus about
@@ -74,6 +75,11 @@ pub const MAX_STREAM_LEVELS: usize = 256;
 pub const FETCH_AT_ONCE: usize = 64;
 /// Most bytes of a delta chain's entries read at once when a base is rebuilt (one entry is read at least).
 pub const FETCH_BYTES: u64 = 4 << 20;
+/// Most passes over the pack in which deltas whose rebuild would read behind the scan are postponed; the pass
+/// after them reads what it needs.
+pub const MAX_PASSES: u64 = 4;
+/// Entries of a chain being rebuilt that are at most this far apart in the pack are fetched with one read.
+pub const MERGE_GAP: u64 = 256 << 10;
 /// Bytes of compressed data fetched per read when an entry is streamed.
 const READ_CHUNK: u64 = 64 * 1024;
 /// Bytes a streamed level produces per `Level::produce` call (its window must hold at least twice this).
@@ -155,7 +161,10 @@ pub struct ResolveOptions<'a> {
     pub cache_bytes: u64,
     /// Most bytes of compressed entries with descendants to come kept (overhead included), so that rebuilding
     /// an evicted base does not read the source again: worth it when reads are dear (a pack read back from a
-    /// store), 0 when the source is in memory.
+    /// store), 0 when the source is in memory. When it is not 0, reads behind the scan are avoided altogether: a
+    /// delta whose rebuild would need entries neither kept nor cached waits for another pass in pack order,
+    /// which keeps those entries as it passes them (at most [`MAX_PASSES`] such passes; the last one reads what
+    /// it needs wherever it is).
     pub retain_bytes: u64,
     /// Objects (and deltas, and compressed entries) bigger than this are streamed, never held whole.
     pub big_object_bytes: u64,
@@ -220,6 +229,10 @@ pub struct ResolveStats {
     /// Deltas resolved after entries that follow them, because their base (or their base's base...) is a REF
     /// delta's base that comes later in the pack.
     pub deferred: u64,
+    /// Passes over the pack in entry order (see [`ResolveOptions::retain_bytes`]).
+    pub passes: u64,
+    /// Times a delta was left for the next pass because rebuilding it would have read entries behind the scan.
+    pub postponed: u64,
     /// Reads issued to the [`PackReader`].
     pub reads: u64,
     /// Bytes those reads returned.

@@ -7,8 +7,8 @@ use super::stream::{Level, LevelStep};
 use super::{
     checked_read, entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ReadError,
     ResolveError, ResolveLimits, ResolveOptions, ResolveStats, FETCH_AT_ONCE, FETCH_BYTES,
-    MAX_STREAM_LEVELS, MAX_WINDOW, MIN_WINDOW, PROGRESS_INTERVAL, WINDOW_BUDGET, YIELD_BYTES,
-    YIELD_ENTRIES,
+    MAX_PASSES, MAX_STREAM_LEVELS, MAX_WINDOW, MERGE_GAP, MIN_WINDOW, PROGRESS_INTERVAL,
+    WINDOW_BUDGET, YIELD_BYTES, YIELD_ENTRIES,
 };
 use crate::git::delta;
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
@@ -45,6 +45,11 @@ pub(super) struct Resolver<'a> {
     ready: Vec<EntryIndex>,
     /// The entry the scan is at.
     scan_pos: EntryIndex,
+    /// Whether a delta whose rebuild would read entries behind the scan that are not kept waits for the next
+    /// pass instead ([`ResolveOptions::retain_bytes`] non-zero: reads are dear).
+    postpone: bool,
+    /// Deltas postponed during the current pass.
+    postponed: u64,
     cache: Cache,
     /// Compressed entries with descendants to come ([`ResolveOptions::retain_bytes`]).
     retained: Retained,
@@ -130,6 +135,8 @@ impl<'a> Resolver<'a> {
             big_children: HashMap::new(),
             ready: Vec::new(),
             scan_pos: EntryIndex(0),
+            postpone: options.retain_bytes > 0,
+            postponed: 0,
             cache: Cache::new(options.cache_bytes),
             retained: Retained::new(options.retain_bytes),
             fetched: Vec::new(),
@@ -217,20 +224,21 @@ impl<'a> Resolver<'a> {
         mut self,
         progress: Option<&(dyn Fn(u64, u64) + Send + Sync)>,
     ) -> Result<ResolveStats, ResolveError> {
-        let total = self.entries.len() as u64;
-        for i in 0..self.entries.len() {
-            if let Some(report) = progress.filter(|_| i % PROGRESS_INTERVAL == 0 && i > 0) {
-                report(i as u64, total);
+        let mut unresolved = self.entries.len();
+        loop {
+            self.stats.passes += 1;
+            self.postponed = 0;
+            self.scan(progress).await?;
+            let left = self.entries.iter().filter(|e| e.oid().is_none()).count();
+            if self.postponed == 0 || left == 0 {
+                break;
             }
-            if i % YIELD_ENTRIES == 0 {
-                YieldNow(false).await;
+            // Another pass in pack order rebuilds the postponed deltas from the entries it keeps as it passes them;
+            // one that resolved nothing new (or too many passes) lets the next one read behind the scan instead.
+            if left == unresolved || self.stats.passes + 1 >= MAX_PASSES {
+                self.postpone = false;
             }
-            self.scan_pos = EntryIndex::new(i);
-            self.source.advise_scan(self.entries[i].offset);
-            self.visit(self.scan_pos).await?;
-            while let Some(j) = self.ready.pop() {
-                self.visit(j).await?;
-            }
+            unresolved = left;
         }
         for e in self.entries.iter() {
             if let (None, Some(base)) = (e.oid(), e.ref_base()) {
@@ -247,6 +255,68 @@ impl<'a> Resolver<'a> {
         self.stats.peak_cache_bytes = self.cache.peak();
         self.stats.peak_retained_bytes = self.retained.peak();
         Ok(self.stats)
+    }
+
+    /// One pass over the entries in pack order, resolving those not resolved yet that can be.
+    async fn scan(
+        &mut self,
+        progress: Option<&(dyn Fn(u64, u64) + Send + Sync)>,
+    ) -> Result<(), ResolveError> {
+        let total = self.entries.len() as u64;
+        let later_pass = self.stats.passes > 1;
+        for i in 0..self.entries.len() {
+            if let Some(report) = progress.filter(|_| i % PROGRESS_INTERVAL == 0 && i > 0) {
+                report(i as u64, total);
+            }
+            if i % YIELD_ENTRIES == 0 {
+                YieldNow(false).await;
+            }
+            self.scan_pos = EntryIndex::new(i);
+            if later_pass && self.is_resolved(self.scan_pos) && self.live[i] == 0 {
+                // Nothing left to do with this entry, and nothing to read.
+                continue;
+            }
+            self.source.advise_scan(self.entries[i].offset);
+            if later_pass {
+                self.keep_compressed(self.scan_pos).await?;
+            }
+            self.visit(self.scan_pos).await?;
+            while let Some(j) = self.ready.pop() {
+                // Deltas ahead of the scan are resolved when it reaches them.
+                if j <= self.scan_pos {
+                    self.visit(j).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// In a pass after the first, keeps the compressed bytes of resolved entry `i` while the scan passes it, if
+    /// postponed deltas descend from it.
+    async fn keep_compressed(&mut self, i: EntryIndex) -> Result<(), ResolveError> {
+        if !self.is_resolved(i)
+            || self.live[i.get()] == 0
+            || self.is_big(i)
+            || self.retained.contains(i)
+        {
+            return Ok(());
+        }
+        let e = &self.entries[i.get()];
+        let (start, end) = (e.data_offset(), entry_end(e));
+        let data = self.read(start, end - start).await?;
+        self.retained.insert(i, &data);
+        Ok(())
+    }
+
+    /// Whether rebuilding `chain` (from `i` down to its root) would read entries behind the scan that are
+    /// neither kept nor cached. Big entries are streamed from the pack whatever happens, so they do not count.
+    fn reads_behind(&self, chain: &[EntryIndex]) -> bool {
+        let (i, root) = (chain[0], chain[chain.len() - 1]);
+        chain.iter().any(|&x| {
+            let cached = x == root && x != i && self.cache.contains(x);
+            let at_scan = x == i && i == self.scan_pos;
+            !(cached || at_scan || self.is_big(x) || self.retained.contains(x))
+        })
     }
 
     /// Resolves entry `i` if it can be now; otherwise leaves it for when its base is resolved.
@@ -291,6 +361,12 @@ impl<'a> Resolver<'a> {
     /// Computes the id of unresolved entry `i`, whose base (if any) is resolved.
     async fn resolve(&mut self, i: EntryIndex) -> Result<(), ResolveError> {
         let chain = self.chain(i)?;
+        if self.postpone && self.reads_behind(&chain) {
+            // The next pass keeps what this rebuild lacks as it goes by, and resolves `i` then.
+            self.postponed += 1;
+            self.stats.postponed += 1;
+            return Ok(());
+        }
         let root = *chain.last().unwrap_or(&i);
         if chain.len() > 1 {
             if self.cache.contains(self.parent(i)) {
@@ -662,8 +738,9 @@ impl<'a> Resolver<'a> {
 
     /// Reads at once the compressed bytes of the entries of `chain` (from `i` down to its root) that rebuilding
     /// `i` will read whole and that are neither cached nor retained, the root's end first, so that a rebuild far
-    /// behind the scan waits for one round of reads rather than one read per level. At most [`FETCH_AT_ONCE`]
-    /// entries and [`FETCH_BYTES`] bytes; the rest are read one by one.
+    /// behind the scan waits for one round of reads rather than one read per level, and entries at most
+    /// [`MERGE_GAP`] apart are read with one read of the span they cover. At most [`FETCH_AT_ONCE`] entries and
+    /// [`FETCH_BYTES`] bytes; the rest are read one by one.
     async fn fetch_chain(&mut self, chain: &[EntryIndex]) -> Result<(), ResolveError> {
         let (i, root) = (chain[0], chain[chain.len() - 1]);
         let mut wanted = Vec::new();
@@ -684,17 +761,49 @@ impl<'a> Resolver<'a> {
         if wanted.len() < 2 {
             return Ok(());
         }
+        // Entries close to each other are read together: one read of the span between them (the gaps read in
+        // all stay within another FETCH_BYTES).
+        wanted.sort_unstable_by_key(|&(_, offset, _)| offset);
+        let mut spans: Vec<(u64, u64, Vec<Wanted>)> = Vec::new();
+        let mut gaps = 0;
+        for (x, offset, len) in wanted {
+            match spans.last_mut() {
+                Some((start, end, members))
+                    if offset.saturating_sub(*end) <= MERGE_GAP
+                        && gaps + offset.saturating_sub(*end) <= FETCH_BYTES
+                        && (offset + len).saturating_sub(*start) <= FETCH_BYTES =>
+                {
+                    gaps += offset.saturating_sub(*end);
+                    *end = (*end).max(offset + len);
+                    members.push((x, offset, len));
+                }
+                _ => spans.push((offset, offset + len, vec![(x, offset, len)])),
+            }
+        }
         let source = self.source;
-        let reads = wanted.iter().map(|&(x, offset, len)| async move {
-            (x, offset, len, source.read_at(offset, len).await)
+        let reads = spans.into_iter().map(|(start, end, members)| async move {
+            (
+                start,
+                end,
+                members,
+                source.read_at(start, end - start).await,
+            )
         });
-        for (x, offset, len, result) in futures_util::future::join_all(reads).await {
-            let data = self.check_read(offset, len, result)?;
-            self.fetched.push((x, data));
+        for (start, end, members, result) in futures_util::future::join_all(reads).await {
+            let data = self.check_read(start, end - start, result)?;
+            for (x, offset, len) in members {
+                // Each member lies within the span read.
+                let from = (offset - start) as usize;
+                self.fetched
+                    .push((x, data.slice(from..from + len as usize)));
+            }
         }
         Ok(())
     }
 }
+
+/// An entry of a chain to fetch: its index, and the offset and length of its compressed bytes.
+type Wanted = (EntryIndex, u64, u64);
 
 /// Lets the executor run other tasks and fire timers (a caller's deadline) in the middle of CPU-bound work: the
 /// first poll wakes the task and returns pending, the next one is ready. Needs no runtime.

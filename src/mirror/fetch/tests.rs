@@ -56,3 +56,12 @@ async fn a_resolution_nobody_awaits_fails_its_next_read() {
     let err = source.read_at(1, 2).await.unwrap_err();
     assert!(err.to_string().contains("stopped"), "{err}");
 }
+
+#[test]
+fn a_pack_read_back_keeps_compressed_entries_rather_than_objects() {
+    let b = Budget::new(256 << 20, 800_000);
+    assert_eq!(b.resolve_shares(false), (b.object_cache, 0));
+    let (cache, kept) = b.resolve_shares(true);
+    assert!(kept >= 6 * cache, "{cache} {kept}");
+    assert_eq!(cache + kept, b.object_cache + b.in_memory_pack);
+}
