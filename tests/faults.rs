@@ -228,21 +228,28 @@ async fn refusals_are_not_retried() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_after_beyond_the_time_left_ends_the_retries_at_once() {
-    let server = RawServer::start(|_| {
-        Reply::Send(http(
-            "429 Too Many Requests",
-            &[("Retry-After", "86400")],
-            b"slow down",
-        ))
-    })
-    .await;
-    let (report, _dir) = mirror_into_dir(server.url("/r.git").to_string(), quick_retries(5)).await;
-    assert!(report.error.as_deref().expect("failed").contains("429"));
-    assert_eq!(
-        server.seen().len(),
-        1,
-        "a day's wait is not within the retry time"
-    );
+    // In seconds, and as an HTTP date a day after the server's own clock (decades behind ours).
+    let headers: [&[(&str, &str)]; 2] = [
+        &[("Retry-After", "86400")],
+        &[
+            ("Date", "Sun, 06 Nov 1994 08:49:37 GMT"),
+            ("Retry-After", "Mon, 07 Nov 1994 08:49:37 GMT"),
+        ],
+    ];
+    for headers in headers {
+        let server = RawServer::start(move |_| {
+            Reply::Send(http("429 Too Many Requests", headers, b"slow down"))
+        })
+        .await;
+        let (report, _dir) =
+            mirror_into_dir(server.url("/r.git").to_string(), quick_retries(5)).await;
+        assert!(report.error.as_deref().expect("failed").contains("429"));
+        assert_eq!(
+            server.seen().len(),
+            1,
+            "a day's wait is not within the retry time: {headers:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
