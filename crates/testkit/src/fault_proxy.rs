@@ -280,8 +280,9 @@ impl FaultProxy {
     }
 
     /// From now on, new connections are forwarded untouched, and connections that have not fired their fault yet
-    /// do not fire it.
-    pub fn disarm(&self) {
+    /// do not fire it. Returns the faults that happened since the last arming, one line each, in order, e.g.
+    /// `s3: seed 7 connection 2: reset after 1234 bytes to the client`, and clears them.
+    pub fn disarm(&self) -> Vec<String> {
         if let Some(armed) = self
             .shared
             .armed
@@ -291,10 +292,10 @@ impl FaultProxy {
         {
             armed.fired.store(usize::MAX / 2, Ordering::SeqCst);
         }
+        std::mem::take(&mut *self.shared.events.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The faults that happened since the last arming, one line each, in order, e.g.
-    /// `s3: seed 7 connection 2: reset after 1234 bytes to the client`.
+    /// The faults that happened since the last arming (see [`FaultProxy::disarm`]).
     pub fn events(&self) -> Vec<String> {
         self.shared
             .events
