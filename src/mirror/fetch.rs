@@ -403,6 +403,7 @@ impl Run<'_> {
                 return Ok(());
             }
             let key = format!("{}{}.pack", layout::INCOMING_PREFIX, run_id());
+            self.upload_keys.push(key.clone());
             self.upload = Some(self.store.create_upload(&key).await?);
             if let Spool::Memory(held) = std::mem::replace(spool, Spool::Store(key)) {
                 self.write_upload(&held).await?;
