@@ -482,3 +482,26 @@ fn fault_plans_replay_from_their_seed_and_draw_every_kind() {
     }
     assert!(draws.iter().all(|f| kinds(f) != 4));
 }
+
+#[test]
+fn a_fault_proxy_fires_a_targeted_fault_on_the_request_that_matches() {
+    use testkit::fault_proxy::{Direction, Fault};
+    let (_runtime, _server, proxy) = proxy::proxied();
+    let cut = Fault::Cut {
+        dir: Direction::ToClient,
+        after: 100,
+    };
+    let whole = proxy::get(&proxy).0.len();
+    proxy.arm_on(b"GET /other", cut);
+    assert_eq!(proxy::get(&proxy).0.len(), whole, "no match, no fault");
+    assert!(proxy.events().is_empty());
+    proxy.arm_on(b"GET /x", cut);
+    let (response, error) = proxy::get(&proxy);
+    assert_eq!((response.len(), error), (100, None));
+    let events = proxy.disarm();
+    assert_eq!(
+        events,
+        ["test: request with \"GET /x\": cut after 100 bytes to the client"]
+    );
+    assert_eq!(proxy::get(&proxy).0.len(), whole, "fired once");
+}

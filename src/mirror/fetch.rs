@@ -20,7 +20,7 @@
 use super::connectivity::{self, Received};
 use super::lfs::{find_lfsconfig, LfsConfig};
 use super::plan::{Desired, Plan};
-use super::publish::ignore_existing;
+use super::publish::create_named;
 use super::read_back::StorePackReader;
 use super::{MirrorError, Run, AGENT};
 use crate::git::idx;
@@ -101,7 +101,8 @@ impl Run<'_> {
         let Some(index) = index else {
             return Ok(None);
         };
-        self.store_pack(held, &parsed.checksum, index).await?;
+        self.store_pack(held, &parsed.checksum, parsed.pack_len, index)
+            .await?;
         Ok(Some(NewPack {
             id: parsed.checksum,
             objects: parsed.entries.len() as u64,
@@ -352,34 +353,34 @@ impl Run<'_> {
         &mut self,
         held: Spool<Bytes>,
         id: &ObjectId,
+        pack_len: u64,
         index: Vec<u8>,
     ) -> Result<(), MirrorError> {
         let pack_key = layout::pack_key(id);
+        let store = self.store.as_ref();
         match held {
-            Spool::Memory(bytes) => ignore_existing(
-                self.store
-                    .put(&pack_key, bytes, Precondition::IfNoneMatch)
-                    .await,
-            )?,
+            Spool::Memory(bytes) => {
+                let len = bytes.len() as u64;
+                create_named(store, &pack_key, len, |pre| {
+                    store.put(&pack_key, bytes.clone(), pre)
+                })
+                .await?
+            }
             Spool::Store(temp_key) => {
-                ignore_existing(
-                    self.store
-                        .copy(&temp_key, &pack_key, Precondition::IfNoneMatch)
-                        .await,
-                )?;
+                create_named(store, &pack_key, pack_len, |pre| {
+                    store.copy(&temp_key, &pack_key, pre)
+                })
+                .await?;
                 self.store.delete(&temp_key).await?;
                 self.temp_key = None;
             }
         }
-        ignore_existing(
-            self.store
-                .put(
-                    &layout::idx_key(id),
-                    Bytes::from(index),
-                    Precondition::IfNoneMatch,
-                )
-                .await,
-        )?;
+        let idx_key = layout::idx_key(id);
+        let index = Bytes::from(index);
+        create_named(store, &idx_key, index.len() as u64, |pre| {
+            store.put(&idx_key, index.clone(), pre)
+        })
+        .await?;
         Ok(())
     }
 
@@ -397,6 +398,7 @@ impl Run<'_> {
                 return Ok(());
             }
             let key = format!("{}{}.pack", layout::INCOMING_PREFIX, run_id());
+            self.upload_keys.push(key.clone());
             self.upload = Some(self.store.create_upload(&key).await?);
             if let Spool::Memory(held) = std::mem::replace(spool, Spool::Store(key)) {
                 self.write_upload(&held).await?;

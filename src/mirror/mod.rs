@@ -216,6 +216,7 @@ pub async fn mirror_repo(
         store,
         upload: None,
         temp_key: None,
+        upload_keys: Vec::new(),
         report: new_report(mapping),
     };
     // The run stops at the deadline or at its own time limit, whichever comes first.
@@ -269,6 +270,10 @@ struct Run<'a> {
     upload: Option<Box<dyn Upload>>,
     /// The completed but unpublished pack upload, deleted if the run stops before renaming it.
     temp_key: Option<String>,
+    /// Keys of the multipart uploads this run started, each unique to the run. A CreateMultipartUpload whose
+    /// answer was lost and that the SDK retried leaves an upload the run never heard of under the same key:
+    /// clean-up aborts it rather than leaving it to the garbage collection's grace period.
+    upload_keys: Vec<String>,
     report: RepoReport,
 }
 
@@ -387,7 +392,8 @@ impl Run<'_> {
         connectivity::verify_published(self.store.as_ref(), &packs, &refs).await
     }
 
-    /// Aborts an unfinished upload and deletes an unpublished temporary pack.
+    /// Aborts an unfinished upload, deletes an unpublished temporary pack, and aborts the uploads left under this
+    /// run's upload keys by retried requests.
     async fn clean_up(&mut self) {
         if let Some(upload) = self.upload.take() {
             if let Err(e) = upload.abort().await {
@@ -397,6 +403,26 @@ impl Run<'_> {
         if let Some(key) = self.temp_key.take() {
             if let Err(e) = self.store.delete(&key).await {
                 tracing::warn!(source = %self.report.source, error = %e, "could not delete the temporary pack");
+            }
+        }
+        for key in std::mem::take(&mut self.upload_keys) {
+            let source = &self.report.source;
+            let pending = match self.store.pending_uploads(&key).await {
+                Ok(pending) => pending,
+                Err(e) => {
+                    tracing::warn!(%source, error = %e, "could not list the run's open uploads");
+                    continue;
+                }
+            };
+            for upload in pending.iter().filter(|u| u.key == key) {
+                match self.store.discard_upload(upload).await {
+                    Ok(()) => {
+                        tracing::info!(%source, key, "aborted an upload a retried request left open")
+                    }
+                    Err(e) => {
+                        tracing::warn!(%source, key, error = %e, "could not abort a left-over upload")
+                    }
+                }
             }
         }
     }

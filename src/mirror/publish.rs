@@ -26,7 +26,8 @@
 //!
 //! * Files named by their content (packs, indexes, `refs/.keep`) are only ever created: `If-None-Match`, and
 //!   "already exists" counts as success because an existing file of that name has the same content
-//!   ([`ignore_existing`]).
+//!   ([`ignore_existing`]), once a pack's or index's size shows that it is not what a cut-off attempt left
+//!   ([`create_named`]).
 //! * Files that change (the pack list, `packed-refs`, `info/refs`, `HEAD`) are read, re-rendered and written back
 //!   only if unchanged since the read, a compare-and-swap ([`replace_if_unchanged`] with
 //!   [`Precondition::replacing`]). A write that would not change the content is skipped. On a lost race
@@ -268,6 +269,37 @@ pub(super) async fn replace_if_unchanged(
 pub(super) fn ignore_existing<T>(result: Result<T, StoreError>) -> Result<(), StoreError> {
     match result {
         Ok(_) | Err(StoreError::PreconditionFailed { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Creates the content-named file `key` (a pack or its index) of `len` bytes with `write` (a put or a copy under
+/// the precondition it is given): `If-None-Match` first, and an existing file of that name counts as written only
+/// if it has `len` bytes. Otherwise it is replaced (no precondition): a store may keep what an earlier, cut-off
+/// attempt of the same request sent (moto keeps a PUT whose head was cut before its `Content-Length` as an empty
+/// object, and the SDK's retry of that PUT then finds it), and a pack list must never name a file that is not
+/// what its name promises.
+pub(super) async fn create_named<T, F>(
+    store: &dyn Store,
+    key: &str,
+    len: u64,
+    write: impl Fn(Precondition) -> F,
+) -> Result<(), StoreError>
+where
+    F: std::future::Future<Output = Result<T, StoreError>>,
+{
+    match write(Precondition::IfNoneMatch).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::PreconditionFailed { .. }) => {
+            let listed = store.list(key).await?;
+            let existing = listed.iter().find(|l| l.key == key).map(|l| l.size);
+            if existing == Some(len) {
+                return Ok(());
+            }
+            tracing::warn!(store = %store.describe(), key, ?existing, expected = len,
+                "replacing a content-named file of the wrong size");
+            write(Precondition::None).await.map(drop)
+        }
         Err(e) => Err(e),
     }
 }

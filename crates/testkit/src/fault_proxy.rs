@@ -163,6 +163,8 @@ struct Shared {
     name: String,
     upstream: SocketAddr,
     armed: Mutex<Option<Armed>>,
+    /// A fault for the first request containing a pattern ([`FaultProxy::arm_on`]).
+    targeted: Mutex<Option<(Vec<u8>, Fault)>>,
     events: Mutex<Vec<String>>,
 }
 
@@ -213,6 +215,7 @@ impl FaultProxy {
             name: name.to_owned(),
             upstream: SocketAddr::from(([127, 0, 0, 1], upstream_port)),
             armed: Mutex::new(None),
+            targeted: Mutex::new(None),
             events: Mutex::new(Vec::new()),
         });
         let state = Arc::clone(&shared);
@@ -279,9 +282,27 @@ impl FaultProxy {
         });
     }
 
+    /// Fires `fault` (a cut, reset or stall) once, on the connection that first forwards bytes containing
+    /// `pattern` to the server (within one read, e.g. a request line), its byte count starting where that read
+    /// started (towards the server) or at the bytes already forwarded to the client (towards the client). Clears
+    /// the events; [`FaultProxy::disarm`] drops it if it has not fired.
+    pub fn arm_on(&self, pattern: &[u8], fault: Fault) {
+        self.shared
+            .events
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        *self
+            .shared
+            .targeted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some((pattern.to_vec(), fault));
+    }
+
     /// From now on, new connections are forwarded untouched, and connections that have not fired their fault yet
-    /// do not fire it.
-    pub fn disarm(&self) {
+    /// do not fire it. Returns the faults that happened since the last arming, one line each, in order, e.g.
+    /// `s3: seed 7 connection 2: reset after 1234 bytes to the client`, and clears them.
+    pub fn disarm(&self) -> Vec<String> {
         if let Some(armed) = self
             .shared
             .armed
@@ -291,10 +312,10 @@ impl FaultProxy {
         {
             armed.fired.store(usize::MAX / 2, Ordering::SeqCst);
         }
+        std::mem::take(&mut *self.shared.events.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The faults that happened since the last arming, one line each, in order, e.g.
-    /// `s3: seed 7 connection 2: reset after 1234 bytes to the client`.
+    /// The faults that happened since the last arming (see [`FaultProxy::disarm`]).
     pub fn events(&self) -> Vec<String> {
         self.shared
             .events
@@ -463,8 +484,55 @@ impl Relay<'_> {
         }
     }
 
+    /// Gives this connection the targeted fault if `buf`, going to the server, contains its pattern.
+    fn take_targeted(&mut self, buf: &[u8]) {
+        let mut targeted = self
+            .shared
+            .targeted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let found = targeted
+            .as_ref()
+            .is_some_and(|(pattern, _)| crate::raw_http::find(buf, pattern).is_some());
+        let Some((pattern, fault)) = targeted.take_if(|_| found) else {
+            return;
+        };
+        let rebase = |dir: Direction, after: u64| after + self.forwarded[dir as usize];
+        let fault = match fault {
+            Fault::Cut { dir, after } => Fault::Cut {
+                dir,
+                after: rebase(dir, after),
+            },
+            Fault::Reset { dir, after } => Fault::Reset {
+                dir,
+                after: rebase(dir, after),
+            },
+            Fault::Stall {
+                dir,
+                after,
+                pause,
+                then_cut,
+            } => Fault::Stall {
+                dir,
+                after: rebase(dir, after),
+                pause,
+                then_cut,
+            },
+            Fault::Status(_) => fault,
+        };
+        self.trigger = Some(Trigger {
+            fault,
+            label: format!("request with {:?}", String::from_utf8_lossy(&pattern)),
+            fired: Arc::new(AtomicUsize::new(0)),
+            max: 1,
+        });
+    }
+
     /// Forwards `buf` in `dir`, firing the fault if its point falls within.
     async fn forward(&mut self, dir: Direction, buf: &[u8]) -> After {
+        if dir == Direction::ToServer && self.trigger.is_none() {
+            self.take_targeted(buf);
+        }
         let index = dir as usize;
         let point = match self.trigger.as_ref().map(|t| t.fault) {
             Some(Fault::Cut { dir: d, after })

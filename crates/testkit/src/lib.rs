@@ -54,6 +54,8 @@
 //! | `MIRROR_TEST_S3_LOG` | that server's request log, for [`S3Server::requests`] |
 //! | `MIRROR_TOOLS_VENV` | the tools venv (`scripts/lib.sh`), where `moto_server` is looked for first |
 //! | `MIRROR_TEST_CARGO_LAMBDA` | a `cargo-lambda` executable; the emulator test in `tests/lambda_runtime.rs` is skipped without it |
+//! | `FAULT_SEED` | `tests/faults_injected.rs` runs only this trial (each broken trial prints its seed) |
+//! | `FAULT_TRIALS` | trials per scenario in `tests/faults_injected.rs` (default 85) |
 //!
 //! **Running.** `make test` (lint, then everything), or `bash scripts/test.sh [cargo test arguments]`; plain
 //! `cargo test` works too, paying moto's start (up to ~20 s) once per test binary.

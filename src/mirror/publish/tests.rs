@@ -240,3 +240,34 @@ async fn content_named_files_that_exist_count_as_written() {
         .await;
     assert!(ignore_existing(invalid).is_err());
 }
+
+#[tokio::test]
+async fn a_content_named_file_left_short_by_a_cut_off_attempt_is_replaced() {
+    let (_dir, store) = store();
+    let body = Bytes::from_static(b"the whole index");
+    let create = || {
+        create_named(&store, "objects/pack/p.idx", body.len() as u64, |pre| {
+            store.put("objects/pack/p.idx", body.clone(), pre)
+        })
+    };
+    // What moto keeps of a PUT whose head was cut: an empty object under the final name.
+    put(&store, "objects/pack/p.idx", Vec::new()).await;
+    create().await.unwrap();
+    assert_eq!(
+        store.get("objects/pack/p.idx").await.unwrap().unwrap().body,
+        body
+    );
+    // A file of the right size is what its name promises: it stays, and a second creation succeeds.
+    let before = store.requests();
+    create().await.unwrap();
+    assert_eq!(
+        store.requests() - before,
+        2,
+        "a create and a list, no write"
+    );
+    let wrong = create_named(&store, "/abs", 1, |pre| {
+        store.put("/abs", Bytes::new(), pre)
+    })
+    .await;
+    assert!(wrong.is_err());
+}
