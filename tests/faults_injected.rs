@@ -25,6 +25,9 @@ use testkit::rng::Rng;
 /// a fault fire; the others draw points beyond the bytes their connections carry).
 const TRIALS: u64 = 85;
 
+/// Trials of a scenario that run at once (each lane with its own copy of the scenario).
+const LANES: usize = 2;
+
 /// The source's idle timeout in the trials: stalls on the git side longer than this trip it.
 const IDLE_TIMEOUT: Duration = Duration::from_millis(400);
 
@@ -430,21 +433,39 @@ async fn trials(name: &'static str, id: u64) {
         return;
     }
     let started = Instant::now();
-    let scenario = scenario(name).await;
+    // Each lane has its own source, bucket and proxies, and runs on a task of its own: much of a trial is
+    // waiting (stalls, retry back-offs), and the helpers that judge it block their thread.
+    let lanes: Vec<_> = (0..LANES)
+        .map(|lane| {
+            let seeds: Vec<u64> = seeds.iter().copied().skip(lane).step_by(LANES).collect();
+            tokio::spawn(async move {
+                let mut results = Vec::new();
+                if !seeds.is_empty() {
+                    let scenario = scenario(name).await;
+                    for seed in seeds {
+                        results.push(trial(&scenario, seed).await);
+                    }
+                }
+                results
+            })
+        })
+        .collect();
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     let (mut faulted, mut broken) = (0, Vec::new());
-    for &seed in &seeds {
-        match trial(&scenario, seed).await {
-            Ok((outcome, faults)) => {
-                faulted += usize::from(faults > 0);
-                let key = match outcome {
-                    Outcome::Completed => "completed".to_owned(),
-                    Outcome::PublishedThenFailed(e) => format!("published, then failed: {e}"),
-                    Outcome::Refused(e) => format!("refused cleanly: {e}"),
-                };
-                *counts.entry(key).or_default() += 1;
+    for lane in lanes {
+        for result in lane.await.expect("a lane of trials panicked") {
+            match result {
+                Ok((outcome, faults)) => {
+                    faulted += usize::from(faults > 0);
+                    let key = match outcome {
+                        Outcome::Completed => "completed".to_owned(),
+                        Outcome::PublishedThenFailed(e) => format!("published, then failed: {e}"),
+                        Outcome::Refused(e) => format!("refused cleanly: {e}"),
+                    };
+                    *counts.entry(key).or_default() += 1;
+                }
+                Err(problem) => broken.push(problem),
             }
-            Err(problem) => broken.push(problem),
         }
     }
     println!(
@@ -459,17 +480,17 @@ async fn trials(name: &'static str, id: u64) {
     assert!(broken.is_empty(), "{}", broken.join("\n\n"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn full_runs_under_injected_faults() {
     trials("full", 1).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn incremental_runs_under_injected_faults() {
     trials("incremental", 2).await;
 }
 
-#[tokio::test(flavor = "multi_thread")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn compaction_runs_under_injected_faults() {
     trials("compaction", 3).await;
 }

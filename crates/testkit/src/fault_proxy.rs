@@ -116,7 +116,11 @@ impl FaultPlan {
         };
         // Log-uniform: as many cuts inside the first request's headers as deep in a large body.
         let bits = 64 - self.max_offset.leading_zeros() as usize;
-        let after = rng.next_u64() % (1u64 << rng.below(bits + 1)).min(self.max_offset + 1);
+        let range = 1u64
+            .checked_shl(rng.below(bits + 1) as u32)
+            .unwrap_or(u64::MAX)
+            .min(self.max_offset.saturating_add(1));
+        let after = rng.next_u64() % range;
         Some(match self.kinds[rng.below(self.kinds.len())] {
             FaultKind::Cut => Fault::Cut { dir, after },
             FaultKind::Reset => Fault::Reset { dir, after },
