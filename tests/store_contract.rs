@@ -884,6 +884,36 @@ mod s3_only {
     }
 
     #[tokio::test]
+    async fn a_read_whose_body_breaks_off_is_read_again() {
+        use testkit::fault_proxy::{Direction, Fault, FaultProxy};
+        let bucket = testkit::new_bucket();
+        let proxy = FaultProxy::start("s3", testkit::s3().port());
+        let opts = S3Options {
+            endpoint_url: Some(proxy.url()),
+            ..opts()
+        };
+        let s = store::open(&format!("s3://{bucket}/p"), &opts)
+            .await
+            .unwrap();
+        let body = Bytes::from(data(MIB));
+        s.put("k", body.clone(), Precondition::None).await.unwrap();
+        let cut = Fault::Cut {
+            dir: Direction::ToClient,
+            after: 100 << 10,
+        };
+
+        proxy.arm_on(b"bytes=", cut);
+        let read = s.get_range("k", 1, MIB as u64 - 1).await.unwrap();
+        assert_eq!(proxy.disarm().len(), 1, "the range's first answer was cut");
+        assert_eq!(read, body.slice(1..));
+
+        proxy.arm_on(b"GET /", cut);
+        let read = s.get("k").await.unwrap().expect("the object");
+        assert_eq!(proxy.disarm().len(), 1, "the object's first answer was cut");
+        assert_eq!(read.body, body);
+    }
+
+    #[tokio::test]
     async fn other_errors_carry_the_service_message() {
         // A server that is not there: the transport error, not "dispatch failure" alone.
         let opts = S3Options {

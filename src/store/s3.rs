@@ -1,7 +1,8 @@
 //! The S3 backend (AWS or any S3-compatible server) on aws-sdk-s3.
 //!
 //! Configuration comes from the AWS default chain (environment, `AWS_ENDPOINT_URL_S3`, profiles, IAM roles) with
-//! [`S3Options`] overriding endpoint, path style and region; retries are the SDK's, tuned by [`retry_config`]. Conditional writes map
+//! [`S3Options`] overriding endpoint, path style and region; retries are the SDK's, tuned by [`retry_config`], and a
+//! read whose body breaks off is read again (`s3/read.rs`). Conditional writes map
 //! [`Precondition`] to `If-None-Match: *` / `If-Match: <etag>` on PutObject, CopyObject and
 //! CompleteMultipartUpload, so their atomicity is exactly the server's (see docs/design.md: not every S3-compatible
 //! store honours them). CopyObject and CompleteMultipartUpload also check the destination with a HeadObject first,
@@ -361,107 +362,13 @@ impl Store for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        let full = self.full_key(key)?;
-        let out = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
+        self.read_again("GetObject", key, || self.get_once(key))
             .await
-        {
-            Ok(out) => out,
-            Err(e) => {
-                return match self.error("GetObject", key, e) {
-                    StoreError::NotFound { .. } => Ok(None),
-                    other => Err(other),
-                }
-            }
-        };
-        let etag = self.required_etag("GetObject", key, out.e_tag)?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| self.other("GetObject", key, error_chain(&e)))?;
-        Ok(Some(Object {
-            body: body.into_bytes(),
-            etag,
-        }))
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        let full = self.full_key(key)?;
-        let range_err = |reason| StoreError::range(&self.describe, key, offset, len, reason);
-        if len == 0 {
-            // HTTP cannot express an empty range: check that the offset is within the object instead.
-            let out = self
-                .client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .send()
-                .await
-                .map_err(|e| self.error("HeadObject", key, e))?;
-            let size = u64::try_from(out.content_length.unwrap_or(0)).unwrap_or(0);
-            return match offset <= size {
-                true => Ok(Bytes::new()),
-                false => Err(range_err(format!("the object has only {size} bytes"))),
-            };
-        }
-        let end = offset
-            .checked_add(len - 1)
-            .ok_or_else(|| range_err("the range overflows".to_owned()))?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .range(format!("bytes={offset}-{end}"));
-        let out = match request.send().await {
-            Ok(out) => out,
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
-                return Err(range_err(
-                    "the range starts beyond the end of the object (HTTP 416)".to_owned(),
-                ));
-            }
-            Err(e) => return Err(self.error("GetObject", key, e)),
-        };
-        if out.content_range.is_none() {
-            return Err(range_err("the server ignored the Range header".to_owned()));
-        }
-        if out.content_length != i64::try_from(len).ok() {
-            return Err(range_err(match out.content_length {
-                Some(n) if n >= 0 && n.unsigned_abs() < len => {
-                    format!("the object is too short: only {n} bytes from the offset")
-                }
-                Some(n) => format!("the server answered with {n} bytes"),
-                None => "the server did not say how many bytes it sends".to_owned(),
-            }));
-        }
-        // Read at most `len` bytes whatever the server sends; allocate only for bytes that arrived.
-        let mut body = out.body;
-        let mut chunks = Vec::new();
-        let mut received = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| self.other("GetObject", key, error_chain(&e)))?;
-            received += chunk.len() as u64;
-            if received > len {
-                return Err(range_err(
-                    "the server sent more bytes than requested".to_owned(),
-                ));
-            }
-            chunks.push(chunk);
-        }
-        if received != len {
-            return Err(range_err(format!(
-                "the response ended after {received} bytes"
-            )));
-        }
-        Ok(match chunks.len() {
-            1 => chunks.swap_remove(0),
-            _ => chunks.concat().into(),
-        })
+        self.read_again("GetObject", key, || self.get_range_once(key, offset, len))
+            .await
     }
 
     async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError> {
@@ -655,6 +562,7 @@ impl Store for S3Store {
 }
 
 mod multipart;
+mod read;
 mod upload;
 
 #[cfg(test)]
