@@ -159,18 +159,25 @@ async fn mirror_group(
 ) -> Result<Vec<Done>, LfsError> {
     // The futures are collected before they become a stream: a closure inside the stream's type would make the
     // run's future fail to be `Send` (a known limit of the compiler with higher-ranked closure lifetimes).
-    let checks: Vec<_> = group.iter().map(|p| is_present(store, p)).collect();
-    let present: Vec<Result<bool, StoreError>> = futures_util::stream::iter(checks)
+    let checks: Vec<_> = group.iter().map(|p| stored_size(store, p)).collect();
+    let stored: Vec<Result<Option<u64>, StoreError>> = futures_util::stream::iter(checks)
         .buffered(limit)
         .collect()
         .await;
     let mut done = Vec::with_capacity(group.len());
     let mut wanted = Vec::new();
-    for (p, present) in group.iter().zip(present) {
-        if present? {
-            done.push(Done::Skipped(p.size));
-        } else {
-            wanted.push(*p);
+    let mut replace = Vec::new();
+    for (p, stored) in group.iter().zip(stored) {
+        match stored? {
+            Some(size) if size == p.size => done.push(Done::Skipped(p.size)),
+            stored => {
+                if let Some(size) = stored {
+                    tracing::warn!(oid = %p.oid, stored = size, expected = p.size,
+                        "an LFS object of the wrong size is stored under its name: replacing it");
+                }
+                wanted.push(*p);
+                replace.push(stored.is_some());
+            }
         }
     }
     if wanted.is_empty() {
@@ -180,7 +187,8 @@ async fn mirror_group(
     let fetches: Vec<_> = wanted
         .into_iter()
         .zip(outcomes)
-        .map(|(p, outcome)| fetch_one(client, store, endpoint, p, outcome))
+        .zip(replace)
+        .map(|((p, outcome), replace)| fetch_one(client, store, endpoint, p, outcome, replace))
         .collect();
     let downloads: Vec<Done> = futures_util::stream::iter(fetches)
         .buffer_unordered(limit)
@@ -192,22 +200,24 @@ async fn mirror_group(
     Ok(done)
 }
 
-/// Whether the mirror already holds the object of `pointer` (its key, at its size).
-async fn is_present(store: &dyn Store, pointer: &Pointer) -> Result<bool, StoreError> {
+/// The size of what the mirror stores under the key of `pointer`, `None` when nothing. Anything but the
+/// pointer's size is not the object: a store may keep what a cut-off write sent (moto keeps a PUT cut before its
+/// body as an empty object), and the object is then stored again over it.
+async fn stored_size(store: &dyn Store, pointer: &Pointer) -> Result<Option<u64>, StoreError> {
     let key = pointer.oid.store_key();
     let listed = store.list(&key).await?;
-    Ok(listed
-        .iter()
-        .any(|l| l.key == key && l.size == pointer.size))
+    Ok(listed.iter().find(|l| l.key == key).map(|l| l.size))
 }
 
-/// Downloads one object as `outcome` says (asking again if its action expired) and stores it once verified.
+/// Downloads one object as `outcome` says (asking again if its action expired) and stores it once verified, over
+/// what is stored under its name if `replace`.
 async fn fetch_one(
     client: &UpstreamClient,
     store: &dyn Store,
     endpoint: &LfsEndpoint,
     pointer: Pointer,
     mut outcome: Outcome,
+    replace: bool,
 ) -> Result<Done, LfsError> {
     let fail = |problem: String| Ok(Done::Failed(LfsFailure::new(&pointer, problem)));
     for _ in 0..MAX_REFRESHES {
@@ -240,7 +250,7 @@ async fn fetch_one(
     let mut failed = 0;
     loop {
         let (problem, cause) =
-            match store_download(client, store, endpoint, &pointer, &download).await? {
+            match store_download(client, store, endpoint, &pointer, &download, replace).await? {
                 Ok(()) => return Ok(Done::Copied(pointer.size)),
                 Err(failure) => failure,
             };
@@ -261,13 +271,14 @@ async fn fetch_one(
 type AttemptFailure = (String, Option<UpstreamError>);
 
 /// One attempt at `download`: streams it into the store and completes the object only once its size and SHA-256
-/// match `pointer`; a failed attempt leaves nothing stored.
+/// match `pointer` (create-only, or over what is stored if `replace`); a failed attempt leaves nothing stored.
 async fn store_download(
     client: &UpstreamClient,
     store: &dyn Store,
     endpoint: &LfsEndpoint,
     pointer: &Pointer,
     download: &Download,
+    replace: bool,
 ) -> Result<Result<(), AttemptFailure>, LfsError> {
     let mut body = match client.lfs_download(endpoint, download).await {
         Ok(body) => body,
@@ -321,7 +332,11 @@ async fn store_download(
         }
         return Ok(Err(problem));
     }
-    ignore_existing(upload.complete(Precondition::IfNoneMatch).await)?;
+    let pre = match replace {
+        true => Precondition::None,
+        false => Precondition::IfNoneMatch,
+    };
+    ignore_existing(upload.complete(pre).await)?;
     Ok(Ok(()))
 }
 
