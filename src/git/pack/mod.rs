@@ -334,13 +334,16 @@ impl PackParser {
         }
         let during = match self.state {
             State::Done => {
+                // The list is held for the rest of the run: without its spare capacity (up to as much again).
+                let mut entries = self.entries;
+                entries.shrink_to_fit();
                 return Ok(ParsedPack {
                     version: self.version,
-                    entries: self.entries,
+                    entries,
                     checksum: ObjectId(self.header_or_trailer),
                     pack_len: self.consumed,
                     scanner: self.scanner,
-                })
+                });
             }
             State::Header => "in the pack header",
             State::EntryHeader if self.consumed == self.entry_offset => "before the next entry",
