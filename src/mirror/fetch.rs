@@ -264,7 +264,8 @@ impl Run<'_> {
             self.report.source.clone(),
             self.report.target.clone(),
         );
-        let (cache_bytes, retain_bytes) = budget.resolve_shares(matches!(held, Spool::Store(_)));
+        let from_store = matches!(held, Spool::Store(_));
+        let (cache_bytes, retain_bytes) = budget.resolve_shares(from_store);
         let big_object_bytes = budget.big_object;
         let runtime = tokio::runtime::Handle::current();
         let task = tokio::task::spawn_blocking(move || {
@@ -320,7 +321,13 @@ impl Run<'_> {
         };
         parsed.entries = entries;
         parsed.scanner = scanner;
-        let stats = result?;
+        // A failed read of a spooled pack is the store's failure, not a fault of the source's pack.
+        let stats = result.map_err(|error| match error {
+            error @ resolve::ResolveError::Read { .. } if from_store => {
+                MirrorError::ReadBack(error)
+            }
+            error => MirrorError::Resolve(error),
+        })?;
         tracing::debug!(
             deltas = stats.deltas,
             cache_hits = stats.cache_hits,

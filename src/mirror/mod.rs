@@ -66,6 +66,9 @@ pub enum MirrorError {
     /// Delta resolution failed.
     #[error("invalid pack from source: {0}")]
     Resolve(#[from] resolve::ResolveError),
+    /// Reading the received pack back from the store, to resolve its deltas, failed.
+    #[error("reading the received pack back from the store: {0}")]
+    ReadBack(resolve::ResolveError),
     /// Writing the index failed.
     #[error("cannot index pack: {0}")]
     Index(#[from] idx::IdxError),
