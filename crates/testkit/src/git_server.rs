@@ -32,12 +32,7 @@ pub struct GitServer {
 /// The git server for this test binary, started on first use.
 pub fn git_server() -> &'static GitServer {
     static SERVER: OnceLock<GitServer> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        let root = scratch_dir("mirror-test-git-").join("repos");
-        std::fs::create_dir_all(&root)
-            .unwrap_or_else(|e| panic!("cannot create {}: {e}", root.display()));
-        GitServer::start(root, false)
-    })
+    SERVER.get_or_init(|| GitServer::start(None, false))
 }
 
 /// A second git server for this test binary, over the same repositories as [`git_server()`], that speaks only
@@ -45,13 +40,18 @@ pub fn git_server() -> &'static GitServer {
 /// to git. Started on first use.
 pub fn git_server_v0() -> &'static GitServer {
     static SERVER: OnceLock<GitServer> = OnceLock::new();
-    SERVER.get_or_init(|| GitServer::start(git_server().root.clone(), true))
+    SERVER.get_or_init(|| GitServer::start(Some(git_server().root.clone()), true))
 }
 
 impl GitServer {
-    /// Starts lighttpd serving the repositories under `root`; `v0_only` hides the `Git-Protocol` header from git.
-    fn start(root: PathBuf, v0_only: bool) -> GitServer {
+    /// Starts lighttpd serving the repositories under `root` (by default a `repos` directory in the server's own
+    /// scratch directory, removed with it when the test binary exits); `v0_only` hides the `Git-Protocol` header
+    /// from git.
+    fn start(root: Option<PathBuf>, v0_only: bool) -> GitServer {
         let scratch = scratch_dir("mirror-test-git-");
+        let root = root.unwrap_or_else(|| scratch.join("repos"));
+        std::fs::create_dir_all(&root)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", root.display()));
         let process = start_server(
             "lighttpd git server",
             &scratch,
