@@ -83,17 +83,27 @@ async fn faulty_source(repo: PathBuf, advertised: Vec<u8>, fault: Box<Fault>) ->
     .await
 }
 
-/// Mirrors `source` into a new directory with `retry`; returns the report and the directory.
-async fn mirror_into_dir(source: String, retry: RetryPolicy) -> (RepoReport, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
+/// The options of these tests: a 64 MiB budget and `retry`; each test changes what it is about.
+fn options_with(retry: RetryPolicy) -> MirrorOptions {
     let mut options = MirrorOptions::default().with_memory_budget_mib(64);
     options.source_retry = retry;
+    options
+}
+
+/// Mirrors `source` into a new directory (`m` in the directory returned) with `options`.
+async fn mirror_with(source: String, options: &MirrorOptions) -> (RepoReport, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
     let mapping = Mapping {
         source,
         target: dir.path().join("m").display().to_string(),
     };
-    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let report = mirror_repos(&[mapping], options).await.remove(0);
     (report, dir)
+}
+
+/// Mirrors `source` into a new directory with `retry`; returns the report and the directory.
+async fn mirror_into_dir(source: String, retry: RetryPolicy) -> (RepoReport, tempfile::TempDir) {
+    mirror_with(source, &options_with(retry)).await
 }
 
 fn assert_mirrors(report: &RepoReport, dir: &Path, repo: &Path) {
@@ -381,16 +391,10 @@ async fn a_trickling_source_ends_at_the_time_limit() {
         Reply::Trickle(reply, Duration::from_millis(50))
     })
     .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    let mut options = options_with(quick_retries(3));
     options.idle_timeout = Duration::from_millis(500);
     options.mapping_time_limit = Some(Duration::from_secs(2));
-    options.source_retry = quick_retries(3);
-    let mapping = Mapping {
-        source: server.url("/r.git").to_string(),
-        target: dir.path().join("m").display().to_string(),
-    };
-    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let (report, _dir) = mirror_with(server.url("/r.git").to_string(), &options).await;
     let error = report.error.as_deref().expect("failed");
     assert!(error.contains("time limit of 2s per mapping"), "{error}");
     assert_eq!(server.seen().len(), 1);
@@ -400,15 +404,9 @@ async fn a_trickling_source_ends_at_the_time_limit() {
 async fn an_advertisement_over_the_limit_is_refused_without_retry() {
     let huge = Arc::new(vec![b'0'; 3 << 20]);
     let server = RawServer::start(move |_| ok_advertisement(&huge)).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    let mut options = options_with(quick_retries(3));
     options.max_advertisement_bytes = 1 << 20;
-    options.source_retry = quick_retries(3);
-    let mapping = Mapping {
-        source: server.url("/r.git").to_string(),
-        target: dir.path().join("m").display().to_string(),
-    };
-    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let (report, _dir) = mirror_with(server.url("/r.git").to_string(), &options).await;
     let error = report.error.as_deref().expect("failed");
     assert!(
         error.contains("larger than the limit of 1048576 bytes"),
@@ -422,15 +420,9 @@ async fn a_pack_over_the_limit_is_refused_without_retry_and_nothing_is_published
     let repo = testkit::small_repo();
     let advertised = advertisement(&repo);
     let server = faulty_source(repo, advertised, Box::new(|_, _, _| None)).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    let mut options = options_with(quick_retries(3));
     options.max_pack_bytes = 100;
-    options.source_retry = quick_retries(3);
-    let mapping = Mapping {
-        source: server.url("/r.git").to_string(),
-        target: dir.path().join("m").display().to_string(),
-    };
-    let report = mirror_repos(&[mapping], &options).await.remove(0);
+    let (report, dir) = mirror_with(server.url("/r.git").to_string(), &options).await;
     let error = report.error.as_deref().expect("failed");
     assert!(
         error.contains("pack is larger than the limit of 100 bytes"),
@@ -481,15 +473,9 @@ fn the_cli_keeps_the_time_limit_below_the_gc_grace() {
 
 /// Mirrors `source` into a new directory with the address policy `addresses` and no retries.
 async fn mirror_with_addresses(source: String, addresses: AddressPolicy) -> RepoReport {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut options = MirrorOptions::default().with_memory_budget_mib(64);
+    let mut options = options_with(quick_retries(3));
     options.source_addresses = addresses;
-    options.source_retry = quick_retries(3);
-    let mapping = Mapping {
-        source,
-        target: dir.path().join("m").display().to_string(),
-    };
-    mirror_repos(&[mapping], &options).await.remove(0)
+    mirror_with(source, &options).await.0
 }
 
 /// A redirect to the cloud metadata address is refused before any connection, whatever the policy, and not
