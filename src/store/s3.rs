@@ -362,12 +362,11 @@ impl Store for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
-        self.read_again("GetObject", key, || self.get_once(key))
-            .await
+        self.read_again(key, || self.get_once(key)).await
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        self.read_again("GetObject", key, || self.get_range_once(key, offset, len))
+        self.read_again(key, || self.get_range_once(key, offset, len))
             .await
     }
 

@@ -26,12 +26,7 @@ impl From<StoreError> for ReadFailure {
 
 impl S3Store {
     /// Runs `attempt` until it succeeds, fails for good, or its body broke off [`S3_MAX_ATTEMPTS`] times.
-    pub(super) async fn read_again<T, F, Fut>(
-        &self,
-        op: &'static str,
-        key: &str,
-        attempt: F,
-    ) -> Result<T, StoreError>
+    pub(super) async fn read_again<T, F, Fut>(&self, key: &str, attempt: F) -> Result<T, StoreError>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, ReadFailure>>,
@@ -45,7 +40,6 @@ impl S3Store {
                     tracing::warn!(
                         store = %self.describe,
                         key,
-                        op,
                         attempt = attempted,
                         delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                         cause = %cause,
