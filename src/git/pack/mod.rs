@@ -6,20 +6,25 @@
 //! never holds pack bytes beyond the current chunk, inflates each entry into one fixed buffer only to find where
 //! its zlib stream ends, and records for each entry what the later passes need (an [`Entry`]): offset, kind,
 //! sizes, the CRC-32 that the `.idx` stores, and the id of every non-delta object. Deltas are checked for shape
-//! (declared size, the delta header's two sizes, an OFS delta's base being an earlier entry) but resolved later
-//! by [`crate::git::resolve`].
+//! (declared size, the delta header's two sizes, an OFS delta's base being an earlier entry) and, with
+//! [`PackParser::resolve_early`], those whose base is still in a cache of recent objects are resolved as they
+//! arrive (`early.rs`); the rest are resolved later by [`crate::git::resolve`].
 //!
-//! Memory is bounded by the entry list: no buffer is sized from a count or size the pack declares.
+//! Memory is bounded by the entry list (and the early resolution's limits): no buffer is sized from a count or
+//! size the pack declares.
 
+mod early;
 pub mod entry;
 mod header;
 pub mod inflate;
 
 use crate::git::delta::{DeltaDecoder, DeltaError};
-use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
+use crate::git::oid::{hash_object, ObjectHasher, ObjectId, ObjectKind};
 use crate::git::pack::entry::Entry;
 use crate::git::pack::inflate::{EntryInflater, InflateError};
 use crate::git::scan::{ObjectScan, ScanError, Scanner};
+use early::Early;
+pub use early::{EarlyResolution, WORK_PER_FEED};
 use header::{EntryHeaderParser, HeaderBase, ParsedHeader};
 use sha1::{Digest, Sha1};
 
@@ -168,9 +173,11 @@ pub struct ParsedPack {
     pub checksum: ObjectId,
     /// Total length of the pack in bytes, trailer included.
     pub pack_len: u64,
-    /// What the scanner given to [`PackParser::with_scanner`] read from the whole objects (deltas are scanned
-    /// when resolution rebuilds them).
+    /// What the scanner given to [`PackParser::with_scanner`] read from the whole objects and the deltas
+    /// resolved early (the other deltas are scanned when pass 2 rebuilds them).
     pub scanner: Scanner,
+    /// Deltas resolved in this pass ([`PackParser::resolve_early`]): they have their ids already.
+    pub resolved_early: u64,
 }
 
 /// Where the parser is in the pack.
@@ -214,6 +221,8 @@ pub struct PackParser {
     scanner: Scanner,
     /// Largest size an entry may declare.
     max_object_bytes: u64,
+    /// Resolution of deltas whose base is still cached, if asked for.
+    early: Option<Early>,
     /// The first error, returned again by any later call.
     error: Option<PackError>,
 }
@@ -246,10 +255,11 @@ enum CurrentKind {
 /// What is done with an entry's inflated bytes.
 enum Content {
     /// A whole object: hash it, and scan it if the scanner wants its content (boxed: most entries are not
-    /// scanned, and the scan's state is several times the size of a delta's).
-    Base(ObjectHasher, Option<Box<ObjectScan>>),
-    /// A delta: read its header (base size, result size), skip the instructions (pass 2 decodes them).
-    Delta(DeltaDecoder),
+    /// scanned, and the scan's state is several times the size of a delta's); collect it for early resolution.
+    Base(ObjectHasher, Option<Box<ObjectScan>>, Option<Vec<u8>>),
+    /// A delta: read its header (base size, result size); collect its data to apply it at its end when its
+    /// base is cached for early resolution, else skip the instructions (pass 2 decodes them).
+    Delta(DeltaDecoder, Option<Vec<u8>>),
 }
 
 impl Default for PackParser {
@@ -283,14 +293,22 @@ impl PackParser {
                 kind: CurrentKind::Ofs(0),
                 size: 0,
                 header_len: 0,
-                content: Content::Delta(DeltaDecoder::new()),
+                content: Content::Delta(DeltaDecoder::new(), None),
             },
             inflater: EntryInflater::new(),
             out: vec![0; INFLATE_BUF_LEN].into_boxed_slice(),
             scanner,
             max_object_bytes: u64::MAX,
+            early: None,
             error: None,
         }
+    }
+
+    /// Resolves the deltas whose base is still in a cache of recent objects as they arrive, within `limits`
+    /// (`early.rs`): they get their ids (and are scanned) in this pass.
+    pub fn resolve_early(mut self, limits: EarlyResolution) -> Self {
+        self.early = Some(Early::new(limits));
+        self
     }
 
     /// Refuses entries that declare more than `limit` bytes ([`PackError::ObjectTooBig`]) as soon as their
@@ -320,6 +338,9 @@ impl PackParser {
         if let Some(err) = &self.error {
             return Err(err.clone());
         }
+        if let Some(early) = &mut self.early {
+            early.start_feed();
+        }
         let result = self.feed_inner(data);
         if let Err(err) = &result {
             self.error = Some(err.clone());
@@ -343,6 +364,7 @@ impl PackParser {
                     checksum: ObjectId(self.header_or_trailer),
                     pack_len: self.consumed,
                     scanner: self.scanner,
+                    resolved_early: self.early.as_ref().map_or(0, Early::resolved),
                 });
             }
             State::Header => "in the pack header",
@@ -495,6 +517,10 @@ impl PackParser {
                 Content::Base(
                     ObjectHasher::new(kind, parsed.size),
                     self.scanner.begin(kind, parsed.size).map(Box::new),
+                    self.early
+                        .as_ref()
+                        .filter(|early| early.keeps(parsed.size))
+                        .map(|_| Vec::new()),
                 ),
             ),
             HeaderBase::Distance(distance) => {
@@ -508,9 +534,20 @@ impl PackParser {
                         base_offset,
                     });
                 };
-                (CurrentKind::Ofs(base), Content::Delta(DeltaDecoder::new()))
+                let collect = self
+                    .early
+                    .as_ref()
+                    .filter(|early| early.can_apply(base, parsed.size))
+                    .map(|_| Vec::new());
+                (
+                    CurrentKind::Ofs(base),
+                    Content::Delta(DeltaDecoder::new(), collect),
+                )
             }
-            HeaderBase::Id(base) => (CurrentKind::Ref(base), Content::Delta(DeltaDecoder::new())),
+            HeaderBase::Id(base) => (
+                CurrentKind::Ref(base),
+                Content::Delta(DeltaDecoder::new(), None),
+            ),
         };
         // A header is at most 30 bytes (two 10-byte varints, or one and a 20-byte id).
         let header_len = data_offset
@@ -562,42 +599,79 @@ impl PackParser {
             .finish(false)
             .map_err(|problem| PackError::Inflate { offset, problem })?;
         let current = &mut self.current;
-        let content = std::mem::replace(&mut current.content, Content::Delta(DeltaDecoder::new()));
+        let content = std::mem::replace(
+            &mut current.content,
+            Content::Delta(DeltaDecoder::new(), None),
+        );
+        // The object's kind and content, for early resolution.
+        let mut object = None;
         let (result_size, oid) = match content {
-            Content::Base(hasher, scan) => {
+            Content::Base(hasher, scan, collected) => {
                 let oid = hasher.finish();
                 if let Some(scan) = scan {
                     self.scanner
                         .end(*scan, oid)
                         .map_err(|problem| PackError::Scan { offset, problem })?;
                 }
+                if let CurrentKind::Base(kind) = current.kind {
+                    object = Some((kind, collected));
+                }
                 (current.size, Some(oid))
             }
-            Content::Delta(decoder) => match decoder.header() {
-                Some(header) => (header.result_size, None),
-                None => {
+            Content::Delta(decoder, collected) => {
+                let Some(header) = decoder.header() else {
                     return Err(PackError::BadDeltaHeader {
                         offset,
                         problem: "is truncated",
-                    })
-                }
-            },
+                    });
+                };
+                let applied = match (&mut self.early, collected, current.kind) {
+                    (Some(early), Some(delta), CurrentKind::Ofs(base)) => {
+                        early.apply(base, &delta, header.result_size, end)
+                    }
+                    _ => None,
+                };
+                let oid = match applied {
+                    Some((kind, result)) => {
+                        let oid = hash_object(kind, &result);
+                        self.scanner
+                            .visit(kind, oid, &result)
+                            .map_err(|problem| PackError::Scan { offset, problem })?;
+                        object = Some((kind, Some(result)));
+                        Some(oid)
+                    }
+                    None => None,
+                };
+                (header.result_size, oid)
+            }
         };
+        if let Some(early) = &mut self.early {
+            match object {
+                Some((kind, content)) => early.record(Some(kind), content),
+                None => early.record(None, None),
+            }
+        }
         let crc32 = std::mem::replace(&mut self.crc, crc32fast::Hasher::new()).finalize();
         let (header_len, packed_len, size) = (current.header_len, end - offset, current.size);
         self.entries.push(match current.kind {
             CurrentKind::Base(kind) => {
                 Entry::whole(offset, header_len, packed_len, kind, size, crc32, oid)
             }
-            CurrentKind::Ofs(base) => Entry::ofs_delta(
-                offset,
-                header_len,
-                packed_len,
-                base,
-                size,
-                result_size,
-                crc32,
-            ),
+            CurrentKind::Ofs(base) => {
+                let mut e = Entry::ofs_delta(
+                    offset,
+                    header_len,
+                    packed_len,
+                    base,
+                    size,
+                    result_size,
+                    crc32,
+                );
+                if let Some(oid) = oid {
+                    e.set_oid(oid);
+                }
+                e
+            }
             CurrentKind::Ref(base) => Entry::ref_delta(
                 offset,
                 header_len,
@@ -620,13 +694,19 @@ impl Current {
             return Ok(());
         }
         match &mut self.content {
-            Content::Base(hasher, scan) => {
+            Content::Base(hasher, scan, collected) => {
                 hasher.update(bytes);
                 if let Some(scan) = scan {
                     scan.update(bytes);
                 }
+                if let Some(collected) = collected {
+                    collected.extend_from_slice(bytes);
+                }
             }
-            Content::Delta(decoder) => {
+            Content::Delta(decoder, collected) => {
+                if let Some(collected) = collected {
+                    collected.extend_from_slice(bytes);
+                }
                 // Before its header, a delta can only be wrong in a size beyond 64 bits.
                 read_delta_header(decoder, bytes).map_err(|_| PackError::BadDeltaHeader {
                     offset,

@@ -2,22 +2,24 @@
 
 use super::EntryIndex;
 use std::collections::{BTreeMap, HashMap};
+use std::hash::Hash;
 use std::sync::Arc;
 
-/// LRU cache of inflated objects, bounded in bytes.
-pub(super) struct Cache {
+/// LRU cache of inflated objects by entry, bounded in bytes (keyed by [`EntryIndex`] in pass 2, by the parser's
+/// `u32` entry positions in pass 1).
+pub(crate) struct Cache<K> {
     limit: u64,
     used: u64,
     peak: u64,
     /// Advances on every use; an object's age is the tick of its last use.
     tick: u64,
-    objects: HashMap<EntryIndex, (Arc<Vec<u8>>, u64)>,
-    by_age: BTreeMap<u64, EntryIndex>,
+    objects: HashMap<K, (Arc<Vec<u8>>, u64)>,
+    by_age: BTreeMap<u64, K>,
 }
 
-impl Cache {
+impl<K: Copy + Eq + Hash> Cache<K> {
     /// An empty cache holding at most `limit` bytes.
-    pub(super) fn new(limit: u64) -> Self {
+    pub(crate) fn new(limit: u64) -> Self {
         Cache {
             limit,
             used: 0,
@@ -29,22 +31,22 @@ impl Cache {
     }
 
     /// Most bytes the cache holds (larger objects are never cached).
-    pub(super) fn limit(&self) -> u64 {
+    pub(crate) fn limit(&self) -> u64 {
         self.limit
     }
 
     /// Most bytes the cache ever held.
-    pub(super) fn peak(&self) -> u64 {
+    pub(crate) fn peak(&self) -> u64 {
         self.peak
     }
 
     /// Whether the object of entry `i` is cached.
-    pub(super) fn contains(&self, i: EntryIndex) -> bool {
+    pub(crate) fn contains(&self, i: K) -> bool {
         self.objects.contains_key(&i)
     }
 
     /// The object, marked as just used.
-    pub(super) fn get(&mut self, i: EntryIndex) -> Option<Arc<Vec<u8>>> {
+    pub(crate) fn get(&mut self, i: K) -> Option<Arc<Vec<u8>>> {
         let (data, age) = self.objects.get_mut(&i)?;
         self.by_age.remove(age);
         self.tick += 1;
@@ -54,8 +56,8 @@ impl Cache {
     }
 
     /// Adds an object, evicting the least recently used ones to stay within the limit.
-    pub(super) fn insert(&mut self, i: EntryIndex, data: Arc<Vec<u8>>) {
-        let len = data.len() as u64;
+    pub(crate) fn insert(&mut self, i: K, data: Arc<Vec<u8>>) {
+        let len = cost(&data);
         if len > self.limit {
             return;
         }
@@ -74,12 +76,21 @@ impl Cache {
     }
 
     /// Drops the object of entry `i`, if cached.
-    pub(super) fn remove(&mut self, i: EntryIndex) {
+    pub(crate) fn remove(&mut self, i: K) {
         if let Some((data, age)) = self.objects.remove(&i) {
             self.by_age.remove(&age);
-            self.used -= data.len() as u64;
+            self.used -= cost(&data);
         }
     }
+}
+
+/// Bytes counted for each cached object besides its data: its allocation's spare capacity, the allocation, the
+/// `Arc`, and its slots in the two maps.
+const CACHED_OVERHEAD: u64 = 96;
+
+/// The bytes a cached object counts for.
+fn cost(data: &Arc<Vec<u8>>) -> u64 {
+    data.capacity() as u64 + CACHED_OVERHEAD
 }
 
 /// Bytes counted for each retained entry besides its data (map slot, allocation).

@@ -1,7 +1,8 @@
 //! Pass 2 over a pack: compute the id of every delta entry within a fixed memory budget.
 //!
-//! The first pass ([`crate::git::pack`]) records one [`Entry`] per pack entry and hashes the non-delta objects. A
-//! delta's id needs the object it yields, which needs its base, which may itself be a delta: this module rebuilds
+//! The first pass ([`crate::git::pack`]) records one [`Entry`] per pack entry, hashes the non-delta objects and
+//! may resolve the OFS deltas whose base it still holds ([`PackParser::resolve_early`]; their ids are kept here,
+//! and entries with nothing left to do are not read again). A delta's id needs the object it yields, which needs its base, which may itself be a delta: this module rebuilds
 //! those objects by reading entries back through a [`PackReader`] (the pack in memory, or ranged reads of the pack
 //! in S3).
 //!
@@ -46,8 +47,9 @@
 //! the deltas produce (which a hostile delta can make large with little input, as with git itself).
 //!
 //! [`DeltaDecoder`]: crate::git::delta::DeltaDecoder
+//! [`PackParser::resolve_early`]: crate::git::pack::PackParser::resolve_early
 
-mod cache;
+pub(crate) mod cache;
 mod read;
 mod resolver;
 mod stream;

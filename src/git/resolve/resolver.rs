@@ -50,7 +50,7 @@ pub(super) struct Resolver<'a> {
     postpone: bool,
     /// Deltas postponed during the current pass.
     postponed: u64,
-    cache: Cache,
+    cache: Cache<EntryIndex>,
     /// Compressed entries with descendants to come ([`ResolveOptions::retain_bytes`]).
     retained: Retained,
     /// Compressed entries of the chain being rebuilt, read at once by `fetch_chain`.
@@ -84,9 +84,20 @@ impl<'a> Resolver<'a> {
         if n >= EntryIndex::NONE.get() {
             return Err(ResolveError::TooManyEntries(n));
         }
-        // Delta ids are (re)computed from scratch: a delta counts as resolved only once this run produced it.
-        for e in entries.iter_mut().filter(|e| e.is_delta()) {
-            e.clear_oid();
+        // The first pass resolves only OFS deltas on objects it resolved (`PackParser::resolve_early`): an id on
+        // any other delta is not trusted, and is computed here again.
+        for i in 0..n {
+            let e = &entries[i];
+            let trusted = match (e.kind(), e.base()) {
+                (EntryKind::Base(_), _) => true,
+                (EntryKind::OfsDelta, Some(j)) => {
+                    (j as usize) < i && entries[j as usize].oid().is_some()
+                }
+                _ => false,
+            };
+            if !trusted {
+                entries[i].clear_oid();
+            }
         }
         let mut kinds = Vec::with_capacity(n);
         let mut previous_end = 0;
@@ -122,8 +133,12 @@ impl<'a> Resolver<'a> {
                     }
                     kinds.push(kind);
                 }
-                // Replaced by the base's kind when the delta is resolved.
-                _ => kinds.push(ObjectKind::Blob),
+                // A delta resolved by the first pass has its base's kind (its base is an earlier entry); the
+                // others get theirs (a placeholder until then) when they are resolved.
+                _ => kinds.push(match (e.oid(), e.base()) {
+                    (Some(_), Some(j)) => kinds[j as usize],
+                    _ => ObjectKind::Blob,
+                }),
             }
         }
         let mut resolver = Resolver {
@@ -185,6 +200,20 @@ impl<'a> Resolver<'a> {
                 for w in waiting {
                     resolver.attach(w, EntryIndex::new(j));
                 }
+            }
+        }
+        // Deltas resolved by the first pass are no children to wait for: the counts hold only children not
+        // resolved yet, and (`live`) those with such descendants. From the end, so that a delta's count is final
+        // before its base's is lowered (its OFS children come after it; REF children are never resolved yet).
+        for i in (0..n).rev() {
+            let e = &resolver.entries[i];
+            let Some(j) = e.base().filter(|_| e.is_delta() && e.oid().is_some()) else {
+                continue;
+            };
+            let j = j as usize;
+            resolver.pending[j] = resolver.pending[j].saturating_sub(1);
+            if resolver.live[i] == 0 {
+                resolver.live[j] = resolver.live[j].saturating_sub(1);
             }
         }
         Ok(resolver)
@@ -272,7 +301,7 @@ impl<'a> Resolver<'a> {
                 YieldNow(false).await;
             }
             self.scan_pos = EntryIndex::new(i);
-            if later_pass && self.is_resolved(self.scan_pos) && self.live[i] == 0 {
+            if self.is_resolved(self.scan_pos) && self.live[i] == 0 {
                 // Nothing left to do with this entry, and nothing to read.
                 continue;
             }

@@ -160,13 +160,9 @@ impl TestPack {
         options: ResolveOptions<'_>,
     ) -> Result<(Vec<Entry>, ResolveStats), ResolveError> {
         let mut entries = self.entries.clone();
-        // Ids already on deltas are not trusted (a REF delta whose base entry is not known keeps its base id
-        // in place of its own).
-        for e in entries
-            .iter_mut()
-            .filter(|e| e.is_delta() && e.ref_base().is_none())
-        {
-            e.set_oid(ObjectId::ZERO);
+        // Ids on deltas are the first pass's (early resolution): forgotten here, so that pass 2 computes them all.
+        for e in entries.iter_mut().filter(|e| e.is_delta()) {
+            e.clear_oid();
         }
         let stats = resolve_deltas(&mut entries, &self.source(), &options).await?;
         Ok((entries, stats))
