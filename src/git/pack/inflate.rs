@@ -173,3 +173,6 @@ fn zlib_detail(err: MZError) -> &'static str {
         _ => "unexpected decompressor error",
     }
 }
+
+#[cfg(test)]
+mod tests;
