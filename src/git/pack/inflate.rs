@@ -6,8 +6,7 @@
 //! bytes in pieces of any size and refuses output beyond the declared size as soon as it appears, so a zlib bomb
 //! declared small costs one output buffer, never more.
 
-use miniz_oxide::inflate::stream::{inflate, InflateState};
-use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+use flate2::{Decompress, FlushDecompress, Status};
 
 /// zlib cannot expand data by more than about 1032:1; inflated buffers are never reserved beyond that.
 const MAX_INFLATE_RATIO: u64 = 1032;
@@ -39,7 +38,8 @@ pub enum InflateError {
 
 /// Inflates one entry's zlib stream, checking that it yields exactly the declared size.
 pub struct EntryInflater {
-    state: Box<InflateState>,
+    /// Boxed: the decompressor's handle is large, and inflaters are moved about inside other state.
+    state: Box<Decompress>,
     expected: u64,
     produced: u64,
     ended: bool,
@@ -64,7 +64,7 @@ impl EntryInflater {
     /// An inflater for a stream that must inflate to nothing; [`reset`](Self::reset) it for a real one.
     pub fn new() -> Self {
         EntryInflater {
-            state: InflateState::new_boxed(DataFormat::Zlib),
+            state: Box::new(Decompress::new(true)),
             expected: 0,
             produced: 0,
             ended: false,
@@ -73,7 +73,7 @@ impl EntryInflater {
 
     /// Starts over for a stream that must inflate to `expected` bytes.
     pub fn reset(&mut self, expected: u64) {
-        self.state.reset(DataFormat::Zlib);
+        self.state.reset(true);
         self.expected = expected;
         self.produced = 0;
         self.ended = false;
@@ -98,23 +98,27 @@ impl EntryInflater {
                 written: 0,
             });
         }
-        let result = inflate(&mut self.state, input, out, MZFlush::None);
-        match result.status {
-            Ok(MZStatus::StreamEnd) => self.ended = true,
-            // `Buf`: no progress possible without more input.
-            Ok(_) | Err(MZError::Buf) => {}
-            Err(err) => return Err(InflateError::Zlib(zlib_detail(err))),
+        let (in_before, out_before) = (self.state.total_in(), self.state.total_out());
+        let status = self
+            .state
+            .decompress(input, out, FlushDecompress::None)
+            // Every failure is the input's: a corrupt or truncated deflate stream, a bad zlib header (a preset
+            // dictionary included, which git never writes), or a wrong adler-32.
+            .map_err(|_| InflateError::Zlib("invalid deflate stream or checksum"))?;
+        // `BufError`: no progress possible without more input or more room.
+        if status == Status::StreamEnd {
+            self.ended = true;
         }
-        self.produced += result.bytes_written as u64;
+        // Both counts are bounded by the lengths of `input` and `out`, so they fit in `usize`.
+        let consumed = (self.state.total_in() - in_before) as usize;
+        let written = (self.state.total_out() - out_before) as usize;
+        self.produced += written as u64;
         if self.produced > self.expected {
             return Err(InflateError::TooLong {
                 declared: self.expected,
             });
         }
-        Ok(Inflated {
-            consumed: result.bytes_consumed,
-            written: result.bytes_written,
-        })
+        Ok(Inflated { consumed, written })
     }
 
     /// Checks the end of the stream once its input is exhausted (`input_left`: entry bytes after it).
@@ -165,11 +169,5 @@ impl EntryInflater {
     }
 }
 
-/// What a decompressor error means, for [`InflateError::Zlib`].
-fn zlib_detail(err: MZError) -> &'static str {
-    match err {
-        MZError::Data => "invalid deflate stream or checksum",
-        MZError::Stream => "inconsistent stream state",
-        _ => "unexpected decompressor error",
-    }
-}
+#[cfg(test)]
+mod tests;
