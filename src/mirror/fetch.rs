@@ -182,29 +182,40 @@ impl Run<'_> {
             false => scanner,
         };
         let options = self.options.clone();
-        let mut parser = PackParser::with_scanner(scanner)
+        let parser = PackParser::with_scanner(scanner)
             .max_object_bytes(self.options.max_object_bytes)
             .resolve_early(EarlyResolution {
                 cache_bytes: budget.early_cache(),
                 object_bytes: budget.big_object,
                 work_bytes: Box::new(move |received| options.max_work_bytes(received)),
             });
+        // Pass 1 is CPU-bound (inflating every entry, resolving deltas early): it runs on a thread of its own,
+        // so that the pack keeps arriving and being stored meanwhile. It stops at its next chunk if this future
+        // is dropped (the channel closes).
+        let (chunks, mut parse) = PassOne::start(parser);
         let mut spool = Spool::Memory(Vec::new());
         let mut ended = false;
+        let mut received = 0;
         while let Some(chunk) = body.next_chunk().await? {
             decoder.push(&chunk);
             while let Some(event) = decoder.next_event()? {
                 match event {
                     ResponseEvent::PackData(data) => {
                         let limit = self.options.max_pack_bytes;
-                        if parser.bytes_consumed() + data.len() as u64 > limit {
+                        received += data.len() as u64;
+                        if received > limit {
                             return Err(MirrorError::PackTooLarge(limit));
                         }
-                        parser.feed(&data)?;
                         self.spool(&mut spool, &data, budget.in_memory_pack).await?;
-                        self.progress(Stage::Receiving {
-                            bytes: parser.bytes_consumed(),
-                        });
+                        if chunks.send(data).await.is_err() {
+                            // The parser stopped at an error, which ending it reports.
+                            return Err(parse
+                                .end(chunks)
+                                .await
+                                .err()
+                                .unwrap_or(MirrorError::Truncated));
+                        }
+                        self.progress(Stage::Receiving { bytes: received });
                     }
                     ResponseEvent::End => ended = true,
                     ResponseEvent::Acknowledgement(_) | ResponseEvent::Progress(_) => {}
@@ -215,7 +226,7 @@ impl Run<'_> {
         if !ended {
             return Err(MirrorError::Truncated);
         }
-        let parsed = parser.finish()?;
+        let parsed = parse.end(chunks).await?;
         let held = match spool {
             Spool::Memory(bytes) => Spool::Memory(Bytes::from(bytes)),
             Spool::Store(key) => {
@@ -319,13 +330,7 @@ impl Run<'_> {
             });
             (entries, scanner, source, result)
         });
-        let (entries, scanner, source, result) = match task.await {
-            Ok(done) => done,
-            Err(e) => match e.try_into_panic() {
-                Ok(panic) => std::panic::resume_unwind(panic),
-                Err(e) => return Err(MirrorError::ResolveTask(e.to_string())),
-            },
-        };
+        let (entries, scanner, source, result) = joined(task.await)?;
         parsed.entries = entries;
         parsed.scanner = scanner;
         // A failed read of a spooled pack is the store's failure, not a fault of the source's pack.
@@ -428,6 +433,44 @@ impl Run<'_> {
         }
         Ok(())
     }
+}
+
+/// Chunks of pack data queued for pass 1 at most: pkt-lines carry at most 65,516 bytes of data each, so about
+/// 4 MiB are in flight.
+const PASS_ONE_QUEUE: usize = 64;
+
+/// Pass 1 running on a blocking thread, fed through a bounded channel.
+struct PassOne(tokio::task::JoinHandle<Result<ParsedPack, crate::git::pack::PackError>>);
+
+impl PassOne {
+    /// Starts `parser` on a blocking thread; returns where to send it the pack's bytes.
+    fn start(mut parser: PackParser) -> (tokio::sync::mpsc::Sender<Bytes>, Self) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PASS_ONE_QUEUE);
+        let task = tokio::task::spawn_blocking(move || {
+            while let Some(data) = rx.blocking_recv() {
+                parser.feed(&data)?;
+            }
+            parser.finish()
+        });
+        (tx, PassOne(task))
+    }
+
+    /// Ends the input (closing `chunks`) and returns what pass 1 found.
+    async fn end(
+        &mut self,
+        chunks: tokio::sync::mpsc::Sender<Bytes>,
+    ) -> Result<ParsedPack, MirrorError> {
+        drop(chunks);
+        Ok(joined((&mut self.0).await)??)
+    }
+}
+
+/// What a blocking thread of the run returned; its panic goes on in the caller.
+fn joined<T>(result: Result<T, tokio::task::JoinError>) -> Result<T, MirrorError> {
+    result.map_err(|e| match e.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(e) => MirrorError::ResolveTask(e.to_string()),
+    })
 }
 
 /// Sets its flag when dropped: the resolution it guards is no longer awaited.

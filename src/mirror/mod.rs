@@ -107,8 +107,9 @@ pub enum MirrorError {
     /// The mapping took longer than [`MirrorOptions::mapping_time_limit`].
     #[error("stopped after the time limit of {0:?} per mapping; the previous mirror is unchanged")]
     TimeLimit(std::time::Duration),
-    /// The thread resolving deltas stopped without an answer (the runtime is shutting down).
-    #[error("delta resolution stopped: {0}")]
+    /// The thread parsing the pack (pass 1) or resolving its deltas (pass 2) stopped without an answer (the
+    /// runtime is shutting down).
+    #[error("processing the pack stopped: {0}")]
     ResolveTask(String),
 }
 
