@@ -92,6 +92,12 @@ impl Run<'_> {
                 .await?;
             (Some(index), lfs_config)
         };
+        parsed.scanner.compact_links();
+        tracing::debug!(
+            links = parsed.scanner.link_count(),
+            link_bytes = parsed.scanner.link_bytes(),
+            "links collected"
+        );
         let received = Received {
             index: index.as_deref(),
             scanner: &parsed.scanner,
