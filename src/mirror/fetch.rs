@@ -84,8 +84,9 @@ impl Run<'_> {
         let (index, lfs_config) = if parsed.entries.is_empty() {
             (None, None)
         } else {
-            // The entries' bookkeeping is known now (all the list holds, spare capacity included), and comes off
-            // the budget.
+            // The entries' bookkeeping is known now, and comes off the budget: all the list holds, without the
+            // spare capacity of its growth (up to half of it, released here).
+            parsed.entries.shrink_to_fit();
             let budget = Budget::new(self.options.memory_budget, parsed.entries.capacity());
             let (index, lfs_config) = self
                 .resolve_and_index(&held, &mut parsed, &budget, lfs_head)
@@ -483,7 +484,8 @@ struct Budget {
     object_cache: u64,
     /// Objects larger than this are streamed, never held whole.
     big_object: u64,
-    /// The distinct ids the pack's objects link to, held for the connectivity check.
+    /// The distinct ids the pack's objects link to, held for the connectivity check (from the start of the
+    /// pack: the same share before and after the entries are known).
     links: u64,
     /// Size of the chunks read back from the store, how many are held or in flight, and how many of those are
     /// fetched ahead of the resolver's reads (about `rest / 4` in all).
@@ -514,16 +516,20 @@ impl Budget {
 
     /// The shares of `total` bytes once `entries` pack entries are known.
     fn new(total: u64, entries: usize) -> Self {
-        // The store's upload buffers and the bookkeeping of the entries come off the top.
-        let rest = total
-            .saturating_sub(store::UPLOAD_BUFFER_BYTES)
+        // The store's upload buffers come off the top; a fifth of what is left goes to the links (about 20 bytes
+        // per distinct id, as many as the objects of a complete pack, against 63 bytes of bookkeeping per
+        // entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about two thirds of it);
+        // then the bookkeeping of the entries.
+        let base = total.saturating_sub(store::UPLOAD_BUFFER_BYTES);
+        let links = base / 5;
+        let rest = (base - links)
             .saturating_sub(entries as u64 * BOOKKEEPING_PER_ENTRY)
             .max(Self::MIN_REST);
         Budget {
             in_memory_pack: rest / 4,
-            object_cache: rest / 4,
+            object_cache: rest / 8 * 3,
             big_object: (rest / 8).max(1 << 20),
-            links: rest / 8,
+            links,
             // Large ranges (few requests), two of them in flight ahead of the resolver; streamed big objects
             // read at 2-4 interleaved positions per level, which the other chunks serve.
             read_chunk: (rest / 16).clamp(256 << 10, 16 << 20),
