@@ -499,14 +499,19 @@ impl Budget {
     /// held in memory or (`stored`) read back from the store. Read back, an evicted base is dearer to read again
     /// than to rebuild from compressed entries, and keeping every entry that still has descendants to come needs
     /// far less than caching their objects (`../shared/design-notes.md` §3: 24-71 MiB for git.git, where the
-    /// inflated bases would need up to 766 MiB): the kept entries get the in-memory pack's (unused) share and
-    /// three quarters of the cache's, and a small cache of inflated objects the rest.
+    /// inflated bases would need up to 766 MiB): the kept entries get the in-memory pack's (unused) share, the
+    /// store's upload buffers (released once the pack was uploaded, before resolution starts) and three quarters
+    /// of the cache's, and a small cache of inflated objects the rest.
     fn resolve_shares(&self, stored: bool) -> (u64, u64) {
         match stored {
             false => (self.object_cache, 0),
             true => {
                 let cache = self.object_cache / 4;
-                (cache, self.object_cache - cache + self.in_memory_pack)
+                let uploaded = store::UPLOAD_BUFFER_BYTES;
+                (
+                    cache,
+                    self.object_cache - cache + self.in_memory_pack + uploaded,
+                )
             }
         }
     }
