@@ -149,6 +149,14 @@ impl Scanner {
         if let (Some(pointers), Some(pointer)) = (&mut self.lfs_pointers, scan.pointer.finish()) {
             pointers.insert(pointer);
         }
+        let too_many = |held| ScanError::TooManyLinks {
+            links: held,
+            limit: self.link_limit,
+        };
+        // The object was not read to its end: its links outgrew the limit.
+        if scan.too_many {
+            return Err(too_many(scan.found.len()));
+        }
         let found = &mut scan.found;
         let ended = match (scan.error.take(), &mut scan.links) {
             (Some(e), _) => Err(e),
@@ -163,13 +171,6 @@ impl Scanner {
         let Some(links) = &mut self.links else {
             return Ok(());
         };
-        let too_many = |held| ScanError::TooManyLinks {
-            links: held,
-            limit: self.link_limit,
-        };
-        if scan.too_many {
-            return Err(too_many(scan.found.len()));
-        }
         for id in scan.found {
             links.insert(id).map_err(|full| too_many(full.held))?;
         }

@@ -164,3 +164,35 @@ fn repeated_links_across_many_objects_fit_a_small_limit() {
     assert_eq!(scanner.link_count(), 50);
     assert!(scanner.link_bytes() <= 100 * BYTES_PER_LINK);
 }
+
+#[test]
+fn a_pack_linking_to_more_than_the_limit_fails_with_a_typed_error() {
+    use crate::git::pack::{PackError, PackParser};
+    // One tree naming 5,000 distinct (absent) ids, against a limit of 1,000 links.
+    let ids: Vec<[u8; 20]> = (0..5_000u32)
+        .map(|i| {
+            let mut id = [0x42; 20];
+            id[16..].copy_from_slice(&i.to_be_bytes());
+            id
+        })
+        .collect();
+    let pack = testkit::pack::PackBuilder::new(2, 1)
+        .object(2, &tree_of(&ids))
+        .finish();
+    let mut parser = PackParser::with_scanner(Scanner::collecting_links(1_000 * BYTES_PER_LINK));
+    let err = parser
+        .feed(&pack)
+        .and_then(|()| parser.finish().map(|_| ()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            PackError::Scan {
+                problem: ScanError::TooManyLinks { limit, .. },
+                ..
+            } if *limit == 1_000 * BYTES_PER_LINK
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("raise the memory budget"), "{err}");
+}
