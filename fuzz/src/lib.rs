@@ -127,7 +127,7 @@ pub fn pack(data: &[u8]) {
         assert!(parsed
             .entries
             .windows(2)
-            .all(|pair| pair[0].offset < pair[1].offset));
+            .all(|pair| pair[0].offset() < pair[1].offset()));
     }
 }
 
@@ -224,7 +224,7 @@ pub fn resolve_outcome(data: &[u8]) -> Option<Result<ResolveStats, ResolveError>
         assert_eq!(stats.kinds.len(), parsed.entries.len());
         for entry in &parsed.entries {
             assert!(entry.oid().is_some(), "{entry:?}");
-            assert!(entry.result_size <= limits.max_object_bytes, "{entry:?}");
+            assert!(entry.result_size() <= limits.max_object_bytes, "{entry:?}");
         }
     }
     Some(result)

@@ -66,7 +66,7 @@ pub fn write_idx_v2(entries: &[Entry], pack_checksum: &ObjectId) -> Result<Vec<u
         });
     }
     if let Some(e) = entries.iter().find(|e| e.oid().is_none()) {
-        return Err(IdxError::MissingOid { offset: e.offset });
+        return Err(IdxError::MissingOid { offset: e.offset() });
     }
     // Fewer than 2^31 entries: every position fits in a u32.
     let mut order: Vec<u32> = (0..entries.len() as u32).collect();
@@ -75,8 +75,8 @@ pub fn write_idx_v2(entries: &[Entry], pack_checksum: &ObjectId) -> Result<Vec<u
         let e = &entries[order[k] as usize];
         IdxEntry {
             oid: e.oid().unwrap_or(ObjectId::ZERO),
-            crc32: e.crc32,
-            offset: e.offset,
+            crc32: e.crc32(),
+            offset: e.offset(),
         }
     };
     write_sorted(order.len(), at, pack_checksum, DEFAULT_OFFSET32_LIMIT)

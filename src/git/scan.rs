@@ -12,17 +12,19 @@
 //!    three for an object held whole.
 //!
 //! What it collects: the ids every object links to ([`crate::git::links`]), for the connectivity check before
-//! publication, in a set held within a memory limit; and, when asked, the Git LFS pointers among the blobs
+//! publication, in an exact set of about 20 bytes per distinct id held within a memory limit ([`LinkSet`]); and, when asked, the Git LFS pointers among the blobs
 //! ([`crate::git::lfs`]), for the LFS objects to mirror. Another per-object reader adds its state to
 //! [`ObjectScan`] and its findings to [`Scanner`].
 
 use crate::git::lfs::{PointerScanner, PointerSet, MAX_POINTER_SIZE};
 use crate::git::links::{LinkError, LinkParser};
 use crate::git::oid::{ObjectId, ObjectKind};
-use std::collections::HashSet;
+pub use link_set::LinkSet;
 
-/// Bytes one collected link costs in memory: a 20-byte id and a hash table's control byte, at its load factor.
-pub const BYTES_PER_LINK: u64 = 24;
+pub mod link_set;
+
+/// Bytes one distinct link costs in memory: its 20-byte id (the [`LinkSet`]'s buffer of new ids aside).
+pub const BYTES_PER_LINK: u64 = link_set::ID_BYTES;
 
 /// Why scanning an object failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,8 +58,13 @@ pub struct ObjectScan {
     kind: ObjectKind,
     /// The link parser, when the scanner collects links and the kind has them.
     links: Option<LinkParser>,
-    /// Links found so far (a tree's can be many; they join the scanner's set at the end).
+    /// Links found so far (a tree's can be many; they join the scanner's set at the end), at most as many as
+    /// the scanner's limit holds.
     found: Vec<ObjectId>,
+    /// The scanner's memory limit for links, which `found` may not outgrow either.
+    link_limit: u64,
+    /// Whether `found` outgrew it (reported by [`Scanner::end`]).
+    too_many: bool,
     /// The first problem, reported by [`Scanner::end`].
     error: Option<LinkError>,
     /// Holds the object's bytes while it may still be an LFS pointer (only small blobs, only when asked).
@@ -67,9 +74,14 @@ pub struct ObjectScan {
 impl ObjectScan {
     /// Reads the next bytes of the object's content.
     pub fn update(&mut self, bytes: &[u8]) {
-        if let (Some(links), None) = (&mut self.links, &self.error) {
-            let found = &mut self.found;
-            if let Err(e) = links.update(bytes, &mut |id| found.push(id)) {
+        if let (Some(links), None, false) = (&mut self.links, &self.error, self.too_many) {
+            let (found, most) = (&mut self.found, self.link_limit / BYTES_PER_LINK);
+            let too_many = &mut self.too_many;
+            let mut add = |id| match found.len() as u64 >= most {
+                true => *too_many = true,
+                false => found.push(id),
+            };
+            if let Err(e) = links.update(bytes, &mut add) {
                 self.error = Some(e);
             }
         }
@@ -81,8 +93,8 @@ impl ObjectScan {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scanner {
     /// The distinct ids linked to, when links are collected.
-    links: Option<HashSet<ObjectId>>,
-    /// Most bytes `links` may use ([`BYTES_PER_LINK`] each, counted on the set's capacity).
+    links: Option<LinkSet>,
+    /// Most bytes `links` may use.
     link_limit: u64,
     /// The distinct LFS pointers among the blobs, when they are collected.
     lfs_pointers: Option<PointerSet>,
@@ -97,7 +109,7 @@ impl Scanner {
     /// A scanner that collects the distinct ids the objects link to, in at most `limit` bytes of memory.
     pub fn collecting_links(limit: u64) -> Self {
         Scanner {
-            links: Some(HashSet::new()),
+            links: Some(LinkSet::new(limit)),
             link_limit: limit,
             lfs_pointers: None,
         }
@@ -120,6 +132,8 @@ impl Scanner {
                 kind,
                 links: links.then(|| LinkParser::new(kind)),
                 found: Vec::new(),
+                link_limit: self.link_limit,
+                too_many: false,
                 error: None,
                 pointer: PointerScanner::default(),
             };
@@ -134,6 +148,14 @@ impl Scanner {
     pub fn end(&mut self, mut scan: ObjectScan, oid: ObjectId) -> Result<(), ScanError> {
         if let (Some(pointers), Some(pointer)) = (&mut self.lfs_pointers, scan.pointer.finish()) {
             pointers.insert(pointer);
+        }
+        let too_many = |held| ScanError::TooManyLinks {
+            links: held,
+            limit: self.link_limit,
+        };
+        // The object was not read to its end: its links outgrew the limit.
+        if scan.too_many {
+            return Err(too_many(scan.found.len()));
         }
         let found = &mut scan.found;
         let ended = match (scan.error.take(), &mut scan.links) {
@@ -150,16 +172,7 @@ impl Scanner {
             return Ok(());
         };
         for id in scan.found {
-            if links.len() == links.capacity() {
-                let grown = (links.capacity() as u64).max(2) * 2 * BYTES_PER_LINK;
-                if grown > self.link_limit {
-                    return Err(ScanError::TooManyLinks {
-                        links: links.len(),
-                        limit: self.link_limit,
-                    });
-                }
-            }
-            links.insert(id);
+            links.insert(id).map_err(|full| too_many(full.held))?;
         }
         Ok(())
     }
@@ -186,21 +199,28 @@ impl Scanner {
         self.lfs_pointers.take().unwrap_or_default()
     }
 
-    /// The distinct ids linked to so far (empty when links are not collected).
+    /// Sorts the links collected so far and frees the buffer of new ones: [`links`](Self::links) then lists each
+    /// once, in order.
+    pub fn compact_links(&mut self) {
+        if let Some(links) = &mut self.links {
+            links.compact();
+        }
+    }
+
+    /// The ids linked to so far, each at least once; each once and in order after
+    /// [`compact_links`](Self::compact_links) (empty when links are not collected).
     pub fn links(&self) -> impl Iterator<Item = &ObjectId> {
-        self.links.iter().flatten()
+        self.links.iter().flat_map(LinkSet::iter)
     }
 
     /// How many distinct ids were linked to.
     pub fn link_count(&self) -> usize {
-        self.links.as_ref().map_or(0, HashSet::len)
+        self.links.as_ref().map_or(0, LinkSet::len)
     }
 
     /// Bytes the collected links hold now, as counted against the limit.
     pub fn link_bytes(&self) -> u64 {
-        self.links
-            .as_ref()
-            .map_or(0, |l| l.capacity() as u64 * BYTES_PER_LINK)
+        self.links.as_ref().map_or(0, LinkSet::bytes)
     }
 }
 

@@ -85,14 +85,21 @@ impl Run<'_> {
         let (index, lfs_config) = if parsed.entries.is_empty() {
             (None, None)
         } else {
-            // The entries' bookkeeping is known now (all the list holds, spare capacity included), and comes off
-            // the budget.
+            // The entries' bookkeeping is known now, and comes off the budget: all the list holds, without the
+            // spare capacity of its growth (up to half of it, released here).
+            parsed.entries.shrink_to_fit();
             let budget = Budget::new(self.options.memory_budget, parsed.entries.capacity());
             let (index, lfs_config) = self
                 .resolve_and_index(&held, &mut parsed, &budget, lfs_head)
                 .await?;
             (Some(index), lfs_config)
         };
+        parsed.scanner.compact_links();
+        tracing::debug!(
+            links = parsed.scanner.link_count(),
+            link_bytes = parsed.scanner.link_bytes(),
+            "links collected"
+        );
         let received = Received {
             index: index.as_deref(),
             scanner: &parsed.scanner,
@@ -528,7 +535,8 @@ struct Budget {
     object_cache: u64,
     /// Objects larger than this are streamed, never held whole.
     big_object: u64,
-    /// The distinct ids the pack's objects link to, held for the connectivity check.
+    /// The distinct ids the pack's objects link to, held for the connectivity check (from the start of the
+    /// pack: the same share before and after the entries are known).
     links: u64,
     /// Size of the chunks read back from the store, how many are held or in flight, and how many of those are
     /// fetched ahead of the resolver's reads (about `rest / 4` in all).
@@ -541,7 +549,8 @@ impl Budget {
     /// The bytes of inflated objects cached and of compressed entries kept while deltas are resolved (pass 2),
     /// for a pack held in memory or (`stored`) read back from the store. Read back, an evicted base is dearer to
     /// read again than to rebuild from compressed entries, so the entries that still have descendants to come
-    /// are kept too, in the in-memory pack's (unused) share: that holds them all for a pack like git.git's
+    /// are kept too, in the in-memory pack's (unused) share and the store's upload buffers (released once the
+    /// pack was uploaded, before resolution starts): that holds them all for a pack like git.git's
     /// (`../shared/design-notes.md` §3: 24-71 MiB), and leaves the cache whole, since every evicted base costs a
     /// rebuild of its chain. Measured on the 800k-object bench repository: with the cache whole, pass 2 rebuilds
     /// 275k objects and the run takes 15 s of CPU; with a quarter of it (the rest going to kept entries), 1.1M
@@ -549,7 +558,10 @@ impl Budget {
     fn resolve_shares(&self, stored: bool) -> (u64, u64) {
         match stored {
             false => (self.object_cache, 0),
-            true => (self.object_cache, self.in_memory_pack),
+            true => (
+                self.object_cache,
+                self.in_memory_pack + store::UPLOAD_BUFFER_BYTES,
+            ),
         }
     }
 
@@ -566,16 +578,20 @@ impl Budget {
 
     /// The shares of `total` bytes once `entries` pack entries are known.
     fn new(total: u64, entries: usize) -> Self {
-        // The store's upload buffers and the bookkeeping of the entries come off the top.
-        let rest = total
-            .saturating_sub(store::UPLOAD_BUFFER_BYTES)
+        // The store's upload buffers come off the top; a fifth of what is left goes to the links (about 20 bytes
+        // per distinct id, as many as the objects of a complete pack, against 63 bytes of bookkeeping per
+        // entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about two thirds of it);
+        // then the bookkeeping of the entries.
+        let base = total.saturating_sub(store::UPLOAD_BUFFER_BYTES);
+        let links = base / 5;
+        let rest = (base - links)
             .saturating_sub(entries as u64 * BOOKKEEPING_PER_ENTRY)
             .max(Self::MIN_REST);
         Budget {
             in_memory_pack: rest / 4,
-            object_cache: rest / 4,
+            object_cache: rest / 8 * 3,
             big_object: (rest / 8).max(1 << 20),
-            links: rest / 8,
+            links,
             // Large ranges (few requests), two of them in flight ahead of the resolver; streamed big objects
             // read at 2-4 interleaved positions per level, which the other chunks serve.
             read_chunk: (rest / 16).clamp(256 << 10, 16 << 20),

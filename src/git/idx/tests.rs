@@ -12,7 +12,7 @@ fn parse_and_resolve(pack: &GitPack) -> ParsedPack {
     let mut parsed = parser.finish().unwrap();
     let verified = verify_pack(pack);
     for entry in &mut parsed.entries {
-        let oid = verified[&entry.offset].oid;
+        let oid = verified[&entry.offset()].oid;
         assert!(entry.oid().is_none() || entry.oid() == Some(oid));
         entry.set_oid(oid);
     }
@@ -25,8 +25,8 @@ fn entries_of(parsed: &ParsedPack) -> Vec<IdxEntry> {
         .iter()
         .map(|e| IdxEntry {
             oid: e.oid().unwrap(),
-            crc32: e.crc32,
-            offset: e.offset,
+            crc32: e.crc32(),
+            offset: e.offset(),
         })
         .collect()
 }
@@ -72,7 +72,7 @@ fn byte_identical_to_git_index_pack() {
         for limit in [0u64, 0x1000, 0x7fff] {
             let forced =
                 write_idx_v2_with_limit(&mut entries_of(&parsed), &parsed.checksum, limit).unwrap();
-            let large = parsed.entries.iter().filter(|e| e.offset > limit).count();
+            let large = parsed.entries.iter().filter(|e| e.offset() > limit).count();
             assert_eq!(forced.len(), pack.idx.len() + 8 * large);
             assert!(
                 forced == git_index(&out, &pack, &format!("2,{limit:#x}")),
@@ -182,7 +182,7 @@ fn rejects_unresolved_and_duplicate_objects() {
         .iter()
         .find(|e| e.is_delta())
         .unwrap()
-        .offset;
+        .offset();
     assert_eq!(
         write_idx_v2(&unresolved.entries, &unresolved.checksum),
         Err(IdxError::MissingOid {
@@ -191,7 +191,7 @@ fn rejects_unresolved_and_duplicate_objects() {
     );
 
     let mut parsed = parse_and_resolve(pack);
-    let (a, b) = (parsed.entries[3].offset, parsed.entries[7].offset);
+    let (a, b) = (parsed.entries[3].offset(), parsed.entries[7].offset());
     let twin = parsed.entries[3].oid().unwrap();
     parsed.entries[7].set_oid(twin);
     assert_eq!(

@@ -3,14 +3,15 @@
 //! The streaming parser ([`crate::git::pack`]) produces one [`Entry`] per pack entry while the pack is still arriving;
 //! the delta resolver ([`crate::git::resolve`]) fills in the ids of delta objects later; the index writer
 //! ([`crate::git::idx`]) needs only offset, CRC-32 and id. Keeping this record small matters: it is the one thing held
-//! per object for the whole run, so it is 64 bytes ([`ENTRY_BYTES`]): a delta's base is a 32-bit entry index, the
-//! header is a one-byte length, and one 20-byte slot holds the object's id once known, or until then a REF delta's
-//! base id (resolution replaces it with the base's entry index).
+//! per object for the whole run, so it is 54 bytes ([`ENTRY_BYTES`]), packed to byte alignment: offsets, lengths
+//! and sizes in 48 bits each (256 TiB), a delta's base as a 32-bit entry index, the header as a one-byte length,
+//! the kind as its pack type number, and one 20-byte slot that holds the object's id once known, or until then a
+//! REF delta's base id (resolution replaces it with the base's entry index).
 
 use crate::git::oid::{ObjectId, ObjectKind};
 
 /// Bytes one [`Entry`] takes (a unit test holds it to this).
-pub const ENTRY_BYTES: usize = 64;
+pub const ENTRY_BYTES: usize = 54;
 
 /// How one pack entry stores its object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,57 +26,109 @@ pub enum EntryKind {
     RefDelta,
 }
 
+/// Pack type numbers of the delta kinds (the object kinds' are [`ObjectKind::pack_type`]).
+const OFS_DELTA: u8 = 6;
+const REF_DELTA: u8 = 7;
+/// Bits of [`Entry::tag`] that hold the kind's pack type number; the [`Slot`] is above them.
+const KIND_BITS: u8 = 0b111;
+const SLOT_SHIFT: u32 = 3;
+
 /// What the 20-byte id slot of an [`Entry`] holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Slot {
     /// Nothing yet.
-    Empty,
+    Empty = 0,
     /// The entry's object id.
-    Oid,
+    Oid = 1,
     /// A REF delta's base id, its base entry not known yet.
-    RefBase,
+    RefBase = 2,
 }
 
-/// One pack entry as recorded by the first pass.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A 48-bit unsigned number, little-endian, in 6 bytes of alignment 1.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct U48([u8; 6]);
+
+impl U48 {
+    /// `value`, or [`Entry::MAX_VALUE`] if it is larger.
+    fn new(value: u64) -> U48 {
+        let bytes = value.min(Entry::MAX_VALUE).to_le_bytes();
+        U48([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5]])
+    }
+
+    fn get(self) -> u64 {
+        let [a, b, c, d, e, f] = self.0;
+        u64::from_le_bytes([a, b, c, d, e, f, 0, 0])
+    }
+}
+
+/// One pack entry as recorded by the first pass (see the module doc for its layout).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Offset of the entry's header from the start of the pack.
-    pub offset: u64,
+    offset: U48,
     /// Total bytes the entry occupies in the pack, header included.
-    pub packed_len: u64,
+    packed_len: U48,
     /// Inflated size of the entry's data: the object's size for a base, the delta's size for a delta.
-    pub size: u64,
+    size: U48,
     /// Size of the object this entry yields: `size` for a base, the delta header's result size for a delta.
-    pub result_size: u64,
-    /// CRC-32 of the entry's raw bytes (header included), as the `.idx` records it.
-    pub crc32: u32,
-    /// A delta's base entry (its index in the pack's entry list), [`Entry::NO_BASE`] when not known.
-    base: u32,
+    result_size: U48,
+    /// CRC-32 of the entry's raw bytes (header included), little-endian.
+    crc32: [u8; 4],
+    /// A delta's base entry (its index in the pack's entry list), [`Entry::NO_BASE`] when not known;
+    /// little-endian.
+    base: [u8; 4],
     /// See [`Slot`].
     id: ObjectId,
     /// Bytes of the type/size header and base reference before the entry's zlib stream.
-    pub header_len: u8,
-    kind: EntryKind,
-    slot: Slot,
+    header_len: u8,
+    /// The kind's pack type number, and the [`Slot`] above it.
+    tag: u8,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("offset", &self.offset())
+            .field("packed_len", &self.packed_len())
+            .field("size", &self.size())
+            .field("result_size", &self.result_size())
+            .field("crc32", &self.crc32())
+            .field("header_len", &self.header_len())
+            .field("kind", &self.kind())
+            .field("base", &self.base())
+            .field("oid", &self.oid())
+            .field("ref_base", &self.ref_base())
+            .finish()
+    }
 }
 
 impl Entry {
     /// No base entry: a non-delta entry, or a REF delta not resolved yet.
     pub const NO_BASE: u32 = u32::MAX;
 
-    fn new(offset: u64, header_len: u8, packed_len: u64, kind: EntryKind) -> Entry {
+    /// The largest offset, length or size an entry holds (2^48 - 1, 256 TiB): a larger one given to a constructor
+    /// is held as this value. No pack that reaches a constructor has one (it would have streamed or inflated
+    /// 256 TiB), except as a delta's declared result size, which the resolver then refuses: above its limits, or
+    /// differing from what the delta yields.
+    pub const MAX_VALUE: u64 = (1 << 48) - 1;
+
+    fn new(offset: u64, header_len: u8, packed_len: u64, kind: u8) -> Entry {
         Entry {
-            offset,
-            packed_len,
-            size: 0,
-            result_size: 0,
-            crc32: 0,
-            base: Entry::NO_BASE,
+            offset: U48::new(offset),
+            packed_len: U48::new(packed_len),
+            size: U48::new(0),
+            result_size: U48::new(0),
+            crc32: [0; 4],
+            base: Entry::NO_BASE.to_le_bytes(),
             id: ObjectId::ZERO,
             header_len,
-            kind,
-            slot: Slot::Empty,
+            tag: kind,
         }
+    }
+
+    fn set_sizes(&mut self, size: u64, result_size: u64, crc32: u32) {
+        (self.size, self.result_size) = (U48::new(size), U48::new(result_size));
+        self.crc32 = crc32.to_le_bytes();
     }
 
     /// A non-delta entry of `size` bytes whose object's id is `oid` (if known); `header_len` is the length of its
@@ -89,8 +142,8 @@ impl Entry {
         crc32: u32,
         oid: Option<ObjectId>,
     ) -> Entry {
-        let mut e = Entry::new(offset, header_len, packed_len, EntryKind::Base(kind));
-        (e.size, e.result_size, e.crc32) = (size, size, crc32);
+        let mut e = Entry::new(offset, header_len, packed_len, kind.pack_type());
+        e.set_sizes(size, size, crc32);
         if let Some(oid) = oid {
             e.set_oid(oid);
         }
@@ -107,8 +160,9 @@ impl Entry {
         result_size: u64,
         crc32: u32,
     ) -> Entry {
-        let mut e = Entry::new(offset, header_len, packed_len, EntryKind::OfsDelta);
-        (e.size, e.result_size, e.crc32, e.base) = (size, result_size, crc32, base);
+        let mut e = Entry::new(offset, header_len, packed_len, OFS_DELTA);
+        e.set_sizes(size, result_size, crc32);
+        e.base = base.to_le_bytes();
         e
     }
 
@@ -122,61 +176,112 @@ impl Entry {
         result_size: u64,
         crc32: u32,
     ) -> Entry {
-        let mut e = Entry::new(offset, header_len, packed_len, EntryKind::RefDelta);
-        (e.size, e.result_size, e.crc32) = (size, result_size, crc32);
-        (e.id, e.slot) = (base, Slot::RefBase);
+        let mut e = Entry::new(offset, header_len, packed_len, REF_DELTA);
+        e.set_sizes(size, result_size, crc32);
+        e.id = base;
+        e.set_slot(Slot::RefBase);
         e
+    }
+
+    /// Offset of the entry's header from the start of the pack.
+    pub fn offset(&self) -> u64 {
+        self.offset.get()
+    }
+
+    /// Total bytes the entry occupies in the pack, header included.
+    pub fn packed_len(&self) -> u64 {
+        self.packed_len.get()
+    }
+
+    /// Inflated size of the entry's data: the object's size for a base, the delta's size for a delta.
+    pub fn size(&self) -> u64 {
+        self.size.get()
+    }
+
+    /// Size of the object this entry yields: [`size`](Self::size) for a base, the delta header's result size for
+    /// a delta.
+    pub fn result_size(&self) -> u64 {
+        self.result_size.get()
+    }
+
+    /// CRC-32 of the entry's raw bytes (header included), as the `.idx` records it.
+    pub fn crc32(&self) -> u32 {
+        u32::from_le_bytes(self.crc32)
+    }
+
+    /// Bytes of the type/size header and base reference before the entry's zlib stream.
+    pub fn header_len(&self) -> u8 {
+        self.header_len
     }
 
     /// How the object is stored.
     pub fn kind(&self) -> EntryKind {
-        self.kind
+        match self.tag & KIND_BITS {
+            OFS_DELTA => EntryKind::OfsDelta,
+            REF_DELTA => EntryKind::RefDelta,
+            // Only the constructors set the kind, from an `ObjectKind` or one of the two above.
+            t => EntryKind::Base(ObjectKind::from_pack_type(t).unwrap_or(ObjectKind::Blob)),
+        }
     }
 
     /// Whether the entry is a delta (either form).
     pub fn is_delta(&self) -> bool {
-        !matches!(self.kind, EntryKind::Base(_))
+        !matches!(self.kind(), EntryKind::Base(_))
     }
 
     /// Offset of the entry's zlib stream (after the type/size header and any delta base reference).
     pub fn data_offset(&self) -> u64 {
-        self.offset + u64::from(self.header_len)
+        self.offset() + u64::from(self.header_len)
+    }
+
+    fn slot(&self) -> Slot {
+        match self.tag >> SLOT_SHIFT {
+            1 => Slot::Oid,
+            2 => Slot::RefBase,
+            _ => Slot::Empty,
+        }
+    }
+
+    fn set_slot(&mut self, slot: Slot) {
+        self.tag = (self.tag & KIND_BITS) | ((slot as u8) << SLOT_SHIFT);
     }
 
     /// The object's id: known after the first pass for bases, filled in by delta resolution for deltas.
     pub fn oid(&self) -> Option<ObjectId> {
-        (self.slot == Slot::Oid).then_some(self.id)
+        (self.slot() == Slot::Oid).then_some(self.id)
     }
 
     /// Records the object's id. A REF delta whose base entry is not known yet forgets its base's id.
     pub fn set_oid(&mut self, oid: ObjectId) {
-        (self.id, self.slot) = (oid, Slot::Oid);
+        self.id = oid;
+        self.set_slot(Slot::Oid);
     }
 
     /// Forgets the object's id (a REF delta keeps its base only if its base entry is known).
     pub fn clear_oid(&mut self) {
-        if self.slot == Slot::Oid {
-            self.slot = Slot::Empty;
+        if self.slot() == Slot::Oid {
+            self.set_slot(Slot::Empty);
         }
     }
 
     /// A delta's base entry, as an index in the pack's entry list: an OFS delta's from the first pass, a REF
     /// delta's once resolution found it. `None` for a non-delta entry.
     pub fn base(&self) -> Option<u32> {
-        (self.base != Entry::NO_BASE).then_some(self.base)
+        let base = u32::from_le_bytes(self.base);
+        (base != Entry::NO_BASE).then_some(base)
     }
 
     /// Records that this REF delta's base is entry number `base` (its base id is then that entry's id).
     pub fn set_base(&mut self, base: u32) {
-        self.base = base;
-        if self.slot == Slot::RefBase {
-            self.slot = Slot::Empty;
+        self.base = base.to_le_bytes();
+        if self.slot() == Slot::RefBase {
+            self.set_slot(Slot::Empty);
         }
     }
 
     /// The id of a REF delta's base while its base entry is not known.
     pub fn ref_base(&self) -> Option<ObjectId> {
-        (self.slot == Slot::RefBase).then_some(self.id)
+        (self.slot() == Slot::RefBase).then_some(self.id)
     }
 }
 

@@ -725,13 +725,13 @@ fn entry_at(entries: &[Entry], offset: u64) -> Option<u32> {
     // Every entry from `hi` on starts after `offset`.
     let mut hi = entries.len();
     let mut step = 1;
-    while step <= hi && entries[hi - step].offset > offset {
+    while step <= hi && entries[hi - step].offset() > offset {
         hi -= step;
         step *= 2;
     }
     let lo = hi.saturating_sub(step);
     let at = entries[lo..hi]
-        .binary_search_by_key(&offset, |e| e.offset)
+        .binary_search_by_key(&offset, |e| e.offset())
         .ok()?;
     // The pack header counts entries in 32 bits, so every index fits.
     u32::try_from(lo + at).ok()

@@ -46,7 +46,7 @@ fn check_against_git(repo: &std::path::Path, pack: &GitPack) -> ParsedPack {
     let index = show_index(repo, &pack.idx);
     let mut query = String::new();
     for entry in &parsed.entries {
-        query.push_str(&format!("{}\n", verified[&entry.offset].oid));
+        query.push_str(&format!("{}\n", verified[&entry.offset()].oid));
     }
     let sizes = git_with_input(
         ["cat-file", "--batch-check=%(objectsize)"],
@@ -60,56 +60,61 @@ fn check_against_git(repo: &std::path::Path, pack: &GitPack) -> ParsedPack {
         .collect();
     for (entry, size) in parsed.entries.iter().zip(&sizes) {
         assert_eq!(
-            entry.result_size, *size,
+            entry.result_size(),
+            *size,
             "result size of entry at {}",
-            entry.offset
+            entry.offset()
         );
     }
     assert_eq!(parsed.entries.len(), verified.len());
     assert_eq!(parsed.pack_len, pack.pack.len() as u64);
     assert_eq!(&parsed.checksum.0[..], &pack.pack[pack.pack.len() - 20..]);
     for entry in &parsed.entries {
-        let v = &verified[&entry.offset];
+        let v = &verified[&entry.offset()];
         assert_eq!(
-            entry.packed_len, v.packed_len,
+            entry.packed_len(),
+            v.packed_len,
             "length of entry at {}",
-            entry.offset
+            entry.offset()
         );
         assert_eq!(
-            entry.crc32, index[&entry.offset].1,
+            entry.crc32(),
+            index[&entry.offset()].1,
             "crc of entry at {}",
-            entry.offset
+            entry.offset()
         );
         assert!(
-            entry.data_offset() > entry.offset
-                && entry.data_offset() < entry.offset + entry.packed_len
+            entry.data_offset() > entry.offset()
+                && entry.data_offset() < entry.offset() + entry.packed_len()
         );
         match entry.kind() {
             EntryKind::Base(_) => {
                 assert_eq!(kind_name(entry), Some(v.kind.as_str()));
                 assert_eq!(entry.oid(), Some(v.oid));
-                assert_eq!(entry.size, v.size);
-                assert_eq!(entry.result_size, v.size);
+                assert_eq!(entry.size(), v.size);
+                assert_eq!(entry.result_size(), v.size);
                 assert_eq!(v.base, None);
             }
             EntryKind::OfsDelta => {
                 assert_eq!(entry.oid(), None);
                 let base = &parsed.entries[entry.base().unwrap() as usize];
-                assert!(base.offset < entry.offset);
-                assert_eq!(Some(verified[&base.offset].oid), v.base);
+                assert!(base.offset() < entry.offset());
+                assert_eq!(Some(verified[&base.offset()].oid), v.base);
                 assert_eq!(
-                    entry.size, v.size,
+                    entry.size(),
+                    v.size,
                     "delta size of entry at {}",
-                    entry.offset
+                    entry.offset()
                 );
             }
             EntryKind::RefDelta => {
                 assert_eq!((entry.oid(), entry.base()), (None, None));
                 assert_eq!(entry.ref_base(), v.base);
                 assert_eq!(
-                    entry.size, v.size,
+                    entry.size(),
+                    v.size,
                     "delta size of entry at {}",
-                    entry.offset
+                    entry.offset()
                 );
             }
         }
@@ -141,8 +146,8 @@ fn bases_only_pack_matches_git() {
     assert!(parsed
         .entries
         .iter()
-        .any(|e| e.size > 4 * INFLATE_BUF_LEN as u64));
-    assert!(parsed.entries.iter().any(|e| e.size == 0));
+        .any(|e| e.size() > 4 * INFLATE_BUF_LEN as u64));
+    assert!(parsed.entries.iter().any(|e| e.size() == 0));
 }
 #[test]
 fn ofs_delta_pack_matches_git() {
@@ -226,7 +231,7 @@ fn any_chunking_gives_identical_results() {
             let mut cuts: Vec<usize> = whole
                 .entries
                 .iter()
-                .map(|e| (e.offset as i64 + shift) as usize)
+                .map(|e| (e.offset() as i64 + shift) as usize)
                 .collect();
             cuts.push(pack.len() - 20);
             let mut parser = PackParser::new();
@@ -282,7 +287,7 @@ fn crafted_pack_with_every_entry_form() {
     assert_eq!(parsed.version, 3);
     assert_eq!(parse_chunked(&pack, || 1).unwrap(), parsed);
     let e = &parsed.entries;
-    assert_eq!(e.iter().map(|e| e.offset).collect::<Vec<_>>(), offsets);
+    assert_eq!(e.iter().map(|e| e.offset()).collect::<Vec<_>>(), offsets);
     assert_eq!(e[0].oid(), Some(base_id));
     assert_eq!(e[2].oid(), Some(hash_object(ObjectKind::Blob, b"")));
     assert_eq!((e[3].kind(), e[3].base()), (EntryKind::OfsDelta, Some(0)));
@@ -292,13 +297,13 @@ fn crafted_pack_with_every_entry_form() {
     );
     for d in &e[3..] {
         assert_eq!(
-            (d.size, d.result_size, d.oid()),
+            (d.size(), d.result_size(), d.oid()),
             (delta.len() as u64, 1 << 40, None)
         );
     }
     // CRC-32 over the raw entry, header and base reference included.
     assert_eq!(
-        e[4].crc32,
+        e[4].crc32(),
         crc32fast::hash(&pack[offsets[4] as usize..pack.len() - 20])
     );
     assert_eq!(e[4].data_offset(), offsets[4] + 1 + 20);
@@ -340,11 +345,11 @@ fn rejects_truncation_anywhere() {
     ];
     for e in entries.iter().take(20) {
         cuts.extend([
-            e.offset as usize + 1,
+            e.offset() as usize + 1,
             e.data_offset() as usize,
             e.data_offset() as usize + 3,
         ]);
-        cuts.push((e.offset + e.packed_len) as usize - 1);
+        cuts.push((e.offset() + e.packed_len()) as usize - 1);
     }
     for cut in cuts {
         let err = parse(&pack[..cut]).unwrap_err();
@@ -364,12 +369,12 @@ fn every_flipped_byte_is_caught() {
         .unwrap()
         .entries
         .into_iter()
-        .max_by_key(|e| e.packed_len)
+        .max_by_key(|e| e.packed_len())
         .unwrap();
     for i in 0..pack.len() {
         // Every byte of small entries; a sample inside the big blob's stream.
         if i > big.data_offset() as usize + 64
-            && i < (big.offset + big.packed_len) as usize - 64
+            && i < (big.offset() + big.packed_len()) as usize - 64
             && i % 997 != 0
         {
             continue;
@@ -393,7 +398,7 @@ fn corrupt_data_names_the_entry() {
     rehash(&mut bad);
     let err = parse(&bad).unwrap_err();
     assert!(
-        matches!(err, PackError::Inflate { offset, .. } if offset == second.offset),
+        matches!(err, PackError::Inflate { offset, .. } if offset == second.offset()),
         "{err}"
     );
     // Damage the adler32 checksum at the end of the zlib stream.
@@ -403,7 +408,7 @@ fn corrupt_data_names_the_entry() {
     assert_eq!(
         parse(&bad),
         Err(PackError::Inflate {
-            offset: second.offset,
+            offset: second.offset(),
             problem: InflateError::Zlib("invalid deflate stream or checksum")
         })
     );
@@ -429,7 +434,7 @@ fn rejects_wrong_object_counts_and_trailing_data() {
     low[11] = 2;
     rehash(&mut low);
     assert!(
-        matches!(parse(&low), Err(PackError::ChecksumMismatch { offset, count: 2, .. }) if offset == entries[2].offset)
+        matches!(parse(&low), Err(PackError::ChecksumMismatch { offset, count: 2, .. }) if offset == entries[2].offset())
     );
     // Too high: the trailer is taken for an entry, and the data ends early.
     for count in [4, 1000, u32::MAX] {
@@ -696,15 +701,15 @@ fn rejects_bad_delta_headers() {
         assert_eq!(parse(&pack), Err(expected.clone()), "{delta:?}");
         assert_eq!(parse_chunked(&pack, || 1), Err(expected), "{delta:?}");
     }
-    // Ten-byte sizes (u64::MAX) are fine.
+    // Ten-byte sizes (u64::MAX) are fine; the entry holds the result size as the largest it holds.
     let mut delta = varint(u64::MAX);
     delta.extend(varint(u64::MAX));
     let builder = PackBuilder::new(2, 2).object(3, b"base");
     let distance = builder.bytes.len() as u64 - 12;
     let pack = builder.ofs_delta(distance, &delta).finish();
     assert_eq!(
-        parse_chunked(&pack, || 1).unwrap().entries[1].result_size,
-        u64::MAX
+        parse_chunked(&pack, || 1).unwrap().entries[1].result_size(),
+        Entry::MAX_VALUE
     );
 }
 

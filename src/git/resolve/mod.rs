@@ -401,7 +401,7 @@ async fn resolve_with_depth(
 
 fn entry_error(entry: &Entry, problem: impl Into<EntryProblem>) -> ResolveError {
     ResolveError::Entry {
-        offset: entry.offset,
+        offset: entry.offset(),
         problem: problem.into(),
     }
 }
@@ -434,7 +434,7 @@ fn checked_read(
 
 /// End of an entry (offset just past its last byte); validated by [`Resolver::new`].
 fn entry_end(entry: &Entry) -> u64 {
-    entry.offset.saturating_add(entry.packed_len)
+    entry.offset().saturating_add(entry.packed_len())
 }
 
 #[cfg(test)]

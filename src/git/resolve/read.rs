@@ -26,7 +26,7 @@ pub async fn read_object(
     let mut at = first;
     let kind = loop {
         let e = &entries[at];
-        if e.size > max_bytes || e.result_size > max_bytes {
+        if e.size() > max_bytes || e.result_size() > max_bytes {
             return Ok(None);
         }
         if let EntryKind::Base(kind) = e.kind() {
@@ -67,6 +67,6 @@ async fn read_whole(
     let len = entry_end(e).saturating_sub(e.data_offset());
     let data = read_exact(source, e.data_offset(), len).await?;
     inflater
-        .inflate_whole(&data, e.size)
+        .inflate_whole(&data, e.size())
         .map_err(|p| entry_error(e, p))
 }

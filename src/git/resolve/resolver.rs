@@ -102,32 +102,32 @@ impl<'a> Resolver<'a> {
         let mut kinds = Vec::with_capacity(n);
         let mut previous_end = 0;
         for (i, e) in entries.iter().enumerate() {
-            let end = e.offset.checked_add(e.packed_len);
-            if end.is_none_or(|end| e.header_len == 0 || e.data_offset() >= end) {
+            let end = e.offset().checked_add(e.packed_len());
+            if end.is_none_or(|end| e.header_len() == 0 || e.data_offset() >= end) {
                 return Err(entry_error(
                     e,
                     EntryProblem::BadBounds {
                         data_offset: e.data_offset(),
-                        packed_len: e.packed_len,
+                        packed_len: e.packed_len(),
                     },
                 ));
             }
-            if i > 0 && e.offset < previous_end {
+            if i > 0 && e.offset() < previous_end {
                 return Err(entry_error(e, EntryProblem::OutOfOrder));
             }
             previous_end = entry_end(e);
             let limit = options.limits.max_object_bytes;
-            if let Some(size) = [e.size, e.result_size].into_iter().find(|&s| s > limit) {
+            if let Some(size) = [e.size(), e.result_size()].into_iter().find(|&s| s > limit) {
                 return Err(entry_error(e, EntryProblem::ObjectTooBig { size, limit }));
             }
             match e.kind() {
                 EntryKind::Base(kind) => {
-                    if e.size != e.result_size {
+                    if e.size() != e.result_size() {
                         return Err(entry_error(
                             e,
                             EntryProblem::BadSizes {
-                                size: e.size,
-                                result_size: e.result_size,
+                                size: e.size(),
+                                result_size: e.result_size(),
                             },
                         ));
                     }
@@ -234,7 +234,7 @@ impl<'a> Resolver<'a> {
     fn is_big(&self, i: EntryIndex) -> bool {
         let e = &self.entries[i.get()];
         let limit = self.big_object_bytes;
-        e.size > limit || e.result_size > limit || entry_end(e) - e.data_offset() > limit
+        e.size() > limit || e.result_size() > limit || entry_end(e) - e.data_offset() > limit
     }
 
     fn is_resolved(&self, i: EntryIndex) -> bool {
@@ -272,7 +272,7 @@ impl<'a> Resolver<'a> {
         for e in self.entries.iter() {
             if let (None, Some(base)) = (e.oid(), e.ref_base()) {
                 return Err(ResolveError::MissingBase {
-                    offset: e.offset,
+                    offset: e.offset(),
                     base,
                 });
             }
@@ -305,7 +305,7 @@ impl<'a> Resolver<'a> {
                 // Nothing left to do with this entry, and nothing to read.
                 continue;
             }
-            self.source.advise_scan(self.entries[i].offset);
+            self.source.advise_scan(self.entries[i].offset());
             if later_pass {
                 self.keep_compressed(self.scan_pos).await?;
             }
@@ -375,7 +375,7 @@ impl<'a> Resolver<'a> {
         if e.is_delta()
             || self.pending[i.get()] == 0
             || self.is_big(i)
-            || e.size > self.cache.limit()
+            || e.size() > self.cache.limit()
         {
             return Ok(());
         }
@@ -512,14 +512,14 @@ impl<'a> Resolver<'a> {
                 let delta = self.read_whole(x).await?;
                 let e = &self.entries[x.get()];
                 let result = delta::apply(&base, &delta).map_err(|err| entry_error(e, err))?;
-                self.work(result.len() as u64, e.offset).await?;
+                self.work(result.len() as u64, e.offset()).await?;
                 let e = &self.entries[x.get()];
-                if result.len() as u64 != e.result_size {
+                if result.len() as u64 != e.result_size() {
                     return Err(entry_error(
                         e,
                         EntryProblem::ResultSizeMismatch {
                             header: result.len() as u64,
-                            recorded: e.result_size,
+                            recorded: e.result_size(),
                         },
                     ));
                 }
@@ -701,7 +701,7 @@ impl<'a> Resolver<'a> {
     /// then retained if it has children to come).
     async fn read_whole(&mut self, i: EntryIndex) -> Result<Vec<u8>, ResolveError> {
         let e = &self.entries[i.get()];
-        let (start, size, end) = (e.data_offset(), e.size, entry_end(e));
+        let (start, size, end) = (e.data_offset(), e.size(), entry_end(e));
         let fetched = self.fetched.iter().position(|(x, _)| *x == i);
         let data = match (fetched, self.retained.get(i)) {
             (_, Some(data)) => {
@@ -724,7 +724,7 @@ impl<'a> Resolver<'a> {
             .inflater
             .inflate_whole(&data, size)
             .map_err(|p| entry_error(e, p))?;
-        let offset = e.offset;
+        let offset = e.offset();
         self.work(whole.len() as u64, offset).await?;
         Ok(whole)
     }

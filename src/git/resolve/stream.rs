@@ -35,7 +35,7 @@ enum Pull {
 impl StreamInput {
     fn new(e: &Entry) -> Self {
         let mut inflater = EntryInflater::new();
-        inflater.reset(e.size);
+        inflater.reset(e.size());
         StreamInput {
             start: e.data_offset(),
             end: entry_end(e),
@@ -255,7 +255,7 @@ impl Level {
             input: StreamInput::new(e),
             scratch: vec![0; PRODUCE_CHUNK],
         };
-        Level::new(entry, e.offset, e.size, producer, window)
+        Level::new(entry, e.offset(), e.size(), producer, window)
     }
 
     /// Delta entry `e` (number `entry`) applied to the level below, keeping `window` bytes for the level above.
@@ -268,7 +268,7 @@ impl Level {
             decoder: DeltaDecoder::new(),
             copy: None,
         }));
-        Level::new(entry, e.offset, e.result_size, producer, window)
+        Level::new(entry, e.offset(), e.result_size(), producer, window)
     }
 
     /// Pack offset of the level's entry (0 for an object in memory).

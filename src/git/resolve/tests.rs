@@ -93,7 +93,7 @@ impl TestPack {
         };
         let mut raw = entry_header(type_num, size);
         match kind {
-            Stored::Ofs(base) => raw.extend(ofs_distance(offset - self.entries[base].offset)),
+            Stored::Ofs(base) => raw.extend(ofs_distance(offset - self.entries[base].offset())),
             Stored::Ref(base) => raw.extend_from_slice(&base.0),
             Stored::Base(_) => {}
         }
@@ -352,7 +352,7 @@ async fn missing_ref_base_is_reported_as_thin_pack() {
         let err = p.resolve(options).await.unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, ResolveError::MissingBase { offset, base }
-                if offset == p.entries[d].offset && base == hash_object(ObjectKind::Blob, b"absent")));
+                if offset == p.entries[d].offset() && base == hash_object(ObjectKind::Blob, b"absent")));
         assert!(msg.contains("not found in pack (thin pack?)"), "{msg}");
     }
 }
@@ -365,7 +365,7 @@ async fn ref_cycles_error_instead_of_looping() {
     p.ref_to(ObjectKind::Blob, &a, &b);
     let err = p.resolve(ROOMY).await.unwrap_err();
     assert!(
-        matches!(err, ResolveError::MissingBase { offset, .. } if offset == p.entries[0].offset),
+        matches!(err, ResolveError::MissingBase { offset, .. } if offset == p.entries[0].offset()),
         "{err}"
     );
     // A delta on itself.
@@ -405,7 +405,7 @@ fn with_delta(base: &[u8], delta: &[u8], result_size: u64) -> TestPack {
 async fn assert_fails(p: &TestPack, at: usize, check: impl Fn(&EntryProblem) -> bool) {
     for options in MODES {
         let (offset, problem) = problem(p.resolve(options).await.unwrap_err());
-        assert_eq!(offset, p.entries[at].offset, "{options:?}: {problem}");
+        assert_eq!(offset, p.entries[at].offset(), "{options:?}: {problem}");
         assert!(check(&problem), "{options:?}: unexpected {problem:?}");
     }
 }
@@ -534,10 +534,10 @@ async fn rejects_bad_zlib_streams() {
             let misfit = matches!(
                 problem,
                 EntryProblem::Delta(DeltaError::BaseSizeMismatch { .. })
-            ) && offset == p.entries[1].offset
+            ) && offset == p.entries[1].offset()
                 && size != data.len() as u64;
             assert!(
-                misfit || (offset == p.entries[0].offset && check(&problem)),
+                misfit || (offset == p.entries[0].offset() && check(&problem)),
                 "{options:?}: {problem:?}"
             );
         }
@@ -581,7 +581,7 @@ async fn rejects_inconsistent_entries() {
                 .await
                 .unwrap_err();
             let (offset, problem) = problem(err);
-            assert_eq!((offset, problem), (entries[at].offset, expect));
+            assert_eq!((offset, problem), (entries[at].offset(), expect));
         }
     };
     let mut e = p.entries.clone();
@@ -589,15 +589,15 @@ async fn rejects_inconsistent_entries() {
     check(e, 2, EntryProblem::OutOfOrder).await;
     // An OFS delta's base must be an earlier entry; a REF delta's (once known) another entry.
     let rebase = |e: &Entry, base: u32| {
-        let (offset, len) = (e.offset, e.packed_len);
+        let (offset, len) = (e.offset(), e.packed_len());
         Entry::ofs_delta(
             offset,
-            e.header_len,
+            e.header_len(),
             len,
             base,
-            e.size,
-            e.result_size,
-            e.crc32,
+            e.size(),
+            e.result_size(),
+            e.crc32(),
         )
     };
     for (at, base) in [(2, 2), (1, 2), (1, 1), (2, 3), (2, u32::MAX - 1)] {
@@ -609,46 +609,60 @@ async fn rejects_inconsistent_entries() {
         let mut e = p.entries.clone();
         let b = &e[at];
         e[at] = Entry::ref_delta(
-            b.offset,
-            b.header_len,
-            b.packed_len,
+            b.offset(),
+            b.header_len(),
+            b.packed_len(),
             ObjectId::ZERO,
-            b.size,
-            b.result_size,
-            b.crc32,
+            b.size(),
+            b.result_size(),
+            b.crc32(),
         );
         e[at].set_base(base);
         check(e, at, EntryProblem::BadBase(u64::from(base))).await;
     }
+    // Entry 1 (an OFS delta on entry 0) with other bounds.
+    let bounded = |e: &Entry, header_len: u8, packed_len: u64| {
+        let (size, result_size) = (e.size(), e.result_size());
+        Entry::ofs_delta(
+            e.offset(),
+            header_len,
+            packed_len,
+            0,
+            size,
+            result_size,
+            e.crc32(),
+        )
+    };
     let mut e = p.entries.clone();
     // No room for a zlib stream after the header.
-    e[1].packed_len = u64::from(e[1].header_len);
+    e[1] = bounded(&e[1], e[1].header_len(), u64::from(e[1].header_len()));
     let bounds = EntryProblem::BadBounds {
         data_offset: e[1].data_offset(),
-        packed_len: e[1].packed_len,
+        packed_len: e[1].packed_len(),
     };
     check(e, 1, bounds).await;
     let mut e = p.entries.clone();
-    e[1].header_len = 0;
+    e[1] = bounded(&e[1], 0, e[1].packed_len());
     let bounds = EntryProblem::BadBounds {
-        data_offset: e[1].offset,
-        packed_len: e[1].packed_len,
+        data_offset: e[1].offset(),
+        packed_len: e[1].packed_len(),
     };
     check(e, 1, bounds).await;
+    // A length beyond what an entry holds is held as the largest it holds, which overlaps the next entry.
     let mut e = p.entries.clone();
-    e[0].packed_len = u64::MAX;
-    let bounds = EntryProblem::BadBounds {
-        data_offset: e[0].data_offset(),
-        packed_len: u64::MAX,
-    };
-    check(e, 0, bounds).await;
-    let mut e = p.entries.clone();
-    e[0].result_size += 1;
-    let sizes = EntryProblem::BadSizes {
-        size: e[0].size,
-        result_size: e[0].size + 1,
-    };
-    check(e, 0, sizes).await;
+    let b = &e[0];
+    let kind = ObjectKind::Blob;
+    e[0] = Entry::whole(
+        b.offset(),
+        b.header_len(),
+        u64::MAX,
+        kind,
+        b.size(),
+        b.crc32(),
+        b.oid(),
+    );
+    assert_eq!(e[0].packed_len(), Entry::MAX_VALUE);
+    check(e, 1, EntryProblem::OutOfOrder).await;
     // Entries pointing past the end of the pack.
     let mut e = p.entries.clone();
     let short = Bytes::from(p.bytes[..p.bytes.len() - 5].to_vec());
@@ -713,7 +727,7 @@ async fn refuses_chains_deeper_than_the_limit() {
     .unwrap_err();
     assert_eq!(
         problem(err),
-        (p.entries[30].offset, EntryProblem::ChainTooDeep(29))
+        (p.entries[30].offset(), EntryProblem::ChainTooDeep(29))
     );
     assert_eq!(entries[29].oid(), Some(p.expected[29].0));
     // Streamed levels have their own limit.
@@ -725,7 +739,7 @@ async fn refuses_chains_deeper_than_the_limit() {
     let err = p.resolve(STREAMED).await.unwrap_err();
     let (offset, problem) = problem(err);
     assert_eq!(problem, EntryProblem::StreamTooDeep);
-    assert_eq!(offset, p.entries[MAX_STREAM_LEVELS].offset);
+    assert_eq!(offset, p.entries[MAX_STREAM_LEVELS].offset());
     p.check_mode(ROOMY).await;
 }
 
@@ -843,18 +857,18 @@ async fn check_against_git(pack_bytes: Vec<u8>, verified: &HashMap<u64, Verified
             .unwrap();
         assert_eq!(entries.len(), verified.len());
         for (e, kind) in entries.iter().zip(&stats.kinds) {
-            let v = &verified[&e.offset];
+            let v = &verified[&e.offset()];
             assert_eq!(
                 e.oid(),
                 Some(v.oid),
                 "entry at {} with {options:?}",
-                e.offset
+                e.offset()
             );
             assert_eq!(
                 kind.as_str(),
                 v.kind,
                 "entry at {} with {options:?}",
-                e.offset
+                e.offset()
             );
         }
     }
@@ -999,7 +1013,7 @@ async fn big_blob_child() {
     let big = 8 << 20;
     let big_deltas = entries
         .iter()
-        .filter(|e| e.is_delta() && e.result_size > big)
+        .filter(|e| e.is_delta() && e.result_size() > big)
         .count();
     assert_eq!(
         big_deltas, 2,
@@ -1026,9 +1040,9 @@ async fn big_blob_child() {
     for e in &entries {
         assert_eq!(
             e.oid(),
-            Some(verified[&e.offset].oid),
+            Some(verified[&e.offset()].oid),
             "entry at {}",
-            e.offset
+            e.offset()
         );
     }
     assert_eq!(stats.streamed, 2, "{stats:?}");
@@ -1233,7 +1247,7 @@ async fn deltas_that_would_read_behind_the_scan_wait_for_a_later_pass() {
         p.ofs(d, &version(700 + n));
     }
     p.ref_to(ObjectKind::Blob, &version(30), &version(301));
-    let entries_bytes: u64 = p.entries.iter().map(|e| e.packed_len).sum();
+    let entries_bytes: u64 = p.entries.iter().map(|e| e.packed_len()).sum();
     for (retain, cache) in [
         (entries_bytes / 8, 0),
         (entries_bytes / 3, 3000),
@@ -1417,7 +1431,7 @@ async fn a_declared_size_beyond_the_limit_fails_before_any_work() {
         err.to_string(),
         format!(
             "pack entry at offset {}: it declares an object of {} bytes, more than the limit of {}",
-            entries[1].offset,
+            entries[1].offset(),
             64u64 << 30,
             1u64 << 30
         )
@@ -1438,7 +1452,7 @@ async fn a_delta_bomb_stops_at_the_work_limit() {
         matches!(
             &err,
             ResolveError::Entry { offset, problem: EntryProblem::TooMuchWork(limit) }
-                if *offset == entries[1].offset && *limit == 64 << 20
+                if *offset == entries[1].offset() && *limit == 64 << 20
         ),
         "{err}"
     );

@@ -25,8 +25,9 @@ fn collects_distinct_links_of_interleaved_objects() {
     }
     scanner.end(b, ObjectId([8; 20])).unwrap();
     scanner.end(a, ObjectId([9; 20])).unwrap();
-    let mut links: Vec<ObjectId> = scanner.links().copied().collect();
-    links.sort();
+    assert_eq!(scanner.link_count(), 3);
+    scanner.compact_links();
+    let links: Vec<ObjectId> = scanner.links().copied().collect();
     assert_eq!(
         links,
         vec![ObjectId([1; 20]), ObjectId([2; 20]), ObjectId([3; 20])]
@@ -145,4 +146,53 @@ async fn measure_scan_cost() {
         links.1 as f64 / (1 << 20) as f64,
         work as f64 / pack.len() as f64
     );
+}
+
+#[test]
+fn repeated_links_across_many_objects_fit_a_small_limit() {
+    // 2,000 trees naming the same 50 ids: 100,000 links, 50 distinct, in a limit of 100 ids.
+    let mut scanner = Scanner::collecting_links(100 * BYTES_PER_LINK);
+    let ids: Vec<[u8; 20]> = (0..50u8).map(|i| [i; 20]).collect();
+    let tree = tree_of(&ids);
+    for n in 0..2_000u32 {
+        let mut oid = [0xee; 20];
+        oid[..4].copy_from_slice(&n.to_be_bytes());
+        scanner
+            .visit(ObjectKind::Tree, ObjectId(oid), &tree)
+            .unwrap();
+    }
+    assert_eq!(scanner.link_count(), 50);
+    assert!(scanner.link_bytes() <= 100 * BYTES_PER_LINK);
+}
+
+#[test]
+fn a_pack_linking_to_more_than_the_limit_fails_with_a_typed_error() {
+    use crate::git::pack::{PackError, PackParser};
+    // One tree naming 5,000 distinct (absent) ids, against a limit of 1,000 links.
+    let ids: Vec<[u8; 20]> = (0..5_000u32)
+        .map(|i| {
+            let mut id = [0x42; 20];
+            id[16..].copy_from_slice(&i.to_be_bytes());
+            id
+        })
+        .collect();
+    let pack = testkit::pack::PackBuilder::new(2, 1)
+        .object(2, &tree_of(&ids))
+        .finish();
+    let mut parser = PackParser::with_scanner(Scanner::collecting_links(1_000 * BYTES_PER_LINK));
+    let err = parser
+        .feed(&pack)
+        .and_then(|()| parser.finish().map(|_| ()))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            PackError::Scan {
+                problem: ScanError::TooManyLinks { limit, .. },
+                ..
+            } if *limit == 1_000 * BYTES_PER_LINK
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("raise the memory budget"), "{err}");
 }

@@ -138,3 +138,45 @@ async fn a_listed_pack_without_its_index_is_a_store_error() {
         .unwrap_err();
     assert!(matches!(err, MirrorError::Store(_)), "{err}");
 }
+
+#[tokio::test]
+async fn many_repeated_links_to_absent_objects_are_counted_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_pack(dir.path(), &[id(1)]).await;
+    // 3,000 trees, each naming id(1) (listed), id(3) (in the new pack) and one of 40 absent ids.
+    let mut scanner = Scanner::collecting_links(1 << 20);
+    for n in 0..3_000u32 {
+        let mut absent = [0x90; 20];
+        absent[19] = (n % 40) as u8;
+        let mut tree = Vec::new();
+        for (name, link) in [("a", id(1).0), ("b", id(3).0), ("c", absent)] {
+            tree.extend_from_slice(format!("100644 {name}\0").as_bytes());
+            tree.extend_from_slice(&link);
+        }
+        let mut oid = [0x11; 20];
+        oid[..4].copy_from_slice(&n.to_be_bytes());
+        scanner
+            .visit(crate::git::oid::ObjectKind::Tree, ObjectId(oid), &tree)
+            .unwrap();
+    }
+    scanner.compact_links();
+    assert_eq!(scanner.link_count(), 42);
+    let new_index = index_of(&[id(3)]);
+    // The tip is in the new pack; 40 of the links are nowhere.
+    let tip = desired(&[("refs/heads/main", id(3))]);
+    let new_pack = Received {
+        index: Some(&new_index),
+        scanner: &scanner,
+        objects: 3_001,
+    };
+    let Err(MirrorError::Incomplete(missing)) =
+        check(&store, &tip, &[], &[id(0xee)], &new_pack).await
+    else {
+        panic!("the absent links are found missing");
+    };
+    assert_eq!((missing.count, missing.ref_name.as_deref()), (40, None));
+    // The lowest absent id.
+    let mut lowest = [0x90; 20];
+    lowest[19] = 0;
+    assert_eq!(missing.object, ObjectId(lowest));
+}

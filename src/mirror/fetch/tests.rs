@@ -5,6 +5,7 @@ fn budget_parts_stay_within_total() {
     for mib in [24u64, 32, 256, 3008, 10240] {
         let b = Budget::new(mib << 20, 0);
         let used = store::UPLOAD_BUFFER_BYTES
+            + b.links
             + b.in_memory_pack
             + b.object_cache
             + b.read_chunk * b.read_chunks as u64;
@@ -20,15 +21,35 @@ fn budget_parts_stay_within_total() {
 fn the_bookkeeping_of_entries_comes_off_the_budget() {
     let none = Budget::new(256 << 20, 0);
     let many = Budget::new(256 << 20, 800_000);
-    assert!(many.object_cache < none.object_cache);
-    let taken = (none.object_cache - many.object_cache) * 4;
+    assert!(many.in_memory_pack < none.in_memory_pack);
+    let taken = (none.in_memory_pack - many.in_memory_pack) * 4;
     assert!(
         taken.abs_diff(800_000 * BOOKKEEPING_PER_ENTRY) < 4,
         "{taken}"
     );
+    // The links' share does not change once the entries are known: the scanner got it before.
+    assert_eq!(many.links, none.links);
     // More entries than the budget holds: the least rest is left.
     let over = Budget::new(128 << 20, 10_000_000);
-    assert_eq!(over.object_cache, Budget::MIN_REST / 4);
+    assert_eq!(over.in_memory_pack, Budget::MIN_REST / 4);
+}
+
+#[test]
+fn the_bench_repository_fits_128_mib() {
+    // 800,003 entries, 799,402 distinct links (the bench's `huge` repository).
+    let b = Budget::new(128 << 20, 800_003);
+    let links = crate::git::scan::LinkSet::new(b.links);
+    let per_link = crate::git::scan::BYTES_PER_LINK;
+    assert!(799_402 * per_link + links.bytes() <= b.links, "{}", b.links);
+    // The pack is read back: the upload buffers are free, and part of what is kept.
+    let (cache, kept) = b.resolve_shares(true);
+    let total = 800_003 * BOOKKEEPING_PER_ENTRY
+        + b.links
+        + cache
+        + kept
+        + b.read_chunk * b.read_chunks as u64;
+    assert!(total <= 128 << 20, "{total}");
+    const { assert!(BOOKKEEPING_PER_ENTRY <= 64) };
 }
 
 #[test]
@@ -61,8 +82,15 @@ async fn a_resolution_nobody_awaits_fails_its_next_read() {
 fn a_pack_read_back_keeps_compressed_entries_besides_a_whole_cache() {
     let b = Budget::new(256 << 20, 800_000);
     assert_eq!(b.resolve_shares(false), (b.object_cache, 0));
-    // Read back, the unused in-memory share keeps compressed entries; the cache keeps its whole share.
-    assert_eq!(b.resolve_shares(true), (b.object_cache, b.in_memory_pack));
+    // Read back, the unused in-memory share and the released upload buffers keep compressed entries; the cache
+    // keeps its whole share.
+    assert_eq!(
+        b.resolve_shares(true),
+        (
+            b.object_cache,
+            b.in_memory_pack + store::UPLOAD_BUFFER_BYTES
+        )
+    );
     // Pass 1 keeps recent objects in a part of the cache's share, which pass 2 uses only after it.
     assert!(b.early_cache() > 0 && b.early_cache() <= b.object_cache / 4);
 }

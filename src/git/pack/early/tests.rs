@@ -50,7 +50,7 @@ fn check_ids(pack: &GitPack, parsed: &ParsedPack) -> u64 {
     let verified = verify_pack(pack);
     for e in &parsed.entries {
         if let Some(oid) = e.oid() {
-            assert_eq!(oid, verified[&e.offset].oid, "entry at {}", e.offset);
+            assert_eq!(oid, verified[&e.offset()].oid, "entry at {}", e.offset());
         }
     }
     parsed
@@ -107,9 +107,9 @@ async fn a_small_cache_resolves_some_and_pass_2_the_rest() {
     for e in &parsed.entries {
         assert_eq!(
             e.oid(),
-            Some(verified[&e.offset].oid),
+            Some(verified[&e.offset()].oid),
             "entry at {}",
-            e.offset
+            e.offset()
         );
     }
 }

@@ -1,9 +1,71 @@
 use super::*;
 
 #[test]
-fn an_entry_takes_64_bytes() {
+fn an_entry_takes_54_bytes_at_byte_alignment() {
     assert_eq!(std::mem::size_of::<Entry>(), ENTRY_BYTES);
-    const { assert!(ENTRY_BYTES <= 64) };
+    assert_eq!(std::mem::align_of::<Entry>(), 1);
+    // With the resolver's per-entry vectors, the bookkeeping per object stays within 64 bytes.
+    const { assert!(ENTRY_BYTES as u64 + crate::git::resolve::BYTES_PER_ENTRY <= 64) };
+}
+
+#[test]
+fn large_values_are_held_exactly_up_to_48_bits_and_saturate_beyond() {
+    let big = Entry::MAX_VALUE;
+    for (offset, len, size, result) in [
+        (0, 2, 0, 0),
+        (1 << 32, (1 << 32) + 7, (1 << 40) + 3, big),
+        (big, big, big - 1, 1 << 47),
+    ] {
+        let d = Entry::ofs_delta(offset, 30, len, 7, size, result, u32::MAX);
+        assert_eq!(
+            (d.offset(), d.packed_len(), d.size(), d.result_size()),
+            (offset, len, size, result)
+        );
+        assert_eq!(
+            (d.crc32(), d.header_len(), d.base()),
+            (u32::MAX, 30, Some(7))
+        );
+    }
+    // A delta may declare any result size: beyond 48 bits it is held as the largest value.
+    let d = Entry::ref_delta(5, 22, 9, ObjectId([2; 20]), 4, u64::MAX, 0);
+    assert_eq!((d.result_size(), d.size()), (Entry::MAX_VALUE, 4));
+    let w = Entry::whole(u64::MAX, 1, u64::MAX, ObjectKind::Blob, 1 << 50, 0, None);
+    assert_eq!((w.offset(), w.packed_len(), w.size()), (big, big, big));
+}
+
+#[test]
+fn every_kind_and_slot_survive_being_packed_together() {
+    let oid = ObjectId([7; 20]);
+    for kind in [
+        ObjectKind::Commit,
+        ObjectKind::Tree,
+        ObjectKind::Blob,
+        ObjectKind::Tag,
+    ] {
+        let mut e = Entry::whole(0, 1, 5, kind, 3, 0, None);
+        assert_eq!(
+            (e.kind(), e.oid(), e.ref_base()),
+            (EntryKind::Base(kind), None, None)
+        );
+        e.set_oid(oid);
+        assert_eq!(
+            (e.kind(), e.oid(), e.base()),
+            (EntryKind::Base(kind), Some(oid), None)
+        );
+        e.clear_oid();
+        assert_eq!((e.kind(), e.oid()), (EntryKind::Base(kind), None));
+    }
+    let mut r = Entry::ref_delta(0, 21, 30, oid, 3, 4, 0);
+    r.set_oid(ObjectId([8; 20]));
+    assert_eq!(
+        (r.kind(), r.ref_base(), r.oid()),
+        (EntryKind::RefDelta, None, Some(ObjectId([8; 20])))
+    );
+    let shown = format!("{r:?}");
+    assert!(
+        shown.contains("kind: RefDelta") && shown.contains("packed_len: 30"),
+        "{shown}"
+    );
 }
 
 #[test]
@@ -38,7 +100,7 @@ fn whole_objects_and_ofs_deltas_record_what_they_are_given() {
         (EntryKind::Base(ObjectKind::Tree), Some(oid), None)
     );
     assert_eq!(
-        (w.size, w.result_size, w.crc32, w.is_delta()),
+        (w.size(), w.result_size(), w.crc32(), w.is_delta()),
         (50, 50, 5, false)
     );
     let d = Entry::ofs_delta(42, 3, 9, 0, 6, 60, 8);
@@ -47,7 +109,7 @@ fn whole_objects_and_ofs_deltas_record_what_they_are_given() {
         (EntryKind::OfsDelta, Some(0), None, true)
     );
     assert_eq!(
-        (d.size, d.result_size, d.data_offset(), d.ref_base()),
+        (d.size(), d.result_size(), d.data_offset(), d.ref_base()),
         (6, 60, 45, None)
     );
 }
