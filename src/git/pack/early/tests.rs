@@ -31,18 +31,27 @@ fn parse_early(
     parser.finish()
 }
 
-/// Pass 2 over what pass 1 left, the pack in memory.
-async fn pass_2(pack: &[u8], parsed: &mut ParsedPack) -> Result<(), ResolveError> {
+/// Pass 2 over what pass 1 left, the pack in memory, within `limits`.
+async fn pass_2_within(
+    pack: &[u8],
+    parsed: &mut ParsedPack,
+    limits: ResolveLimits,
+) -> Result<(), ResolveError> {
     let options = ResolveOptions {
         cache_bytes: 1 << 20,
         retain_bytes: 0,
         big_object_bytes: 1 << 20,
         progress: None,
-        limits: ResolveLimits::NONE,
+        limits,
     };
     let source = Bytes::copy_from_slice(pack);
     resolve_and_scan(&mut parsed.entries, &source, &options, &mut parsed.scanner).await?;
     Ok(())
+}
+
+/// Pass 2 over what pass 1 left, the pack in memory, without limits.
+async fn pass_2(pack: &[u8], parsed: &mut ParsedPack) -> Result<(), ResolveError> {
+    pass_2_within(pack, parsed, ResolveLimits::NONE).await
 }
 
 /// Checks that every id pass 1 found is git's; returns how many OFS deltas the pack has.
@@ -157,20 +166,11 @@ async fn a_delta_bomb_is_left_to_pass_2_which_refuses_it() {
     };
     let mut parsed = parse_early(&bomb, 4096, limits).unwrap();
     assert_eq!(parsed.resolved_early, 0);
-    let options = ResolveOptions {
-        cache_bytes: 1 << 20,
-        retain_bytes: 0,
-        big_object_bytes: 1 << 20,
-        progress: None,
-        limits: ResolveLimits {
-            max_object_bytes: u64::MAX,
-            max_work_bytes: bomb.len() as u64 * 100,
-        },
+    let limits = ResolveLimits {
+        max_object_bytes: u64::MAX,
+        max_work_bytes: bomb.len() as u64 * 100,
     };
-    let source = Bytes::from(bomb);
-    let err = resolve_and_scan(&mut parsed.entries, &source, &options, &mut parsed.scanner)
-        .await
-        .unwrap_err();
+    let err = pass_2_within(&bomb, &mut parsed, limits).await.unwrap_err();
     assert!(err.to_string().contains("a delta bomb"), "{err}");
 }
 
