@@ -84,14 +84,15 @@ impl Early {
             && self.cache.contains(base)
     }
 
-    /// Records the kind of the entry just read (`None` for a delta left to pass 2) and caches its object, if
-    /// given (without spare capacity: the cache counts what is allocated).
-    pub(super) fn record(&mut self, kind: Option<ObjectKind>, object: Option<Vec<u8>>) {
+    /// Records the entry just read: its object's kind and, if collected, its content, which is cached (without
+    /// spare capacity: the cache counts what is allocated); `None` for a delta left to pass 2.
+    pub(super) fn record(&mut self, object: Option<(ObjectKind, Option<Vec<u8>>)>) {
         let i = self.kinds.len() as u32;
-        self.kinds.push(kind.unwrap_or(ObjectKind::Blob));
-        if let (Some(_), Some(mut object)) = (kind, object) {
-            object.shrink_to_fit();
-            self.cache.insert(i, Arc::new(object));
+        let (kind, content) = object.unwrap_or((ObjectKind::Blob, None));
+        self.kinds.push(kind);
+        if let Some(mut content) = content {
+            content.shrink_to_fit();
+            self.cache.insert(i, Arc::new(content));
         }
     }
 

@@ -646,10 +646,7 @@ impl PackParser {
             }
         };
         if let Some(early) = &mut self.early {
-            match object {
-                Some((kind, content)) => early.record(Some(kind), content),
-                None => early.record(None, None),
-            }
+            early.record(object);
         }
         let crc32 = std::mem::replace(&mut self.crc, crc32fast::Hasher::new()).finalize();
         let (header_len, packed_len, size) = (current.header_len, end - offset, current.size);
