@@ -6,11 +6,12 @@
 
 use crate::text::untrusted;
 use sha1::{Digest, Sha1};
+use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
 
-/// A SHA-1 object name.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+/// A SHA-1 object name. Ids order by their bytes, as git sorts them (in `.idx` files, in `packed-refs`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ObjectId(pub [u8; 20]);
 
 /// Text that is not a 40-digit hexadecimal object name (the text, made safe to show).
@@ -68,6 +69,32 @@ pub(crate) fn hex_value(c: u8) -> Option<u8> {
         b'a'..=b'f' => Some(c - b'a' + 10),
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
+    }
+}
+
+impl ObjectId {
+    /// The id as three big-endian words, which order as its bytes do.
+    fn words(&self) -> (u64, u64, u32) {
+        let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, t] = self.0;
+        (
+            u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            u64::from_be_bytes([i, j, k, l, m, n, o, p]),
+            u32::from_be_bytes([q, r, s, t]),
+        )
+    }
+}
+
+/// Compares three words instead of calling `memcmp` on 20 bytes: the link set sorts and searches millions of ids
+/// per large pack, and the call was 9% of a mirror's CPU.
+impl Ord for ObjectId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.words().cmp(&other.words())
+    }
+}
+
+impl PartialOrd for ObjectId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
