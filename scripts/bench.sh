@@ -11,6 +11,9 @@
 #   budget       huge mirrored once with --memory-budget BENCH_LOW_BUDGET (default 128)
 #   local        huge mirrored once into a local directory (no S3)
 #   incremental  medium: a no-op re-run, a one-commit update and a compaction of two packs into one
+#   mappings     huge and medium mirrored by one CLI run (two mappings, --concurrency 2): its wall time against
+#                the two mirrored alone one after the other, each mapping's time against its time alone (a
+#                mapping that stalls another would take about the sum), and the cores used (CPU / wall)
 # For huge, medium and largefile, `git clone --mirror` and the mirror (default options, an empty prefix each
 # time) run alternately BENCH_RUNS times each (default 3); the report gives medians and mirror/git ratios of
 # wall time, CPU time (user + sys, children included), peak RSS, then the mirror's S3 requests (moto's log),
@@ -21,7 +24,8 @@
 # absolute S3 speed. The machine's load average is printed at the start and the end: other work skews times.
 #
 # Knobs (environment):
-#   BENCH_ONLY     cases to run, comma- or space-separated (default: huge,medium,largefile,budget,local,incremental)
+#   BENCH_ONLY     cases to run, comma- or space-separated (default: huge,medium,largefile,budget,local,incremental,
+#                  mappings)
 #   BENCH_RUNS     timed runs of each tool per repository (default 3)
 #   BENCH_SEED     generator seed (default 1)
 #   BENCH_HUGE_OBJECTS, BENCH_MEDIUM_OBJECTS, BENCH_LARGE_MIB, BENCH_LARGE_VERSIONS, BENCH_LOW_BUDGET: see above
@@ -42,7 +46,7 @@ shopt -s inherit_errexit
 install_cleanup_trap
 ensure_tools
 
-only=${BENCH_ONLY:-huge,medium,largefile,budget,local,incremental}
+only=${BENCH_ONLY:-huge,medium,largefile,budget,local,incremental,mappings}
 runs=${BENCH_RUNS:-3}
 seed=${BENCH_SEED:-1}
 huge_objects=${BENCH_HUGE_OBJECTS:-800000}
@@ -98,11 +102,11 @@ cached_repo() {
 # The served root links to the cached repositories; nothing the bench does writes to them (the incremental
 # case works on a copy that borrows their objects).
 mkdir -p "$work/repos"
-if wanted huge || wanted budget || wanted local; then
+if wanted huge || wanted budget || wanted local || wanted mappings; then
     path=$(cached_repo huge "g$history_generator-s$seed-$huge_objects" history huge "$seed" "$huge_objects")
     ln -s "$path" "$work/repos/huge.git"
 fi
-if wanted medium || wanted incremental; then
+if wanted medium || wanted incremental || wanted mappings; then
     path=$(cached_repo medium "g$history_generator-s$seed-$medium_objects" history medium "$seed" "$medium_objects")
     ln -s "$path" "$work/repos/medium.git"
 fi
@@ -315,6 +319,29 @@ if wanted local; then
     extra_rows+=("| huge, into a local directory | $M_WALL | $(ratio "$M_WALL" "$(med huge/git/wall)") | $M_CPU \
 | $M_RSS | - | $(du -sm "$work/local-huge" | cut -f1) | $M_STATUS |")
     rm -rf "$work/local-huge"
+fi
+
+if wanted mappings; then
+    make_public_bucket "$MOTO_ENDPOINT" bench-mappings
+    before=$(s3_requests "$work/moto.log" bench-mappings)
+    measure mappings "$mirror" --source "$GIT_SERVER_URL/huge.git" --target s3://bench-mappings/huge \
+        --source "$GIT_SERVER_URL/medium.git" --target s3://bench-mappings/medium \
+        --endpoint-url "$MOTO_ENDPOINT" --json --concurrency 2
+    requests=$(($(s3_requests "$work/moto.log" bench-mappings) - before))
+    # Each mapping's own time, from the run's JSON report (in the order given).
+    read -r huge_s medium_s < <(python3 -c 'import json, sys
+print(" ".join("%.1f" % (r["duration_ms"] / 1000) for r in json.load(open(sys.argv[1]))))' "$work/mappings.out" ||
+        echo "- -")
+    alone=$(awk -v a="$(med huge/mirror/wall)" -v b="$(med medium/mirror/wall)" \
+        'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.1f", a + b }')
+    cores=$(awk -v c="$M_CPU" -v w="$M_WALL" 'BEGIN { if (w > 0) printf "%.2f", c / w; else print "-" }')
+    log "huge and medium in one run: $M_WALL s (huge $huge_s s, medium $medium_s s), CPU $M_CPU s ($cores cores)," \
+        "$M_RSS MiB, $requests S3 requests, $M_STATUS"
+    extra_rows+=("| huge and medium in one run, \`--concurrency 2\` | $M_WALL | $(ratio "$M_WALL" "$alone") of the two \
+alone ($alone s) | $M_CPU ($cores cores) | $M_RSS | $requests | - | $M_STATUS; huge took $huge_s s \
+(alone: $(med huge/mirror/wall)), medium $medium_s s (alone: $(med medium/mirror/wall)) |")
+    s3_prefix delete bench-mappings huge
+    s3_prefix delete bench-mappings medium
 fi
 
 if [ -n "${results[huge/mirror/rss]:-}" ] && [ -n "${results[medium/mirror/rss]:-}" ]; then
