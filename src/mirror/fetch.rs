@@ -29,7 +29,7 @@ use crate::git::layout;
 use crate::git::lfs::PointerSet;
 use crate::git::oid::ObjectId;
 use crate::git::pack::entry::Entry;
-use crate::git::pack::{EarlyResolution, PackParser, ParsedPack};
+use crate::git::pack::{EarlyResolution, PackError, PackParser, ParsedPack};
 use crate::git::resolve::{self, PackReader, ResolveLimits, ResolveOptions};
 use crate::git::scan::Scanner;
 use crate::git::upload_pack::{self, Advertisement, ProtocolError, ResponseDecoder, ResponseEvent};
@@ -37,6 +37,7 @@ use crate::progress::{MappingId, Stage};
 use crate::store::{self, Precondition};
 use crate::upstream::RepoEndpoint;
 use bytes::Bytes;
+use hash_worker::{HashWorker, HAND_OVER_BYTES};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -189,7 +190,10 @@ impl Run<'_> {
             false => scanner,
         };
         let options = self.options.clone();
-        let parser = PackParser::with_scanner(scanner)
+        // Hashing and scanning the objects pass 1 holds whole happens on a thread of its own.
+        let sink = HashWorker::start(scanner, HAND_OVER_BYTES)
+            .map_err(|e| MirrorError::ResolveTask(e.to_string()))?;
+        let parser = PackParser::with_sink(Box::new(sink))
             .max_object_bytes(self.options.max_object_bytes)
             .resolve_early(EarlyResolution {
                 cache_bytes: budget.early_cache(),
@@ -447,7 +451,7 @@ impl Run<'_> {
 const PASS_ONE_QUEUE: usize = 64;
 
 /// Pass 1 running on a blocking thread, fed through a bounded channel.
-struct PassOne(tokio::task::JoinHandle<Result<ParsedPack, crate::git::pack::PackError>>);
+struct PassOne(tokio::task::JoinHandle<Result<ParsedPack, PackError>>);
 
 impl PassOne {
     /// Starts `parser` on a blocking thread; returns where to send it the pack's bytes.
@@ -468,7 +472,10 @@ impl PassOne {
         chunks: tokio::sync::mpsc::Sender<Bytes>,
     ) -> Result<ParsedPack, MirrorError> {
         drop(chunks);
-        Ok(joined((&mut self.0).await)??)
+        joined((&mut self.0).await)?.map_err(|error| match error {
+            PackError::Hashing(why) => MirrorError::ResolveTask(why),
+            error => MirrorError::Pack(error),
+        })
     }
 }
 
@@ -600,6 +607,8 @@ impl Budget {
         }
     }
 }
+
+mod hash_worker;
 
 #[cfg(test)]
 mod tests;
