@@ -16,6 +16,7 @@
 //! ([`Content::Hashed`]), for the scanner to keep in order with the rest.
 
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
+use crate::git::pack::entry::Entry;
 use crate::git::scan::{ObjectScan, ScanError, ScanPlan, Scanner};
 use std::sync::Arc;
 
@@ -76,6 +77,14 @@ impl Finished {
         }
     }
 
+    /// Its id, once hashed.
+    pub fn oid(&self) -> Option<ObjectId> {
+        match &self.content {
+            Content::Whole(_) => None,
+            Content::Hashed(oid, _) => Some(*oid),
+        }
+    }
+
     /// The same object hashed here, with its scan begun by `plan` (for a sink that does not want to hold its
     /// content: [`Finished::bytes`] is 0 after).
     pub fn hash_here(self, plan: &ScanPlan) -> Finished {
@@ -114,6 +123,15 @@ impl Finished {
             entry: self.entry,
             oid,
         })
+    }
+}
+
+/// Gives the ids in `done` to their entries, emptying it.
+pub fn set_ids(entries: &mut [Entry], done: &mut Vec<Hashed>) {
+    for Hashed { entry, oid } in done.drain(..) {
+        if let Some(e) = entries.get_mut(entry as usize) {
+            e.set_oid(oid);
+        }
     }
 }
 

@@ -393,11 +393,7 @@ impl PackParser {
 
     /// Gives the ids the sink computed to their entries.
     fn give_ids(&mut self) {
-        for Hashed { entry, oid } in self.done.drain(..) {
-            if let Some(e) = self.entries.get_mut(entry as usize) {
-                e.set_oid(oid);
-            }
-        }
+        hand_over::set_ids(&mut self.entries, &mut self.done);
     }
 
     /// Ends the input: succeeds only if exactly one complete pack with a matching trailer was fed (and every

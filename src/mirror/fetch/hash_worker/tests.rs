@@ -179,3 +179,107 @@ fn dropping_the_sink_ends_the_worker() {
     let scanner = thread.join().unwrap();
     assert!(scanner.link_count() <= 1);
 }
+
+/// Pass 1 without early resolution, then pass 2 from memory with the worker (at most `limit` bytes in flight)
+/// or (`None`) inline.
+async fn both_passes(
+    pack: &[u8],
+    limit: Option<u64>,
+) -> Result<ParsedPack, crate::git::resolve::ResolveError> {
+    use crate::git::resolve::{resolve_and_scan, resolve_with_sink, ResolveLimits, ResolveOptions};
+    let mut parser = PackParser::with_scanner(scanner());
+    parser.feed(pack).unwrap();
+    let mut parsed = parser.finish().unwrap();
+    let options = ResolveOptions {
+        cache_bytes: 1 << 20,
+        retain_bytes: 0,
+        big_object_bytes: 1 << 20,
+        progress: None,
+        limits: ResolveLimits::NONE,
+    };
+    let source = bytes::Bytes::copy_from_slice(pack);
+    match limit {
+        Some(limit) => {
+            let mut sink = HashWorker::start(std::mem::take(&mut parsed.scanner), limit).unwrap();
+            resolve_with_sink(&mut parsed.entries, &source, &options, &mut sink).await?;
+            parsed.scanner = Box::new(sink).finish()?;
+        }
+        None => {
+            resolve_and_scan(&mut parsed.entries, &source, &options, &mut parsed.scanner).await?;
+        }
+    }
+    Ok(parsed)
+}
+
+#[tokio::test]
+async fn pass_two_with_the_worker_finds_what_it_finds_inline() {
+    use crate::git::pack::entry::EntryKind;
+    // OFS deltas; REF deltas, some on deltas (their base ids are needed at once).
+    for options in [
+        &["--delta-base-offset", "--no-reuse-delta"][..],
+        &["--no-reuse-delta"][..],
+    ] {
+        let packed = packed_repo(30, options);
+        let pack = &packed.pack.pack;
+        let mut inline = both_passes(pack, None).await.unwrap();
+        let verified = crate::git::pack::test_support::verify_pack(&packed.pack);
+        for e in &inline.entries {
+            assert_eq!(e.oid(), Some(verified[&e.offset()].oid));
+        }
+        let refs = inline
+            .entries
+            .iter()
+            .filter(|e| e.kind() == EntryKind::RefDelta);
+        assert_eq!(refs.count() > 0, options.len() == 1);
+        for limit in [1 << 30, 2048, 0] {
+            let mut threaded = both_passes(pack, Some(limit)).await.unwrap();
+            assert_eq!(threaded.entries, inline.entries, "{options:?} {limit}");
+            assert_eq!(links(&mut threaded), links(&mut inline));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_object_found_by_the_worker_fails_pass_two_as_inline() {
+    let tree = tree_of([1; 20]);
+    // The delta keeps the mode and name but cuts the id short; a blob follows.
+    let delta = testkit::delta::make(&tree, &tree[..tree.len() - 5]);
+    let builder = PackBuilder::new(2, 3).object(2, &tree);
+    let distance = builder.bytes.len() as u64 - builder.offsets[0];
+    let pack = builder
+        .ofs_delta(distance, &delta)
+        .object(3, b"fine")
+        .finish();
+    let inline = both_passes(&pack, None).await.unwrap_err().to_string();
+    assert!(inline.contains("is malformed"), "{inline}");
+    let threaded = both_passes(&pack, Some(1 << 20)).await.unwrap_err();
+    assert_eq!(threaded.to_string(), inline);
+}
+
+#[tokio::test]
+async fn a_worker_that_panics_stops_pass_two_with_a_typed_error() {
+    use crate::git::resolve::{resolve_with_sink, ResolveError, ResolveLimits, ResolveOptions};
+    fn panics(_: Finished, _: &mut Scanner) -> Result<Hashed, HandOverError> {
+        panic!("boom")
+    }
+    let packed = packed_repo(5, &["--delta-base-offset", "--no-reuse-delta"]);
+    let mut parser = PackParser::new();
+    parser.feed(&packed.pack.pack).unwrap();
+    let mut parsed = parser.finish().unwrap();
+    let options = ResolveOptions {
+        cache_bytes: 1 << 20,
+        retain_bytes: 0,
+        big_object_bytes: 1 << 20,
+        progress: None,
+        limits: ResolveLimits::NONE,
+    };
+    let source = bytes::Bytes::copy_from_slice(&packed.pack.pack);
+    let mut sink = HashWorker::start_with(Scanner::none(), 1 << 20, panics).unwrap();
+    let err = resolve_with_sink(&mut parsed.entries, &source, &options, &mut sink)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, ResolveError::Hashing(why) if why == "the hashing thread panicked: boom"),
+        "{err}"
+    );
+}
