@@ -3,6 +3,7 @@
 //! and fuzzed without a network; the [`crate::upstream`] client and the [`crate::store`] backends feed it.
 
 pub mod delta;
+pub mod hand_over;
 pub mod idx;
 pub mod layout;
 pub mod lfs;

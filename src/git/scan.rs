@@ -89,6 +89,41 @@ impl ObjectScan {
     }
 }
 
+/// What a [`Scanner`] reads from objects, without what it found: it starts the [`ObjectScan`] of an object whose
+/// content passes through a thread other than the scanner's ([`crate::git::hand_over`]); the scanner then ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ScanPlan {
+    /// Whether links are collected.
+    links: bool,
+    /// The scanner's memory limit for links.
+    link_limit: u64,
+    /// Whether Git LFS pointers are collected.
+    lfs_pointers: bool,
+}
+
+impl ScanPlan {
+    /// Starts an object of `kind` and `size` bytes; `None` when nothing wants its content.
+    pub fn begin(&self, kind: ObjectKind, size: u64) -> Option<ObjectScan> {
+        let links = self.links && LinkParser::has_links(kind);
+        let pointer = self.lfs_pointers && kind == ObjectKind::Blob && size < MAX_POINTER_SIZE;
+        (links || pointer).then(|| {
+            let mut scan = ObjectScan {
+                kind,
+                links: links.then(|| LinkParser::new(kind)),
+                found: Vec::new(),
+                link_limit: self.link_limit,
+                too_many: false,
+                error: None,
+                pointer: PointerScanner::default(),
+            };
+            if pointer {
+                scan.pointer.start(kind, size);
+            }
+            scan
+        })
+    }
+}
+
 /// Collects what the objects of one pack say (see the module doc).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Scanner {
@@ -122,26 +157,18 @@ impl Scanner {
         self
     }
 
+    /// What this scanner reads, for a pass that reads an object's content where the scanner is not.
+    pub fn plan(&self) -> ScanPlan {
+        ScanPlan {
+            links: self.links.is_some(),
+            link_limit: self.link_limit,
+            lfs_pointers: self.lfs_pointers.is_some(),
+        }
+    }
+
     /// Starts an object of `kind` and `size` bytes; `None` when nothing wants its content.
     pub fn begin(&self, kind: ObjectKind, size: u64) -> Option<ObjectScan> {
-        let links = self.links.is_some() && LinkParser::has_links(kind);
-        let pointer =
-            self.lfs_pointers.is_some() && kind == ObjectKind::Blob && size < MAX_POINTER_SIZE;
-        (links || pointer).then(|| {
-            let mut scan = ObjectScan {
-                kind,
-                links: links.then(|| LinkParser::new(kind)),
-                found: Vec::new(),
-                link_limit: self.link_limit,
-                too_many: false,
-                error: None,
-                pointer: PointerScanner::default(),
-            };
-            if pointer {
-                scan.pointer.start(kind, size);
-            }
-            scan
-        })
+        self.plan().begin(kind, size)
     }
 
     /// Ends the object `scan` read, whose id is `oid`, and keeps what it found.

@@ -9,7 +9,8 @@
 //!    key (`objects/pack/incoming-…`), so memory never grows with the pack.
 //! 2. **Resolve and index** ([`Run::resolve_and_index`]): compute the ids of the deltas (pass 2) within the
 //!    memory budget, reading the pack from memory or back from the store (`read_back.rs`); write the `.idx`.
-//!    Both passes hand every commit, tree and tag to a [`Scanner`] that collects their links as they are hashed.
+//!    Both passes hand the objects they hold whole to a thread of their own (`fetch/hash_worker.rs`) that hashes
+//!    them and hands every commit, tree and tag to a [`Scanner`] that collects their links.
 //! 3. **Check connectivity** (`connectivity.rs`): every ref to publish, and every link, is in the new pack or a
 //!    pack the mirror lists (the new pack alone on full and compaction runs). An empty or incomplete answer is
 //!    refused here, before anything is stored, unlisted or published.
@@ -24,12 +25,13 @@ use super::plan::{Desired, Plan};
 use super::publish::create_named;
 use super::read_back::StorePackReader;
 use super::{MirrorError, Run, AGENT};
+use crate::git::hand_over::ObjectSink;
 use crate::git::idx;
 use crate::git::layout;
 use crate::git::lfs::PointerSet;
 use crate::git::oid::ObjectId;
 use crate::git::pack::entry::Entry;
-use crate::git::pack::{EarlyResolution, PackParser, ParsedPack};
+use crate::git::pack::{EarlyResolution, PackError, PackParser, ParsedPack};
 use crate::git::resolve::{self, PackReader, ResolveLimits, ResolveOptions};
 use crate::git::scan::Scanner;
 use crate::git::upload_pack::{self, Advertisement, ProtocolError, ResponseDecoder, ResponseEvent};
@@ -37,6 +39,7 @@ use crate::progress::{MappingId, Stage};
 use crate::store::{self, Precondition};
 use crate::upstream::RepoEndpoint;
 use bytes::Bytes;
+use hash_worker::{HashWorker, HAND_OVER_BYTES};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -189,7 +192,10 @@ impl Run<'_> {
             false => scanner,
         };
         let options = self.options.clone();
-        let parser = PackParser::with_scanner(scanner)
+        // Hashing and scanning the objects pass 1 holds whole happens on a thread of its own.
+        let sink = HashWorker::start(scanner, HAND_OVER_BYTES)
+            .map_err(|e| MirrorError::ResolveTask(e.to_string()))?;
+        let parser = PackParser::with_sink(Box::new(sink))
             .max_object_bytes(self.options.max_object_bytes)
             .resolve_early(EarlyResolution {
                 cache_bytes: budget.early_cache(),
@@ -278,7 +284,9 @@ impl Run<'_> {
             stopped: Arc::clone(&stop.0),
         };
         let mut entries = std::mem::take(&mut parsed.entries);
-        let mut scanner = std::mem::take(&mut parsed.scanner);
+        // Hashing and scanning the objects rebuilt happens on a thread of its own.
+        let mut sink = HashWorker::start(std::mem::take(&mut parsed.scanner), HAND_OVER_BYTES)
+            .map_err(|e| MirrorError::ResolveTask(e.to_string()))?;
         let limits = ResolveLimits {
             max_object_bytes: self.options.max_object_bytes,
             max_work_bytes: self.options.max_work_bytes(parsed.pack_len),
@@ -315,12 +323,8 @@ impl Run<'_> {
             // at the deadline stops its resolution there even when no read comes (a pack in memory, a bomb).
             let stopped = Arc::clone(&source.stopped);
             let result = runtime.block_on(async {
-                let resolve = resolve::resolve_and_scan(
-                    &mut entries,
-                    &source,
-                    &resolve_options,
-                    &mut scanner,
-                );
+                let resolve =
+                    resolve::resolve_with_sink(&mut entries, &source, &resolve_options, &mut sink);
                 let stop = std::future::poll_fn(|_| match stopped.load(Ordering::Relaxed) {
                     true => std::task::Poll::Ready(()),
                     false => std::task::Poll::Pending,
@@ -335,18 +339,20 @@ impl Run<'_> {
                     result = resolve => result,
                 }
             });
-            (entries, scanner, source, result)
+            let result = result.and_then(|stats| Ok((stats, Box::new(sink).finish()?)));
+            (entries, source, result)
         });
-        let (entries, scanner, source, result) = joined(task.await)?;
+        let (entries, source, result) = joined(task.await)?;
         parsed.entries = entries;
-        parsed.scanner = scanner;
         // A failed read of a spooled pack is the store's failure, not a fault of the source's pack.
-        let stats = result.map_err(|error| match error {
+        let (stats, scanner) = result.map_err(|error| match error {
             error @ resolve::ResolveError::Read { .. } if from_store => {
                 MirrorError::ReadBack(error)
             }
+            resolve::ResolveError::Hashing(why) => MirrorError::ResolveTask(why),
             error => MirrorError::Resolve(error),
         })?;
+        parsed.scanner = scanner;
         tracing::debug!(
             resolved_early = parsed.resolved_early,
             deltas = stats.deltas,
@@ -447,7 +453,7 @@ impl Run<'_> {
 const PASS_ONE_QUEUE: usize = 64;
 
 /// Pass 1 running on a blocking thread, fed through a bounded channel.
-struct PassOne(tokio::task::JoinHandle<Result<ParsedPack, crate::git::pack::PackError>>);
+struct PassOne(tokio::task::JoinHandle<Result<ParsedPack, PackError>>);
 
 impl PassOne {
     /// Starts `parser` on a blocking thread; returns where to send it the pack's bytes.
@@ -468,7 +474,10 @@ impl PassOne {
         chunks: tokio::sync::mpsc::Sender<Bytes>,
     ) -> Result<ParsedPack, MirrorError> {
         drop(chunks);
-        Ok(joined((&mut self.0).await)??)
+        joined((&mut self.0).await)?.map_err(|error| match error {
+            PackError::Hashing(why) => MirrorError::ResolveTask(why),
+            error => MirrorError::Pack(error),
+        })
     }
 }
 
@@ -600,6 +609,8 @@ impl Budget {
         }
     }
 }
+
+mod hash_worker;
 
 #[cfg(test)]
 mod tests;

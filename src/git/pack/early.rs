@@ -84,15 +84,14 @@ impl Early {
             && self.cache.contains(base)
     }
 
-    /// Records the entry just read: its object's kind and, if collected, its content, which is cached (without
-    /// spare capacity: the cache counts what is allocated); `None` for a delta left to pass 2.
-    pub(super) fn record(&mut self, object: Option<(ObjectKind, Option<Vec<u8>>)>) {
+    /// Records the entry just read: its object's kind and, if collected, its content (without spare capacity:
+    /// the cache counts what is allocated), which is cached; `None` for a delta left to pass 2.
+    pub(super) fn record(&mut self, object: Option<(ObjectKind, Option<Arc<Vec<u8>>>)>) {
         let i = self.kinds.len() as u32;
         let (kind, content) = object.unwrap_or((ObjectKind::Blob, None));
         self.kinds.push(kind);
-        if let Some(mut content) = content {
-            content.shrink_to_fit();
-            self.cache.insert(i, Arc::new(content));
+        if let Some(content) = content {
+            self.cache.insert(i, content);
         }
     }
 

@@ -19,14 +19,16 @@ mod header;
 pub mod inflate;
 
 use crate::git::delta::{DeltaDecoder, DeltaError};
-use crate::git::oid::{hash_object, ObjectHasher, ObjectId, ObjectKind};
+use crate::git::hand_over::{self, Finished, HandOverError, Hashed, InlineSink, ObjectSink};
+use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
 use crate::git::pack::entry::Entry;
 use crate::git::pack::inflate::{EntryInflater, InflateError};
-use crate::git::scan::{ObjectScan, ScanError, Scanner};
+use crate::git::scan::{ObjectScan, ScanError, ScanPlan, Scanner};
 use early::Early;
 pub use early::{EarlyResolution, WORK_PER_FEED};
 use header::{EntryHeaderParser, HeaderBase, ParsedHeader};
 use sha1::{Digest, Sha1};
+use std::sync::Arc;
 
 /// Length of the pack header: `PACK`, version, object count.
 const HEADER_LEN: usize = 12;
@@ -160,6 +162,19 @@ pub enum PackError {
         /// Offset of the first extra byte.
         offset: u64,
     },
+    /// What hashes the objects handed over ([`PackParser::with_sink`]) stopped without an answer: not a fault
+    /// of the pack.
+    #[error("hashing the pack's objects stopped: {0}")]
+    Hashing(String),
+}
+
+impl From<HandOverError> for PackError {
+    fn from(error: HandOverError) -> Self {
+        match error {
+            HandOverError::Scan { offset, problem } => PackError::Scan { offset, problem },
+            HandOverError::Stopped(why) => PackError::Hashing(why),
+        }
+    }
 }
 
 /// Everything the first pass learned about a complete, checksum-verified pack.
@@ -173,8 +188,8 @@ pub struct ParsedPack {
     pub checksum: ObjectId,
     /// Total length of the pack in bytes, trailer included.
     pub pack_len: u64,
-    /// What the scanner given to [`PackParser::with_scanner`] read from the whole objects and the deltas
-    /// resolved early (the other deltas are scanned when pass 2 rebuilds them).
+    /// What the scanner given to [`PackParser::with_scanner`] (or its sink's) read from the whole objects and the
+    /// deltas resolved early (the other deltas are scanned when pass 2 rebuilds them).
     pub scanner: Scanner,
     /// Deltas resolved in this pass ([`PackParser::resolve_early`]): they have their ids already.
     pub resolved_early: u64,
@@ -217,8 +232,12 @@ pub struct PackParser {
     inflater: EntryInflater,
     /// Where the current entry is inflated to (and then hashed or skipped).
     out: Box<[u8]>,
-    /// Reads the content of the whole objects as they are hashed.
-    scanner: Scanner,
+    /// Hashes and scans the objects held whole when they end.
+    sink: Box<dyn ObjectSink>,
+    /// What the sink's scanner reads, for the objects streamed here.
+    plan: ScanPlan,
+    /// Ids the sink computed, not yet given to their entries.
+    done: Vec<Hashed>,
     /// Largest size an entry may declare.
     max_object_bytes: u64,
     /// Resolution of deltas whose base is still cached, if asked for.
@@ -254,9 +273,12 @@ enum CurrentKind {
 
 /// What is done with an entry's inflated bytes.
 enum Content {
-    /// A whole object: hash it, and scan it if the scanner wants its content (boxed: most entries are not
-    /// scanned, and the scan's state is several times the size of a delta's); collect it for early resolution.
-    Base(ObjectHasher, Option<Box<ObjectScan>>, Option<Vec<u8>>),
+    /// A whole object collected for early resolution: handed over to the sink at its end, to be hashed and
+    /// scanned.
+    Collected(Vec<u8>),
+    /// A whole object not held: hash it, and scan it if the scanner wants its content (boxed: most entries are
+    /// not scanned, and the scan's state is several times the size of a delta's).
+    Streamed(ObjectHasher, Option<Box<ObjectScan>>),
     /// A delta: read its header (base size, result size); collect its data to apply it at its end when its
     /// base is cached for early resolution, else skip the instructions (pass 2 decodes them).
     Delta(DeltaDecoder, Option<Vec<u8>>),
@@ -276,6 +298,13 @@ impl PackParser {
 
     /// A parser that hands the content of every whole object to `scanner` ([`ParsedPack::scanner`]).
     pub fn with_scanner(scanner: Scanner) -> Self {
+        Self::with_sink(Box::new(InlineSink::new(scanner)))
+    }
+
+    /// A parser that hands the objects it holds whole, when they end, to `sink` to be hashed and scanned
+    /// ([`crate::git::hand_over`]); the objects it streams, it hashes itself and hands over their scans. The
+    /// entries get the ids back as the sink computes them, all of them by [`finish`](Self::finish).
+    pub fn with_sink(sink: Box<dyn ObjectSink>) -> Self {
         PackParser {
             state: State::Header,
             consumed: 0,
@@ -297,7 +326,9 @@ impl PackParser {
             },
             inflater: EntryInflater::new(),
             out: vec![0; INFLATE_BUF_LEN].into_boxed_slice(),
-            scanner,
+            plan: sink.plan(),
+            sink,
+            done: Vec::new(),
             max_object_bytes: u64::MAX,
             early: None,
             error: None,
@@ -328,7 +359,7 @@ impl PackParser {
         (self.state != State::Header).then_some(self.count)
     }
 
-    /// Entries completely read so far, in pack order.
+    /// Entries completely read so far, in pack order (an id the sink has not computed yet is missing).
     pub fn entries(&self) -> &[Entry] {
         &self.entries
     }
@@ -341,18 +372,38 @@ impl PackParser {
         if let Some(early) = &mut self.early {
             early.start_feed();
         }
-        let result = self.feed_inner(data);
-        if let Err(err) = &result {
-            self.error = Some(err.clone());
-        }
-        result
+        let result = self.feed_inner(data).and_then(|()| {
+            self.sink.take_done(&mut self.done)?;
+            self.give_ids();
+            Ok(())
+        });
+        result.map_err(|err| self.fail(err))
     }
 
-    /// Ends the input: succeeds only if exactly one complete pack with a matching trailer was fed.
-    pub fn finish(self) -> Result<ParsedPack, PackError> {
+    /// Records `err` as the parser's error, unless an object handed over before it was found wrong: that comes
+    /// first, as it would have had the objects been hashed here.
+    fn fail(&mut self, err: PackError) -> PackError {
+        let err = match self.sink.flush(&mut self.done) {
+            Err(earlier) => earlier.into(),
+            Ok(()) => err,
+        };
+        self.error = Some(err.clone());
+        err
+    }
+
+    /// Gives the ids the sink computed to their entries.
+    fn give_ids(&mut self) {
+        hand_over::set_ids(&mut self.entries, &mut self.done);
+    }
+
+    /// Ends the input: succeeds only if exactly one complete pack with a matching trailer was fed (and every
+    /// object handed over was hashed and scanned).
+    pub fn finish(mut self) -> Result<ParsedPack, PackError> {
         if let Some(err) = self.error {
             return Err(err);
         }
+        self.sink.flush(&mut self.done)?;
+        self.give_ids();
         let during = match self.state {
             State::Done => {
                 // The list is held for the rest of the run: without its spare capacity (up to as much again).
@@ -363,7 +414,7 @@ impl PackParser {
                     entries,
                     checksum: ObjectId(self.header_or_trailer),
                     pack_len: self.consumed,
-                    scanner: self.scanner,
+                    scanner: self.sink.finish()?,
                     resolved_early: self.early.as_ref().map_or(0, Early::resolved),
                 });
             }
@@ -514,14 +565,13 @@ impl PackParser {
         let (kind, content) = match parsed.base {
             HeaderBase::None(kind) => (
                 CurrentKind::Base(kind),
-                Content::Base(
-                    ObjectHasher::new(kind, parsed.size),
-                    self.scanner.begin(kind, parsed.size).map(Box::new),
-                    self.early
-                        .as_ref()
-                        .filter(|early| early.keeps(parsed.size))
-                        .map(|_| Vec::new()),
-                ),
+                match &self.early {
+                    Some(early) if early.keeps(parsed.size) => Content::Collected(Vec::new()),
+                    _ => Content::Streamed(
+                        ObjectHasher::new(kind, parsed.size),
+                        self.plan.begin(kind, parsed.size).map(Box::new),
+                    ),
+                },
             ),
             HeaderBase::Distance(distance) => {
                 let base_offset = match offset.checked_sub(distance) {
@@ -603,18 +653,40 @@ impl PackParser {
             &mut current.content,
             Content::Delta(DeltaDecoder::new(), None),
         );
+        let entry = self.entries.len() as u32;
+        // Hands an object held whole to the sink; the content stays shared with the early cache.
+        let mut hand_over = |kind, content: Vec<u8>| {
+            let content = Arc::new(shrunk(content));
+            let finished = Finished {
+                entry,
+                offset,
+                kind,
+                content: hand_over::Content::Whole(Arc::clone(&content)),
+            };
+            self.sink.submit(finished).map(|()| content)
+        };
         // The object's kind and content, for early resolution.
         let mut object = None;
         let (result_size, oid) = match content {
-            Content::Base(hasher, scan, collected) => {
+            Content::Collected(content) => {
+                if let CurrentKind::Base(kind) = current.kind {
+                    object = Some((kind, Some(hand_over(kind, content)?)));
+                }
+                (current.size, None)
+            }
+            Content::Streamed(hasher, scan) => {
                 let oid = hasher.finish();
-                if let Some(scan) = scan {
-                    self.scanner
-                        .end(*scan, oid)
-                        .map_err(|problem| PackError::Scan { offset, problem })?;
+                if let (Some(scan), CurrentKind::Base(kind)) = (scan, current.kind) {
+                    let content = hand_over::Content::Hashed(oid, Some(scan));
+                    self.sink.submit(Finished {
+                        entry,
+                        offset,
+                        kind,
+                        content,
+                    })?;
                 }
                 if let CurrentKind::Base(kind) = current.kind {
-                    object = Some((kind, collected));
+                    object = Some((kind, None));
                 }
                 (current.size, Some(oid))
             }
@@ -631,18 +703,10 @@ impl PackParser {
                     }
                     _ => None,
                 };
-                let oid = match applied {
-                    Some((kind, result)) => {
-                        let oid = hash_object(kind, &result);
-                        self.scanner
-                            .visit(kind, oid, &result)
-                            .map_err(|problem| PackError::Scan { offset, problem })?;
-                        object = Some((kind, Some(result)));
-                        Some(oid)
-                    }
-                    None => None,
-                };
-                (header.result_size, oid)
+                if let Some((kind, result)) = applied {
+                    object = Some((kind, Some(hand_over(kind, result)?)));
+                }
+                (header.result_size, None)
             }
         };
         if let Some(early) = &mut self.early {
@@ -691,13 +755,11 @@ impl Current {
             return Ok(());
         }
         match &mut self.content {
-            Content::Base(hasher, scan, collected) => {
+            Content::Collected(collected) => collected.extend_from_slice(bytes),
+            Content::Streamed(hasher, scan) => {
                 hasher.update(bytes);
                 if let Some(scan) = scan {
                     scan.update(bytes);
-                }
-                if let Some(collected) = collected {
-                    collected.extend_from_slice(bytes);
                 }
             }
             Content::Delta(decoder, collected) => {
@@ -713,6 +775,12 @@ impl Current {
         }
         Ok(())
     }
+}
+
+/// `content` without its spare capacity: the early cache counts what is allocated.
+fn shrunk(mut content: Vec<u8>) -> Vec<u8> {
+    content.shrink_to_fit();
+    content
 }
 
 /// The index of the entry of `entries` (sorted by offset) that starts at `offset`, if any. Delta bases are

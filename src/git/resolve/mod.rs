@@ -58,6 +58,7 @@ pub use read::read_object;
 use resolver::Resolver;
 
 use crate::git::delta::DeltaError;
+use crate::git::hand_over::{self, HandOverError, InlineSink, ObjectSink};
 use crate::git::oid::{ObjectId, ObjectKind};
 use crate::git::pack::entry::Entry;
 use crate::git::pack::inflate::InflateError;
@@ -294,6 +295,22 @@ pub enum ResolveError {
     /// More entries than the resolver's 32-bit indices can address.
     #[error("pack has {0} entries, more than delta resolution supports")]
     TooManyEntries(usize),
+    /// What hashes the objects handed over ([`resolve_with_sink`]) stopped without an answer: not a fault of the
+    /// pack.
+    #[error("hashing the pack's objects stopped: {0}")]
+    Hashing(String),
+}
+
+impl From<HandOverError> for ResolveError {
+    fn from(error: HandOverError) -> Self {
+        match error {
+            HandOverError::Scan { offset, problem } => ResolveError::Entry {
+                offset,
+                problem: EntryProblem::Scan(problem),
+            },
+            HandOverError::Stopped(why) => ResolveError::Hashing(why),
+        }
+    }
 }
 
 /// What is wrong with one pack entry.
@@ -383,20 +400,48 @@ pub async fn resolve_and_scan(
     options: &ResolveOptions<'_>,
     scanner: &mut Scanner,
 ) -> Result<ResolveStats, ResolveError> {
-    resolve_with_depth(entries, source, options, MAX_CHAIN_DEPTH, scanner).await
+    let mut sink = InlineSink::new(std::mem::take(scanner));
+    let result = resolve_with_sink(entries, source, options, &mut sink).await;
+    *scanner = sink.into_scanner();
+    result
 }
 
-/// [`resolve_and_scan`] with another chain depth limit (tests use a small one).
+/// [`resolve_deltas`], handing every object it rebuilds to `sink` to be hashed and scanned
+/// ([`crate::git::hand_over`]); the entries have all their ids when it returns. The objects it streams, and those
+/// whose id a REF delta may wait for, it hashes itself (and hands over their scans).
+pub async fn resolve_with_sink(
+    entries: &mut [Entry],
+    source: &dyn PackReader,
+    options: &ResolveOptions<'_>,
+    sink: &mut dyn ObjectSink,
+) -> Result<ResolveStats, ResolveError> {
+    resolve_with_depth(entries, source, options, MAX_CHAIN_DEPTH, sink).await
+}
+
+/// [`resolve_with_sink`] with another chain depth limit (tests use a small one).
 async fn resolve_with_depth(
     entries: &mut [Entry],
     source: &dyn PackReader,
     options: &ResolveOptions<'_>,
     max_chain: usize,
-    scanner: &mut Scanner,
+    sink: &mut dyn ObjectSink,
 ) -> Result<ResolveStats, ResolveError> {
-    Resolver::new(entries, source, options, max_chain, scanner)?
-        .run(options.progress)
-        .await
+    let result = match Resolver::new(entries, source, options, max_chain, sink) {
+        Ok(resolver) => resolver.run(options.progress).await,
+        Err(error) => Err(error),
+    };
+    // After a failure, the objects handed over before it still get their ids, and a problem found in one of
+    // them comes first, as it would have had they been hashed here.
+    result.map_err(|error| {
+        let mut done = Vec::new();
+        match sink.flush(&mut done) {
+            Err(earlier) => earlier.into(),
+            Ok(()) => {
+                hand_over::set_ids(entries, &mut done);
+                error
+            }
+        }
+    })
 }
 
 fn entry_error(entry: &Entry, problem: impl Into<EntryProblem>) -> ResolveError {

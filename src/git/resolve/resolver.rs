@@ -11,10 +11,11 @@ use super::{
     WINDOW_BUDGET, YIELD_BYTES, YIELD_ENTRIES,
 };
 use crate::git::delta;
-use crate::git::oid::{hash_object, ObjectId, ObjectKind};
+use crate::git::hand_over::{self, Content, Finished, Hashed, ObjectSink};
+use crate::git::oid::{ObjectId, ObjectKind};
 use crate::git::pack::entry::{Entry, EntryKind};
 use crate::git::pack::inflate::EntryInflater;
-use crate::git::scan::Scanner;
+use crate::git::scan::ScanPlan;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,6 +36,8 @@ pub(super) struct Resolver<'a> {
     /// compressed bytes may be needed to rebuild a descendant.
     live: Vec<u32>,
     kinds: Vec<ObjectKind>,
+    /// Which entries are resolved: their ids are known, or being computed by the sink.
+    resolved: Bits,
     /// REF deltas whose base id is not known yet, by that id.
     waiting_for_oid: HashMap<ObjectId, Vec<EntryIndex>>,
     /// Deltas visited while their (known) base entry was not resolved yet, by that entry.
@@ -56,8 +59,12 @@ pub(super) struct Resolver<'a> {
     /// Compressed entries of the chain being rebuilt, read at once by `fetch_chain`.
     fetched: Vec<(EntryIndex, Bytes)>,
     inflater: EntryInflater,
-    /// Reads the content of every object rebuilt here.
-    scanner: &'a mut Scanner,
+    /// Hashes and scans every object rebuilt here.
+    sink: &'a mut dyn ObjectSink,
+    /// What the sink's scanner reads, for the objects streamed here.
+    plan: ScanPlan,
+    /// Ids the sink computed, not yet given to their entries.
+    done: Vec<Hashed>,
     limits: ResolveLimits,
     /// Work done since the last yield to the executor.
     work_since_yield: u64,
@@ -78,7 +85,7 @@ impl<'a> Resolver<'a> {
         source: &'a dyn PackReader,
         options: &ResolveOptions<'_>,
         max_chain: usize,
-        scanner: &'a mut Scanner,
+        sink: &'a mut dyn ObjectSink,
     ) -> Result<Self, ResolveError> {
         let n = entries.len();
         if n >= EntryIndex::NONE.get() {
@@ -141,10 +148,17 @@ impl<'a> Resolver<'a> {
                 }),
             }
         }
+        let mut resolved = Bits::new(n);
+        for (i, e) in entries.iter().enumerate() {
+            if e.oid().is_some() {
+                resolved.set(i);
+            }
+        }
         let mut resolver = Resolver {
             pending: vec![0; n],
             live: vec![0; n],
             kinds,
+            resolved,
             waiting_for_oid: HashMap::new(),
             waiting_for_entry: HashMap::new(),
             big_children: HashMap::new(),
@@ -156,7 +170,9 @@ impl<'a> Resolver<'a> {
             retained: Retained::new(options.retain_bytes),
             fetched: Vec::new(),
             inflater: EntryInflater::new(),
-            scanner,
+            plan: sink.plan(),
+            sink,
+            done: Vec::new(),
             limits: options.limits,
             work_since_yield: 0,
             stats: ResolveStats::default(),
@@ -238,7 +254,17 @@ impl<'a> Resolver<'a> {
     }
 
     fn is_resolved(&self, i: EntryIndex) -> bool {
-        self.entries[i.get()].oid().is_some()
+        self.resolved.get(i.get())
+    }
+
+    /// Gives the ids the sink computed to their entries; with `wait`, after every object handed over.
+    fn give_ids(&mut self, wait: bool) -> Result<(), ResolveError> {
+        match wait {
+            true => self.sink.flush(&mut self.done)?,
+            false => self.sink.take_done(&mut self.done)?,
+        }
+        hand_over::set_ids(self.entries, &mut self.done);
+        Ok(())
     }
 
     /// The base entry of delta `i`, [`EntryIndex::NONE`] when not known (yet).
@@ -258,7 +284,7 @@ impl<'a> Resolver<'a> {
             self.stats.passes += 1;
             self.postponed = 0;
             self.scan(progress).await?;
-            let left = self.entries.iter().filter(|e| e.oid().is_none()).count();
+            let left = self.entries.len() - self.resolved.count();
             if self.postponed == 0 || left == 0 {
                 break;
             }
@@ -269,6 +295,7 @@ impl<'a> Resolver<'a> {
             }
             unresolved = left;
         }
+        self.give_ids(true)?;
         for e in self.entries.iter() {
             if let (None, Some(base)) = (e.oid(), e.ref_base()) {
                 return Err(ResolveError::MissingBase {
@@ -298,6 +325,7 @@ impl<'a> Resolver<'a> {
                 report(i as u64, total);
             }
             if i % YIELD_ENTRIES == 0 {
+                self.give_ids(false)?;
                 YieldNow(false).await;
             }
             self.scan_pos = EntryIndex::new(i);
@@ -438,11 +466,19 @@ impl<'a> Resolver<'a> {
         self.kinds[i.get()] = self.kinds[root.get()];
         match built {
             Built::Memory(data) => {
-                let kind = self.kinds[i.get()];
-                let oid = hash_object(kind, &data);
-                self.scanner
-                    .visit(kind, oid, &data)
-                    .map_err(|e| entry_error(&self.entries[i.get()], e))?;
+                let object = Finished {
+                    entry: i.0,
+                    offset: self.entries[i.get()].offset(),
+                    kind: self.kinds[i.get()],
+                    content: Content::Whole(Arc::clone(&data)),
+                };
+                // REF deltas waiting for a base id need every id at once; otherwise the sink computes it later.
+                let object = match self.waiting_for_oid.is_empty() {
+                    true => object,
+                    false => object.hash_here(&self.plan),
+                };
+                let oid = object.oid();
+                self.sink.submit(object)?;
                 self.record_resolved(i, oid, Some(data));
             }
             Built::Stream(levels) => self.stream_hash(levels, i, &path, window).await?,
@@ -565,19 +601,20 @@ impl<'a> Resolver<'a> {
         }
         let kind = self.kinds[i.get()];
         for level in &mut levels[first..] {
-            level.hash_as(kind, self.scanner);
+            level.hash_as(kind, &self.plan);
         }
         self.drive_all(&mut levels).await?;
         for level in &mut levels[first..] {
             if let Some((x, oid, scan)) = level.take_id() {
-                if let Some(scan) = scan {
-                    self.scanner
-                        .end(scan, oid)
-                        .map_err(|e| entry_error(&self.entries[x.get()], e))?;
-                }
+                self.sink.submit(Finished {
+                    entry: x.0,
+                    offset: self.entries[x.get()].offset(),
+                    kind,
+                    content: Content::Hashed(oid, scan.map(Box::new)),
+                })?;
                 self.kinds[x.get()] = kind;
                 self.stats.streamed += 1;
-                self.record_resolved(x, oid, None);
+                self.record_resolved(x, Some(oid), None);
             }
         }
         Ok(())
@@ -637,8 +674,14 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// Records the id of entry `x` and wakes whatever waited for it.
-    fn record_resolved(&mut self, x: EntryIndex, oid: ObjectId, data: Option<Arc<Vec<u8>>>) {
+    /// Records that entry `x` is resolved, and its id if known (else the sink gives it later, and no REF delta
+    /// waits for an id), and wakes whatever waited for it.
+    fn record_resolved(
+        &mut self,
+        x: EntryIndex,
+        oid: Option<ObjectId>,
+        data: Option<Arc<Vec<u8>>>,
+    ) {
         let idx = x.get();
         if self.entries[idx].is_delta() {
             self.stats.deltas += 1;
@@ -648,8 +691,12 @@ impl<'a> Resolver<'a> {
         if x < self.scan_pos {
             self.stats.deferred += 1;
         }
-        self.entries[idx].set_oid(oid);
-        for w in self.waiting_for_oid.remove(&oid).unwrap_or_default() {
+        self.resolved.set(idx);
+        let waiting = oid.and_then(|oid| {
+            self.entries[idx].set_oid(oid);
+            self.waiting_for_oid.remove(&oid)
+        });
+        for w in waiting.unwrap_or_default() {
             self.attach(w, x);
             if w <= self.scan_pos {
                 self.ready.push(w);
@@ -848,5 +895,39 @@ impl Future for YieldNow {
         self.0 = true;
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+}
+
+/// One bit per entry.
+struct Bits {
+    words: Vec<u64>,
+    count: usize,
+}
+
+impl Bits {
+    /// `n` bits, all clear.
+    fn new(n: usize) -> Self {
+        Bits {
+            words: vec![0; n.div_ceil(64)],
+            count: 0,
+        }
+    }
+
+    fn get(&self, i: usize) -> bool {
+        self.words[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    fn set(&mut self, i: usize) {
+        let word = &mut self.words[i / 64];
+        let bit = 1 << (i % 64);
+        if *word & bit == 0 {
+            *word |= bit;
+            self.count += 1;
+        }
+    }
+
+    /// How many bits are set.
+    fn count(&self) -> usize {
+        self.count
     }
 }

@@ -9,7 +9,7 @@ use crate::git::delta::{DeltaDecoder, DeltaError, DeltaStep};
 use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
 use crate::git::pack::entry::Entry;
 use crate::git::pack::inflate::{EntryInflater, InflateError};
-use crate::git::scan::{ObjectScan, Scanner};
+use crate::git::scan::{ObjectScan, ScanPlan};
 use bytes::Bytes;
 use std::sync::Arc;
 
@@ -296,11 +296,11 @@ impl Level {
         self.collect.take().unwrap_or_default()
     }
 
-    /// Hashes this level's output as an object of `kind`, and hands it to `scanner` if it wants it, for
+    /// Hashes this level's output as an object of `kind`, and scans it if `plan` wants it, for
     /// [`take_id`](Self::take_id).
-    pub(super) fn hash_as(&mut self, kind: ObjectKind, scanner: &Scanner) {
+    pub(super) fn hash_as(&mut self, kind: ObjectKind, plan: &ScanPlan) {
         self.hasher = Some(ObjectHasher::new(kind, self.size));
-        self.scan = scanner.begin(kind, self.size);
+        self.scan = plan.begin(kind, self.size);
     }
 
     /// The entry this level produces, its id and its scan, once hashed (see [`hash_as`](Self::hash_as)).

@@ -712,16 +712,22 @@ async fn refuses_chains_deeper_than_the_limit() {
     }
     let mut entries = p.entries.clone();
     // With a cache, no chain is ever walked far.
-    resolve_with_depth(&mut entries, &p.source(), &ROOMY, 5, &mut Scanner::none())
-        .await
-        .unwrap();
+    resolve_with_depth(
+        &mut entries,
+        &p.source(),
+        &ROOMY,
+        5,
+        &mut InlineSink::default(),
+    )
+    .await
+    .unwrap();
     let mut entries = p.entries.clone();
     let err = resolve_with_depth(
         &mut entries,
         &p.source(),
         &NO_CACHE,
         29,
-        &mut Scanner::none(),
+        &mut InlineSink::default(),
     )
     .await
     .unwrap_err();

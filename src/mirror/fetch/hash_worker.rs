@@ -1,0 +1,211 @@
+//! The mirror's [`ObjectSink`]: hashes and scans the objects a pass over a pack hands over on a thread of its
+//! own, so that the pass's thread only inflates and applies deltas and the two use two cores.
+//!
+//! The objects go to the worker in the order they were handed over, and it processes them in that order
+//! ([`Finished::process`]), so the scanner collects and fails exactly as on the pass's thread. Bytes in flight
+//! (handed over, not yet hashed) are counted and held to a limit: the pass waits for the worker past it, and an
+//! object bigger than the limit is hashed on the pass's thread instead (only its scan goes over). The content is
+//! shared with the pass's caches (an `Arc`), never copied. Dropping the sink stops the worker after the object it
+//! is on; a worker that panics becomes [`HandOverError::Stopped`], which the run reports as a typed error.
+
+use crate::git::hand_over::{Finished, HandOverError, Hashed, ObjectSink};
+use crate::git::scan::{ScanPlan, Scanner};
+use std::collections::VecDeque;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
+
+/// Most bytes of content in flight to the worker by default: about as much as pass 1's queue of pack chunks.
+pub(super) const HAND_OVER_BYTES: u64 = 4 << 20;
+
+/// Most ids the worker sends back at once.
+const BATCH: usize = 256;
+
+/// What the worker does with one object (the tests give it another).
+type Work = fn(Finished, &mut Scanner) -> Result<Hashed, HandOverError>;
+
+/// An [`ObjectSink`] whose work is done on a thread of its own.
+pub(super) struct HashWorker {
+    plan: ScanPlan,
+    /// `None` once the worker is told to end.
+    jobs: Option<Sender<Finished>>,
+    results: Receiver<Result<Vec<Hashed>, HandOverError>>,
+    /// The bytes of each object sent and not answered yet, in order (the worker answers in order).
+    sent: VecDeque<u64>,
+    in_flight: u64,
+    limit: u64,
+    /// Most bytes ever in flight.
+    peak: u64,
+    done: Vec<Hashed>,
+    error: Option<HandOverError>,
+    thread: Option<JoinHandle<Scanner>>,
+}
+
+impl HashWorker {
+    /// Starts a worker scanning with `scanner`, with at most `limit` bytes in flight.
+    pub(super) fn start(scanner: Scanner, limit: u64) -> Result<Self, HandOverError> {
+        Self::start_with(scanner, limit, Finished::process)
+    }
+
+    /// [`start`](Self::start), doing `work` with each object.
+    fn start_with(scanner: Scanner, limit: u64, work: Work) -> Result<Self, HandOverError> {
+        let plan = scanner.plan();
+        let (jobs, queue) = mpsc::channel();
+        let (answers, results) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("hash-objects".into())
+            .spawn(move || run(scanner, &queue, &answers, work))
+            .map_err(|e| HandOverError::Stopped(format!("cannot start a thread: {e}")))?;
+        Ok(HashWorker {
+            plan,
+            jobs: Some(jobs),
+            results,
+            sent: VecDeque::new(),
+            in_flight: 0,
+            limit,
+            peak: 0,
+            done: Vec::new(),
+            error: None,
+            thread: Some(thread),
+        })
+    }
+
+    fn check(&self) -> Result<(), HandOverError> {
+        self.error.clone().map_or(Ok(()), Err)
+    }
+
+    /// Takes the next answer of the worker, waiting for it if `wait`; whether there was one.
+    fn receive(&mut self, wait: bool) -> Result<bool, HandOverError> {
+        let answer = match wait {
+            true => self.results.recv().ok(),
+            false => match self.results.try_recv() {
+                Ok(answer) => Some(answer),
+                Err(TryRecvError::Empty) => return Ok(false),
+                Err(TryRecvError::Disconnected) => None,
+            },
+        };
+        match answer {
+            Some(Ok(batch)) => {
+                for _ in 0..batch.len() {
+                    self.in_flight -= self.sent.pop_front().unwrap_or(0);
+                }
+                self.done.extend(batch);
+                Ok(true)
+            }
+            Some(Err(error)) => Err(self.failed(error)),
+            // Its answers end only when it panicked (it answers an error before it stops for one).
+            None => Err(self.join().err().unwrap_or_else(|| {
+                self.failed(HandOverError::Stopped(
+                    "the hashing thread ended early".into(),
+                ))
+            })),
+        }
+    }
+
+    fn failed(&mut self, error: HandOverError) -> HandOverError {
+        self.error = Some(error.clone());
+        error
+    }
+
+    /// Tells the worker to end and waits for it: its scanner, or why it stopped without one.
+    fn join(&mut self) -> Result<Scanner, HandOverError> {
+        self.jobs = None;
+        let why = match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(scanner)) => return Ok(scanner),
+            Some(Err(panic)) => {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                format!("the hashing thread panicked: {message}")
+            }
+            None => "the hashing thread ended early".to_owned(),
+        };
+        Err(self.failed(HandOverError::Stopped(why)))
+    }
+}
+
+/// The worker: processes the objects in order, answers in batches (whenever it has caught up), and stops at the
+/// first error or when the sink is gone.
+fn run(
+    mut scanner: Scanner,
+    queue: &Receiver<Finished>,
+    answers: &Sender<Result<Vec<Hashed>, HandOverError>>,
+    work: Work,
+) -> Scanner {
+    let mut batch = Vec::new();
+    while let Ok(first) = queue.recv() {
+        let mut next = Some(first);
+        while let Some(object) = next {
+            match work(object, &mut scanner) {
+                Ok(hashed) => batch.push(hashed),
+                Err(error) => {
+                    // The sink may be gone, and then nobody needs the error.
+                    let _ = answers.send(Err(error));
+                    return scanner;
+                }
+            }
+            if batch.len() >= BATCH && answers.send(Ok(std::mem::take(&mut batch))).is_err() {
+                return scanner;
+            }
+            next = queue.try_recv().ok();
+        }
+        if answers.send(Ok(std::mem::take(&mut batch))).is_err() {
+            return scanner;
+        }
+    }
+    scanner
+}
+
+impl ObjectSink for HashWorker {
+    fn plan(&self) -> ScanPlan {
+        self.plan
+    }
+
+    fn submit(&mut self, object: Finished) -> Result<(), HandOverError> {
+        self.check()?;
+        let object = match object.bytes() > self.limit {
+            true => object.hash_here(&self.plan),
+            false => object,
+        };
+        let bytes = object.bytes();
+        while self.in_flight > 0 && self.in_flight + bytes > self.limit {
+            self.receive(true)?;
+        }
+        while self.receive(false)? {}
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(object));
+        if !matches!(sent, Some(Ok(()))) {
+            // The worker stopped: its answers say why.
+            while self.receive(true)? {}
+        }
+        self.sent.push_back(bytes);
+        self.in_flight += bytes;
+        self.peak = self.peak.max(self.in_flight);
+        Ok(())
+    }
+
+    fn take_done(&mut self, done: &mut Vec<Hashed>) -> Result<(), HandOverError> {
+        self.check()?;
+        while self.receive(false)? {}
+        done.append(&mut self.done);
+        Ok(())
+    }
+
+    fn flush(&mut self, done: &mut Vec<Hashed>) -> Result<(), HandOverError> {
+        self.check()?;
+        while !self.sent.is_empty() {
+            self.receive(true)?;
+        }
+        done.append(&mut self.done);
+        Ok(())
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<Scanner, HandOverError> {
+        self.check()?;
+        tracing::debug!(peak_bytes_in_flight = self.peak, "objects hashed");
+        self.join()
+    }
+}
+
+#[cfg(test)]
+mod tests;
