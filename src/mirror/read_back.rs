@@ -7,9 +7,10 @@
 //! reads it serves, so the resolver rarely waits and memory stays bounded whatever the pack's size. A read is
 //! served by a stream when it starts at most one window ahead of where the stream's reads got to (the bytes in
 //! between are skipped). A stream is opened where the resolver's scan [advises](PackReader::advise_scan) it is,
-//! unless a stream already serves that offset, and where a read starts exactly where an earlier one ended (one
-//! of the 2-4 interleaved positions of a streamed big object); beyond the most streams allowed, the least recently
-//! used is closed. Any other read (the entries of a base rebuilt behind the scan) fetches just its own bytes with
+//! unless a stream already serves that offset, and where a read continues an earlier one (it starts where that
+//! one ended, or just after the next entry's header: one of the 2-4 interleaved positions of a streamed big
+//! object, the entries of a delta chain read one after the other); beyond the most streams allowed, the least
+//! recently used is closed. Any other read (the entries of a base rebuilt behind the scan) fetches just its own bytes with
 //! [`Store::get_range`]. A stream that breaks off is resumed by the store; an error it cannot get past fails the
 //! read that meets it, and the stream is closed.
 
@@ -22,8 +23,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
-/// How many recent reads' ends are remembered to recognise a read that continues one of them exactly.
+/// How many recent reads' ends are remembered to recognise a read that continues one of them.
 const STREAMS: usize = 8;
+
+/// A read that starts at most this far after where a recent read ended continues it: at most the header of the
+/// next entry (30 bytes) lies between the data of two neighbouring entries.
+const NEAR: u64 = 64;
 
 /// Pieces a stream hands over are gathered to at least this size (the store's chunks may be smaller), so the
 /// bookkeeping of the pieces held is small against their bytes.
@@ -126,11 +131,14 @@ impl StorePackReader {
     }
 
     /// The stream that is to serve the read of `offset..end`, if any: one that serves it already, or a new one
-    /// when the read starts exactly where a recent read ended. The stream becomes the most recently used, and
+    /// when the read continues a recent read. The stream becomes the most recently used, and
     /// the read is its latest.
     fn claim(&self, offset: u64, end: u64) -> Option<Arc<tokio::sync::Mutex<Stream>>> {
         let mut state = self.state();
-        let continued = state.ends.iter().position(|&e| e == offset);
+        let continued = state
+            .ends
+            .iter()
+            .position(|&e| e <= offset && offset - e <= NEAR);
         if let Some(at) = continued {
             state.ends.remove(at);
         }
@@ -143,6 +151,8 @@ impl StorePackReader {
             None if continued.is_some() && offset < self.len => self.open(&mut state, offset),
             None => {
                 state.ranged += 1;
+                let behind = state.streams.iter().map(|s| s.next).max();
+                tracing::trace!(offset, end, ?behind, "a read on its own");
                 return None;
             }
         };

@@ -184,9 +184,9 @@ async fn reads_behind_the_streams_fetch_only_their_bytes_and_the_scan_goes_on() 
     let reader = f.reader(2);
     reader.advise_scan(0);
     f.check(&reader, 0, 300_000).await;
-    // Entries of a chain rebuilt behind the scan, each after a header: one ranged read each.
+    // Entries of a chain rebuilt behind the scan, far apart: one ranged read each.
     for i in 0..5u64 {
-        f.check(&reader, 10 + i * 20, 15).await;
+        f.check(&reader, 10 + i * 20_000, 15).await;
     }
     assert_eq!(f.requests(), 6);
     // The scan's stream still serves what follows, a little ahead too.
@@ -225,6 +225,27 @@ async fn interleaved_sequential_reads_each_get_a_stream() {
     assert_eq!(f.requests(), 8);
     f.check(&reader, 1000 + 60 * 4096, 10).await;
     assert_eq!(f.requests(), 9, "the closed stream's reads need a new one");
+}
+
+#[tokio::test]
+async fn entries_read_one_after_the_other_get_a_stream() {
+    let f = Fixture::new(u64::MAX).await;
+    let reader = f.reader(2);
+    // The entries of a delta chain, each after its header, far from any stream.
+    let mut offset = 700_000;
+    for i in 0..20 {
+        f.check(&reader, offset, 40 + i).await;
+        offset += 40 + i + 3 + i % 20;
+    }
+    assert_eq!(
+        f.requests(),
+        2,
+        "a read on its own, then the stream of the next ones"
+    );
+    // Farther than a header from the last read: on its own.
+    f.check(&reader, 100, 10).await;
+    f.check(&reader, 110 + NEAR + 1, 10).await;
+    assert_eq!(f.requests(), 4);
 }
 
 #[tokio::test]
