@@ -271,9 +271,8 @@ impl Run<'_> {
                 self.store.clone(),
                 key.clone(),
                 parsed.pack_len,
-                budget.read_chunk,
-                budget.read_chunks,
-                budget.read_ahead,
+                budget.read_window,
+                budget.read_streams,
             )),
         };
         // Resolution is CPU-bound: it runs on a blocking thread (its reads still go through this runtime), and
@@ -547,11 +546,10 @@ struct Budget {
     /// The distinct ids the pack's objects link to, held for the connectivity check (from the start of the
     /// pack: the same share before and after the entries are known).
     links: u64,
-    /// Size of the chunks read back from the store, how many are held or in flight, and how many of those are
-    /// fetched ahead of the resolver's reads (about `rest / 4` in all).
-    read_chunk: u64,
-    read_chunks: usize,
-    read_ahead: usize,
+    /// The bytes each stream reading the pack back from the store holds ahead of the resolver's reads, and how
+    /// many streams are open at most (about `rest / 4` in all).
+    read_window: u64,
+    read_streams: usize,
 }
 
 impl Budget {
@@ -601,11 +599,9 @@ impl Budget {
             object_cache: rest / 8 * 3,
             big_object: (rest / 8).max(1 << 20),
             links,
-            // Large ranges (few requests), two of them in flight ahead of the resolver; streamed big objects
-            // read at 2-4 interleaved positions per level, which the other chunks serve.
-            read_chunk: (rest / 16).clamp(256 << 10, 16 << 20),
-            read_chunks: 4,
-            read_ahead: 2,
+            // The scan's stream, and streamed big objects' reads at 2-4 interleaved positions per level.
+            read_window: (rest / 16).clamp(256 << 10, 16 << 20),
+            read_streams: 4,
         }
     }
 }

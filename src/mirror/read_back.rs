@@ -1,73 +1,98 @@
 //! Reading a stored pack back for delta resolution.
 //!
 //! A pack too big for the memory budget is streamed into the store while it arrives (`fetch.rs`), and the
-//! resolver then reads it again through the [`PackReader`] trait. Its reads come mostly in pack order and are
-//! small, so [`StorePackReader`] serves them from aligned chunks fetched with ranged GETs, and never lets the
-//! resolver wait on one request at a time: the resolver's scan [advises](PackReader::advise_scan) where it is,
-//! and the chunks ahead of it are fetched while it works on the current one; a read that starts exactly where an
-//! earlier one ended (one of the 2-4 interleaved positions of a streamed big object) does the same for its own
-//! stream. Any other read (the entries of a base rebuilt far behind the scan) fetches just its own bytes, unless
-//! a chunk already holds them, and never evicts the chunks of the scan. A read longer than a chunk bypasses the
-//! chunks.
+//! resolver then reads it again through the [`PackReader`] trait. Its reads come mostly in pack order, so
+//! [`StorePackReader`] serves them from a few *streams*: each is one streamed read of the pack from some offset to
+//! its end ([`Store::get_stream`], one ranged GET on S3), pulled by a task of its own at most a window ahead of the
+//! reads it serves, so the resolver rarely waits and memory stays bounded whatever the pack's size. A read is
+//! served by a stream when it starts at most one window ahead of where the stream's reads got to (the bytes in
+//! between are skipped). A stream is opened where the resolver's scan [advises](PackReader::advise_scan) it is,
+//! unless a stream already serves that offset, and where a read continues an earlier one (it starts where that
+//! one ended, or just after the next entry's header: one of the 2-4 interleaved positions of a streamed big
+//! object, the entries of a delta chain read one after the other); beyond the most streams allowed, the least
+//! recently used is closed. Any other read (the entries of a base rebuilt behind the scan) fetches just its own bytes with
+//! [`Store::get_range`]. A stream that breaks off is resumed by the store; an error it cannot get past fails the
+//! read that meets it, and the stream is closed.
 
 use crate::git::resolve::{PackReader, ReadError};
 use crate::store::{Store, StoreError};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinHandle;
 
-/// How many recent reads' ends are remembered to recognise a read that continues one of them exactly.
+/// How many recent reads' ends are remembered to recognise a read that continues one of them.
 const STREAMS: usize = 8;
 
-/// Reads a stored pack back: aligned chunks fetched with ranged GETs ahead of the scan and of sequential reads, a
-/// few kept in an LRU, so a scan in pack order costs one request per chunk and rarely waits for one.
+/// A read that starts at most this far after where a recent read ended continues it: at most the header of the
+/// next entry (30 bytes) lies between the data of two neighbouring entries.
+const NEAR: u64 = 64;
+
+/// Pieces a stream hands over are gathered to at least this size (the store's chunks may be smaller), so the
+/// bookkeeping of the pieces held is small against their bytes.
+const MIN_PIECE: usize = 16 << 10;
+
+/// The smallest window a stream is given.
+const MIN_WINDOW: u64 = 64 << 10;
+
+/// The largest window a stream is given (far more than any budget's share, so that windows fit a semaphore).
+const MAX_WINDOW: u64 = 1 << 30;
+
+/// Reads a stored pack back through a few streamed reads, and ranged reads for what they do not serve.
 pub(super) struct StorePackReader {
     store: Arc<dyn Store>,
     key: String,
     len: u64,
-    chunk: u64,
-    /// Most chunks held or in flight.
-    capacity: usize,
-    /// Chunks fetched ahead of a sequential read.
-    ahead: u64,
+    /// Bytes a stream may hold ahead of the reads it serves, and the farthest ahead of them a read it serves may
+    /// start.
+    window: u64,
+    /// Most streams open at once.
+    max_streams: usize,
     state: Mutex<State>,
+    /// Bytes the streams skipped to reach the reads they served.
+    skipped: AtomicU64,
 }
 
-/// The chunks and the recent reads of a [`StorePackReader`].
+/// The streams and the recent reads of a [`StorePackReader`].
 #[derive(Default)]
 struct State {
-    /// Chunk index and chunk, least recently used first.
-    slots: Vec<(u64, Slot)>,
+    /// The open streams, least recently used first.
+    streams: Vec<Open>,
     /// Where recent reads ended, most recent last.
     ends: VecDeque<u64>,
+    /// Streams opened so far.
+    opened: u64,
+    /// Reads served by ranged reads.
+    ranged: u64,
 }
 
-/// A chunk held, or being fetched by a task of its own.
-enum Slot {
-    Ready(Bytes),
-    Fetching(JoinHandle<Result<Bytes, StoreError>>),
+/// An open stream and where the reads that claimed it will leave it.
+struct Open {
+    /// The offset after the last read that claimed this stream.
+    next: u64,
+    stream: Arc<tokio::sync::Mutex<Stream>>,
 }
 
 impl StorePackReader {
-    /// A reader of the `len`-byte pack stored at `key`, fetching `chunk` bytes at a time, `ahead` chunks ahead of
-    /// a sequential read, and holding at most `capacity` chunks (at least `ahead + 2`) in all.
+    /// A reader of the `len`-byte pack stored at `key` through at most `max_streams` (at least 1) streams, each
+    /// holding at most `window` bytes ahead of its reads: about `max_streams × window` bytes in all.
     pub(super) fn new(
         store: Arc<dyn Store>,
         key: String,
         len: u64,
-        chunk: u64,
-        capacity: usize,
-        ahead: usize,
+        window: u64,
+        max_streams: usize,
     ) -> Self {
         StorePackReader {
             store,
             key,
             len,
-            chunk: chunk.max(1),
-            capacity: capacity.max(ahead + 2),
-            ahead: ahead as u64,
+            window: window.clamp(MIN_WINDOW, MAX_WINDOW),
+            max_streams: max_streams.max(1),
             state: Mutex::new(State::default()),
+            skipped: AtomicU64::new(0),
         }
     }
 
@@ -76,11 +101,44 @@ impl StorePackReader {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a read at `offset` starts exactly where a recent read ended, and remembers where this one ends.
-    fn continues(&self, offset: u64, end: u64) -> bool {
+    /// The position in `state.streams` of a stream that serves a read at `offset`, if one does.
+    fn serving(&self, state: &State, offset: u64) -> Option<usize> {
+        state
+            .streams
+            .iter()
+            .rposition(|s| s.next <= offset && offset - s.next <= self.window)
+    }
+
+    /// Opens a stream from `offset` to the end of the pack as the most recently used, closing the least recently
+    /// used beyond the most allowed; returns its position.
+    fn open(&self, state: &mut State, offset: u64) -> usize {
+        if state.streams.len() >= self.max_streams {
+            state.streams.remove(0);
+        }
+        let stream = Stream::open(
+            Arc::clone(&self.store),
+            self.key.clone(),
+            offset,
+            self.len - offset,
+            self.window,
+        );
+        state.opened += 1;
+        state.streams.push(Open {
+            next: offset,
+            stream: Arc::new(tokio::sync::Mutex::new(stream)),
+        });
+        state.streams.len() - 1
+    }
+
+    /// The stream that is to serve the read of `offset..end`, if any: one that serves it already, or a new one
+    /// when the read continues a recent read. The stream becomes the most recently used, and
+    /// the read is its latest.
+    fn claim(&self, offset: u64, end: u64) -> Option<Arc<tokio::sync::Mutex<Stream>>> {
         let mut state = self.state();
-        let continued = state.ends.iter().position(|&e| e == offset);
-        let sequential = continued.is_some();
+        let continued = state
+            .ends
+            .iter()
+            .position(|&e| e <= offset && offset - e <= NEAR);
         if let Some(at) = continued {
             state.ends.remove(at);
         }
@@ -88,96 +146,50 @@ impl StorePackReader {
             state.ends.pop_front();
         }
         state.ends.push_back(end);
-        sequential
-    }
-
-    /// Whether chunk `index` is held or being fetched.
-    fn has(&self, index: u64) -> bool {
-        self.state().slots.iter().any(|(i, _)| *i == index)
-    }
-
-    /// Starts fetching chunk `index` in a task of its own, unless it is held, in flight, or past the end.
-    fn prefetch(&self, index: u64) {
-        let start = index.saturating_mul(self.chunk);
-        if start >= self.len {
-            return;
-        }
-        let mut state = self.state();
-        if state.slots.iter().any(|(i, _)| *i == index) {
-            return;
-        }
-        let len = self.chunk.min(self.len - start);
-        let (store, key) = (Arc::clone(&self.store), self.key.clone());
-        let task = tokio::spawn(async move { store.get_range(&key, start, len).await });
-        self.push(&mut state, index, Slot::Fetching(task));
-    }
-
-    /// Adds a chunk as the most recently used, dropping the least recently used ones beyond the capacity
-    /// (held chunks first, then fetches in flight, which are cancelled).
-    fn push(&self, state: &mut State, index: u64, slot: Slot) {
-        state.slots.push((index, slot));
-        while state.slots.len() > self.capacity {
-            let victim = state
-                .slots
-                .iter()
-                .position(|(_, s)| matches!(s, Slot::Ready(_)))
-                .unwrap_or(0);
-            if let (_, Slot::Fetching(task)) = state.slots.remove(victim) {
-                task.abort();
-            }
-        }
-    }
-
-    /// Chunk `index`: held, awaited if in flight, fetched otherwise.
-    async fn chunk(&self, index: u64) -> Result<Bytes, ReadError> {
-        let taken = {
-            let mut state = self.state();
-            match state.slots.iter().position(|(i, _)| *i == index) {
-                Some(pos) => {
-                    let (i, slot) = state.slots.remove(pos);
-                    match slot {
-                        Slot::Ready(data) => {
-                            state.slots.push((i, Slot::Ready(data.clone())));
-                            return Ok(data);
-                        }
-                        Slot::Fetching(task) => Some(task),
-                    }
-                }
-                None => None,
-            }
-        };
-        let data = match taken {
-            Some(task) => task
-                .await
-                .map_err(|e| format!("reading pack {} back: {e}", self.key))??,
+        let at = match self.serving(&state, offset) {
+            Some(at) => at,
+            None if continued.is_some() && offset < self.len => self.open(&mut state, offset),
             None => {
-                let start = index.saturating_mul(self.chunk);
-                let len = self.chunk.min(self.len.saturating_sub(start));
-                self.store.get_range(&self.key, start, len).await?
+                state.ranged += 1;
+                let behind = state.streams.iter().map(|s| s.next).max();
+                tracing::trace!(offset, end, ?behind, "a read on its own");
+                return None;
             }
         };
-        let mut state = self.state();
-        self.push(&mut state, index, Slot::Ready(data.clone()));
-        Ok(data)
+        let mut open = state.streams.remove(at);
+        open.next = end;
+        let stream = Arc::clone(&open.stream);
+        state.streams.push(open);
+        Some(stream)
+    }
+
+    /// Closes `stream` after an error.
+    fn close(&self, stream: &Arc<tokio::sync::Mutex<Stream>>) {
+        self.state()
+            .streams
+            .retain(|s| !Arc::ptr_eq(&s.stream, stream));
     }
 }
 
 impl Drop for StorePackReader {
     fn drop(&mut self) {
-        for (_, slot) in self.state().slots.drain(..) {
-            if let Slot::Fetching(task) = slot {
-                task.abort();
-            }
-        }
+        let state = self.state();
+        tracing::debug!(
+            key = %self.key,
+            streams = state.opened,
+            ranged_reads = state.ranged,
+            skipped_bytes = self.skipped.load(Ordering::Relaxed),
+            "pack read back"
+        );
     }
 }
 
 #[async_trait::async_trait]
 impl PackReader for StorePackReader {
     fn advise_scan(&self, offset: u64) {
-        let first = offset / self.chunk;
-        for index in first..=first + self.ahead {
-            self.prefetch(index);
+        let mut state = self.state();
+        if offset < self.len && self.serving(&state, offset).is_none() {
+            self.open(&mut state, offset);
         }
     }
 
@@ -191,35 +203,162 @@ impl PackReader for StorePackReader {
                     self.key, self.len
                 )
             })?;
-        let sequential = self.continues(offset, end);
-        let first = offset / self.chunk;
-        let last = end.saturating_sub(1).max(offset) / self.chunk;
-        if len > self.chunk || !(sequential || self.has(first) && self.has(last)) {
-            return Ok(self.store.get_range(&self.key, offset, len).await?);
+        if len == 0 {
+            return Ok(Bytes::new());
         }
-        if sequential {
-            for index in first..=last + self.ahead {
-                self.prefetch(index);
+        if let Some(stream) = self.claim(offset, end) {
+            let mut open = stream.lock().await;
+            // Reads that claimed the stream are served in the order they claimed it, so it is never past the
+            // offset; should it be, the read is made on its own below.
+            if open.pos <= offset {
+                let read = open.read(offset, len, &self.skipped).await;
+                drop(open);
+                if read.is_err() {
+                    self.close(&stream);
+                }
+                return read;
             }
         }
-        let head = self.chunk(first).await?;
-        let start = (offset - first * self.chunk) as usize;
-        if first == last {
-            return head
-                .get(start..start + len as usize)
-                .map(|_| head.slice(start..start + len as usize))
-                .ok_or_else(|| format!("pack {} is shorter than offset {end}", self.key).into());
+        Ok(self.store.get_range(&self.key, offset, len).await?)
+    }
+}
+
+/// One streamed read of the pack from an offset to its end: a task pulls the store's stream in pieces, taking
+/// the piece's size from `window` before it hands it over; the reader gives the bytes back as it consumes them.
+struct Stream {
+    /// The offset of the first byte of `current`.
+    pos: u64,
+    /// The bytes received and not consumed yet of the piece being read.
+    current: Bytes,
+    pieces: mpsc::UnboundedReceiver<Result<Bytes, StoreError>>,
+    window: Arc<Semaphore>,
+    task: JoinHandle<()>,
+}
+
+impl Stream {
+    /// Starts pulling `len` bytes of `key` from `offset`, at most `window` bytes ahead of the reads.
+    fn open(store: Arc<dyn Store>, key: String, offset: u64, len: u64, window: u64) -> Self {
+        let (tx, pieces) = mpsc::unbounded_channel();
+        // At most MAX_WINDOW: it fits a semaphore.
+        let window = Arc::new(Semaphore::new(window as usize));
+        let task = tokio::spawn(pull(store, (key, offset, len), Arc::clone(&window), tx));
+        Stream {
+            pos: offset,
+            current: Bytes::new(),
+            pieces,
+            window,
+            task,
         }
-        let tail = self.chunk(last).await?;
-        let need = (end - last * self.chunk) as usize;
-        match (head.get(start..), tail.get(..need)) {
-            (Some(a), Some(b)) => {
-                let mut out = Vec::with_capacity(a.len() + b.len());
-                out.extend_from_slice(a);
-                out.extend_from_slice(b);
-                Ok(Bytes::from(out))
+    }
+
+    /// Marks `n` bytes of `current` as consumed and gives them back to the window.
+    fn consume(&mut self, n: usize) -> Bytes {
+        self.pos += n as u64;
+        self.window.add_permits(n);
+        self.current.split_to(n)
+    }
+
+    /// Makes sure `current` holds bytes, waiting for the next piece.
+    async fn fill(&mut self) -> Result<(), ReadError> {
+        while self.current.is_empty() {
+            match self.pieces.recv().await {
+                Some(piece) => self.current = piece?,
+                None => return Err(format!("the stream ended at offset {}", self.pos).into()),
             }
-            _ => Err(format!("pack {} is shorter than offset {end}", self.key).into()),
+        }
+        Ok(())
+    }
+
+    /// `len` bytes at `offset` (at or after `pos`), skipping the bytes before it.
+    async fn read(
+        &mut self,
+        offset: u64,
+        len: u64,
+        skipped: &AtomicU64,
+    ) -> Result<Bytes, ReadError> {
+        skipped.fetch_add(offset - self.pos, Ordering::Relaxed);
+        while self.pos < offset {
+            self.fill().await?;
+            let n = self.current.len().min(usize::try_from(offset - self.pos)?);
+            self.consume(n);
+        }
+        self.fill().await?;
+        let len = usize::try_from(len)?;
+        if self.current.len() >= len {
+            return Ok(self.consume(len));
+        }
+        // The caller asked for `len` bytes of a pack it has parsed: the allocation is bounded by real data.
+        let mut out = Vec::with_capacity(len);
+        while out.len() < len {
+            self.fill().await?;
+            let n = self.current.len().min(len - out.len());
+            out.extend_from_slice(&self.consume(n));
+        }
+        Ok(out.into())
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Pulls the stream of `len` bytes of `key` from `offset` and hands it over in pieces of at least [`MIN_PIECE`]
+/// bytes (but the last) and at most the window, each taken from `window` first; an error is handed over and
+/// ends it.
+async fn pull(
+    store: Arc<dyn Store>,
+    (key, offset, len): (String, u64, u64),
+    window: Arc<Semaphore>,
+    tx: mpsc::UnboundedSender<Result<Bytes, StoreError>>,
+) {
+    let most = window.available_permits().max(1);
+    let hand_over = |piece: Bytes| {
+        let (window, tx) = (&window, &tx);
+        async move {
+            // The semaphore is never closed, and a piece is at most the whole window (at most MAX_WINDOW).
+            let Ok(permit) = window.acquire_many(piece.len() as u32).await else {
+                return false;
+            };
+            permit.forget();
+            tx.send(Ok(piece)).is_ok()
+        }
+    };
+    let mut stream = match store.get_stream(&key, offset, len).await {
+        Ok(stream) => stream,
+        Err(e) => {
+            let _ = tx.send(Err(e));
+            return;
+        }
+    };
+    let mut gathered = BytesMut::new();
+    loop {
+        let mut chunk = match stream.next_chunk().await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => {
+                if !gathered.is_empty() {
+                    hand_over(gathered.split().freeze()).await;
+                }
+                return;
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        if chunk.len() < MIN_PIECE || !gathered.is_empty() {
+            gathered.extend_from_slice(&chunk);
+            if gathered.len() < MIN_PIECE {
+                continue;
+            }
+            chunk = gathered.split().freeze();
+        }
+        while !chunk.is_empty() {
+            let piece = chunk.split_to(chunk.len().min(most));
+            if !hand_over(piece).await {
+                return;
+            }
         }
     }
 }

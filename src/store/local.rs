@@ -10,8 +10,8 @@
 //! (symbolic links placed inside the root by the user are followed).
 
 use super::{
-    validate_key, validate_prefix, Listed, Object, PendingUpload, Precondition, Store, StoreError,
-    Upload, TEMP_MARKER,
+    validate_key, validate_prefix, Listed, Object, PendingUpload, Precondition, RangeStream, Store,
+    StoreError, Upload, TEMP_MARKER,
 };
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -30,6 +30,9 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// An upload's data is handed to the file system in chunks of about this size.
 const WRITE_CHUNK: usize = 1 << 20;
+
+/// A streamed range is read from its file in pieces of at most this size.
+pub(crate) const STREAM_CHUNK: u64 = 256 << 10;
 
 /// A [`Store`] rooted at a directory.
 #[derive(Debug, Clone)]
@@ -197,7 +200,8 @@ impl Inner {
         }))
     }
 
-    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+    /// Opens `key` positioned at `offset`, after checking that it holds `len` bytes from there.
+    fn open_range(&self, key: &str, offset: u64, len: u64) -> Result<File, StoreError> {
         let path = self.path(key)?;
         let mut file = open_file(&path)
             .map_err(|e| self.io_err(key, "open", e))?
@@ -206,17 +210,34 @@ impl Inner {
             .metadata()
             .map_err(|e| self.io_err(key, "stat", e))?
             .len();
-        let range_err = |reason| StoreError::range(&self.describe, key, offset, len, reason);
         match offset.checked_add(len) {
             Some(end) if end <= size => {}
-            _ => return Err(range_err(format!("the object has only {size} bytes"))),
+            _ => {
+                return Err(StoreError::range(
+                    &self.describe,
+                    key,
+                    offset,
+                    len,
+                    format!("the object has only {size} bytes"),
+                ))
+            }
         }
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| self.io_err(key, "seek", e))?;
+        Ok(file)
+    }
+
+    /// Reads `len` bytes from `file` (opened by [`Inner::open_range`] for `len` bytes at `offset` of `key`).
+    fn read_range(
+        &self,
+        file: &mut File,
+        (key, offset, len): (&str, u64, u64),
+    ) -> Result<Bytes, StoreError> {
+        let range_err = |reason| StoreError::range(&self.describe, key, offset, len, reason);
         // The range lies inside the file, so the allocation is bounded by real data.
         let len_usize = usize::try_from(len)
             .map_err(|_| range_err("range too large for this platform".to_owned()))?;
         let mut body = vec![0u8; len_usize];
-        file.seek(SeekFrom::Start(offset))
-            .map_err(|e| self.io_err(key, "seek", e))?;
         file.read_exact(&mut body).map_err(|e| match e.kind() {
             io::ErrorKind::UnexpectedEof => {
                 range_err("the object shrank while being read".to_owned())
@@ -224,6 +245,11 @@ impl Inner {
             _ => self.io_err(key, "read", e),
         })?;
         Ok(body.into())
+    }
+
+    fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        let mut file = self.open_range(key, offset, len)?;
+        self.read_range(&mut file, (key, offset, len))
     }
 
     fn put(&self, key: &str, body: &[u8], pre: &Precondition) -> Result<String, StoreError> {
@@ -442,6 +468,43 @@ async fn blocking<T: Send + 'static>(
     })?
 }
 
+/// A range of a file read piece by piece as the caller pulls it.
+struct LocalRangeStream {
+    store: Arc<Inner>,
+    key: String,
+    /// The file, positioned at `offset`; `None` while a piece is being read, or after an error.
+    file: Option<File>,
+    /// The first byte not handed out yet, and the end of the range (exclusive).
+    offset: u64,
+    end: u64,
+}
+
+#[async_trait]
+impl RangeStream for LocalRangeStream {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        if self.offset == self.end {
+            return Ok(None);
+        }
+        let Some(mut file) = self.file.take() else {
+            return Err(self.store.io_err(
+                &self.key,
+                "read",
+                io::Error::other("an earlier read of this range failed"),
+            ));
+        };
+        let (store, key, offset) = (self.store.clone(), self.key.clone(), self.offset);
+        let len = (self.end - offset).min(STREAM_CHUNK);
+        let (file, piece) = blocking(&self.store, &self.key, move || {
+            let piece = store.read_range(&mut file, (&key, offset, len))?;
+            Ok((file, piece))
+        })
+        .await?;
+        self.file = Some(file);
+        self.offset += len;
+        Ok(Some(piece))
+    }
+}
+
 #[async_trait]
 impl Store for LocalStore {
     fn requests(&self) -> u64 {
@@ -465,6 +528,27 @@ impl Store for LocalStore {
             inner.get_range(&owned, offset, len)
         })
         .await
+    }
+
+    async fn get_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn RangeStream>, StoreError> {
+        self.inner.operations.fetch_add(1, Ordering::Relaxed);
+        let (inner, owned) = (self.inner.clone(), key.to_owned());
+        let file = blocking(&self.inner, key, move || {
+            inner.open_range(&owned, offset, len)
+        })
+        .await?;
+        Ok(Box::new(LocalRangeStream {
+            store: self.inner.clone(),
+            key: key.to_owned(),
+            file: Some(file),
+            offset,
+            end: offset + len,
+        }))
     }
 
     async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError> {

@@ -11,6 +11,8 @@ mod local;
 mod s3;
 
 pub use local::LocalStore;
+#[cfg(test)]
+pub(crate) use local::STREAM_CHUNK as LOCAL_STREAM_CHUNK;
 pub use s3::S3Store;
 
 use async_trait::async_trait;
@@ -203,6 +205,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// missing key ([`StoreError::NotFound`]).
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError>;
 
+    /// Streams exactly `len` bytes starting at `offset`, in order, as the caller pulls them: one request (one
+    /// ranged GET on S3) whose body is read only as fast as [`RangeStream::next_chunk`] is called, so a caller
+    /// that stops pulling holds the transfer back instead of buffering it. The checks are those of
+    /// [`Store::get_range`] (a missing key or an object too short for the range fails here, before any byte);
+    /// a body that breaks off is resumed from where it stopped (on S3 with a new ranged GET, under the same
+    /// policy as a read that breaks off), so the bytes handed out are exactly those of the range, or an error.
+    async fn get_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn RangeStream>, StoreError>;
+
     /// Writes a whole object if `pre` holds and returns its new ETag.
     async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError>;
 
@@ -246,6 +261,14 @@ pub struct PendingUpload {
     pub id: String,
     /// When it started, as the store reports it (moto reports one fixed date in 2010 for every upload).
     pub started: SystemTime,
+}
+
+/// A streaming read started by [`Store::get_stream`].
+#[async_trait]
+pub trait RangeStream: Send {
+    /// The next bytes of the range, or `None` once all of them were handed out. Chunks are never empty and
+    /// never go past the range. An error ends the stream: what a later call returns is unspecified.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError>;
 }
 
 /// A streaming write started by [`Store::create_upload`].

@@ -2,8 +2,8 @@
 //!
 //! Configuration comes from the AWS default chain (environment, `AWS_ENDPOINT_URL_S3`, profiles, IAM roles) with
 //! [`S3Options`] overriding endpoint, path style and region; retries are the SDK's, tuned by [`retry_config`], and a
-//! read whose body breaks off is read again (`s3/read.rs`). Conditional writes map
-//! [`Precondition`] to `If-None-Match: *` / `If-Match: <etag>` on PutObject, CopyObject and
+//! read whose body breaks off is read again (`s3/read.rs`), a ranged one from where it stopped (`s3/stream.rs`).
+//! Conditional writes map [`Precondition`] to `If-None-Match: *` / `If-Match: <etag>` on PutObject, CopyObject and
 //! CompleteMultipartUpload, so their atomicity is exactly the server's (see docs/design.md: not every S3-compatible
 //! store honours them). CopyObject and CompleteMultipartUpload also check the destination with a HeadObject first,
 //! which makes the condition hold, barring races, on servers that ignore it there (moto 5.2 does).
@@ -16,8 +16,8 @@
 //! is in `s3/upload.rs`.
 
 use super::{
-    validate_key, validate_prefix, Listed, Object, PendingUpload, Precondition, S3Options, Store,
-    StoreError, Upload, FIRST_PART_SIZE,
+    validate_key, validate_prefix, Listed, Object, PendingUpload, Precondition, RangeStream,
+    S3Options, Store, StoreError, Upload, FIRST_PART_SIZE,
 };
 use crate::text::error_chain;
 use async_trait::async_trait;
@@ -366,8 +366,16 @@ impl Store for S3Store {
     }
 
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
-        self.read_again(key, || self.get_range_once(key, offset, len))
-            .await
+        self.read_range(key, offset, len).await
+    }
+
+    async fn get_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn RangeStream>, StoreError> {
+        self.stream_range(key, offset, len).await
     }
 
     async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError> {
@@ -562,6 +570,7 @@ impl Store for S3Store {
 
 mod multipart;
 mod read;
+mod stream;
 mod upload;
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ fn budget_parts_stay_within_total() {
             + b.links
             + b.in_memory_pack
             + b.object_cache
-            + b.read_chunk * b.read_chunks as u64;
+            + b.read_window * b.read_streams as u64;
         assert!(
             used <= (mib << 20).max(crate::options::MIN_MEMORY_BUDGET) + (8 << 20),
             "{mib} MiB budget overspent: {used}"
@@ -47,7 +47,7 @@ fn the_bench_repository_fits_128_mib() {
         + b.links
         + cache
         + kept
-        + b.read_chunk * b.read_chunks as u64;
+        + b.read_window * b.read_streams as u64;
     assert!(total <= 128 << 20, "{total}");
     const { assert!(BOOKKEEPING_PER_ENTRY <= 64) };
 }

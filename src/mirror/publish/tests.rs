@@ -1,6 +1,6 @@
 use super::*;
 use crate::git::layout::{Head, Ref};
-use crate::store::{Listed, LocalStore, Upload};
+use crate::store::{Listed, LocalStore, RangeStream, Upload};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -156,6 +156,14 @@ impl Store for AlwaysConflicting {
     }
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
         self.inner.get_range(key, offset, len).await
+    }
+    async fn get_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn RangeStream>, StoreError> {
+        self.inner.get_stream(key, offset, len).await
     }
     async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError> {
         if key != self.key {

@@ -1,131 +1,297 @@
 use super::*;
-use crate::store::{LocalStore, Precondition};
+use crate::store::{Listed, LocalStore, Object, Precondition, RangeStream, Upload};
+use async_trait::async_trait;
 
 const KEY: &str = "objects/pack/incoming-test.pack";
+const LEN: u64 = 1 << 20;
+const WINDOW: u64 = 64 << 10;
 
-/// A reader of a 1,000-byte pack in a directory store, 64-byte chunks, `ahead` fetched ahead, `capacity` kept.
-async fn reader(
-    capacity: usize,
-    ahead: usize,
-) -> (tempfile::TempDir, Arc<dyn Store>, Vec<u8>, StorePackReader) {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(LocalStore::new(dir.path().join("mirror")));
-    let pack: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
-    store
-        .put(KEY, Bytes::from(pack.clone()), Precondition::None)
-        .await
-        .unwrap();
-    let reader = StorePackReader::new(store.clone(), KEY.to_owned(), 1000, 64, capacity, ahead);
-    (dir, store, pack, reader)
+/// A directory store that counts the bytes its streams hand out and can make them fail past an offset.
+#[derive(Debug)]
+struct Watched {
+    inner: LocalStore,
+    /// Bytes handed out by streams.
+    pulled: Arc<AtomicU64>,
+    /// Streams fail at the first chunk that reaches past this offset.
+    fail_past: u64,
 }
 
-#[tokio::test]
-async fn contiguous_reads_go_through_chunks() {
-    let (_dir, store, pack, reader) = reader(2, 0).await;
-    let before = store.requests();
-    for offset in (0..128).step_by(16) {
-        let got = reader.read_at(offset, 16).await.unwrap();
-        assert_eq!(got, pack[offset as usize..offset as usize + 16]);
+struct WatchedStream {
+    inner: Box<dyn RangeStream>,
+    pulled: Arc<AtomicU64>,
+    offset: u64,
+    fail_past: u64,
+}
+
+#[async_trait]
+impl RangeStream for WatchedStream {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        let chunk = self.inner.next_chunk().await?;
+        if let Some(chunk) = &chunk {
+            self.offset += chunk.len() as u64;
+            if self.offset > self.fail_past {
+                return Err(StoreError::range("test", KEY, self.offset, 0, "cut".into()));
+            }
+            self.pulled.fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        }
+        Ok(chunk)
     }
-    // The first read continues nothing (its own bytes); then chunks 0 and 1.
-    assert_eq!(store.requests() - before, 3);
+}
 
-    // Across a chunk boundary: the tail of chunk 1 and the head of chunk 2.
-    let got = reader.read_at(128, 20).await.unwrap();
-    assert_eq!(got, pack[128..148]);
-    let got = reader.read_at(148, 40).await.unwrap();
-    assert_eq!(got, pack[148..188]);
-    assert_eq!(store.requests() - before, 4, "chunk 2");
+#[async_trait]
+impl Store for Watched {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn requests(&self) -> u64 {
+        self.inner.requests()
+    }
+    async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
+        self.inner.get_range(key, offset, len).await
+    }
+    async fn get_stream(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn RangeStream>, StoreError> {
+        Ok(Box::new(WatchedStream {
+            inner: self.inner.get_stream(key, offset, len).await?,
+            pulled: Arc::clone(&self.pulled),
+            offset,
+            fail_past: self.fail_past,
+        }))
+    }
+    async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError> {
+        self.inner.put(key, body, pre).await
+    }
+    async fn copy(&self, from: &str, to: &str, pre: Precondition) -> Result<(), StoreError> {
+        self.inner.copy(from, to, pre).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError> {
+        self.inner.create_upload(key).await
+    }
+}
 
-    // Longer than a chunk: read directly, not held.
-    let got = reader.read_at(188, 200).await.unwrap();
-    assert_eq!(got, pack[188..388]);
-    assert_eq!(store.requests() - before, 5);
+struct Fixture {
+    _dir: tempfile::TempDir,
+    store: Arc<Watched>,
+    pack: Vec<u8>,
+}
+
+impl Fixture {
+    /// A 1 MiB pack in a directory store whose streams fail past `fail_past`.
+    async fn new(fail_past: u64) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let inner = LocalStore::new(dir.path().join("mirror"));
+        let pack: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+        inner
+            .put(KEY, Bytes::from(pack.clone()), Precondition::None)
+            .await
+            .unwrap();
+        let store = Arc::new(Watched {
+            inner,
+            pulled: Arc::default(),
+            fail_past,
+        });
+        Fixture {
+            _dir: dir,
+            store,
+            pack,
+        }
+    }
+
+    /// A reader of the pack with `streams` streams of [`WINDOW`] bytes.
+    fn reader(&self, streams: usize) -> StorePackReader {
+        StorePackReader::new(self.store.clone(), KEY.to_owned(), LEN, WINDOW, streams)
+    }
+
+    /// Requests made since the pack was stored.
+    fn requests(&self) -> u64 {
+        self.store.requests() - 1
+    }
+
+    async fn check(&self, reader: &StorePackReader, offset: u64, len: u64) {
+        let got = reader.read_at(offset, len).await.unwrap();
+        assert_eq!(got, self.pack[offset as usize..(offset + len) as usize]);
+    }
 }
 
 #[tokio::test]
-async fn a_scan_with_read_ahead_fetches_each_chunk_once() {
-    let (_dir, store, pack, reader) = reader(4, 2).await;
-    let before = store.requests();
-    let mut got = Vec::new();
-    // Entries of uneven sizes with small gaps between them (headers the resolver does not read).
+async fn a_scan_in_pack_order_is_one_streamed_read() {
+    let f = Fixture::new(u64::MAX).await;
+    let reader = f.reader(2);
+    // Entries of uneven sizes with gaps between them (headers, entries the resolver skips), some larger than
+    // the window, some gaps too.
     let mut offset = 12;
-    for size in (0..).map(|i| 5 + i % 37) {
-        if offset + size > 1000 {
+    let mut reads = 0;
+    for i in 0u64.. {
+        let size = match i % 50 {
+            0 => WINDOW * 2 + 7,
+            n => 5 + n * 37,
+        };
+        let gap = if i % 40 == 0 {
+            WINDOW - 100
+        } else {
+            3 + i % 11
+        };
+        if offset + size + gap > LEN {
             break;
         }
-        reader.advise_scan(offset - 3);
-        let data = reader.read_at(offset, size).await.unwrap();
-        assert_eq!(data, pack[offset as usize..(offset + size) as usize]);
-        got.push(data);
-        offset += size + 3;
-    }
-    let from = offset.min(990);
-    reader.advise_scan(from);
-    let tail = reader.read_at(from, 1000 - from).await.unwrap();
-    assert_eq!(tail, pack[from as usize..]);
-    assert!(got.len() > 30);
-    assert_eq!(
-        store.requests() - before,
-        16,
-        "1,000 bytes in 64-byte chunks"
-    );
-}
-
-#[tokio::test]
-async fn reads_behind_the_scan_fetch_only_their_bytes_and_keep_the_scan_s_chunks() {
-    // Nothing fetched ahead: every fetch of the scan is awaited before the counting starts.
-    let (_dir, store, pack, reader) = reader(2, 0).await;
-    for offset in (0..640).step_by(16) {
         reader.advise_scan(offset);
-        reader.read_at(offset, 16).await.unwrap();
+        f.check(&reader, offset + 2, size).await;
+        offset += size + gap;
+        reads += 1;
     }
-    let before = store.requests();
-    // Entries of a chain rebuilt far behind, close together but each after a header.
-    for i in 0..9u64 {
-        let offset = 10 + i * 20;
-        let got = reader.read_at(offset, 15).await.unwrap();
-        assert_eq!(got, pack[offset as usize..offset as usize + 15]);
-    }
-    assert_eq!(store.requests() - before, 9, "one small GET each");
-    let before = store.requests();
-    reader.read_at(630, 10).await.unwrap();
-    assert_eq!(store.requests(), before, "the scan's chunk is still held");
+    reader.advise_scan(offset);
+    f.check(&reader, offset, LEN - offset).await;
+    assert!(reads > 100, "{reads}");
+    assert_eq!(f.requests(), 1, "one stream");
+    let skipped = reader.skipped.load(Ordering::Relaxed);
+    assert!(skipped > WINDOW, "{skipped}");
 }
 
 #[tokio::test]
-async fn the_least_recently_used_chunk_is_dropped() {
-    let (_dir, store, _pack, reader) = reader(2, 0).await;
-    let chunk = |i: u64| {
-        reader.advise_scan(i * 64);
-        reader.read_at(i * 64, 1)
-    };
-    chunk(0).await.unwrap();
-    chunk(1).await.unwrap();
-    reader.read_at(0, 1).await.unwrap(); // chunk 0 is now the most recently used
-    chunk(2).await.unwrap(); // evicts chunk 1
-    let before = store.requests();
-    reader.read_at(0, 1).await.unwrap();
-    reader.read_at(128, 1).await.unwrap();
-    assert_eq!(store.requests(), before, "chunks 0 and 2 stay held");
-    reader.read_at(64, 1).await.unwrap();
-    assert_eq!(store.requests(), before + 1, "chunk 1 was dropped");
+async fn a_stream_never_pulls_more_than_its_window_ahead() {
+    let f = Fixture::new(u64::MAX).await;
+    let reader = f.reader(1);
+    reader.advise_scan(0);
+    f.check(&reader, 0, 10).await;
+    for _ in 0..1000 {
+        tokio::task::yield_now().await;
+    }
+    // What was read, the window, and at most one piece of the directory store pulled but not yet handed over.
+    let bound = 10 + WINDOW + crate::store::LOCAL_STREAM_CHUNK;
+    assert!(f.store.pulled.load(Ordering::SeqCst) <= bound);
+    // Reading on frees the window: the stream goes on.
+    f.check(&reader, 10, LEN / 2).await;
+    f.check(&reader, LEN / 2 + 10, LEN / 2 - 10).await;
+    assert_eq!(f.requests(), 1);
+}
+
+#[tokio::test]
+async fn reads_behind_the_streams_fetch_only_their_bytes_and_the_scan_goes_on() {
+    let f = Fixture::new(u64::MAX).await;
+    let reader = f.reader(2);
+    reader.advise_scan(0);
+    f.check(&reader, 0, 300_000).await;
+    // Entries of a chain rebuilt behind the scan, far apart: one ranged read each.
+    for i in 0..5u64 {
+        f.check(&reader, 10 + i * 20_000, 15).await;
+    }
+    assert_eq!(f.requests(), 6);
+    // The scan's stream still serves what follows, a little ahead too.
+    f.check(&reader, 300_000, 100).await;
+    f.check(&reader, 300_100 + WINDOW, 100).await;
+    assert_eq!(f.requests(), 6);
+    // Far ahead: a read on its own, and the scan's advice opens a stream there.
+    f.check(&reader, 900_000, 100).await;
+    assert_eq!(f.requests(), 7);
+    reader.advise_scan(950_000);
+    f.check(&reader, 950_010, 100).await;
+    f.check(&reader, 960_000, 100).await;
+    assert_eq!(f.requests(), 8);
+}
+
+#[tokio::test]
+async fn interleaved_sequential_reads_each_get_a_stream() {
+    let f = Fixture::new(u64::MAX).await;
+    let reader = f.reader(3);
+    // A streamed big object reads its base and its delta in turns, 4 KiB at a time, far apart.
+    let starts = [1000u64, 500_000];
+    for step in 0..60u64 {
+        for start in starts {
+            f.check(&reader, start + step * 4096, 4096).await;
+        }
+    }
+    // The first read of each is made on its own; the next one continues it, and opens its stream.
+    assert_eq!(f.requests(), 4);
+
+    // A third stream, then a fourth: the least recently used (the first) is closed.
+    f.check(&reader, 700_000, 10).await;
+    f.check(&reader, 700_010, 10).await;
+    f.check(&reader, 500_000 + 60 * 4096, 10).await;
+    f.check(&reader, 900_000, 10).await;
+    f.check(&reader, 900_010, 10).await;
+    assert_eq!(f.requests(), 8);
+    f.check(&reader, 1000 + 60 * 4096, 10).await;
+    assert_eq!(f.requests(), 9, "the closed stream's reads need a new one");
+}
+
+#[tokio::test]
+async fn entries_read_one_after_the_other_get_a_stream() {
+    let f = Fixture::new(u64::MAX).await;
+    let reader = f.reader(2);
+    // The entries of a delta chain, each after its header, far from any stream.
+    let mut offset = 700_000;
+    for i in 0..20 {
+        f.check(&reader, offset, 40 + i).await;
+        offset += 40 + i + 3 + i % 20;
+    }
+    assert_eq!(
+        f.requests(),
+        2,
+        "a read on its own, then the stream of the next ones"
+    );
+    // Farther than a header from the last read: on its own.
+    f.check(&reader, 100, 10).await;
+    f.check(&reader, 110 + NEAR + 1, 10).await;
+    assert_eq!(f.requests(), 4);
+}
+
+#[tokio::test]
+async fn concurrent_reads_of_one_stream_get_their_own_bytes() {
+    let f = Fixture::new(u64::MAX).await;
+    let reader = f.reader(1);
+    reader.advise_scan(0);
+    let reads = (0..20u64).map(|i| reader.read_at(i * 5000, 4000));
+    let got = futures_util::future::join_all(reads).await;
+    for (i, got) in got.into_iter().enumerate() {
+        let at = i * 5000;
+        assert_eq!(got.unwrap(), f.pack[at..at + 4000]);
+    }
+    assert_eq!(f.requests(), 1);
 }
 
 #[tokio::test]
 async fn a_read_past_the_end_fails() {
-    let (_dir, _store, _pack, reader) = reader(2, 1).await;
-    assert!(reader.read_at(990, 20).await.is_err());
-    assert!(reader.read_at(900, 200).await.is_err());
+    let f = Fixture::new(u64::MAX).await;
+    let reader = f.reader(2);
+    reader.advise_scan(LEN - 10);
+    assert!(reader.read_at(LEN - 10, 20).await.is_err());
+    assert!(reader.read_at(LEN - 100, 200).await.is_err());
     assert!(reader.read_at(u64::MAX, 2).await.is_err());
+    assert_eq!(reader.read_at(LEN, 0).await.unwrap(), "");
+    f.check(&reader, LEN - 10, 10).await;
 }
 
 #[tokio::test]
-async fn a_failing_store_fails_the_read() {
-    let (_dir, store, _pack, _reader) = reader(2, 1).await;
-    // A reader told the pack is longer than it is: the chunk past the stored end cannot be read.
-    let reader = StorePackReader::new(store, KEY.to_owned(), 5000, 64, 4, 2);
-    assert!(reader.read_at(0, 10).await.is_ok());
-    assert!(reader.read_at(2000, 10).await.is_err());
-    assert!(reader.read_at(990, 20).await.is_err());
+async fn a_stream_that_fails_fails_the_read_and_is_closed() {
+    let f = Fixture::new(LEN / 2).await;
+    let reader = f.reader(2);
+    reader.advise_scan(0);
+    for offset in (0..LEN / 2 - 10_000).step_by(10_000) {
+        f.check(&reader, offset, 1000).await;
+    }
+    assert_eq!(f.requests(), 1);
+    let err = reader.read_at(LEN / 2 - 10, 100).await.unwrap_err();
+    assert!(err.to_string().contains("cut"), "{err}");
+    // Its bytes are not served from a broken stream again: a read on its own.
+    let before = f.requests();
+    f.check(&reader, LEN / 2 + 5, 100).await;
+    assert_eq!(f.requests(), before + 1);
+
+    // A reader told the pack is longer than it is: the stream ends early, the read fails.
+    let long = StorePackReader::new(f.store.clone(), KEY.to_owned(), LEN * 2, WINDOW, 2);
+    long.advise_scan(LEN - 10);
+    assert!(long.read_at(LEN - 10, 100).await.is_err());
 }

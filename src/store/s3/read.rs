@@ -1,14 +1,17 @@
 //! Reads of the S3 backend (GetObject, whole or a range), tried again when the body breaks off.
 //!
 //! The SDK retries a request that fails before its response starts, but not a response body cut mid-way (a
-//! connection reset, a proxy closing it): that surfaces while the body is read. A read is idempotent, so such an
-//! attempt is made again, up to [`S3_MAX_ATTEMPTS`] attempts in all with short waits, each logged with its cause;
-//! every other failure is final (the SDK already retried what could be retried).
+//! connection reset, a proxy closing it): that surfaces while the body is read. A read is idempotent, so a whole
+//! object's read is made again, up to [`S3_MAX_ATTEMPTS`] attempts in all with short waits, each logged with its
+//! cause; a range is read as a stream (`s3/stream.rs`), which goes on from where its body stopped under the same
+//! policy. Every other failure is final (the SDK already retried what could be retried).
 
+use super::stream::S3RangeStream;
 use super::*;
+use crate::store::RangeStream;
 
 /// Wait before the second attempt at a read whose body broke off; it doubles with each attempt.
-const FIRST_READ_RETRY_DELAY: Duration = Duration::from_millis(100);
+pub(super) const FIRST_READ_RETRY_DELAY: Duration = Duration::from_millis(100);
 
 /// How one attempt at a read failed.
 pub(super) enum ReadFailure {
@@ -85,86 +88,66 @@ impl S3Store {
         }))
     }
 
-    /// One attempt at reading `len` bytes from `offset`: exactly those bytes or an error.
-    pub(super) async fn get_range_once(
+    /// Reads `len` bytes from `offset`: exactly those bytes or an error. A range is read as a stream
+    /// (`s3/stream.rs`), which resumes a body that broke off from where it stopped.
+    pub(super) async fn read_range(
         &self,
         key: &str,
         offset: u64,
         len: u64,
-    ) -> Result<Bytes, ReadFailure> {
-        let full = self.full_key(key)?;
-        let range_err = |reason| StoreError::range(&self.describe, key, offset, len, reason);
-        if len == 0 {
-            // HTTP cannot express an empty range: check that the offset is within the object instead.
-            let out = self
-                .client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(&full)
-                .send()
-                .await
-                .map_err(|e| self.error("HeadObject", key, e))?;
-            let size = u64::try_from(out.content_length.unwrap_or(0)).unwrap_or(0);
-            return match offset <= size {
-                true => Ok(Bytes::new()),
-                false => Err(range_err(format!("the object has only {size} bytes")).into()),
-            };
-        }
-        let end = offset
-            .checked_add(len - 1)
-            .ok_or_else(|| range_err("the range overflows".to_owned()))?;
-        let request = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .range(format!("bytes={offset}-{end}"));
-        let out = match request.send().await {
-            Ok(out) => out,
-            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
-                return Err(range_err(
-                    "the range starts beyond the end of the object (HTTP 416)".to_owned(),
-                )
-                .into());
-            }
-            Err(e) => return Err(self.error("GetObject", key, e).into()),
-        };
-        if out.content_range.is_none() {
-            return Err(range_err("the server ignored the Range header".to_owned()).into());
-        }
-        if out.content_length != i64::try_from(len).ok() {
-            return Err(range_err(match out.content_length {
-                Some(n) if n >= 0 && n.unsigned_abs() < len => {
-                    format!("the object is too short: only {n} bytes from the offset")
-                }
-                Some(n) => format!("the server answered with {n} bytes"),
-                None => "the server did not say how many bytes it sends".to_owned(),
-            })
-            .into());
-        }
-        // Read at most `len` bytes whatever the server sends; allocate only for bytes that arrived.
-        let mut body = out.body;
+    ) -> Result<Bytes, StoreError> {
+        let mut stream = self.stream_range(key, offset, len).await?;
         let mut chunks = Vec::new();
-        let mut received = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk
-                .map_err(|e| ReadFailure::BodyCut(self.other("GetObject", key, error_chain(&e))))?;
-            received += chunk.len() as u64;
-            if received > len {
-                return Err(
-                    range_err("the server sent more bytes than requested".to_owned()).into(),
-                );
-            }
+        while let Some(chunk) = stream.next_chunk().await? {
             chunks.push(chunk);
-        }
-        if received != len {
-            return Err(ReadFailure::BodyCut(range_err(format!(
-                "the response ended after {received} bytes"
-            ))));
         }
         Ok(match chunks.len() {
             1 => chunks.swap_remove(0),
             _ => chunks.concat().into(),
         })
+    }
+
+    /// Opens a stream of `len` bytes from `offset`. HTTP cannot express an empty range: for `len` 0 the offset is
+    /// checked against the object's size with a HeadObject, and the stream is empty.
+    pub(super) async fn stream_range(
+        &self,
+        key: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<Box<dyn RangeStream>, StoreError> {
+        let full = self.full_key(key)?;
+        if len > 0 {
+            let stream = S3RangeStream::open(self.clone(), key, full, offset, len).await?;
+            return Ok(Box::new(stream));
+        }
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| self.error("HeadObject", key, e))?;
+        let size = u64::try_from(out.content_length.unwrap_or(0)).unwrap_or(0);
+        match offset <= size {
+            true => Ok(Box::new(Empty)),
+            false => Err(StoreError::range(
+                &self.describe,
+                key,
+                offset,
+                len,
+                format!("the object has only {size} bytes"),
+            )),
+        }
+    }
+}
+
+/// The stream of an empty range.
+struct Empty;
+
+#[async_trait]
+impl RangeStream for Empty {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        Ok(None)
     }
 }
