@@ -142,9 +142,13 @@ impl S3Store {
             })
             .into());
         }
-        // Read at most `len` bytes whatever the server sends; allocate only for bytes that arrived.
+        // Read at most `len` bytes whatever the server sends. A body that comes in one chunk is returned as it
+        // came; from its second chunk on, a body is copied into one buffer of the length this read asked for (not
+        // a length the server declared) as it arrives, so a read holds its length once, plus one chunk, rather
+        // than all its chunks and then their concatenation.
         let mut body = out.body;
-        let mut chunks = Vec::new();
+        let mut first = None;
+        let mut joined = Vec::new();
         let mut received = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk
@@ -155,16 +159,22 @@ impl S3Store {
                     range_err("the server sent more bytes than requested".to_owned()).into(),
                 );
             }
-            chunks.push(chunk);
+            match first.take() {
+                None if joined.is_empty() => first = Some(chunk),
+                held => {
+                    if let Some(held) = held {
+                        joined.reserve_exact(len as usize);
+                        joined.extend_from_slice(&held);
+                    }
+                    joined.extend_from_slice(&chunk);
+                }
+            }
         }
         if received != len {
             return Err(ReadFailure::BodyCut(range_err(format!(
                 "the response ended after {received} bytes"
             ))));
         }
-        Ok(match chunks.len() {
-            1 => chunks.swap_remove(0),
-            _ => chunks.concat().into(),
-        })
+        Ok(first.unwrap_or_else(|| Bytes::from(joined)))
     }
 }
