@@ -378,6 +378,9 @@ async fn uploads_publish_atomically(b: &Backend) {
         s.get_range(KEY, 8 * MIB as u64 - 2, 4).await.unwrap(),
         body[8 * MIB - 2..][..4]
     );
+    // A range that arrives in many chunks of the response body comes back whole and in order.
+    let long = s.get_range(KEY, 3 * MIB as u64 - 7, 9 * MIB as u64 + 11);
+    assert!(long.await.unwrap() == body[3 * MIB - 7..][..9 * MIB + 11]);
 
     // A second create-only upload of the same key fails at complete and leaves no upload behind.
     let replacement = &body[..9 * MIB];

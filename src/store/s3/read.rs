@@ -97,14 +97,24 @@ impl S3Store {
         len: u64,
     ) -> Result<Bytes, StoreError> {
         let mut stream = self.stream_range(key, offset, len).await?;
-        let mut chunks = Vec::new();
+        // A body that comes in one chunk is returned as it came; from its second chunk on, a body is copied into
+        // one buffer of the length this read asked for (not a length the server declared) as it arrives, so a
+        // read holds its length once, plus one chunk, rather than all its chunks and then their concatenation.
+        let mut first = None;
+        let mut joined = Vec::new();
         while let Some(chunk) = stream.next_chunk().await? {
-            chunks.push(chunk);
+            match first.take() {
+                None if joined.is_empty() => first = Some(chunk),
+                held => {
+                    if let Some(held) = held {
+                        joined.reserve_exact(usize::try_from(len).unwrap_or(0));
+                        joined.extend_from_slice(&held);
+                    }
+                    joined.extend_from_slice(&chunk);
+                }
+            }
         }
-        Ok(match chunks.len() {
-            1 => chunks.swap_remove(0),
-            _ => chunks.concat().into(),
-        })
+        Ok(first.unwrap_or_else(|| Bytes::from(joined)))
     }
 
     /// Opens a stream of `len` bytes from `offset`. HTTP cannot express an empty range: for `len` 0 the offset is
