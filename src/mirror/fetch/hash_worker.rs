@@ -3,8 +3,9 @@
 //!
 //! The objects go to the worker in the order they were handed over, and it processes them in that order
 //! ([`Finished::process`]), so the scanner collects and fails exactly as on the pass's thread. Bytes in flight
-//! (handed over, not yet hashed) are counted and held to a limit: the pass waits for the worker past it, and an
-//! object bigger than the limit is hashed on the pass's thread instead (only its scan goes over). The content is
+//! (handed over, not yet hashed) are counted and held to a limit: an object that does not fit is hashed on the
+//! pass's thread instead, and only its scan goes over, so that neither thread waits for the other (the load
+//! balances itself: on the bench's huge pack the worker alone took longer than pass 1's own work). The content is
 //! shared with the pass's caches (an `Arc`), never copied. Dropping the sink stops the worker after the object it
 //! is on; a worker that panics becomes [`HandOverError::Stopped`], which the run reports as a typed error.
 
@@ -17,8 +18,8 @@ use std::thread::JoinHandle;
 /// Most bytes of content in flight to the worker by default: about as much as pass 1's queue of pack chunks.
 pub(super) const HAND_OVER_BYTES: u64 = 4 << 20;
 
-/// Most ids the worker sends back at once.
-const BATCH: usize = 256;
+/// Most ids the worker sends back at once (the sink counts the bytes in flight as answers come back).
+const BATCH: usize = 32;
 
 /// What the worker does with one object (the tests give it another).
 type Work = fn(Finished, &mut Scanner) -> Result<Hashed, HandOverError>;
@@ -164,15 +165,13 @@ impl ObjectSink for HashWorker {
 
     fn submit(&mut self, object: Finished) -> Result<(), HandOverError> {
         self.check()?;
-        let object = match object.bytes() > self.limit {
+        while self.receive(false)? {}
+        // A worker that is behind gets only the scan: the pass's thread hashes rather than waits.
+        let object = match self.in_flight + object.bytes() > self.limit {
             true => object.hash_here(&self.plan),
             false => object,
         };
         let bytes = object.bytes();
-        while self.in_flight > 0 && self.in_flight + bytes > self.limit {
-            self.receive(true)?;
-        }
-        while self.receive(false)? {}
         let sent = self.jobs.as_ref().map(|jobs| jobs.send(object));
         if !matches!(sent, Some(Ok(()))) {
             // The worker stopped: its answers say why.

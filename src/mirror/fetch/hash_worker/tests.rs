@@ -51,8 +51,8 @@ fn pass_one_with_the_worker_finds_what_it_finds_inline() {
     let mut inline = parse(pack, 4096, None).unwrap();
     assert!(inline.resolved_early > 0);
     assert!(inline.entries.iter().all(|e| e.oid().is_some()));
-    // Room for everything; for one object at a time (waiting for the worker); for no object (all hashed on
-    // the parser's thread).
+    // Room for everything; for a few objects (the others hashed on the parser's thread while the worker is
+    // behind); for no object (all hashed on the parser's thread).
     for limit in [1 << 30, 2048, 0] {
         for piece in [7, 4096, pack.len()] {
             let mut threaded = parse(pack, piece, Some(limit)).unwrap();
