@@ -12,7 +12,7 @@
 
 use bytes::Bytes;
 use mirror_git_to_s3::store::{
-    self, LocalStore, Object, Precondition, S3Options, Store, StoreError, Upload,
+    self, LocalStore, Object, Precondition, S3Options, Store, StoreError, Upload, FIRST_PART_SIZE,
 };
 use std::fmt::Debug;
 use std::path::Path;
@@ -67,7 +67,7 @@ async fn keys(s: &dyn Store, prefix: &str) -> Vec<String> {
 
 /// Starts an upload of `key` and writes `body` to it in writes of `write_len` bytes (none for an empty body).
 async fn upload(s: &dyn Store, key: &str, body: &[u8], write_len: usize) -> Box<dyn Upload> {
-    let mut up = s.create_upload(key).await.unwrap();
+    let mut up = s.create_upload(key, FIRST_PART_SIZE).await.unwrap();
     for chunk in body.chunks(write_len) {
         up.write(chunk).await.unwrap();
     }
@@ -410,16 +410,19 @@ async fn small_uploads_honour_preconditions(s: &dyn Store) {
 
     let up = upload(s, "HEAD", b"other", 5).await;
     assert_precondition_failed(up.complete(Precondition::IfNoneMatch).await, "create-only");
-    let up = s.create_upload("HEAD").await.unwrap();
+    let up = s.create_upload("HEAD", FIRST_PART_SIZE).await.unwrap();
     assert_precondition_failed(
         up.complete(Precondition::IfMatch("\"0123\"".to_owned()))
             .await,
         "stale ETag",
     );
     // No write at all, and one empty write.
-    let up = s.create_upload("empty").await.unwrap();
+    let up = s.create_upload("empty", FIRST_PART_SIZE).await.unwrap();
     up.complete(Precondition::None).await.unwrap();
-    let mut up = s.create_upload("empty-write").await.unwrap();
+    let mut up = s
+        .create_upload("empty-write", FIRST_PART_SIZE)
+        .await
+        .unwrap();
     up.write(b"").await.unwrap();
     up.complete(Precondition::None).await.unwrap();
     assert_eq!(s.get("empty").await.unwrap().unwrap().body, "");
@@ -640,7 +643,7 @@ async fn reject_hostile_keys(s: &dyn Store) {
         );
         assert!(invalid(s.delete(key).await), "delete {key:?}");
         assert!(
-            invalid(s.create_upload(key).await.map(drop)),
+            invalid(s.create_upload(key, FIRST_PART_SIZE).await.map(drop)),
             "upload {key:?}"
         );
     }
@@ -730,7 +733,10 @@ mod s3_only {
             .into_iter()
             .enumerate()
         {
-            let mut up = s.create_upload(&format!("pack-{i}")).await.unwrap();
+            let mut up = s
+                .create_upload(&format!("pack-{i}"), FIRST_PART_SIZE)
+                .await
+                .unwrap();
             let wait = Duration::from_millis(wait_ms);
             let _ = tokio::time::timeout(wait, up.write(&body)).await;
             up.abort().await.unwrap();
@@ -783,7 +789,7 @@ mod s3_only {
         s.put("put", Bytes::from_static(b"x"), Precondition::None)
             .await
             .unwrap();
-        let mut up = s.create_upload("upload").await.unwrap();
+        let mut up = s.create_upload("upload", FIRST_PART_SIZE).await.unwrap();
         up.write(&data(9 * MIB)).await.unwrap();
         up.complete(Precondition::None).await.unwrap();
         s.copy("put", "copy", Precondition::None).await.unwrap();
@@ -879,7 +885,7 @@ mod s3_only {
         );
         expect(s.list("").await.map(drop), "list");
         expect(s.delete("k").await, "delete");
-        let mut up = s.create_upload("k").await.unwrap();
+        let mut up = s.create_upload("k", FIRST_PART_SIZE).await.unwrap();
         expect(up.write(&data(8 * MIB)).await, "upload");
     }
 
