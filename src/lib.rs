@@ -27,7 +27,7 @@
 //! | receive → resolve and index → store one pack; the memory budget | `mirror/fetch.rs` |
 //! | the connectivity check before anything is published | `mirror/connectivity.rs` |
 //! | publication order and conditional writes | `mirror/publish.rs` |
-//! | reading a stored pack back in chunks | `mirror/read_back.rs` |
+//! | reading a stored pack back as a few streamed GETs | `mirror/read_back.rs` |
 //! | deleting unlisted packs after a grace period | `mirror/gc.rs` |
 //! | LFS objects of the new pack: skip, batch, verified streaming upload, before refs | `mirror/lfs.rs` |
 //! | HTTP client, redirects, response checks | `upstream/client.rs` |

@@ -12,7 +12,8 @@
 
 use bytes::Bytes;
 use mirror_git_to_s3::store::{
-    self, LocalStore, Object, Precondition, S3Options, Store, StoreError, Upload,
+    self, LocalStore, Object, Precondition, RangeStream, S3Options, Store, StoreError, Upload,
+    FIRST_PART_SIZE,
 };
 use std::fmt::Debug;
 use std::path::Path;
@@ -67,7 +68,7 @@ async fn keys(s: &dyn Store, prefix: &str) -> Vec<String> {
 
 /// Starts an upload of `key` and writes `body` to it in writes of `write_len` bytes (none for an empty body).
 async fn upload(s: &dyn Store, key: &str, body: &[u8], write_len: usize) -> Box<dyn Upload> {
-    let mut up = s.create_upload(key).await.unwrap();
+    let mut up = s.create_upload(key, FIRST_PART_SIZE).await.unwrap();
     for chunk in body.chunks(write_len) {
         up.write(chunk).await.unwrap();
     }
@@ -221,6 +222,7 @@ contract_tests!(
     put_get_and_etags,
     preconditions,
     ranged_reads,
+    streamed_reads,
     uploads_publish_atomically,
     small_uploads_honour_preconditions,
     aborted_and_dropped_uploads_leave_nothing,
@@ -353,6 +355,44 @@ async fn ranged_reads(s: &dyn Store) {
     );
 }
 
+/// All the chunks of a streamed read, joined.
+async fn collect(mut stream: Box<dyn RangeStream>) -> Result<Vec<u8>, StoreError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next_chunk().await? {
+        assert!(!chunk.is_empty());
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// A streamed read hands out exactly the bytes of its range, in order; the range is checked before any byte, as
+/// a ranged read's.
+async fn streamed_reads(s: &dyn Store) {
+    let body = data(3 * MIB + 17);
+    s.put("pack", Bytes::from(body.clone()), Precondition::None)
+        .await
+        .unwrap();
+    for (offset, len) in [(0, body.len()), (1, 3 * MIB), (MIB + 5, 1), (7, 0)] {
+        let stream = s.get_stream("pack", offset as u64, len as u64).await;
+        let got = collect(stream.unwrap()).await.unwrap();
+        assert!(got == body[offset..offset + len], "{offset}+{len}");
+    }
+    let size = body.len() as u64;
+    for (offset, len) in [(size - 2, 3), (size + 1, 0), (u64::MAX, 2), (1, u64::MAX)] {
+        let err = s
+            .get_stream("pack", offset, len)
+            .await
+            .map(drop)
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Range { .. }),
+            "{offset}+{len}: {err}"
+        );
+    }
+    let err = s.get_stream("missing", 0, 1).await.map(drop).unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+}
+
 /// A large upload in odd-sized writes (three parts on S3) is invisible until complete and then whole; a complete
 /// whose precondition fails keeps the old object and leaves nothing pending.
 async fn uploads_publish_atomically(b: &Backend) {
@@ -413,16 +453,19 @@ async fn small_uploads_honour_preconditions(s: &dyn Store) {
 
     let up = upload(s, "HEAD", b"other", 5).await;
     assert_precondition_failed(up.complete(Precondition::IfNoneMatch).await, "create-only");
-    let up = s.create_upload("HEAD").await.unwrap();
+    let up = s.create_upload("HEAD", FIRST_PART_SIZE).await.unwrap();
     assert_precondition_failed(
         up.complete(Precondition::IfMatch("\"0123\"".to_owned()))
             .await,
         "stale ETag",
     );
     // No write at all, and one empty write.
-    let up = s.create_upload("empty").await.unwrap();
+    let up = s.create_upload("empty", FIRST_PART_SIZE).await.unwrap();
     up.complete(Precondition::None).await.unwrap();
-    let mut up = s.create_upload("empty-write").await.unwrap();
+    let mut up = s
+        .create_upload("empty-write", FIRST_PART_SIZE)
+        .await
+        .unwrap();
     up.write(b"").await.unwrap();
     up.complete(Precondition::None).await.unwrap();
     assert_eq!(s.get("empty").await.unwrap().unwrap().body, "");
@@ -643,7 +686,7 @@ async fn reject_hostile_keys(s: &dyn Store) {
         );
         assert!(invalid(s.delete(key).await), "delete {key:?}");
         assert!(
-            invalid(s.create_upload(key).await.map(drop)),
+            invalid(s.create_upload(key, FIRST_PART_SIZE).await.map(drop)),
             "upload {key:?}"
         );
     }
@@ -664,6 +707,8 @@ mod s3_only {
     use super::*;
     use futures_util::{stream, StreamExt, TryStreamExt};
     use mirror_git_to_s3::store::S3Store;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use testkit::raw_http::{find, forward, http, RawServer, Reply, Seen};
 
     #[tokio::test]
     async fn etags_are_quoted_and_count_parts() {
@@ -733,7 +778,10 @@ mod s3_only {
             .into_iter()
             .enumerate()
         {
-            let mut up = s.create_upload(&format!("pack-{i}")).await.unwrap();
+            let mut up = s
+                .create_upload(&format!("pack-{i}"), FIRST_PART_SIZE)
+                .await
+                .unwrap();
             let wait = Duration::from_millis(wait_ms);
             let _ = tokio::time::timeout(wait, up.write(&body)).await;
             up.abort().await.unwrap();
@@ -786,7 +834,7 @@ mod s3_only {
         s.put("put", Bytes::from_static(b"x"), Precondition::None)
             .await
             .unwrap();
-        let mut up = s.create_upload("upload").await.unwrap();
+        let mut up = s.create_upload("upload", FIRST_PART_SIZE).await.unwrap();
         up.write(&data(9 * MIB)).await.unwrap();
         up.complete(Precondition::None).await.unwrap();
         s.copy("put", "copy", Precondition::None).await.unwrap();
@@ -882,7 +930,7 @@ mod s3_only {
         );
         expect(s.list("").await.map(drop), "list");
         expect(s.delete("k").await, "delete");
-        let mut up = s.create_upload("k").await.unwrap();
+        let mut up = s.create_upload("k", FIRST_PART_SIZE).await.unwrap();
         expect(up.write(&data(8 * MIB)).await, "upload");
     }
 
@@ -914,6 +962,135 @@ mod s3_only {
         let read = s.get("k").await.unwrap().expect("the object");
         assert_eq!(proxy.disarm().len(), 1, "the object's first answer was cut");
         assert_eq!(read.body, body);
+    }
+
+    /// A store on a new bucket holding `k` (1 MiB), whose requests go through a server in front of moto that
+    /// hands each answer to `tamper` with the request's number (from 0) and the request; the server, and `k`.
+    async fn behind(
+        tamper: impl Fn(usize, &Seen, Vec<u8>) -> Vec<u8> + Send + Sync + 'static,
+    ) -> (Arc<dyn Store>, RawServer, Vec<u8>) {
+        let bucket = testkit::new_bucket();
+        let body = data(MIB);
+        open(&bucket, "p")
+            .await
+            .put("k", Bytes::from(body.clone()), Precondition::None)
+            .await
+            .unwrap();
+        let moto = format!("127.0.0.1:{}", testkit::s3().port());
+        let count = AtomicUsize::new(0);
+        let server = RawServer::start(move |request| {
+            let n = count.fetch_add(1, Ordering::SeqCst);
+            Reply::Send(tamper(n, request, forward(request, &moto)))
+        })
+        .await;
+        let opts = S3Options {
+            endpoint_url: Some(format!("http://127.0.0.1:{}", server.port)),
+            ..opts()
+        };
+        let s = store::open(&format!("s3://{bucket}/p"), &opts)
+            .await
+            .unwrap();
+        (s, server, body)
+    }
+
+    /// `response` with its body cut after `keep` bytes (its headers still announce the whole body).
+    fn cut(response: Vec<u8>, keep: usize) -> Vec<u8> {
+        let body = find(&response, b"\r\n\r\n").unwrap() + 4;
+        response[..body + keep.min(response.len() - body)].to_vec()
+    }
+
+    /// `response` without header `name`, then with `name: value` if there is a value.
+    fn with_header(response: Vec<u8>, name: &str, value: Option<&str>) -> Vec<u8> {
+        let at = find(&response, b"\r\n\r\n").unwrap();
+        let head = String::from_utf8(response[..at].to_vec()).unwrap();
+        let prefix = format!("{}:", name.to_lowercase());
+        let mut lines: Vec<String> = head
+            .split("\r\n")
+            .filter(|l| !l.to_lowercase().starts_with(&prefix))
+            .map(str::to_owned)
+            .collect();
+        lines.extend(value.map(|value| format!("{name}: {value}")));
+        let mut out = lines.join("\r\n").into_bytes();
+        out.extend_from_slice(&response[at..]);
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stream_whose_body_ends_early_goes_on_from_where_it_stopped() {
+        // The first answer stops after 300,000 bytes of its body; the second one is whole.
+        let (s, server, body) = behind(|n, _, response| match n {
+            0 => cut(response, 300_000),
+            _ => response,
+        })
+        .await;
+        let got = collect(s.get_stream("k", 1, MIB as u64 - 1).await.unwrap()).await;
+        assert!(got.unwrap() == body[1..]);
+        let ranges: Vec<_> = server
+            .seen()
+            .iter()
+            .map(|r| r.header("range").unwrap_or("").to_owned())
+            .collect();
+        assert_eq!(ranges, ["bytes=1-1048575", "bytes=300001-1048575"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_server_error_when_resuming_is_retried() {
+        // Cut, then a 503 for the next request (retried by the SDK), then whole.
+        let (s, server, body) = behind(|n, _, response| match n {
+            0 => cut(response, 100_000),
+            1 => http("503 Service Unavailable", &[], b""),
+            _ => response,
+        })
+        .await;
+        let got = s.get_range("k", 0, MIB as u64).await.unwrap();
+        assert!(got == body);
+        assert_eq!(server.seen().len(), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_stream_that_keeps_breaking_off_without_progress_fails() {
+        let (s, server, _) = behind(|_, _, response| cut(response, 1000)).await;
+        let err = collect(s.get_stream("k", 0, MIB as u64).await.unwrap())
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains('k'), "{err}");
+        assert_eq!(server.seen().len(), 6, "the store's attempts at a read");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn answers_for_another_range_are_refused_before_any_byte() {
+        let wrong = [
+            ("Content-Range", "bytes 0-1048574/1048576"),
+            ("Content-Range", "bytes 1-1048575/*x"),
+            ("Content-Range", "bytes=1-1048575/1048576"),
+            ("Content-Length", "1000"),
+        ];
+        for (name, value) in wrong {
+            let (s, server, _) =
+                behind(move |_, _, response| with_header(response, name, Some(value))).await;
+            let err = s
+                .get_stream("k", 1, MIB as u64 - 1)
+                .await
+                .map(drop)
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::Range { .. }),
+                "{name}: {value}: {err}"
+            );
+            assert!(
+                err.to_string().contains(name) || name == "Content-Length",
+                "{err}"
+            );
+            assert_eq!(server.seen().len(), 1, "not retried");
+        }
+        // An answer without Content-Range: the server ignored the range.
+        let (s, _server, _) =
+            behind(|_, _, response| with_header(response, "Content-Range", None)).await;
+        let err = s.get_range("k", 5, 10).await.unwrap_err();
+        assert!(
+            err.to_string().contains("ignored the Range header"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

@@ -431,7 +431,8 @@ impl Run<'_> {
             }
             let key = format!("{}{}.pack", layout::INCOMING_PREFIX, run_id());
             self.upload_keys.push(key.clone());
-            self.upload = Some(self.store.create_upload(&key).await?);
+            let part_size = store::part_size_for(self.options.memory_budget);
+            self.upload = Some(self.store.create_upload(&key, part_size).await?);
             if let Spool::Memory(held) = std::mem::replace(spool, Spool::Store(key)) {
                 self.write_upload(&held).await?;
             }
@@ -537,6 +538,8 @@ const BOOKKEEPING_PER_ENTRY: u64 = std::mem::size_of::<Entry>() as u64 + resolve
 
 /// How one repository's memory budget is shared out.
 struct Budget {
+    /// The store's upload buffers for the pack ([`store::part_size_for`] the budget).
+    uploads: u64,
     /// A pack up to this size is kept in memory for delta resolution instead of being read back.
     in_memory_pack: u64,
     /// Inflated objects cached during delta resolution.
@@ -565,10 +568,7 @@ impl Budget {
     fn resolve_shares(&self, stored: bool) -> (u64, u64) {
         match stored {
             false => (self.object_cache, 0),
-            true => (
-                self.object_cache,
-                self.in_memory_pack + store::UPLOAD_BUFFER_BYTES,
-            ),
+            true => (self.object_cache, self.in_memory_pack + self.uploads),
         }
     }
 
@@ -589,12 +589,14 @@ impl Budget {
         // per distinct id, as many as the objects of a complete pack, against 63 bytes of bookkeeping per
         // entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about two thirds of it);
         // then the bookkeeping of the entries.
-        let base = total.saturating_sub(store::UPLOAD_BUFFER_BYTES);
+        let uploads = store::upload_buffer_bytes(store::part_size_for(total));
+        let base = total.saturating_sub(uploads);
         let links = base / 5;
         let rest = (base - links)
             .saturating_sub(entries as u64 * BOOKKEEPING_PER_ENTRY)
             .max(Self::MIN_REST);
         Budget {
+            uploads,
             in_memory_pack: rest / 4,
             object_cache: rest / 8 * 3,
             big_object: (rest / 8).max(1 << 20),

@@ -285,7 +285,7 @@ async fn store_download(
         Err(e) => return Ok(Err((e.to_string(), Some(e)))),
     };
     let key = pointer.oid.store_key();
-    let mut upload = store.create_upload(&key).await?;
+    let mut upload = store.create_upload(&key, store::FIRST_PART_SIZE).await?;
     let mut hasher = Sha256::new();
     let mut received: u64 = 0;
     let problem = loop {

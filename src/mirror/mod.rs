@@ -17,7 +17,7 @@
 //! | receive → resolve and index → store one pack; the memory budget | `fetch.rs` |
 //! | every object the refs reach is in the new pack or a listed one, before anything is published | `connectivity.rs` |
 //! | the publication protocol: order, conditional writes, the re-check | `publish.rs` |
-//! | reading a stored pack back in chunks | `read_back.rs` |
+//! | reading a stored pack back as a few streamed GETs | `read_back.rs` |
 //! | deleting unlisted packs after a grace period | `gc.rs` |
 //! | the LFS objects the new pack's pointers name, stored before the refs | `lfs.rs` |
 

@@ -590,7 +590,12 @@ impl Store for LocalStore {
         blocking(&self.inner, &upload.id, move || inner.discard_temp(&id)).await
     }
 
-    async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError> {
+    async fn create_upload(
+        &self,
+        key: &str,
+        _part_size: u64,
+    ) -> Result<Box<dyn Upload>, StoreError> {
+        // Data goes to the file in chunks of WRITE_CHUNK whatever the part size.
         self.inner.operations.fetch_add(1, Ordering::Relaxed);
         let (inner, owned) = (self.inner.clone(), key.to_owned());
         let (file, temp, path) = blocking(&self.inner, key, move || {

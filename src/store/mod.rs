@@ -20,14 +20,29 @@ use bytes::Bytes;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// Size of the first parts of a streaming [`Upload`] to S3 (S3's smallest part is 5 MiB). The S3 backend doubles
-/// the part size every 1,000 parts, so an object under 8,000 MiB only ever uses parts of this size.
+/// The smallest size of the first parts of a streaming [`Upload`] to S3 (S3's smallest part is 5 MiB; from
+/// 8 MiB, doubling every 1,000 parts, 10,000 parts reach S3's 5 TiB object limit). LFS objects use it.
 pub const FIRST_PART_SIZE: u64 = 8 << 20;
 
-/// Memory an [`Upload`] holds in buffers while its object is under 8,000 MiB: two parts of [`FIRST_PART_SIZE`] on
-/// S3 (one uploading while the next fills), less in a directory. Whoever shares out a memory budget takes this
+/// The largest size of the first parts [`part_size_for`] chooses.
+pub const MAX_FIRST_PART_SIZE: u64 = 64 << 20;
+
+/// Memory an [`Upload`] holds in buffers while its object is under 1,000 first parts of `part_size`: two parts
+/// on S3 (one uploading while the next fills), less in a directory. Whoever shares out a memory budget takes this
 /// off the top.
-pub const UPLOAD_BUFFER_BYTES: u64 = 2 * FIRST_PART_SIZE;
+pub const fn upload_buffer_bytes(part_size: u64) -> u64 {
+    2 * part_size
+}
+
+/// [`upload_buffer_bytes`] of an upload with parts of [`FIRST_PART_SIZE`] (16 MiB).
+pub const UPLOAD_BUFFER_BYTES: u64 = upload_buffer_bytes(FIRST_PART_SIZE);
+
+/// The size of the first parts of a pack's streaming upload under `memory_budget`: a sixteenth of it, from
+/// [`FIRST_PART_SIZE`] to [`MAX_FIRST_PART_SIZE`] (16 MiB at the default 256 MiB), so that its two buffers take
+/// an eighth of the budget at most and a 1 GiB pack takes 64 requests to upload instead of 128.
+pub fn part_size_for(memory_budget: u64) -> u64 {
+    (memory_budget / 16).clamp(FIRST_PART_SIZE, MAX_FIRST_PART_SIZE)
+}
 
 /// A condition a write must meet on the destination key, checked by the store at commit time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,10 +246,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// sorted by key, all pages fetched.
     async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError>;
 
-    /// Starts a streaming write of `key`. Nothing is visible at `key` until [`Upload::complete`]. Callers must
-    /// end every upload with `complete` or `abort`; dropping one only logs a warning and makes a best-effort
-    /// background cleanup.
-    async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError>;
+    /// Starts a streaming write of `key` whose first parts hold `part_size` bytes on S3 (raised to
+    /// [`FIRST_PART_SIZE`], lowered to S3's 5 GiB part limit), so that it holds about
+    /// [`upload_buffer_bytes`]`(part_size)` in buffers; a directory store buffers less whatever the size. Nothing
+    /// is visible at `key` until [`Upload::complete`]. Callers must end every upload with `complete` or `abort`;
+    /// dropping one only logs a warning and makes a best-effort background cleanup.
+    async fn create_upload(&self, key: &str, part_size: u64)
+        -> Result<Box<dyn Upload>, StoreError>;
 
     /// The streaming uploads started below `prefix` and neither completed nor aborted (a run killed hard leaves
     /// one behind): on S3 the multipart uploads of keys starting with `prefix`, in a directory the temporary

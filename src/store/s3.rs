@@ -8,8 +8,9 @@
 //! store honours them). CopyObject and CompleteMultipartUpload also check the destination with a HeadObject first,
 //! which makes the condition hold, barring races, on servers that ignore it there (moto 5.2 does).
 //!
-//! Streaming uploads use multipart uploads whose part size follows [`part_size`]: 8 MiB at first, doubling every
-//! 1,000 parts, so 10,000 parts reach S3's 5 TiB object limit while small objects keep small parts. One part
+//! Streaming uploads use multipart uploads whose part size follows [`part_size`]: the caller's (8 MiB at least)
+//! at first, doubling every 1,000 parts, so 10,000 parts reach S3's 5 TiB object limit while small objects keep
+//! small parts. One part
 //! uploads on a tokio task while the next fills, so at most two part buffers exist. An upload that never fills a
 //! part is sent as a single PutObject. Part checksums are left to the SDK's defaults (CRC32 per part on AWS); a
 //! store that rejects them can be used with `AWS_REQUEST_CHECKSUM_CALCULATION=when_required`. The upload itself
@@ -51,12 +52,17 @@ const MAX_SINGLE_COPY: u64 = 5 << 30;
 /// Part size of multipart copies: 5 TiB / 1 GiB = 5,120 parts, within [`MAX_PARTS`].
 const COPY_PART_SIZE: u64 = 1 << 30;
 
-/// Size of part `part_number` (1-based) of a streaming upload: 8 MiB for parts 1-1,000, doubling every 1,000
-/// parts up to 4 GiB for parts 9,001-10,000. Parts 1..=[`MAX_PARTS`] add up to more than S3's 5 TiB object limit,
-/// every size is within S3's 5 MiB-5 GiB part limits, and an upload of `n` bytes buffers parts of at most about
-/// `max(8 MiB, n / 1,000)` bytes.
-fn part_size(part_number: u32) -> u64 {
-    FIRST_PART_SIZE << (part_number.saturating_sub(1) / PARTS_PER_DOUBLING).min(9)
+/// S3's limit on the size of one part (5 GiB).
+const MAX_PART_SIZE: u64 = 5 << 30;
+
+/// Size of part `part_number` (1-based) of a streaming upload whose first parts hold `first` bytes (between
+/// [`FIRST_PART_SIZE`] and [`MAX_PART_SIZE`]): `first` for parts 1-1,000, doubling every 1,000 parts, at most
+/// [`MAX_PART_SIZE`]. Parts 1..=[`MAX_PARTS`] add up to more than S3's 5 TiB object limit, every size is within
+/// S3's 5 MiB-5 GiB part limits, and an upload of `n` bytes buffers parts of at most about
+/// `max(first, n / 1,000)` bytes.
+fn part_size(first: u64, part_number: u32) -> u64 {
+    let doublings = (part_number.saturating_sub(1) / PARTS_PER_DOUBLING).min(9);
+    (first << doublings).min(MAX_PART_SIZE)
 }
 
 /// Attempts of one S3 request, the first included (the SDK's default is 3). A run makes few but large requests
@@ -559,11 +565,15 @@ impl Store for S3Store {
         self.abort_multipart(&upload.key, &full, &upload.id).await
     }
 
-    async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError> {
+    async fn create_upload(
+        &self,
+        key: &str,
+        part_size: u64,
+    ) -> Result<Box<dyn Upload>, StoreError> {
         Ok(Box::new(S3Upload::new(
             self.clone(),
-            key,
-            self.full_key(key)?,
+            (key, self.full_key(key)?),
+            part_size.clamp(FIRST_PART_SIZE, MAX_PART_SIZE),
         )))
     }
 }

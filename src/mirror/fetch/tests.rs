@@ -4,7 +4,7 @@ use super::*;
 fn budget_parts_stay_within_total() {
     for mib in [24u64, 32, 256, 3008, 10240] {
         let b = Budget::new(mib << 20, 0);
-        let used = store::UPLOAD_BUFFER_BYTES
+        let used = b.uploads
             + b.links
             + b.in_memory_pack
             + b.object_cache
@@ -86,10 +86,7 @@ fn a_pack_read_back_keeps_compressed_entries_besides_a_whole_cache() {
     // keeps its whole share.
     assert_eq!(
         b.resolve_shares(true),
-        (
-            b.object_cache,
-            b.in_memory_pack + store::UPLOAD_BUFFER_BYTES
-        )
+        (b.object_cache, b.in_memory_pack + b.uploads)
     );
     // Pass 1 keeps recent objects in a part of the cache's share, which pass 2 uses only after it.
     assert!(b.early_cache() > 0 && b.early_cache() <= b.object_cache / 4);

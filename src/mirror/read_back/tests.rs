@@ -77,8 +77,12 @@ impl Store for Watched {
     async fn list(&self, prefix: &str) -> Result<Vec<Listed>, StoreError> {
         self.inner.list(prefix).await
     }
-    async fn create_upload(&self, key: &str) -> Result<Box<dyn Upload>, StoreError> {
-        self.inner.create_upload(key).await
+    async fn create_upload(
+        &self,
+        key: &str,
+        part_size: u64,
+    ) -> Result<Box<dyn Upload>, StoreError> {
+        self.inner.create_upload(key, part_size).await
     }
 }
 

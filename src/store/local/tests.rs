@@ -34,7 +34,10 @@ async fn etags_are_the_content_sha1() {
     assert_eq!(s.get("HEAD").await.unwrap().unwrap().body, "e");
 
     let data: Vec<u8> = (0..3_500_000u32).map(|i| (i % 251) as u8).collect();
-    let mut up = s.create_upload("objects/pack/pack-x.pack").await.unwrap();
+    let mut up = s
+        .create_upload("objects/pack/pack-x.pack", crate::store::FIRST_PART_SIZE)
+        .await
+        .unwrap();
     for chunk in data.chunks(77_777) {
         up.write(chunk).await.unwrap();
     }
@@ -105,7 +108,10 @@ async fn temporary_files_are_not_listed() {
     s.put("a", Bytes::from_static(b"1"), Precondition::None)
         .await
         .unwrap();
-    let up = s.create_upload("b").await.unwrap();
+    let up = s
+        .create_upload("b", crate::store::FIRST_PART_SIZE)
+        .await
+        .unwrap();
     assert_eq!(s.list("").await.unwrap().len(), 1);
     assert_eq!(
         names(&dir.path().join("mirror")).len(),

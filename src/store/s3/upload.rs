@@ -1,5 +1,6 @@
-//! A streaming upload to S3: parts of growing size ([`part_size`]), one uploading on a tokio task while the next
-//! fills, completed or aborted as a multipart upload; an upload that never fills a part is a single PutObject.
+//! A streaming upload to S3: parts of the caller's size, growing ([`part_size`]), one uploading on a tokio task
+//! while the next fills, completed or aborted as a multipart upload; an upload that never fills a part is a single
+//! PutObject.
 
 use super::{part_size, S3Store, MAX_OBJECT_SIZE};
 use crate::store::{Precondition, Store, StoreError, Upload};
@@ -14,6 +15,8 @@ pub(super) struct S3Upload {
     store: S3Store,
     key: String,
     full_key: String,
+    /// The size of the first parts ([`part_size`]).
+    first_part: u64,
     /// The part being filled.
     buf: BytesMut,
     /// Number of the part being filled (1-based).
@@ -35,12 +38,14 @@ pub(super) struct S3Upload {
 }
 
 impl S3Upload {
-    /// An upload of `key` (bucket key `full_key`); nothing is sent until the first part is full.
-    pub(super) fn new(store: S3Store, key: &str, full_key: String) -> Self {
+    /// An upload of `key` (bucket key `full_key`) whose first parts hold `first_part` bytes; nothing is sent until
+    /// the first part is full.
+    pub(super) fn new(store: S3Store, (key, full_key): (&str, String), first_part: u64) -> Self {
         S3Upload {
             store,
             key: key.to_owned(),
             full_key,
+            first_part,
             buf: BytesMut::new(),
             part_number: 1,
             upload_id: None,
@@ -173,17 +178,18 @@ impl Upload for S3Upload {
         }
         let mut rest = data;
         while !rest.is_empty() {
+            let part = part_size(self.first_part, self.part_number);
             if self.buf.is_empty() {
                 // One allocation per part instead of repeated doubling; the part size is ours, not the remote's.
                 self.buf
-                    .reserve(usize::try_from(part_size(self.part_number)).unwrap_or(rest.len()));
+                    .reserve(usize::try_from(part).unwrap_or(rest.len()));
             }
-            let room = part_size(self.part_number) - self.buf.len() as u64;
+            let room = part - self.buf.len() as u64;
             let take = rest.len().min(usize::try_from(room).unwrap_or(usize::MAX));
             self.buf.extend_from_slice(&rest[..take]);
             self.written += take as u64;
             rest = &rest[take..];
-            if self.buf.len() as u64 == part_size(self.part_number) {
+            if self.buf.len() as u64 == part {
                 if let Err(e) = self.send_part().await {
                     self.failed = true;
                     return Err(e);

@@ -1,5 +1,5 @@
 use super::*;
-use crate::store::S3Options;
+use crate::store::{S3Options, FIRST_PART_SIZE};
 
 #[tokio::test]
 async fn uploads_stop_at_the_object_size_limit() {
@@ -7,7 +7,7 @@ async fn uploads_stop_at_the_object_size_limit() {
     let store = S3Store::connect("b", "p", &S3Options::default())
         .await
         .unwrap();
-    let mut upload = S3Upload::new(store, "huge", "p/huge".to_owned());
+    let mut upload = S3Upload::new(store, ("huge", "p/huge".to_owned()), FIRST_PART_SIZE);
     upload.written = MAX_OBJECT_SIZE - 1;
     upload.write(b"x").await.unwrap();
     let err = upload.write(b"y").await.unwrap_err();
