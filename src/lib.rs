@@ -18,6 +18,7 @@
 //! | `.idx` v2 bytes | `git/idx.rs` |
 //! | finding ids in a stored `.idx` (fan-out, ranged reads) | `git/idx/lookup.rs` |
 //! | what the passes do with each object's content (the object-content visitor) | `git/scan.rs` |
+//! | handing finished objects over to be hashed and scanned; the thread that does it | `git/hand_over.rs`, `mirror/fetch/hash_worker.rs` |
 //! | the links of a commit, tree or tag | `git/links.rs` |
 //! | Git LFS pointers, the batch API's JSON, `.lfsconfig` | `git/lfs/` |
 //! | `info/refs`, `packed-refs`, `objects/info/packs`, `HEAD` | `git/layout.rs` |

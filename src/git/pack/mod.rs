@@ -676,16 +676,16 @@ impl PackParser {
             }
             Content::Streamed(hasher, scan) => {
                 let oid = hasher.finish();
-                if let (Some(scan), CurrentKind::Base(kind)) = (scan, current.kind) {
-                    let content = hand_over::Content::Hashed(oid, Some(scan));
-                    self.sink.submit(Finished {
-                        entry,
-                        offset,
-                        kind,
-                        content,
-                    })?;
-                }
                 if let CurrentKind::Base(kind) = current.kind {
+                    if let Some(scan) = scan {
+                        let content = hand_over::Content::Hashed(oid, Some(scan));
+                        self.sink.submit(Finished {
+                            entry,
+                            offset,
+                            kind,
+                            content,
+                        })?;
+                    }
                     object = Some((kind, None));
                 }
                 (current.size, Some(oid))

@@ -66,7 +66,8 @@ use crate::git::scan::{ScanError, Scanner};
 use bytes::Bytes;
 
 /// Bytes the resolver holds per entry besides the [`Entry`] itself (its counts of pending children and
-/// descendants, and the kinds it reports), for callers that count memory.
+/// descendants, and the kinds it reports; plus one bit, whether the entry is resolved), for callers that count
+/// memory.
 pub const BYTES_PER_ENTRY: u64 =
     (2 * std::mem::size_of::<u32>() + std::mem::size_of::<ObjectKind>()) as u64;
 

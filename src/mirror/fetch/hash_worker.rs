@@ -21,6 +21,12 @@ pub(super) const HAND_OVER_BYTES: u64 = 4 << 20;
 /// Most ids the worker sends back at once (the sink counts the bytes in flight as answers come back).
 const BATCH: usize = 32;
 
+/// Objects, and bytes of them, handed over before they are sent to the worker together (one wake-up of the
+/// worker per object cost more CPU than hashing small objects saves); they are sent sooner when the pass looks
+/// for ids ([`ObjectSink::take_done`]).
+const SEND_OBJECTS: usize = 32;
+const SEND_BYTES: u64 = 512 << 10;
+
 /// What the worker does with one object (the tests give it another).
 type Work = fn(Finished, &mut Scanner) -> Result<Hashed, HandOverError>;
 
@@ -28,9 +34,12 @@ type Work = fn(Finished, &mut Scanner) -> Result<Hashed, HandOverError>;
 pub(super) struct HashWorker {
     plan: ScanPlan,
     /// `None` once the worker is told to end.
-    jobs: Option<Sender<Finished>>,
+    jobs: Option<Sender<Vec<Finished>>>,
+    /// Objects handed over and not sent yet, and their bytes.
+    unsent: Vec<Finished>,
+    unsent_bytes: u64,
     results: Receiver<Result<Vec<Hashed>, HandOverError>>,
-    /// The bytes of each object sent and not answered yet, in order (the worker answers in order).
+    /// The bytes of each object handed over and not answered yet, in order (the worker answers in order).
     sent: VecDeque<u64>,
     in_flight: u64,
     limit: u64,
@@ -59,6 +68,8 @@ impl HashWorker {
         Ok(HashWorker {
             plan,
             jobs: Some(jobs),
+            unsent: Vec::new(),
+            unsent_bytes: 0,
             results,
             sent: VecDeque::new(),
             in_flight: 0,
@@ -102,6 +113,21 @@ impl HashWorker {
         }
     }
 
+    /// Sends the objects handed over to the worker.
+    fn send(&mut self) -> Result<(), HandOverError> {
+        if self.unsent.is_empty() {
+            return Ok(());
+        }
+        self.unsent_bytes = 0;
+        let objects = std::mem::take(&mut self.unsent);
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(objects));
+        if !matches!(sent, Some(Ok(()))) {
+            // The worker stopped: its answers say why.
+            while self.receive(true)? {}
+        }
+        Ok(())
+    }
+
     fn failed(&mut self, error: HandOverError) -> HandOverError {
         self.error = Some(error.clone());
         error
@@ -130,24 +156,26 @@ impl HashWorker {
 /// first error or when the sink is gone.
 fn run(
     mut scanner: Scanner,
-    queue: &Receiver<Finished>,
+    queue: &Receiver<Vec<Finished>>,
     answers: &Sender<Result<Vec<Hashed>, HandOverError>>,
     work: Work,
 ) -> Scanner {
     let mut batch = Vec::new();
     while let Ok(first) = queue.recv() {
         let mut next = Some(first);
-        while let Some(object) = next {
-            match work(object, &mut scanner) {
-                Ok(hashed) => batch.push(hashed),
-                Err(error) => {
-                    // The sink may be gone, and then nobody needs the error.
-                    let _ = answers.send(Err(error));
+        while let Some(objects) = next {
+            for object in objects {
+                match work(object, &mut scanner) {
+                    Ok(hashed) => batch.push(hashed),
+                    Err(error) => {
+                        // The sink may be gone, and then nobody needs the error.
+                        let _ = answers.send(Err(error));
+                        return scanner;
+                    }
+                }
+                if batch.len() >= BATCH && answers.send(Ok(std::mem::take(&mut batch))).is_err() {
                     return scanner;
                 }
-            }
-            if batch.len() >= BATCH && answers.send(Ok(std::mem::take(&mut batch))).is_err() {
-                return scanner;
             }
             next = queue.try_recv().ok();
         }
@@ -172,19 +200,20 @@ impl ObjectSink for HashWorker {
             false => object,
         };
         let bytes = object.bytes();
-        let sent = self.jobs.as_ref().map(|jobs| jobs.send(object));
-        if !matches!(sent, Some(Ok(()))) {
-            // The worker stopped: its answers say why.
-            while self.receive(true)? {}
-        }
+        self.unsent.push(object);
+        self.unsent_bytes += bytes;
         self.sent.push_back(bytes);
         self.in_flight += bytes;
         self.peak = self.peak.max(self.in_flight);
+        if self.unsent.len() >= SEND_OBJECTS || self.unsent_bytes >= SEND_BYTES {
+            self.send()?;
+        }
         Ok(())
     }
 
     fn take_done(&mut self, done: &mut Vec<Hashed>) -> Result<(), HandOverError> {
         self.check()?;
+        self.send()?;
         while self.receive(false)? {}
         done.append(&mut self.done);
         Ok(())
@@ -192,6 +221,7 @@ impl ObjectSink for HashWorker {
 
     fn flush(&mut self, done: &mut Vec<Hashed>) -> Result<(), HandOverError> {
         self.check()?;
+        self.send()?;
         while !self.sent.is_empty() {
             self.receive(true)?;
         }
