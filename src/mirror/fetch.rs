@@ -576,20 +576,13 @@ impl Budget {
     /// The least left for pack processing once the upload buffers are taken, even from a smaller budget.
     const MIN_REST: u64 = 8 << 20;
 
-    /// What the process holds besides the shares: its code and data, the runtime and its threads' stacks, the
-    /// HTTP and S3 clients (16 MiB resident before the first request, measured on the CLI).
-    const PROCESS: u64 = 16 << 20;
-
     /// The shares of `total` bytes once `entries` pack entries are known.
     fn new(total: u64, entries: usize) -> Self {
-        // The process itself and the store's upload buffers come off the top; a fifth of what is left goes to the
-        // links (about 20 bytes per distinct id, as many as the objects of a complete pack, against 63 bytes of
-        // bookkeeping per entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about
-        // two thirds of it); then the bookkeeping of the entries.
-        // A budget too small to hold the process gives up an eighth of itself for it, so that the links still get
-        // a share.
-        let process = Self::PROCESS.min(total / 8);
-        let base = total.saturating_sub(process + store::UPLOAD_BUFFER_BYTES);
+        // The store's upload buffers come off the top; a fifth of what is left goes to the links (about 20 bytes
+        // per distinct id, as many as the objects of a complete pack, against 63 bytes of bookkeeping per
+        // entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about two thirds of it);
+        // then the bookkeeping of the entries.
+        let base = total.saturating_sub(store::UPLOAD_BUFFER_BYTES);
         let links = base / 5;
         let rest = (base - links)
             .saturating_sub(entries as u64 * BOOKKEEPING_PER_ENTRY)
