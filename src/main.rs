@@ -13,6 +13,11 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The process allocator: jemalloc gives freed memory back to the system, so peak RSS follows the live heap that
+/// the memory budget counts (see `mirror::fetch::Budget`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Mirror git repositories served over smart HTTP into S3 (or a directory) for dumb-HTTP cloning.
 #[derive(Parser, Debug)]
 #[command(version, about)]

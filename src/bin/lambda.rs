@@ -7,6 +7,11 @@
 
 use lambda_runtime::{service_fn, Error};
 
+/// The process allocator: jemalloc gives freed memory back to the system, so peak RSS follows the live heap that
+/// the memory budget counts (see `mirror::fetch::Budget`).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     mirror_git_to_s3::lambda::init_logging();
