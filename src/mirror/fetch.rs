@@ -193,7 +193,7 @@ impl Run<'_> {
         };
         let options = self.options.clone();
         // Hashing and scanning the objects pass 1 holds whole happens on a thread of its own.
-        let sink = HashWorker::start(scanner, HAND_OVER_BYTES)
+        let sink = HashWorker::start(scanner, budget.hand_over)
             .map_err(|e| MirrorError::ResolveTask(e.to_string()))?;
         let parser = PackParser::with_sink(Box::new(sink))
             .max_object_bytes(self.options.max_object_bytes)
@@ -284,7 +284,7 @@ impl Run<'_> {
         };
         let mut entries = std::mem::take(&mut parsed.entries);
         // Hashing and scanning the objects rebuilt happens on a thread of its own.
-        let mut sink = HashWorker::start(std::mem::take(&mut parsed.scanner), HAND_OVER_BYTES)
+        let mut sink = HashWorker::start(std::mem::take(&mut parsed.scanner), budget.hand_over)
             .map_err(|e| MirrorError::ResolveTask(e.to_string()))?;
         let limits = ResolveLimits {
             max_object_bytes: self.options.max_object_bytes,
@@ -540,6 +540,8 @@ const BOOKKEEPING_PER_ENTRY: u64 = std::mem::size_of::<Entry>() as u64 + resolve
 struct Budget {
     /// The store's upload buffers for the pack ([`store::part_size_for`] the budget).
     uploads: u64,
+    /// Content handed over to the hashing thread and not hashed yet (objects the passes may have dropped).
+    hand_over: u64,
     /// A pack up to this size is kept in memory for delta resolution instead of being read back.
     in_memory_pack: u64,
     /// Inflated objects cached during delta resolution.
@@ -588,15 +590,19 @@ impl Budget {
         // The store's upload buffers come off the top; a fifth of what is left goes to the links (about 20 bytes
         // per distinct id, as many as the objects of a complete pack, against 63 bytes of bookkeeping per
         // entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about two thirds of it);
-        // then the bookkeeping of the entries.
+        // then the content in flight to the hashing thread (a 32nd of what is left, 256 KiB to 4 MiB) and the
+        // bookkeeping of the entries.
         let uploads = store::upload_buffer_bytes(store::part_size_for(total));
         let base = total.saturating_sub(uploads);
+        let hand_over = (base / 32).clamp(256 << 10, HAND_OVER_BYTES);
         let links = base / 5;
         let rest = (base - links)
+            .saturating_sub(hand_over)
             .saturating_sub(entries as u64 * BOOKKEEPING_PER_ENTRY)
             .max(Self::MIN_REST);
         Budget {
             uploads,
+            hand_over,
             in_memory_pack: rest / 4,
             object_cache: rest / 8 * 3,
             big_object: (rest / 8).max(1 << 20),

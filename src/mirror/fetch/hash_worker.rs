@@ -15,7 +15,8 @@ use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 
-/// Most bytes of content in flight to the worker by default: about as much as pass 1's queue of pack chunks.
+/// Most bytes of content in flight to the worker (a smaller budget gives it less): about as much as pass 1's
+/// queue of pack chunks.
 pub(super) const HAND_OVER_BYTES: u64 = 4 << 20;
 
 /// Most ids the worker sends back at once (the sink counts the bytes in flight as answers come back).

@@ -5,6 +5,7 @@ fn budget_parts_stay_within_total() {
     for mib in [24u64, 32, 256, 3008, 10240] {
         let b = Budget::new(mib << 20, 0);
         let used = b.uploads
+            + b.hand_over
             + b.links
             + b.in_memory_pack
             + b.object_cache
@@ -14,6 +15,7 @@ fn budget_parts_stay_within_total() {
             "{mib} MiB budget overspent: {used}"
         );
         assert!(b.big_object >= 1 << 20);
+        assert!((256 << 10..=HAND_OVER_BYTES).contains(&b.hand_over));
     }
 }
 
@@ -44,6 +46,7 @@ fn the_bench_repository_fits_128_mib() {
     // The pack is read back: the upload buffers are free, and part of what is kept.
     let (cache, kept) = b.resolve_shares(true);
     let total = 800_003 * BOOKKEEPING_PER_ENTRY
+        + b.hand_over
         + b.links
         + cache
         + kept
