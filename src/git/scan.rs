@@ -252,4 +252,4 @@ impl Scanner {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

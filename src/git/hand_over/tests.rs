@@ -1,13 +1,6 @@
 use super::*;
 
-fn tree_of(ids: &[[u8; 20]]) -> Vec<u8> {
-    let mut tree = Vec::new();
-    for (i, id) in ids.iter().enumerate() {
-        tree.extend_from_slice(format!("100644 f{i}\0").as_bytes());
-        tree.extend_from_slice(id);
-    }
-    tree
-}
+use crate::git::scan::tests::tree_of;
 
 fn whole(entry: u32, kind: ObjectKind, content: &[u8]) -> Finished {
     Finished {

@@ -1,6 +1,7 @@
 use super::*;
 
-fn tree_of(ids: &[[u8; 20]]) -> Vec<u8> {
+/// A tree with one regular file per id (named `f0`, `f1`...), for the tests that scan trees.
+pub(crate) fn tree_of(ids: &[[u8; 20]]) -> Vec<u8> {
     let mut tree = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         tree.extend_from_slice(format!("100644 f{i}\0").as_bytes());

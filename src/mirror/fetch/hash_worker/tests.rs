@@ -182,21 +182,26 @@ fn dropping_the_sink_ends_the_worker() {
 
 /// Pass 1 without early resolution, then pass 2 from memory with the worker (at most `limit` bytes in flight)
 /// or (`None`) inline.
-async fn both_passes(
-    pack: &[u8],
-    limit: Option<u64>,
-) -> Result<ParsedPack, crate::git::resolve::ResolveError> {
-    use crate::git::resolve::{resolve_and_scan, resolve_with_sink, ResolveLimits, ResolveOptions};
-    let mut parser = PackParser::with_scanner(scanner());
-    parser.feed(pack).unwrap();
-    let mut parsed = parser.finish().unwrap();
-    let options = ResolveOptions {
+/// Pass 2's options for the small packs of these tests: a 1 MiB cache, nothing kept, no limits.
+fn small_resolve() -> crate::git::resolve::ResolveOptions<'static> {
+    crate::git::resolve::ResolveOptions {
         cache_bytes: 1 << 20,
         retain_bytes: 0,
         big_object_bytes: 1 << 20,
         progress: None,
-        limits: ResolveLimits::NONE,
-    };
+        limits: crate::git::resolve::ResolveLimits::NONE,
+    }
+}
+
+async fn both_passes(
+    pack: &[u8],
+    limit: Option<u64>,
+) -> Result<ParsedPack, crate::git::resolve::ResolveError> {
+    use crate::git::resolve::{resolve_and_scan, resolve_with_sink};
+    let mut parser = PackParser::with_scanner(scanner());
+    parser.feed(pack).unwrap();
+    let mut parsed = parser.finish().unwrap();
+    let options = small_resolve();
     let source = bytes::Bytes::copy_from_slice(pack);
     match limit {
         Some(limit) => {
@@ -258,7 +263,7 @@ async fn a_malformed_object_found_by_the_worker_fails_pass_two_as_inline() {
 
 #[tokio::test]
 async fn a_worker_that_panics_stops_pass_two_with_a_typed_error() {
-    use crate::git::resolve::{resolve_with_sink, ResolveError, ResolveLimits, ResolveOptions};
+    use crate::git::resolve::{resolve_with_sink, ResolveError};
     fn panics(_: Finished, _: &mut Scanner) -> Result<Hashed, HandOverError> {
         panic!("boom")
     }
@@ -266,13 +271,7 @@ async fn a_worker_that_panics_stops_pass_two_with_a_typed_error() {
     let mut parser = PackParser::new();
     parser.feed(&packed.pack.pack).unwrap();
     let mut parsed = parser.finish().unwrap();
-    let options = ResolveOptions {
-        cache_bytes: 1 << 20,
-        retain_bytes: 0,
-        big_object_bytes: 1 << 20,
-        progress: None,
-        limits: ResolveLimits::NONE,
-    };
+    let options = small_resolve();
     let source = bytes::Bytes::copy_from_slice(&packed.pack.pack);
     let mut sink = HashWorker::start_with(Scanner::none(), 1 << 20, panics).unwrap();
     let err = resolve_with_sink(&mut parsed.entries, &source, &options, &mut sink)
