@@ -19,9 +19,6 @@ use std::thread::JoinHandle;
 /// queue of pack chunks.
 pub(super) const HAND_OVER_BYTES: u64 = 4 << 20;
 
-/// Most ids the worker sends back at once (the sink counts the bytes in flight as answers come back).
-const BATCH: usize = 32;
-
 /// Objects, and bytes of them, handed over before they are sent to the worker together (one wake-up of the
 /// worker per object cost more CPU than hashing small objects saves); they are sent sooner when the pass looks
 /// for ids ([`ObjectSink::take_done`]).
@@ -46,6 +43,9 @@ pub(super) struct HashWorker {
     limit: u64,
     /// Most bytes ever in flight.
     peak: u64,
+    /// Objects, and bytes of them, hashed on the pass's thread because they did not fit in flight.
+    hashed_here: u64,
+    hashed_here_bytes: u64,
     done: Vec<Hashed>,
     error: Option<HandOverError>,
     thread: Option<JoinHandle<Scanner>>,
@@ -76,6 +76,8 @@ impl HashWorker {
             in_flight: 0,
             limit,
             peak: 0,
+            hashed_here: 0,
+            hashed_here_bytes: 0,
             done: Vec::new(),
             error: None,
             thread: Some(thread),
@@ -153,34 +155,29 @@ impl HashWorker {
     }
 }
 
-/// The worker: processes the objects in order, answers in batches (whenever it has caught up), and stops at the
-/// first error or when the sink is gone.
+/// The worker: processes the objects in order and answers each vector of them as soon as it is done (at most
+/// [`SEND_OBJECTS`] objects or about [`SEND_BYTES`]), so that the bytes in flight fall as the work is done, not
+/// in larger steps that would leave the sink over its limit and the pass's thread hashing; stops at the first
+/// error or when the sink is gone.
 fn run(
     mut scanner: Scanner,
     queue: &Receiver<Vec<Finished>>,
     answers: &Sender<Result<Vec<Hashed>, HandOverError>>,
     work: Work,
 ) -> Scanner {
-    let mut batch = Vec::new();
-    while let Ok(first) = queue.recv() {
-        let mut next = Some(first);
-        while let Some(objects) = next {
-            for object in objects {
-                match work(object, &mut scanner) {
-                    Ok(hashed) => batch.push(hashed),
-                    Err(error) => {
-                        // The sink may be gone, and then nobody needs the error.
-                        let _ = answers.send(Err(error));
-                        return scanner;
-                    }
-                }
-                if batch.len() >= BATCH && answers.send(Ok(std::mem::take(&mut batch))).is_err() {
+    while let Ok(objects) = queue.recv() {
+        let mut batch = Vec::with_capacity(objects.len());
+        for object in objects {
+            match work(object, &mut scanner) {
+                Ok(hashed) => batch.push(hashed),
+                Err(error) => {
+                    // The sink may be gone, and then nobody needs the error.
+                    let _ = answers.send(Err(error));
                     return scanner;
                 }
             }
-            next = queue.try_recv().ok();
         }
-        if answers.send(Ok(std::mem::take(&mut batch))).is_err() {
+        if answers.send(Ok(batch)).is_err() {
             return scanner;
         }
     }
@@ -197,7 +194,11 @@ impl ObjectSink for HashWorker {
         while self.receive(false)? {}
         // A worker that is behind gets only the scan: the pass's thread hashes rather than waits.
         let object = match self.in_flight + object.bytes() > self.limit {
-            true => object.hash_here(&self.plan),
+            true => {
+                self.hashed_here += 1;
+                self.hashed_here_bytes += object.bytes();
+                object.hash_here(&self.plan)
+            }
             false => object,
         };
         let bytes = object.bytes();
@@ -232,7 +233,12 @@ impl ObjectSink for HashWorker {
 
     fn finish(mut self: Box<Self>) -> Result<Scanner, HandOverError> {
         self.check()?;
-        tracing::debug!(peak_bytes_in_flight = self.peak, "objects hashed");
+        tracing::debug!(
+            peak_bytes_in_flight = self.peak,
+            hashed_here = self.hashed_here,
+            hashed_here_bytes = self.hashed_here_bytes,
+            "objects hashed"
+        );
         self.join()
     }
 }
