@@ -11,9 +11,10 @@
 #   budget       huge mirrored once with --memory-budget BENCH_LOW_BUDGET (default 128)
 #   local        huge mirrored once into a local directory (no S3)
 #   incremental  medium: a no-op re-run, a one-commit update and a compaction of two packs into one
-#   mappings     huge and medium mirrored by one CLI run (two mappings, --concurrency 2): its wall time against
-#                the two mirrored alone one after the other, each mapping's time against its time alone (a
-#                mapping that stalls another would take about the sum), and the cores used (CPU / wall)
+#   mappings     huge and BENCH_MAPPINGS_MEDIUMS (default 5) copies of medium mirrored by one CLI run with
+#                --concurrency the machine's cores: its wall time against the mappings mirrored alone one after
+#                the other, huge's time and the slowest medium's against their times alone (a mapping that
+#                stalls another would take about the sum), and the cores used (CPU / wall)
 # For huge, medium and largefile, `git clone --mirror` and the mirror (default options, an empty prefix each
 # time) run alternately BENCH_RUNS times each (default 3); the report gives medians and mirror/git ratios of
 # wall time, CPU time (user + sys, children included), peak RSS, then the mirror's S3 requests (moto's log),
@@ -28,7 +29,8 @@
 #                  mappings)
 #   BENCH_RUNS     timed runs of each tool per repository (default 3)
 #   BENCH_SEED     generator seed (default 1)
-#   BENCH_HUGE_OBJECTS, BENCH_MEDIUM_OBJECTS, BENCH_LARGE_MIB, BENCH_LARGE_VERSIONS, BENCH_LOW_BUDGET: see above
+#   BENCH_HUGE_OBJECTS, BENCH_MEDIUM_OBJECTS, BENCH_LARGE_MIB, BENCH_LARGE_VERSIONS, BENCH_LOW_BUDGET,
+#   BENCH_MAPPINGS_MEDIUMS: see above
 #   BENCH_CACHE    where generated repositories are kept between runs, one directory per generator version,
 #                  seed and size (default ~/.cache/mirror-git-to-s3/bench); delete it to reclaim the disk
 #   BENCH_TIMEOUT  seconds after which a measured run is stopped and reported as timed out (default 1800); after
@@ -54,6 +56,7 @@ medium_objects=${BENCH_MEDIUM_OBJECTS:-150000}
 large_mib=${BENCH_LARGE_MIB:-1024}
 large_versions=${BENCH_LARGE_VERSIONS:-3}
 low_budget=${BENCH_LOW_BUDGET:-128}
+mapping_mediums=${BENCH_MAPPINGS_MEDIUMS:-5}
 cache=${BENCH_CACHE:-$HOME/.cache/mirror-git-to-s3/bench}
 run_timeout=${BENCH_TIMEOUT:-1800}
 report=${BENCH_REPORT:-$PROJECT_DIR/target/bench/report.md}
@@ -324,24 +327,31 @@ fi
 if wanted mappings; then
     make_public_bucket "$MOTO_ENDPOINT" bench-mappings
     before=$(s3_requests "$work/moto.log" bench-mappings)
-    measure mappings "$mirror" --source "$GIT_SERVER_URL/huge.git" --target s3://bench-mappings/huge \
-        --source "$GIT_SERVER_URL/medium.git" --target s3://bench-mappings/medium \
-        --endpoint-url "$MOTO_ENDPOINT" --json --concurrency 2
+    # The copies of medium are further names of the same served repository.
+    pairs=(--source "$GIT_SERVER_URL/huge.git" --target s3://bench-mappings/huge)
+    for i in $(seq 1 "$mapping_mediums"); do
+        ln -sfn "$(readlink "$work/repos/medium.git")" "$work/repos/medium-$i.git"
+        pairs+=(--source "$GIT_SERVER_URL/medium-$i.git" --target "s3://bench-mappings/medium-$i")
+    done
+    measure mappings "$mirror" "${pairs[@]}" --endpoint-url "$MOTO_ENDPOINT" --json --concurrency "$(nproc)"
     requests=$(($(s3_requests "$work/moto.log" bench-mappings) - before))
-    # Each mapping's own time, from the run's JSON report (in the order given).
+    # Each mapping's own time, from the run's JSON report (in the order given): huge's, then the slowest medium's.
     read -r huge_s medium_s < <(python3 -c 'import json, sys
-print(" ".join("%.1f" % (r["duration_ms"] / 1000) for r in json.load(open(sys.argv[1]))))' "$work/mappings.out" ||
-        echo "- -")
-    alone=$(awk -v a="$(med huge/mirror/wall)" -v b="$(med medium/mirror/wall)" \
-        'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.1f", a + b }')
+times = [r["duration_ms"] / 1000 for r in json.load(open(sys.argv[1]))]
+print("%.1f %.1f" % (times[0], max(times[1:])))' "$work/mappings.out" || echo "- -")
+    alone=$(awk -v a="$(med huge/mirror/wall)" -v b="$(med medium/mirror/wall)" -v n="$mapping_mediums" \
+        'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.1f", a + n * b }')
     cores=$(awk -v c="$M_CPU" -v w="$M_WALL" 'BEGIN { if (w > 0) printf "%.2f", c / w; else print "-" }')
-    log "huge and medium in one run: $M_WALL s (huge $huge_s s, medium $medium_s s), CPU $M_CPU s ($cores cores)," \
-        "$M_RSS MiB, $requests S3 requests, $M_STATUS"
-    extra_rows+=("| huge and medium in one run, \`--concurrency 2\` | $M_WALL | $(ratio "$M_WALL" "$alone") of the two \
-alone ($alone s) | $M_CPU ($cores cores) | $M_RSS | $requests | - | $M_STATUS; huge took $huge_s s \
-(alone: $(med huge/mirror/wall)), medium $medium_s s (alone: $(med medium/mirror/wall)) |")
+    log "huge and $mapping_mediums mediums in one run: $M_WALL s (huge $huge_s s, slowest medium $medium_s s)," \
+        "CPU $M_CPU s ($cores cores), $M_RSS MiB, $requests S3 requests, $M_STATUS"
+    extra_rows+=("| huge and $mapping_mediums copies of medium in one run, \`--concurrency $(nproc)\` | $M_WALL \
+| $(ratio "$M_WALL" "$alone") of the mappings alone ($alone s) | $M_CPU ($cores cores) | $M_RSS | $requests | - \
+| $M_STATUS; huge took $huge_s s (alone: $(med huge/mirror/wall)), the slowest medium $medium_s s (alone: \
+$(med medium/mirror/wall)) |")
     s3_prefix delete bench-mappings huge
-    s3_prefix delete bench-mappings medium
+    for i in $(seq 1 "$mapping_mediums"); do
+        s3_prefix delete bench-mappings "medium-$i"
+    done
 fi
 
 if [ -n "${results[huge/mirror/rss]:-}" ] && [ -n "${results[medium/mirror/rss]:-}" ]; then
