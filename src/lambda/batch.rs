@@ -99,7 +99,7 @@ impl Plan {
     fn resolve(&self, limits: &Limits) -> Vec<Result<MirrorOptions, EventError>> {
         self.groups
             .iter()
-            .map(|group| resolve_options(&group.options, limits))
+            .map(|group| resolve_options(&group.options, limits, group.mappings.len()))
             .collect()
     }
 

@@ -100,7 +100,8 @@ pub(super) async fn fan_out<S: Services>(
         ))
     })?;
     for request in requests {
-        resolve_options(&request.options, limits)?;
+        // Each message it queues runs one mapping.
+        resolve_options(&request.options, limits, 1)?;
     }
     let (messages, duplicates) = fan_out_messages(requests)?;
     let mut pending: Vec<usize> = (0..messages.len()).collect();

@@ -4,8 +4,9 @@
 //! least 1 s and at most 10 s, so an interrupted mapping has time to abort its multipart upload and the function
 //! has time to answer. A deadline that is already past (the local emulator sends a relative 600000) or further
 //! away than any invocation can last is treated as unknown. The memory budget defaults to 60% of the function's
-//! memory, leaving the rest for the runtime, the S3 and HTTP clients and allocator slack; a request may ask for
-//! another budget, but not for one that does not fit. This module turns a request's options ([`Overrides`]) into
+//! memory, leaving the rest for the runtime, the S3 and HTTP clients and allocator slack, shared between the
+//! mappings that run at once; a request may ask for another budget, but not for one that does not fit. This module
+//! turns a request's options ([`Overrides`]) into
 //! the library's [`MirrorOptions`]; it does not run anything.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -90,20 +91,31 @@ impl Limits {
 }
 
 /// The library's options for a request's options under the function's limits: the request's overrides, with
-/// the memory budget defaulting to the function's share, and the invocation's deadline.
+/// the memory budget defaulting to the function's share, and the invocation's deadline. The budget is per
+/// repository and `mappings` run in one call (at most `concurrency` of them at once), so the function's share is
+/// split between the mappings that can run at once, and a budget the request names must fit that many times.
 pub(super) fn resolve_options(
     options: &Overrides,
     limits: &Limits,
+    mappings: usize,
 ) -> Result<MirrorOptions, EventError> {
+    let concurrency = options
+        .concurrency
+        .unwrap_or(MirrorOptions::default().concurrency);
+    let at_once = concurrency.min(mappings).max(1) as u64;
     let budget_mib = match (options.memory_budget_mib, limits.function_memory_mib) {
-        (Some(budget), Some(memory)) if budget >= memory => {
-            return Err(invalid(
-                "memory_budget_mib",
-                format!("{budget} MiB does not fit in the function's {memory} MiB of memory"),
-            ))
+        (Some(budget), Some(memory)) if budget.saturating_mul(at_once) >= memory => {
+            let problem = match at_once {
+                1 => format!("{budget} MiB does not fit in the function's {memory} MiB of memory"),
+                n => format!(
+                    "{budget} MiB for each of {n} mappings at once does not fit in the function's {memory} MiB \
+                     of memory (lower concurrency or memory_budget_mib)"
+                ),
+            };
+            return Err(invalid("memory_budget_mib", problem));
         }
         (Some(budget), _) => Some(budget),
-        (None, Some(memory)) => Some((memory * MEMORY_BUDGET_PERCENT / 100).max(1)),
+        (None, Some(memory)) => Some((memory * MEMORY_BUDGET_PERCENT / 100 / at_once).max(1)),
         (None, None) => None,
     };
     let overrides = Overrides {

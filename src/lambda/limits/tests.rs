@@ -63,9 +63,9 @@ fn limits(memory: Option<u64>) -> Limits {
 
 #[test]
 fn memory_budget_defaults_to_sixty_percent_of_the_function() {
-    let resolved = resolve_options(&Overrides::default(), &limits(Some(1024))).unwrap();
+    let resolved = resolve_options(&Overrides::default(), &limits(Some(1024)), 1).unwrap();
     assert_eq!(resolved.memory_budget, 614 << 20);
-    let resolved = resolve_options(&Overrides::default(), &limits(None)).unwrap();
+    let resolved = resolve_options(&Overrides::default(), &limits(None), 1).unwrap();
     assert_eq!(
         resolved.memory_budget,
         MirrorOptions::default().memory_budget
@@ -75,17 +75,60 @@ fn memory_budget_defaults_to_sixty_percent_of_the_function() {
         ..Overrides::default()
     };
     assert_eq!(
-        resolve_options(&asked, &limits(Some(1024)))
+        resolve_options(&asked, &limits(Some(1024)), 1)
             .unwrap()
             .memory_budget,
         900 << 20
     );
     assert_eq!(
-        resolve_options(&asked, &limits(Some(900)))
+        resolve_options(&asked, &limits(Some(900)), 1)
             .unwrap_err()
             .to_string(),
         "memory_budget_mib: 900 MiB does not fit in the function's 900 MiB of memory"
     );
+}
+
+#[test]
+fn the_function_s_share_is_split_between_the_mappings_that_run_at_once() {
+    let budget = |concurrency: Option<usize>, mappings: usize| {
+        let options = Overrides {
+            concurrency,
+            ..Overrides::default()
+        };
+        resolve_options(&options, &limits(Some(1000)), mappings)
+            .unwrap()
+            .memory_budget
+            >> 20
+    };
+    // 60% of 1000 MiB: whole for one mapping, split by the default concurrency (4) or the request's, and never
+    // by more than the mappings there are.
+    assert_eq!(budget(None, 1), 600);
+    assert_eq!(budget(None, 2), 300);
+    assert_eq!(budget(None, 10), 150);
+    assert_eq!(budget(Some(2), 10), 300);
+    assert_eq!(budget(Some(1), 10), 600);
+    // An empty group still gets a budget.
+    assert_eq!(budget(None, 0), 600);
+    let asked = |mib: u64| Overrides {
+        memory_budget_mib: Some(mib),
+        concurrency: Some(3),
+        ..Overrides::default()
+    };
+    assert_eq!(
+        resolve_options(&asked(333), &limits(Some(1000)), 5)
+            .unwrap()
+            .memory_budget,
+        333 << 20
+    );
+    assert_eq!(
+        resolve_options(&asked(334), &limits(Some(1000)), 5)
+            .unwrap_err()
+            .to_string(),
+        "memory_budget_mib: 334 MiB for each of 3 mappings at once does not fit in the function's 1000 MiB of \
+         memory (lower concurrency or memory_budget_mib)"
+    );
+    // Fewer mappings than the concurrency: only those count.
+    assert!(resolve_options(&asked(450), &limits(Some(1000)), 2).is_ok());
 }
 
 #[test]
@@ -105,6 +148,7 @@ fn request_options_reach_the_mirror_options() {
             deadline: Some(deadline),
             ..Limits::default()
         },
+        1,
     )
     .unwrap();
     assert_eq!(resolved.concurrency, 7);
@@ -129,6 +173,7 @@ fn the_function_s_address_policy_reaches_the_options() {
             sources,
             ..Limits::default()
         },
+        1,
     )
     .unwrap();
     assert_eq!(resolved.source_addresses, sources);
