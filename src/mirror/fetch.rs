@@ -361,6 +361,7 @@ impl Run<'_> {
             retained_reads = stats.retained_reads,
             passes = stats.passes,
             postponed = stats.postponed,
+            peak_waiting = stats.peak_waiting,
             peak_retained_bytes = stats.peak_retained_bytes,
             reads = stats.reads,
             bytes_read = stats.bytes_read,

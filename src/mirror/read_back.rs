@@ -16,7 +16,7 @@
 
 use crate::git::resolve::{PackReader, ReadError};
 use crate::store::{Store, StoreError};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,9 +30,12 @@ const STREAMS: usize = 8;
 /// next entry (30 bytes) lies between the data of two neighbouring entries.
 const NEAR: u64 = 64;
 
-/// Pieces a stream hands over are gathered to at least this size (the store's chunks may be smaller), so the
-/// bookkeeping of the pieces held is small against their bytes.
-const MIN_PIECE: usize = 16 << 10;
+/// Most bytes of one piece a stream hands over (less when the window is smaller). Pieces are copies of the
+/// store's chunks, each an allocation of its own of exactly its length: a chunk of an HTTP client is often a
+/// slice of a larger read buffer that it would keep alive whole, so that the bytes held would be more than the
+/// window counts. One piece is being filled per stream besides the window, and a read served from a stream
+/// (a slice of a piece) keeps that piece alive until it is dropped.
+pub(super) const PIECE: usize = 64 << 10;
 
 /// The smallest window a stream is given.
 const MIN_WINDOW: u64 = 64 << 10;
@@ -304,17 +307,17 @@ impl Drop for Stream {
     }
 }
 
-/// Pulls the stream of `len` bytes of `key` from `offset` and hands it over in pieces of at least [`MIN_PIECE`]
-/// bytes (but the last) and at most the window, each taken from `window` first; an error is handed over and
-/// ends it.
+/// Pulls the stream of `len` bytes of `key` from `offset` and hands it over in pieces of [`PIECE`] bytes (or the
+/// window, if smaller; the last piece may be shorter), each copied out of the store's chunks and taken from
+/// `window` first; an error is handed over and ends it.
 async fn pull(
     store: Arc<dyn Store>,
     (key, offset, len): (String, u64, u64),
     window: Arc<Semaphore>,
     tx: mpsc::UnboundedSender<Result<Bytes, StoreError>>,
 ) {
-    let most = window.available_permits().max(1);
-    let hand_over = |piece: Bytes| {
+    let piece_size = window.available_permits().clamp(1, PIECE);
+    let hand_over = |piece: Vec<u8>| {
         let (window, tx) = (&window, &tx);
         async move {
             // The semaphore is never closed, and a piece is at most the whole window (at most MAX_WINDOW).
@@ -322,7 +325,7 @@ async fn pull(
                 return false;
             };
             permit.forget();
-            tx.send(Ok(piece)).is_ok()
+            tx.send(Ok(Bytes::from(piece))).is_ok()
         }
     };
     let mut stream = match store.get_stream(&key, offset, len).await {
@@ -332,13 +335,13 @@ async fn pull(
             return;
         }
     };
-    let mut gathered = BytesMut::new();
+    let mut piece = Vec::new();
     loop {
-        let mut chunk = match stream.next_chunk().await {
+        let chunk = match stream.next_chunk().await {
             Ok(Some(chunk)) => chunk,
             Ok(None) => {
-                if !gathered.is_empty() {
-                    hand_over(gathered.split().freeze()).await;
+                if !piece.is_empty() {
+                    hand_over(piece).await;
                 }
                 return;
             }
@@ -347,16 +350,15 @@ async fn pull(
                 return;
             }
         };
-        if chunk.len() < MIN_PIECE || !gathered.is_empty() {
-            gathered.extend_from_slice(&chunk);
-            if gathered.len() < MIN_PIECE {
-                continue;
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            if piece.capacity() == 0 {
+                piece.reserve_exact(piece_size);
             }
-            chunk = gathered.split().freeze();
-        }
-        while !chunk.is_empty() {
-            let piece = chunk.split_to(chunk.len().min(most));
-            if !hand_over(piece).await {
+            let n = rest.len().min(piece_size - piece.len());
+            piece.extend_from_slice(&rest[..n]);
+            rest = &rest[n..];
+            if piece.len() == piece_size && !hand_over(std::mem::take(&mut piece)).await {
                 return;
             }
         }

@@ -240,6 +240,8 @@ pub struct ResolveStats {
     pub passes: u64,
     /// Times a delta was left for the next pass because rebuilding it would have read entries behind the scan.
     pub postponed: u64,
+    /// Most deltas ever queued to be resolved as soon as their base entry is (visited before it in a pass).
+    pub peak_waiting: u64,
     /// Reads issued to the [`PackReader`].
     pub reads: u64,
     /// Bytes those reads returned.

@@ -1277,6 +1277,8 @@ async fn deltas_that_would_read_behind_the_scan_wait_for_a_later_pass() {
             assert_eq!(e.oid(), Some(p.expected[i].0), "entry {i} with {options:?}");
         }
         assert!(stats.passes <= MAX_PASSES, "{stats:?}");
+        // The descendants of a postponed delta are left to the next pass's scan, not queued until it.
+        assert_eq!(stats.peak_waiting, 0, "{stats:?}");
         // Every pass but the last that reads behind the scan reads in pack order.
         let offsets = source.offsets.lock().unwrap().clone();
         let backwards = offsets.windows(2).filter(|w| w[1] < w[0]).count() as u64;
@@ -1515,4 +1517,26 @@ async fn an_object_is_read_back_by_id_through_its_chain() {
     assert!(read_object(&lying, &source, &ObjectId([7; 20]), LOTS)
         .await
         .is_err());
+}
+
+#[test]
+fn a_retained_entry_counts_for_its_map_slot_while_the_map_grows_and_its_round_up() {
+    use super::cache::{retained_cost, Retained, RetainedSlot, RETAINED_OVERHEAD};
+    // The old table (7/8 full) and the new one, twice as large, held together while the map grows; each slot
+    // with its control byte.
+    let slot = std::mem::size_of::<RetainedSlot>() as u64 + 1;
+    let growing = slot * 24 / 7;
+    // A small entry's allocation rounds up by at most 15 bytes; a larger one's by at most a quarter.
+    assert!(growing + 15 <= RETAINED_OVERHEAD, "{growing}");
+    assert!(retained_cost(4096) >= 4096 + 4096 / 8 + growing);
+    // Entries of one byte, the dearest in overhead: as many as the limit pays for, never more.
+    let limit = 1 << 20;
+    let mut retained = Retained::new(limit);
+    for i in 0..100_000 {
+        retained.insert(EntryIndex(i), &[1]);
+    }
+    let held = retained.len() as u64;
+    assert!(held * (growing + 16) <= limit, "{held}");
+    assert!(held >= limit / retained_cost(1) - 1, "{held}");
+    assert!(retained.peak() <= limit);
 }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::store::{Listed, LocalStore, Object, Precondition, RangeStream, Upload};
 use async_trait::async_trait;
+use std::sync::atomic::AtomicBool;
 
 const KEY: &str = "objects/pack/incoming-test.pack";
 const LEN: u64 = 1 << 20;
@@ -14,6 +15,10 @@ struct Watched {
     pulled: Arc<AtomicU64>,
     /// Streams fail at the first chunk that reaches past this offset.
     fail_past: u64,
+    /// Whether streams hand out their whole range as one chunk (however large the reader's window).
+    one_chunk: AtomicBool,
+    /// Chunks handed out by streams and still alive (held by the reader or by bytes sliced from them).
+    live_chunks: Arc<AtomicU64>,
 }
 
 struct WatchedStream {
@@ -21,12 +26,40 @@ struct WatchedStream {
     pulled: Arc<AtomicU64>,
     offset: u64,
     fail_past: u64,
+    one_chunk: bool,
+    live_chunks: Arc<AtomicU64>,
+}
+
+/// The memory of a chunk handed out by a [`WatchedStream`]: counts itself among the live chunks.
+struct Chunk(Vec<u8>, Arc<AtomicU64>);
+
+impl AsRef<[u8]> for Chunk {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        self.1.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
 impl RangeStream for WatchedStream {
     async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
-        let chunk = self.inner.next_chunk().await?;
+        let mut chunk = self.inner.next_chunk().await?;
+        if let Some(first) = chunk.as_ref().filter(|_| self.one_chunk) {
+            let mut whole = first.to_vec();
+            while let Some(more) = self.inner.next_chunk().await? {
+                whole.extend_from_slice(&more);
+            }
+            self.live_chunks.fetch_add(1, Ordering::SeqCst);
+            chunk = Some(Bytes::from_owner(Chunk(
+                whole,
+                Arc::clone(&self.live_chunks),
+            )));
+        }
         if let Some(chunk) = &chunk {
             self.offset += chunk.len() as u64;
             if self.offset > self.fail_past {
@@ -63,6 +96,8 @@ impl Store for Watched {
             pulled: Arc::clone(&self.pulled),
             offset,
             fail_past: self.fail_past,
+            one_chunk: self.one_chunk.load(Ordering::SeqCst),
+            live_chunks: Arc::clone(&self.live_chunks),
         }))
     }
     async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError> {
@@ -106,6 +141,8 @@ impl Fixture {
             inner,
             pulled: Arc::default(),
             fail_past,
+            one_chunk: AtomicBool::new(false),
+            live_chunks: Arc::default(),
         });
         Fixture {
             _dir: dir,
@@ -179,6 +216,29 @@ async fn a_stream_never_pulls_more_than_its_window_ahead() {
     // Reading on frees the window: the stream goes on.
     f.check(&reader, 10, LEN / 2).await;
     f.check(&reader, LEN / 2 + 10, LEN / 2 - 10).await;
+    assert_eq!(f.requests(), 1);
+}
+
+#[tokio::test]
+async fn a_store_chunk_larger_than_the_window_is_copied_out_not_kept_alive_by_the_reads() {
+    let f = Fixture::new(u64::MAX).await;
+    // A hostile store: the whole pack at once, 16 windows in one chunk.
+    f.store.one_chunk.store(true, Ordering::SeqCst);
+    let reader = f.reader(1);
+    reader.advise_scan(0);
+    let first = reader.read_at(0, 10).await.unwrap();
+    assert_eq!(first, f.pack[..10]);
+    for _ in 0..1000 {
+        tokio::task::yield_now().await;
+    }
+    // The stream holds its window (and the chunk it is copying from), never more.
+    assert_eq!(f.store.live_chunks.load(Ordering::SeqCst), 1);
+    f.check(&reader, 10, LEN - 10).await;
+    // Every piece was copied out of the chunk: the first read, still held, does not keep it alive.
+    drop(reader);
+    tokio::task::yield_now().await;
+    assert_eq!(f.store.live_chunks.load(Ordering::SeqCst), 0);
+    assert_eq!(first, f.pack[..10]);
     assert_eq!(f.requests(), 1);
 }
 
