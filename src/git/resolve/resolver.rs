@@ -3,6 +3,7 @@
 //! through [`super::stream`] when they are too big to hold).
 
 use super::cache::{Cache, Retained};
+use super::counts::{Counts, EntryStates};
 use super::stream::{Level, LevelStep};
 use super::{
     checked_read, entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ReadError,
@@ -31,13 +32,13 @@ pub(super) struct Resolver<'a> {
     big_object_bytes: u64,
     max_chain: usize,
     /// Children of each entry not resolved yet.
-    pending: Vec<u32>,
+    pending: Counts,
     /// Children of each entry not resolved yet or with descendants not resolved yet: while non-zero, the entry's
     /// compressed bytes may be needed to rebuild a descendant.
-    live: Vec<u32>,
-    kinds: Vec<ObjectKind>,
-    /// Which entries are resolved: their ids are known, or being computed by the sink.
-    resolved: Bits,
+    live: Counts,
+    /// The kind of each entry's object, and which entries are resolved: their ids are known, or being computed
+    /// by the sink.
+    states: EntryStates,
     /// REF deltas whose base id is not known yet, by that id.
     waiting_for_oid: HashMap<ObjectId, Vec<EntryIndex>>,
     /// Deltas visited while their (known) base entry was not resolved yet, by that entry.
@@ -148,17 +149,16 @@ impl<'a> Resolver<'a> {
                 }),
             }
         }
-        let mut resolved = Bits::new(n);
+        let mut states = EntryStates::new(kinds.into_iter());
         for (i, e) in entries.iter().enumerate() {
             if e.oid().is_some() {
-                resolved.set(i);
+                states.set_resolved(EntryIndex::new(i));
             }
         }
         let mut resolver = Resolver {
-            pending: vec![0; n],
-            live: vec![0; n],
-            kinds,
-            resolved,
+            pending: Counts::new(n),
+            live: Counts::new(n),
+            states,
             waiting_for_oid: HashMap::new(),
             waiting_for_entry: HashMap::new(),
             big_children: HashMap::new(),
@@ -226,10 +226,10 @@ impl<'a> Resolver<'a> {
             let Some(j) = e.base().filter(|_| e.is_delta() && e.oid().is_some()) else {
                 continue;
             };
-            let j = j as usize;
-            resolver.pending[j] = resolver.pending[j].saturating_sub(1);
-            if resolver.live[i] == 0 {
-                resolver.live[j] = resolver.live[j].saturating_sub(1);
+            let j = EntryIndex(j);
+            resolver.pending.decrement(j);
+            if resolver.live.is_zero(EntryIndex::new(i)) {
+                resolver.live.decrement(j);
             }
         }
         Ok(resolver)
@@ -239,8 +239,8 @@ impl<'a> Resolver<'a> {
     fn attach(&mut self, child: EntryIndex, base: EntryIndex) {
         // `base` is below `EntryIndex::NONE`, which is `Entry::NO_BASE`.
         self.entries[child.get()].set_base(base.0);
-        self.pending[base.get()] += 1;
-        self.live[base.get()] += 1;
+        self.pending.increment(base);
+        self.live.increment(base);
         if self.is_big(child) && self.is_big(base) {
             self.big_children.entry(base).or_default().push(child);
         }
@@ -254,7 +254,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn is_resolved(&self, i: EntryIndex) -> bool {
-        self.resolved.get(i.get())
+        self.states.is_resolved(i)
     }
 
     /// Gives the ids the sink computed to their entries; with `wait`, after every object handed over.
@@ -284,7 +284,7 @@ impl<'a> Resolver<'a> {
             self.stats.passes += 1;
             self.postponed = 0;
             self.scan(progress).await?;
-            let left = self.entries.len() - self.resolved.count();
+            let left = self.entries.len() - self.states.resolved();
             if self.postponed == 0 || left == 0 {
                 break;
             }
@@ -307,7 +307,7 @@ impl<'a> Resolver<'a> {
         if let Some(e) = self.entries.iter().find(|e| e.oid().is_none()) {
             return Err(entry_error(e, EntryProblem::Unresolved));
         }
-        self.stats.kinds = self.kinds;
+        self.stats.kinds = self.states.kinds();
         self.stats.peak_cache_bytes = self.cache.peak();
         self.stats.peak_retained_bytes = self.retained.peak();
         Ok(self.stats)
@@ -329,7 +329,7 @@ impl<'a> Resolver<'a> {
                 YieldNow(false).await;
             }
             self.scan_pos = EntryIndex::new(i);
-            if self.is_resolved(self.scan_pos) && self.live[i] == 0 {
+            if self.is_resolved(self.scan_pos) && self.live.is_zero(self.scan_pos) {
                 // Nothing left to do with this entry, and nothing to read.
                 continue;
             }
@@ -352,7 +352,7 @@ impl<'a> Resolver<'a> {
     /// postponed deltas descend from it.
     async fn keep_compressed(&mut self, i: EntryIndex) -> Result<(), ResolveError> {
         if !self.is_resolved(i)
-            || self.live[i.get()] == 0
+            || self.live.is_zero(i)
             || self.is_big(i)
             || self.retained.contains(i)
         {
@@ -401,7 +401,7 @@ impl<'a> Resolver<'a> {
     async fn preload(&mut self, i: EntryIndex) -> Result<(), ResolveError> {
         let e = &self.entries[i.get()];
         if e.is_delta()
-            || self.pending[i.get()] == 0
+            || self.pending.is_zero(i)
             || self.is_big(i)
             || e.size() > self.cache.limit()
         {
@@ -463,13 +463,13 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        self.kinds[i.get()] = self.kinds[root.get()];
+        self.states.set_kind(i, self.states.kind(root));
         match built {
             Built::Memory(data) => {
                 let object = Finished {
                     entry: i.0,
                     offset: self.entries[i.get()].offset(),
-                    kind: self.kinds[i.get()],
+                    kind: self.states.kind(i),
                     content: Content::Whole(Arc::clone(&data)),
                 };
                 // REF deltas waiting for a base id need every id at once; otherwise the sink computes it later.
@@ -599,7 +599,7 @@ impl<'a> Resolver<'a> {
         if let Some(top) = levels.last_mut() {
             top.drop_window();
         }
-        let kind = self.kinds[i.get()];
+        let kind = self.states.kind(i);
         for level in &mut levels[first..] {
             level.hash_as(kind, &self.plan);
         }
@@ -612,7 +612,7 @@ impl<'a> Resolver<'a> {
                     kind,
                     content: Content::Hashed(oid, scan.map(Box::new)),
                 })?;
-                self.kinds[x.get()] = kind;
+                self.states.set_kind(x, kind);
                 self.stats.streamed += 1;
                 self.record_resolved(x, Some(oid), None);
             }
@@ -669,7 +669,7 @@ impl<'a> Resolver<'a> {
     /// Caches a rebuilt object if it still has children to come.
     fn keep(&mut self, x: EntryIndex, data: &Arc<Vec<u8>>) {
         self.stats.rebuilt += u64::from(self.entries[x.get()].is_delta());
-        if self.pending[x.get()] > 0 {
+        if !self.pending.is_zero(x) {
             self.cache.insert(x, Arc::clone(data));
         }
     }
@@ -691,7 +691,7 @@ impl<'a> Resolver<'a> {
         if x < self.scan_pos {
             self.stats.deferred += 1;
         }
-        self.resolved.set(idx);
+        self.states.set_resolved(x);
         let waiting = oid.and_then(|oid| {
             self.entries[idx].set_oid(oid);
             self.waiting_for_oid.remove(&oid)
@@ -707,19 +707,18 @@ impl<'a> Resolver<'a> {
         }
         let parent = self.parent(x);
         if parent != EntryIndex::NONE {
-            let p = parent.get();
-            self.pending[p] = self.pending[p].saturating_sub(1);
-            if self.pending[p] == 0 {
+            self.pending.decrement(parent);
+            if self.pending.is_zero(parent) {
                 self.cache.remove(parent);
                 self.big_children.remove(&parent);
             }
         }
         if let Some(data) = data {
-            if self.pending[idx] > 0 {
+            if !self.pending.is_zero(x) {
                 self.cache.insert(x, data);
             }
         }
-        if self.live[idx] == 0 {
+        if self.live.is_zero(x) {
             self.release(x);
         }
     }
@@ -733,11 +732,10 @@ impl<'a> Resolver<'a> {
             if p == EntryIndex::NONE {
                 return;
             }
-            let live = &mut self.live[p.get()];
             // A REF delta attached to an entry already released can make this count low, never wrong in effect:
             // an entry released early is read from the source again.
-            *live = live.saturating_sub(1);
-            if *live > 0 || !self.is_resolved(p) {
+            self.live.decrement(p);
+            if !self.live.is_zero(p) || !self.is_resolved(p) {
                 return;
             }
             x = p;
@@ -760,7 +758,7 @@ impl<'a> Resolver<'a> {
                     Some(pos) => self.fetched.swap_remove(pos).1,
                     None => self.read(start, end - start).await?,
                 };
-                if self.live[i.get()] > 0 {
+                if !self.live.is_zero(i) {
                     self.retained.insert(i, &data);
                 }
                 data
@@ -895,39 +893,5 @@ impl Future for YieldNow {
         self.0 = true;
         cx.waker().wake_by_ref();
         Poll::Pending
-    }
-}
-
-/// One bit per entry.
-struct Bits {
-    words: Vec<u64>,
-    count: usize,
-}
-
-impl Bits {
-    /// `n` bits, all clear.
-    fn new(n: usize) -> Self {
-        Bits {
-            words: vec![0; n.div_ceil(64)],
-            count: 0,
-        }
-    }
-
-    fn get(&self, i: usize) -> bool {
-        self.words[i / 64] & (1 << (i % 64)) != 0
-    }
-
-    fn set(&mut self, i: usize) {
-        let word = &mut self.words[i / 64];
-        let bit = 1 << (i % 64);
-        if *word & bit == 0 {
-            *word |= bit;
-            self.count += 1;
-        }
-    }
-
-    /// How many bits are set.
-    fn count(&self) -> usize {
-        self.count
     }
 }
