@@ -234,6 +234,14 @@ impl Scanner {
         }
     }
 
+    /// Forgets the links to the ids of `sorted` (ascending), which need no check: objects of the pack itself
+    /// ([`LinkSet::remove_sorted`]). Links found later are still collected.
+    pub fn forget_links(&mut self, sorted: impl IntoIterator<Item = ObjectId>) {
+        if let Some(links) = &mut self.links {
+            links.remove_sorted(sorted);
+        }
+    }
+
     /// The ids linked to so far, each at least once; each once and in order after
     /// [`compact_links`](Self::compact_links) (empty when links are not collected).
     pub fn links(&self) -> impl Iterator<Item = &ObjectId> {

@@ -9,7 +9,8 @@
 //!   tag → target), collected by the [`Scanner`] while resolution hashed each object, so no extra pass;
 //! - the **tips** of every ref to publish.
 //!
-//! An id the new pack holds (its `.idx`, in memory) is fine. Tips the mirror already publishes were proven when
+//! An id the new pack holds (its `.idx`, in memory) is fine; so that the links do not hold the pack's own ids
+//! through pass 2, those pass 1 computed are dropped from them between the passes ([`forget_links_in_pack`]). Tips the mirror already publishes were proven when
 //! they were published. What remains must be in a pack the mirror lists, found through each `.idx`'s fan-out
 //! and ranged reads of the id slices needed ([`crate::git::idx::lookup`]), never a whole index, except on full and
 //! compaction runs: there the new pack alone must be complete, since the packs it replaces will be unlisted. The
@@ -20,6 +21,7 @@ use super::MirrorError;
 use crate::git::idx::lookup::{Fanout, LookupError, FANOUT_END};
 use crate::git::layout::{self, Ref};
 use crate::git::oid::ObjectId;
+use crate::git::pack::entry::Entry;
 use crate::git::scan::Scanner;
 use crate::store::Store;
 use std::collections::HashSet;
@@ -127,6 +129,27 @@ pub(super) async fn check(
         pack_objects: received.objects,
         searched_listed: !listed.is_empty(),
     }))
+}
+
+/// Forgets the links to objects of the new pack whose ids `entries` already have (those pass 1 computed): the
+/// check would find them in the new pack anyway, and the links collected meanwhile no longer hold them for the
+/// rest of the run. Only whole, computed ids are compared, so no missing object is ever taken for present.
+/// Allocates 4 bytes per entry while it runs (their order by id).
+pub(super) fn forget_links_in_pack(scanner: &mut Scanner, entries: &[Entry]) {
+    // The pack header counts entries in 32 bits: every position fits.
+    let mut order: Vec<u32> = (0..entries.len() as u32)
+        .filter(|&i| entries[i as usize].oid().is_some())
+        .collect();
+    order.sort_unstable_by_key(|&i| entries[i as usize].oid());
+    let before = scanner.link_count();
+    scanner.forget_links(order.iter().filter_map(|&i| entries[i as usize].oid()));
+    tracing::debug!(
+        known_ids = order.len(),
+        links_before = before,
+        links_after = scanner.link_count(),
+        link_bytes = scanner.link_bytes(),
+        "links to the pack's own objects forgotten"
+    );
 }
 
 /// Verify mode: what is wrong with a published mirror whose pack list names `packs` and whose `info/refs`

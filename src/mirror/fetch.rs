@@ -91,6 +91,7 @@ impl Run<'_> {
             // The entries' bookkeeping is known now, and comes off the budget: all the list holds, without the
             // spare capacity of its growth (up to half of it, released here).
             parsed.entries.shrink_to_fit();
+            connectivity::forget_links_in_pack(&mut parsed.scanner, &parsed.entries);
             let budget = Budget::new(self.options.memory_budget, parsed.entries.capacity());
             let (index, lfs_config) = self
                 .resolve_and_index(&held, &mut parsed, &budget, lfs_head)

@@ -50,6 +50,7 @@
 //! [`PackParser::resolve_early`]: crate::git::pack::PackParser::resolve_early
 
 pub(crate) mod cache;
+mod counts;
 mod read;
 mod resolver;
 mod stream;
@@ -65,11 +66,11 @@ use crate::git::pack::inflate::InflateError;
 use crate::git::scan::{ScanError, Scanner};
 use bytes::Bytes;
 
-/// Bytes the resolver holds per entry besides the [`Entry`] itself (its counts of pending children and
-/// descendants, and the kinds it reports; plus one bit, whether the entry is resolved), for callers that count
-/// memory.
-pub const BYTES_PER_ENTRY: u64 =
-    (2 * std::mem::size_of::<u32>() + std::mem::size_of::<ObjectKind>()) as u64;
+/// Bytes the resolver holds per entry besides the [`Entry`] itself, for callers that count memory: its counts of
+/// pending children and of live descendants (one byte each; an entry with 255 or more children, which is rare,
+/// adds a side-table slot), and one byte for the kind of the entry's object and whether it is resolved
+/// (`counts.rs`).
+pub const BYTES_PER_ENTRY: u64 = 3;
 
 /// Longest delta chain rebuilt (git itself never writes chains deeper than 4095).
 pub const MAX_CHAIN_DEPTH: usize = 10_000;

@@ -3,6 +3,7 @@
 //! through [`super::stream`] when they are too big to hold).
 
 use super::cache::{Cache, Retained};
+use super::counts::{Counts, EntryStates};
 use super::stream::{Level, LevelStep};
 use super::{
     checked_read, entry_end, entry_error, EntryIndex, EntryProblem, PackReader, ReadError,
@@ -31,23 +32,21 @@ pub(super) struct Resolver<'a> {
     big_object_bytes: u64,
     max_chain: usize,
     /// Children of each entry not resolved yet.
-    pending: Vec<u32>,
+    pending: Counts,
     /// Children of each entry not resolved yet or with descendants not resolved yet: while non-zero, the entry's
     /// compressed bytes may be needed to rebuild a descendant.
-    live: Vec<u32>,
-    kinds: Vec<ObjectKind>,
-    /// Which entries are resolved: their ids are known, or being computed by the sink.
-    resolved: Bits,
+    live: Counts,
+    /// The kind of each entry's object, which entries are resolved (their ids are known, or being computed by
+    /// the sink), and which wait for the next pass: the entries postponed during the current pass, and the
+    /// deltas visited during it whose base is one of them. None of those is resolved before the next pass, which
+    /// visits their descendants in pack order anyway, so those are not queued in `waiting_for_entry` (on the
+    /// 800k-object bench repository at a 128 MiB budget, a queue of about 230k deltas and 10 MB).
+    states: EntryStates,
     /// REF deltas whose base id is not known yet, by that id.
     waiting_for_oid: HashMap<ObjectId, Vec<EntryIndex>>,
     /// Deltas visited while their (known) base entry was not resolved yet, by that entry (not those whose base
-    /// waits for the next pass: see `deferred`).
+    /// waits for the next pass: see `states`).
     waiting_for_entry: HashMap<EntryIndex, Vec<EntryIndex>>,
-    /// The entries postponed during the current pass, and the deltas visited during it whose base is one of them:
-    /// none of them is resolved before the next pass, which visits their descendants in pack order anyway, so
-    /// those are not queued in `waiting_for_entry` (on the 800k-object bench repository at a 128 MiB budget, a
-    /// queue of about 230k deltas and 10 MB).
-    deferred: Bits,
     /// Deltas in `waiting_for_entry`.
     waiting: u64,
     /// Children bigger than the limit of each entry bigger than the limit (to stream them in one pass).
@@ -156,20 +155,18 @@ impl<'a> Resolver<'a> {
                 }),
             }
         }
-        let mut resolved = Bits::new(n);
+        let mut states = EntryStates::new(kinds.into_iter());
         for (i, e) in entries.iter().enumerate() {
             if e.oid().is_some() {
-                resolved.set(i);
+                states.set_resolved(EntryIndex::new(i));
             }
         }
         let mut resolver = Resolver {
-            pending: vec![0; n],
-            live: vec![0; n],
-            kinds,
-            resolved,
+            pending: Counts::new(n),
+            live: Counts::new(n),
+            states,
             waiting_for_oid: HashMap::new(),
             waiting_for_entry: HashMap::new(),
-            deferred: Bits::new(0),
             waiting: 0,
             big_children: HashMap::new(),
             ready: Vec::new(),
@@ -236,10 +233,10 @@ impl<'a> Resolver<'a> {
             let Some(j) = e.base().filter(|_| e.is_delta() && e.oid().is_some()) else {
                 continue;
             };
-            let j = j as usize;
-            resolver.pending[j] = resolver.pending[j].saturating_sub(1);
-            if resolver.live[i] == 0 {
-                resolver.live[j] = resolver.live[j].saturating_sub(1);
+            let j = EntryIndex(j);
+            resolver.pending.decrement(j);
+            if resolver.live.is_zero(EntryIndex::new(i)) {
+                resolver.live.decrement(j);
             }
         }
         Ok(resolver)
@@ -249,8 +246,8 @@ impl<'a> Resolver<'a> {
     fn attach(&mut self, child: EntryIndex, base: EntryIndex) {
         // `base` is below `EntryIndex::NONE`, which is `Entry::NO_BASE`.
         self.entries[child.get()].set_base(base.0);
-        self.pending[base.get()] += 1;
-        self.live[base.get()] += 1;
+        self.pending.increment(base);
+        self.live.increment(base);
         if self.is_big(child) && self.is_big(base) {
             self.big_children.entry(base).or_default().push(child);
         }
@@ -264,7 +261,7 @@ impl<'a> Resolver<'a> {
     }
 
     fn is_resolved(&self, i: EntryIndex) -> bool {
-        self.resolved.get(i.get())
+        self.states.is_resolved(i)
     }
 
     /// Gives the ids the sink computed to their entries; with `wait`, after every object handed over.
@@ -293,9 +290,9 @@ impl<'a> Resolver<'a> {
         loop {
             self.stats.passes += 1;
             self.postponed = 0;
-            self.deferred = Bits::new(self.entries.len());
+            self.states.clear_deferred();
             self.scan(progress).await?;
-            let left = self.entries.len() - self.resolved.count();
+            let left = self.entries.len() - self.states.resolved();
             if self.postponed == 0 || left == 0 {
                 break;
             }
@@ -318,7 +315,7 @@ impl<'a> Resolver<'a> {
         if let Some(e) = self.entries.iter().find(|e| e.oid().is_none()) {
             return Err(entry_error(e, EntryProblem::Unresolved));
         }
-        self.stats.kinds = self.kinds;
+        self.stats.kinds = self.states.kinds();
         self.stats.peak_cache_bytes = self.cache.peak();
         self.stats.peak_retained_bytes = self.retained.peak();
         Ok(self.stats)
@@ -340,7 +337,7 @@ impl<'a> Resolver<'a> {
                 YieldNow(false).await;
             }
             self.scan_pos = EntryIndex::new(i);
-            if self.is_resolved(self.scan_pos) && self.live[i] == 0 {
+            if self.is_resolved(self.scan_pos) && self.live.is_zero(self.scan_pos) {
                 // Nothing left to do with this entry, and nothing to read.
                 continue;
             }
@@ -363,7 +360,7 @@ impl<'a> Resolver<'a> {
     /// postponed deltas descend from it.
     async fn keep_compressed(&mut self, i: EntryIndex) -> Result<(), ResolveError> {
         if !self.is_resolved(i)
-            || self.live[i.get()] == 0
+            || self.live.is_zero(i)
             || self.is_big(i)
             || self.retained.contains(i)
         {
@@ -400,8 +397,8 @@ impl<'a> Resolver<'a> {
                 return Ok(());
             }
             if !self.is_resolved(parent) {
-                match self.deferred.get(parent.get()) {
-                    true => self.deferred.set(i.get()),
+                match self.states.is_deferred(parent) {
+                    true => self.states.set_deferred(i),
                     false => {
                         self.waiting_for_entry.entry(parent).or_default().push(i);
                         self.waiting += 1;
@@ -419,7 +416,7 @@ impl<'a> Resolver<'a> {
     async fn preload(&mut self, i: EntryIndex) -> Result<(), ResolveError> {
         let e = &self.entries[i.get()];
         if e.is_delta()
-            || self.pending[i.get()] == 0
+            || self.pending.is_zero(i)
             || self.is_big(i)
             || e.size() > self.cache.limit()
         {
@@ -438,7 +435,7 @@ impl<'a> Resolver<'a> {
         let chain = self.chain(i)?;
         if self.postpone && self.reads_behind(&chain) {
             // The next pass keeps what this rebuild lacks as it goes by, and resolves `i` then.
-            self.deferred.set(i.get());
+            self.states.set_deferred(i);
             self.postponed += 1;
             self.stats.postponed += 1;
             return Ok(());
@@ -482,13 +479,13 @@ impl<'a> Resolver<'a> {
                 }
             }
         }
-        self.kinds[i.get()] = self.kinds[root.get()];
+        self.states.set_kind(i, self.states.kind(root));
         match built {
             Built::Memory(data) => {
                 let object = Finished {
                     entry: i.0,
                     offset: self.entries[i.get()].offset(),
-                    kind: self.kinds[i.get()],
+                    kind: self.states.kind(i),
                     content: Content::Whole(Arc::clone(&data)),
                 };
                 // REF deltas waiting for a base id need every id at once; otherwise the sink computes it later.
@@ -618,7 +615,7 @@ impl<'a> Resolver<'a> {
         if let Some(top) = levels.last_mut() {
             top.drop_window();
         }
-        let kind = self.kinds[i.get()];
+        let kind = self.states.kind(i);
         for level in &mut levels[first..] {
             level.hash_as(kind, &self.plan);
         }
@@ -631,7 +628,7 @@ impl<'a> Resolver<'a> {
                     kind,
                     content: Content::Hashed(oid, scan.map(Box::new)),
                 })?;
-                self.kinds[x.get()] = kind;
+                self.states.set_kind(x, kind);
                 self.stats.streamed += 1;
                 self.record_resolved(x, Some(oid), None);
             }
@@ -688,7 +685,7 @@ impl<'a> Resolver<'a> {
     /// Caches a rebuilt object if it still has children to come.
     fn keep(&mut self, x: EntryIndex, data: &Arc<Vec<u8>>) {
         self.stats.rebuilt += u64::from(self.entries[x.get()].is_delta());
-        if self.pending[x.get()] > 0 {
+        if !self.pending.is_zero(x) {
             self.cache.insert(x, Arc::clone(data));
         }
     }
@@ -710,7 +707,7 @@ impl<'a> Resolver<'a> {
         if x < self.scan_pos {
             self.stats.deferred += 1;
         }
-        self.resolved.set(idx);
+        self.states.set_resolved(x);
         let waiting = oid.and_then(|oid| {
             self.entries[idx].set_oid(oid);
             self.waiting_for_oid.remove(&oid)
@@ -727,19 +724,18 @@ impl<'a> Resolver<'a> {
         }
         let parent = self.parent(x);
         if parent != EntryIndex::NONE {
-            let p = parent.get();
-            self.pending[p] = self.pending[p].saturating_sub(1);
-            if self.pending[p] == 0 {
+            self.pending.decrement(parent);
+            if self.pending.is_zero(parent) {
                 self.cache.remove(parent);
                 self.big_children.remove(&parent);
             }
         }
         if let Some(data) = data {
-            if self.pending[idx] > 0 {
+            if !self.pending.is_zero(x) {
                 self.cache.insert(x, data);
             }
         }
-        if self.live[idx] == 0 {
+        if self.live.is_zero(x) {
             self.release(x);
         }
     }
@@ -753,11 +749,10 @@ impl<'a> Resolver<'a> {
             if p == EntryIndex::NONE {
                 return;
             }
-            let live = &mut self.live[p.get()];
             // A REF delta attached to an entry already released can make this count low, never wrong in effect:
             // an entry released early is read from the source again.
-            *live = live.saturating_sub(1);
-            if *live > 0 || !self.is_resolved(p) {
+            self.live.decrement(p);
+            if !self.live.is_zero(p) || !self.is_resolved(p) {
                 return;
             }
             x = p;
@@ -780,7 +775,7 @@ impl<'a> Resolver<'a> {
                     Some(pos) => self.fetched.swap_remove(pos).1,
                     None => self.read(start, end - start).await?,
                 };
-                if self.live[i.get()] > 0 {
+                if !self.live.is_zero(i) {
                     self.retained.insert(i, &data);
                 }
                 data
@@ -915,39 +910,5 @@ impl Future for YieldNow {
         self.0 = true;
         cx.waker().wake_by_ref();
         Poll::Pending
-    }
-}
-
-/// One bit per entry.
-struct Bits {
-    words: Vec<u64>,
-    count: usize,
-}
-
-impl Bits {
-    /// `n` bits, all clear.
-    fn new(n: usize) -> Self {
-        Bits {
-            words: vec![0; n.div_ceil(64)],
-            count: 0,
-        }
-    }
-
-    fn get(&self, i: usize) -> bool {
-        self.words[i / 64] & (1 << (i % 64)) != 0
-    }
-
-    fn set(&mut self, i: usize) {
-        let word = &mut self.words[i / 64];
-        let bit = 1 << (i % 64);
-        if *word & bit == 0 {
-            *word |= bit;
-            self.count += 1;
-        }
-    }
-
-    /// How many bits are set.
-    fn count(&self) -> usize {
-        self.count
     }
 }

@@ -286,6 +286,38 @@ async fn resolves_chains_and_branches_in_every_mode() {
     );
 }
 
+/// More children than one byte counts (the resolver's counts spill to a side table past 254): the counts stay
+/// exact, so the base stays cached until its last child, and kept compressed until its last descendant.
+#[tokio::test]
+async fn entries_with_hundreds_of_children_keep_exact_counts() {
+    let mut p = TestPack::new();
+    let base = p.base(ObjectKind::Blob, &version(0));
+    let first = p.ofs(base, &version(1));
+    for n in 2..300 {
+        p.ofs(base, &version(n));
+    }
+    for n in 300..600 {
+        p.ofs(first, &version(n));
+    }
+    let [roomy, ..] = &p.check().await[..] else {
+        unreachable!()
+    };
+    assert_eq!((roomy.cache_misses, roomy.rebuilt), (0, 0), "{roomy:?}");
+    assert_eq!(roomy.cache_hits, 599);
+    // Nothing cached: the deltas wait for a pass that keeps the compressed bases as it passes them, and that one
+    // pass resolves them all.
+    let kept = ResolveOptions {
+        retain_bytes: LOTS,
+        ..NO_CACHE
+    };
+    let (entries, stats) = p.resolve(kept).await.unwrap();
+    assert!(entries
+        .iter()
+        .zip(&p.expected)
+        .all(|(e, x)| e.oid() == Some(x.0)));
+    assert_eq!(stats.passes, 2, "{stats:?}");
+}
+
 #[tokio::test]
 async fn base_entries_without_ids_are_hashed() {
     let mut p = TestPack::new();

@@ -9,6 +9,9 @@
 //! block once it is consumed: memory never doubles, and stays at 20 bytes per distinct id plus the buffer (and,
 //! for a moment during a merge, a few blocks).
 //!
+//! Ids known to need no check (those of the pack's own objects, once their ids are computed) can be removed
+//! ([`LinkSet::remove_sorted`]), so that the set holds little more than the links that leave the pack.
+//!
 //! Membership is exact (whole ids compared), as the connectivity check needs: a source chooses the ids its trees
 //! name, so a probabilistic filter could be made to accept an object that is not there.
 
@@ -275,6 +278,31 @@ impl LinkSet {
             self.runs.push(bigger.merge(smaller));
         }
         self.buffer = Vec::new();
+    }
+
+    /// Removes from the set every id of `sorted` (ascending; repeats and ids the set does not hold are fine), and
+    /// makes it one sorted run as [`compact`](Self::compact) does. Each block of the run is freed once read, so
+    /// memory never grows; further inserts still work.
+    pub fn remove_sorted(&mut self, sorted: impl IntoIterator<Item = ObjectId>) {
+        self.compact();
+        let Some(run) = self.runs.pop() else {
+            return;
+        };
+        let mut kept = Builder::new(run.len);
+        let mut drain = Drain::new(run);
+        let mut remove = sorted.into_iter().peekable();
+        while let Some(id) = drain.peek() {
+            drain.take();
+            while remove.next_if(|r| *r < id).is_some() {}
+            if remove.peek() != Some(&id) {
+                kept.push(id);
+            }
+        }
+        let kept = kept.finish();
+        self.held = kept.len;
+        if kept.len > 0 {
+            self.runs.push(kept);
+        }
     }
 
     /// Whether `id` is in the set.

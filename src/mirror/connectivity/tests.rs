@@ -180,3 +180,24 @@ async fn many_repeated_links_to_absent_objects_are_counted_once_each() {
     lowest[19] = 0;
     assert_eq!(missing.object, ObjectId(lowest));
 }
+
+#[test]
+fn links_to_objects_of_the_pack_with_computed_ids_are_forgotten_and_no_others() {
+    use crate::git::oid::ObjectKind::Blob;
+    let (a, b, c, d) = (id(1), id(2), id(3), id(4));
+    let mut scanner = scanner_linking(&[d, a, c, b]);
+    let mut near_c = c;
+    near_c.0[19] ^= 1;
+    let entries = [
+        Entry::whole(12, 2, 10, Blob, 1, 0, Some(b)),
+        // A delta whose id is not computed yet, one object whose id differs from a link's in one bit only, and a
+        // REF delta that names `d` as its base: none of them proves a link present.
+        Entry::ofs_delta(22, 3, 10, 0, 1, 1, 0),
+        Entry::whole(32, 2, 10, Blob, 1, 0, Some(near_c)),
+        Entry::whole(42, 2, 10, Blob, 1, 0, Some(a)),
+        Entry::ref_delta(52, 22, 30, d, 1, 1, 0),
+    ];
+    forget_links_in_pack(&mut scanner, &entries);
+    assert_eq!(scanner.links().copied().collect::<Vec<_>>(), [c, d]);
+    assert_eq!(scanner.link_count(), 2);
+}

@@ -157,3 +157,49 @@ fn sets_with_the_same_ids_are_equal_however_they_are_held() {
     a.insert(id(9_999)).unwrap();
     assert_ne!(a, b);
 }
+
+#[test]
+fn removing_sorted_ids_drops_exactly_those_and_frees_their_room() {
+    let mut set = LinkSet::new(1 << 20);
+    for n in scrambled(20_011) {
+        set.insert(id(n)).unwrap();
+    }
+    set.compact();
+    let before = set.bytes();
+    // Every even id, each twice, and ids the set never held (beyond its range, and ones differing from held ids
+    // only in their last byte); the buffer's ids are removed too.
+    set.insert(id(30_000)).unwrap();
+    let mut near = id(7);
+    near.0[19] ^= 1;
+    let mut remove: Vec<ObjectId> = (0..25_000)
+        .step_by(2)
+        .flat_map(|n| [id(n), id(n)])
+        .chain([near, id(30_000), ObjectId([0xff; 20])])
+        .collect();
+    remove.sort_unstable();
+    set.remove_sorted(remove);
+    assert_eq!((set.len(), set.runs.len()), (10_005, 1));
+    for n in 0..20_011 {
+        assert_eq!(set.contains(&id(n)), n % 2 == 1, "{n}");
+    }
+    assert!(!set.contains(&id(30_000)));
+    assert!(
+        before - set.bytes() >= 10_000 * ID_BYTES,
+        "{} of {before}",
+        set.bytes()
+    );
+    let held: Vec<ObjectId> = set.iter().copied().collect();
+    let expected: Vec<ObjectId> = (1..20_011).step_by(2).map(id).collect();
+    assert_eq!(held, expected);
+    // A removed id can come back.
+    set.insert(id(4)).unwrap();
+    assert!(set.contains(&id(4)));
+    assert_eq!(set.len(), 10_006);
+    // Removing everything leaves an empty set, and nothing from an empty one.
+    let mut all: Vec<ObjectId> = set.iter().copied().collect();
+    all.sort_unstable();
+    set.remove_sorted(all);
+    assert!(set.is_empty() && set.runs.is_empty());
+    set.remove_sorted([id(1)]);
+    assert!(set.is_empty());
+}
