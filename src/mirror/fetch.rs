@@ -590,8 +590,8 @@ impl Budget {
     /// The shares of `total` bytes once `entries` pack entries are known.
     fn new(total: u64, entries: usize) -> Self {
         // The store's upload buffers come off the top; a fifth of what is left goes to the links (about 20 bytes
-        // per distinct id, as many as the objects of a complete pack, against 63 bytes of bookkeeping per
-        // entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about two thirds of it);
+        // per distinct id, as many as the objects of a complete pack, against 57 bytes of bookkeeping per
+        // entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about three fifths of it);
         // then the content in flight to the hashing thread (a 32nd of what is left, 256 KiB to 4 MiB) and the
         // bookkeeping of the entries.
         let uploads = store::upload_buffer_bytes(store::part_size_for(total));
