@@ -93,42 +93,55 @@ fn cost(data: &Arc<Vec<u8>>) -> u64 {
     data.capacity() as u64 + CACHED_OVERHEAD
 }
 
-/// Bytes counted for each retained entry besides its data: its slot in the map (40 bytes and a control byte)
-/// while the map grows (the old table, 7/8 full, and the new one, twice as large, held together: 141 bytes per
-/// entry, against 94 at the map's emptiest after growing), and the round-up of a small entry's allocation to the
-/// allocator's size class (at most 15 bytes below 128; see [`retained_cost`] for larger ones). On the
-/// 800k-object bench repository at a 128 MiB budget, about 270k entries of 40-100 bytes each were retained, and
-/// the tables alone took 8 MB at their peak, where 64 bytes per entry had counted 4 MB for them.
-pub(super) const RETAINED_OVERHEAD: u64 = 160;
+/// One slot of the map of retained entries.
+pub(super) type Slot = (EntryIndex, bytes::Bytes);
 
-/// The bytes a retained entry of `len` bytes counts for: the data, an eighth more for the allocator's round-up
-/// of larger allocations (its size classes are at most a quarter apart), and [`RETAINED_OVERHEAD`].
-pub(super) fn retained_cost(len: usize) -> u64 {
+/// The bytes of the table of a map that holds `capacity` entries without growing: a power of two of slots, at
+/// most 7/8 of them full (but one of fewer than 8), each with a control byte, and a group of 16 control bytes more.
+pub(super) fn table_bytes(capacity: usize) -> u64 {
+    let buckets = match capacity {
+        0 => return 0,
+        c if c < 8 => (c + 1).next_power_of_two(),
+        c => (c * 8 / 7).next_power_of_two(),
+    };
+    buckets as u64 * (std::mem::size_of::<Slot>() as u64 + 1) + 16
+}
+
+/// The bytes an allocation of `len` bytes takes: the allocator's size classes are 16 bytes apart up to 128, then
+/// four per power of two.
+pub(super) fn allocation_bytes(len: usize) -> u64 {
     let len = len as u64;
-    len + len / 8 + RETAINED_OVERHEAD
+    match len {
+        0..=128 => len.next_multiple_of(16).max(16),
+        _ => len.next_multiple_of((1 << (len - 1).ilog2()) / 4),
+    }
 }
 
 /// Compressed entries read back from the pack that still have descendants to come,
 /// bounded in bytes: rebuilding an evicted base from them costs CPU instead of a read far behind the scan. Nothing
 /// is evicted: an entry is dropped when its last descendant is resolved, and none is added while the limit is
-/// reached.
+/// reached. What is counted is what is held: each entry's allocation, and the map's table, which never shrinks,
+/// and which, while it grows, is held twice (the old table and the new one, twice as large). On the 800k-object
+/// bench repository at a 128 MiB budget, about 270k entries of 40-100 bytes each were retained, and the tables
+/// took 8 MB at their peak, where 64 bytes counted per entry had made 4 MB of them.
 pub(super) struct Retained {
     limit: u64,
-    used: u64,
+    /// Bytes of the entries' allocations.
+    data: u64,
+    /// Bytes of the map's table at its largest (its capacity less the slots that removals left unusable until
+    /// it is rebuilt would understate it).
+    table: u64,
     peak: u64,
     entries: HashMap<EntryIndex, bytes::Bytes>,
 }
-
-/// A slot of [`Retained`]'s map, for the tests that check [`RETAINED_OVERHEAD`] against it.
-#[cfg(test)]
-pub(super) type RetainedSlot = (EntryIndex, bytes::Bytes);
 
 impl Retained {
     /// An empty set holding at most `limit` bytes, overhead included.
     pub(super) fn new(limit: u64) -> Self {
         Retained {
             limit,
-            used: 0,
+            data: 0,
+            table: 0,
             peak: 0,
             entries: HashMap::new(),
         }
@@ -145,6 +158,12 @@ impl Retained {
         self.entries.len()
     }
 
+    /// Bytes held now: the entries and the map's table.
+    #[cfg(test)]
+    pub(super) fn used(&self) -> u64 {
+        self.data + self.table
+    }
+
     /// Whether entry `i` is retained.
     pub(super) fn contains(&self, i: EntryIndex) -> bool {
         self.entries.contains_key(&i)
@@ -156,21 +175,30 @@ impl Retained {
     }
 
     /// Keeps a copy of entry `i`'s compressed bytes (a copy, so that the chunk they were read from is not held),
-    /// if they fit.
+    /// if they fit, with the map's table grown for them if it must.
     pub(super) fn insert(&mut self, i: EntryIndex, data: &[u8]) {
-        let cost = retained_cost(data.len());
-        if self.used + cost > self.limit || self.entries.contains_key(&i) {
+        if self.entries.contains_key(&i) {
+            return;
+        }
+        let capacity = self.entries.capacity();
+        let growing = match self.entries.len() < capacity {
+            true => 0,
+            false => table_bytes(capacity + 1).max(2 * self.table),
+        };
+        let held = self.data + allocation_bytes(data.len()) + self.table + growing;
+        if held > self.limit {
             return;
         }
         self.entries.insert(i, bytes::Bytes::copy_from_slice(data));
-        self.used += cost;
-        self.peak = self.peak.max(self.used);
+        self.data += allocation_bytes(data.len());
+        self.table = self.table.max(table_bytes(self.entries.capacity()));
+        self.peak = self.peak.max(held);
     }
 
     /// Drops entry `i`, if retained.
     pub(super) fn remove(&mut self, i: EntryIndex) {
         if let Some(data) = self.entries.remove(&i) {
-            self.used -= retained_cost(data.len());
+            self.data -= allocation_bytes(data.len());
         }
     }
 }

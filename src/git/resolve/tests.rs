@@ -1552,23 +1552,49 @@ async fn an_object_is_read_back_by_id_through_its_chain() {
 }
 
 #[test]
-fn a_retained_entry_counts_for_its_map_slot_while_the_map_grows_and_its_round_up() {
-    use super::cache::{retained_cost, Retained, RetainedSlot, RETAINED_OVERHEAD};
-    // The old table (7/8 full) and the new one, twice as large, held together while the map grows; each slot
-    // with its control byte.
-    let slot = std::mem::size_of::<RetainedSlot>() as u64 + 1;
-    let growing = slot * 24 / 7;
-    // A small entry's allocation rounds up by at most 15 bytes; a larger one's by at most a quarter.
-    assert!(growing + 15 <= RETAINED_OVERHEAD, "{growing}");
-    assert!(retained_cost(4096) >= 4096 + 4096 / 8 + growing);
-    // Entries of one byte, the dearest in overhead: as many as the limit pays for, never more.
+fn retained_entries_count_their_allocations_and_the_maps_table_also_while_it_grows() {
+    use super::cache::{allocation_bytes, table_bytes, Retained, Slot};
+    // The table's size follows the map's growth: a power of two of slots, at most 7/8 full.
+    let mut map = std::collections::HashMap::new();
+    for i in 0..20_000u32 {
+        map.insert(EntryIndex(i), Bytes::new());
+        let buckets = (table_bytes(map.capacity()) - 16) / (std::mem::size_of::<Slot>() as u64 + 1);
+        assert!(buckets.is_power_of_two() && buckets * 7 / 8 >= map.capacity() as u64);
+        assert!(buckets <= 2 * (map.capacity() as u64).max(4), "{i}");
+    }
+    // Allocations round up to the allocator's size classes.
+    for (len, bytes) in [
+        (1, 16),
+        (40, 48),
+        (128, 128),
+        (129, 160),
+        (1000, 1024),
+        (5000, 5120),
+    ] {
+        assert_eq!(allocation_bytes(len), bytes, "{len}");
+    }
+    // Entries of one byte, the dearest in overhead: as many as fit the limit with the table counted, and the
+    // limit holds also while the table grows (the old one and the new one held together).
     let limit = 1 << 20;
     let mut retained = Retained::new(limit);
     for i in 0..100_000 {
         retained.insert(EntryIndex(i), &[1]);
     }
-    let held = retained.len() as u64;
-    assert!(held * (growing + 16) <= limit, "{held}");
-    assert!(held >= limit / retained_cost(1) - 1, "{held}");
-    assert!(retained.peak() <= limit);
+    let held = retained.len();
+    let table = table_bytes(held);
+    assert!(
+        held as u64 * 16 + table <= limit && retained.peak() <= limit,
+        "{held}"
+    );
+    assert!(retained.used() <= retained.peak());
+    // The next growth would have held both tables: it did not fit.
+    assert!(
+        held as u64 * 16 + table + table_bytes(held + 1) > limit / 2,
+        "{held}"
+    );
+    // Removing entries frees their allocations, not the table.
+    for i in 0..held as u32 {
+        retained.remove(EntryIndex(i));
+    }
+    assert!(retained.used() >= table);
 }
