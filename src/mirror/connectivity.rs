@@ -10,11 +10,12 @@
 //! - the **tips** of every ref to publish.
 //!
 //! An id the new pack holds (its `.idx`, in memory) is fine; so that the links do not hold the pack's own ids
-//! through pass 2, those pass 1 computed are dropped from them between the passes ([`forget_links_in_pack`]). Tips the mirror already publishes were proven when
-//! they were published. What remains must be in a pack the mirror lists, found through each `.idx`'s fan-out
-//! and ranged reads of the id slices needed ([`crate::git::idx::lookup`]), never a whole index, except on full and
-//! compaction runs: there the new pack alone must be complete, since the packs it replaces will be unlisted. The
-//! walk stops at objects of listed packs: each was checked the same way when it was listed.
+//! through pass 2, those pass 1 computed are dropped from them between the passes ([`forget_links_in_pack`]).
+//! Tips the mirror already publishes were proven when they were published. What remains must be in a pack the
+//! mirror lists, found through each `.idx`'s fan-out and ranged reads of the id slices needed
+//! ([`crate::git::idx::lookup`]), never a whole index, except on full and compaction runs: there the new pack
+//! alone must be complete, since the packs it replaces will be unlisted. The walk stops at objects of listed
+//! packs: each was checked the same way when it was listed.
 
 use super::plan::Desired;
 use super::MirrorError;
