@@ -327,7 +327,8 @@ impl LinkSet {
         self.held == 0 && self.buffer.is_empty()
     }
 
-    /// The bytes the set takes now, as counted against its limit (see [`LinkSet::bytes_with`]).
+    /// The bytes the set takes now, as counted against its limit: the runs' ids and block lists, and the buffer's
+    /// full length.
     pub fn bytes(&self) -> u64 {
         self.bytes_with(0)
     }
