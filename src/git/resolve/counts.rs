@@ -1,5 +1,5 @@
-//! The resolver's per-entry state in three bytes: two counts of children and one byte for the object's kind and
-//! whether the entry is resolved.
+//! The resolver's per-entry state in three bytes: two counts of children and one byte for the object's kind,
+//! whether the entry is resolved and whether it waits for the next pass.
 //!
 //! The state is held for every entry of the pack for the whole of pass 2, so it is kept narrow: a count is one
 //! byte, and the rare entry with [`SPILLED`] or more children (a blob with hundreds of versions delta'd against

@@ -68,8 +68,8 @@ use bytes::Bytes;
 
 /// Bytes the resolver holds per entry besides the [`Entry`] itself, for callers that count memory: its counts of
 /// pending children and of live descendants (one byte each; an entry with 255 or more children, which is rare,
-/// adds a side-table slot), and one byte for the kind of the entry's object and whether it is resolved
-/// (`counts.rs`).
+/// adds a side-table slot), and one byte for the kind of the entry's object, whether it is resolved and whether
+/// it waits for the next pass (`counts.rs`).
 pub const BYTES_PER_ENTRY: u64 = 3;
 
 /// Longest delta chain rebuilt (git itself never writes chains deeper than 4095).
