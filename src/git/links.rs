@@ -9,6 +9,10 @@
 //! are read without being held whole. Its memory is a few dozen bytes: it keeps at most one header line prefix or
 //! one tree entry's mode and id, never a name or a whole line. Content that cannot be the object it claims to be
 //! (a commit without its `tree` line, a tree entry cut short) is an error, as it is for git.
+//!
+//! A tree's parser can also watch for one regular file by name ([`LinkParser::watching`]): it then compares each
+//! entry's name as it passes, and keeps the id of the entry that matches (how the `.lfsconfig` at the default
+//! branch's tip is found while the pack's objects are hashed, without reading the tree again).
 
 use crate::git::oid::{ObjectId, ObjectKind};
 
@@ -50,10 +54,16 @@ enum State {
     Done,
     /// In a tree entry's mode (`digits` read so far).
     Mode { mode: u32, digits: u8 },
-    /// In a tree entry's name.
-    Name { mode: u32 },
-    /// In a tree entry's 20-byte id.
-    Id { mode: u32, id: [u8; 20], len: usize },
+    /// In a tree entry's name; `matched` is how many bytes of it match the watched name so far (`None` once
+    /// it cannot be that name, or is not a regular file).
+    Name { mode: u32, matched: Option<usize> },
+    /// In a tree entry's 20-byte id; `named` when the entry is the watched file.
+    Id {
+        mode: u32,
+        id: [u8; 20],
+        len: usize,
+        named: bool,
+    },
     /// A blob: no links.
     Blob,
 }
@@ -63,7 +73,15 @@ enum State {
 pub struct LinkParser {
     kind: ObjectKind,
     state: State,
+    /// The name of the regular file a tree's parser watches for (empty: none).
+    watch: &'static [u8],
+    /// The watched file's id, once its entry has passed.
+    watched: Option<ObjectId>,
 }
+
+/// Modes of a tree entry that is a regular file (`100644`, or `100755` executable), as 6 octal digits.
+const FILE_MODES: [u32; 2] = [0o100644, 0o100755];
+const FILE_MODE_DIGITS: u8 = 6;
 
 impl LinkParser {
     /// A parser for the content of an object of `kind`.
@@ -77,7 +95,26 @@ impl LinkParser {
             ObjectKind::Tree => State::Mode { mode: 0, digits: 0 },
             ObjectKind::Blob => State::Blob,
         };
-        LinkParser { kind, state }
+        LinkParser {
+            kind,
+            state,
+            watch: &[],
+            watched: None,
+        }
+    }
+
+    /// This parser, keeping the id of the regular file `name` if the object is a tree that has one
+    /// ([`watched`](Self::watched)). `name` is a whole entry name.
+    pub fn watching(mut self, name: &'static [u8]) -> Self {
+        if self.kind == ObjectKind::Tree && !name.is_empty() {
+            self.watch = name;
+        }
+        self
+    }
+
+    /// The id of the watched file (see [`watching`](Self::watching)), once its whole entry was read.
+    pub fn watched(&self) -> Option<ObjectId> {
+        self.watched
     }
 
     /// Whether objects of `kind` have links at all.
@@ -119,7 +156,15 @@ impl LinkParser {
                 State::Mode { mode, digits } => {
                     let byte = bytes[0];
                     match byte {
-                        b' ' if *digits > 0 => self.state = State::Name { mode: *mode },
+                        b' ' if *digits > 0 => {
+                            let file = *digits == FILE_MODE_DIGITS && FILE_MODES.contains(mode);
+                            let candidate =
+                                file && !self.watch.is_empty() && self.watched.is_none();
+                            self.state = State::Name {
+                                mode: *mode,
+                                matched: candidate.then_some(0),
+                            };
+                        }
                         b'0'..=b'7' if *digits < MAX_MODE_DIGITS => {
                             *mode = *mode * 8 + u32::from(byte - b'0');
                             *digits += 1;
@@ -128,24 +173,38 @@ impl LinkParser {
                     }
                     1
                 }
-                State::Name { mode } => match bytes.iter().position(|&b| b == 0) {
-                    Some(nul) => {
-                        self.state = State::Id {
-                            mode: *mode,
-                            id: [0; 20],
-                            len: 0,
-                        };
-                        nul + 1
+                State::Name { mode, matched } => {
+                    let nul = bytes.iter().position(|&b| b == 0);
+                    let piece = &bytes[..nul.unwrap_or(bytes.len())];
+                    *matched = matched.and_then(|done| match_more(self.watch, done, piece));
+                    match nul {
+                        Some(nul) => {
+                            self.state = State::Id {
+                                mode: *mode,
+                                id: [0; 20],
+                                len: 0,
+                                named: *matched == Some(self.watch.len()),
+                            };
+                            nul + 1
+                        }
+                        None => bytes.len(),
                     }
-                    None => bytes.len(),
-                },
-                State::Id { mode, id, len } => {
+                }
+                State::Id {
+                    mode,
+                    id,
+                    len,
+                    named,
+                } => {
                     let take = bytes.len().min(20 - *len);
                     id[*len..*len + take].copy_from_slice(&bytes[..take]);
                     *len += take;
                     if *len == 20 {
                         if *mode != GITLINK_MODE {
                             link(ObjectId(*id));
+                        }
+                        if *named {
+                            self.watched = Some(ObjectId(*id));
                         }
                         self.state = State::Mode { mode: 0, digits: 0 };
                     }
@@ -203,6 +262,15 @@ fn header_line(
         .ok_or(LinkError::BadHeaderId(field))?;
     link(id);
     Ok(more.is_some())
+}
+
+/// How many bytes of `name` match once `piece` follows the `done` bytes that matched before; `None` if they
+/// cannot be `name` (too long, or different).
+fn match_more(name: &[u8], done: usize, piece: &[u8]) -> Option<usize> {
+    let end = done
+        .checked_add(piece.len())
+        .filter(|&end| end <= name.len())?;
+    (name[done..end] == *piece).then_some(end)
 }
 
 /// Whether `line` starts with `name` and a space.

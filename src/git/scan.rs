@@ -13,9 +13,12 @@
 //!
 //! What it collects: the ids every object links to ([`crate::git::links`]), for the connectivity check before
 //! publication, in an exact set of about 20 bytes per distinct id held within a memory limit ([`LinkSet`]); and, when asked, the Git LFS pointers among the blobs
-//! ([`crate::git::lfs`]), for the LFS objects to mirror. Another per-object reader adds its state to
-//! [`ObjectScan`] and its findings to [`Scanner`].
+//! ([`crate::git::lfs`]), for the LFS objects to mirror; and, when asked, the trail from the default branch's tip
+//! to its `.lfsconfig` ([`LfsConfigTrail`]), so that the LFS endpoint it names is found without reading those
+//! objects back from a stored pack. Another per-object reader adds its state to [`ObjectScan`] and its findings
+//! to [`Scanner`].
 
+use crate::git::lfs::config::LFSCONFIG;
 use crate::git::lfs::{PointerScanner, PointerSet, MAX_POINTER_SIZE};
 use crate::git::links::{LinkError, LinkParser};
 use crate::git::oid::{ObjectId, ObjectKind};
@@ -50,6 +53,38 @@ pub enum ScanError {
         /// The memory allowed for them.
         limit: u64,
     },
+}
+
+/// How far the objects that passed lead from a commit to the `.lfsconfig` of its root tree: what is left to
+/// read to find it ([`Scanner::following_lfsconfig`]). A pack usually holds a branch's tip before its trees, so
+/// the trail is often complete once the objects are hashed; where an object passed before the one naming it, the
+/// rest is read from the pack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LfsConfigTrail {
+    /// The commit has not passed yet.
+    Commit(ObjectId),
+    /// The commit passed; its root tree, this one, has not (since).
+    Tree(ObjectId),
+    /// The root tree passed: the id of its `.lfsconfig` (a regular file), `None` when it has none.
+    Found(Option<ObjectId>),
+}
+
+impl LfsConfigTrail {
+    /// Follows the trail one step if `scan`, now ended as `oid`, is the object it waits for.
+    fn pass(&mut self, oid: &ObjectId, scan: &ObjectScan) {
+        match (*self, scan.kind) {
+            // A commit's first link is its root tree (the `tree` line that starts it).
+            (LfsConfigTrail::Commit(commit), ObjectKind::Commit) if commit == *oid => {
+                if let Some(tree) = scan.found.first() {
+                    *self = LfsConfigTrail::Tree(*tree);
+                }
+            }
+            (LfsConfigTrail::Tree(tree), ObjectKind::Tree) if tree == *oid => {
+                *self = LfsConfigTrail::Found(scan.links.as_ref().and_then(LinkParser::watched));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// What a [`Scanner`] reads from one object while its content passes.
@@ -99,6 +134,8 @@ pub struct ScanPlan {
     link_limit: u64,
     /// Whether Git LFS pointers are collected.
     lfs_pointers: bool,
+    /// Whether trees are watched for a `.lfsconfig` (see [`LfsConfigTrail`]).
+    lfsconfig: bool,
 }
 
 impl ScanPlan {
@@ -109,7 +146,10 @@ impl ScanPlan {
         (links || pointer).then(|| {
             let mut scan = ObjectScan {
                 kind,
-                links: links.then(|| LinkParser::new(kind)),
+                links: links.then(|| match self.lfsconfig {
+                    true => LinkParser::new(kind).watching(LFSCONFIG),
+                    false => LinkParser::new(kind),
+                }),
                 found: Vec::new(),
                 link_limit: self.link_limit,
                 too_many: false,
@@ -133,6 +173,8 @@ pub struct Scanner {
     link_limit: u64,
     /// The distinct LFS pointers among the blobs, when they are collected.
     lfs_pointers: Option<PointerSet>,
+    /// The trail to a commit's `.lfsconfig`, when it is followed.
+    lfsconfig: Option<LfsConfigTrail>,
 }
 
 impl Scanner {
@@ -147,6 +189,7 @@ impl Scanner {
             links: Some(LinkSet::new(limit)),
             link_limit: limit,
             lfs_pointers: None,
+            lfsconfig: None,
         }
     }
 
@@ -157,12 +200,26 @@ impl Scanner {
         self
     }
 
+    /// This scanner, also following the trail from `commit` to its root tree's `.lfsconfig` as the objects pass
+    /// ([`lfsconfig_trail`](Self::lfsconfig_trail)). It follows trees only while links are collected: they are
+    /// read for those.
+    pub fn following_lfsconfig(mut self, commit: ObjectId) -> Self {
+        self.lfsconfig = Some(LfsConfigTrail::Commit(commit));
+        self
+    }
+
+    /// How far the trail to the `.lfsconfig` led, if it is followed.
+    pub fn lfsconfig_trail(&self) -> Option<LfsConfigTrail> {
+        self.lfsconfig
+    }
+
     /// What this scanner reads, for a pass that reads an object's content where the scanner is not.
     pub fn plan(&self) -> ScanPlan {
         ScanPlan {
             links: self.links.is_some(),
             link_limit: self.link_limit,
             lfs_pointers: self.lfs_pointers.is_some(),
+            lfsconfig: self.lfsconfig.is_some(),
         }
     }
 
@@ -195,6 +252,9 @@ impl Scanner {
             oid,
             problem,
         })?;
+        if let Some(trail) = &mut self.lfsconfig {
+            trail.pass(&oid, &scan);
+        }
         let Some(links) = &mut self.links else {
             return Ok(());
         };

@@ -71,7 +71,8 @@ impl Run<'_> {
     /// Receives, indexes and stores the pack of `plan`'s wants; `None` when the source had nothing new to send.
     /// Before anything is stored, the connectivity check (`connectivity.rs`) proves that `desired`'s refs reach
     /// only objects of the new pack or, unless the pack must be complete on its own, of the `listed` packs.
-    /// With `lfs_head` (the default branch's commit), the `.lfsconfig` of its tree is read from the pack.
+    /// With `lfs_head` (the default branch's commit), the `.lfsconfig` of its tree is found as the objects pass,
+    /// or read from the pack where they came out of order.
     pub(super) async fn fetch_pack(
         &mut self,
         adv: &Advertisement,
@@ -82,7 +83,9 @@ impl Run<'_> {
         lfs_head: Option<ObjectId>,
     ) -> Result<Option<NewPack>, MirrorError> {
         let budget = Budget::new(self.options.memory_budget, 0);
-        let (held, mut parsed) = self.receive_retrying(adv, repo_url, plan, &budget).await?;
+        let (held, mut parsed) = self
+            .receive_retrying(adv, repo_url, plan, &budget, lfs_head)
+            .await?;
         // Without haves (full and compaction runs) the pack must hold everything its refs reach.
         let listed = if plan.haves.is_empty() { &[] } else { listed };
         let (index, lfs_config) = if parsed.entries.is_empty() {
@@ -93,9 +96,7 @@ impl Run<'_> {
             parsed.entries.shrink_to_fit();
             connectivity::forget_links_in_pack(&mut parsed.scanner, &parsed.entries);
             let budget = Budget::new(self.options.memory_budget, parsed.entries.capacity());
-            let (index, lfs_config) = self
-                .resolve_and_index(&held, &mut parsed, &budget, lfs_head)
-                .await?;
+            let (index, lfs_config) = self.resolve_and_index(&held, &mut parsed, &budget).await?;
             (Some(index), lfs_config)
         };
         parsed.scanner.compact_links();
@@ -133,11 +134,12 @@ impl Run<'_> {
         repo_url: &RepoEndpoint,
         plan: &Plan,
         budget: &Budget,
+        lfs_head: Option<ObjectId>,
     ) -> Result<(Spool<Bytes>, ParsedPack), MirrorError> {
         let started = Instant::now();
         let mut failed = 0;
         loop {
-            let error = match self.receive(adv, repo_url, plan, budget).await {
+            let error = match self.receive(adv, repo_url, plan, budget, lfs_head).await {
                 Ok(received) => return Ok(received),
                 Err(error) => error,
             };
@@ -173,12 +175,14 @@ impl Run<'_> {
 
     /// Step 1: asks the source for the pack and parses it (pass 1) while spooling its bytes. The returned spool
     /// holds the whole pack; a stored one is recorded in `temp_key`, so that it is deleted if the run stops.
+    /// With `lfs_head`, the objects' scan follows the trail from that commit to its `.lfsconfig`.
     async fn receive(
         &mut self,
         adv: &Advertisement,
         repo_url: &RepoEndpoint,
         plan: &Plan,
         budget: &Budget,
+        lfs_head: Option<ObjectId>,
     ) -> Result<(Spool<Bytes>, ParsedPack), MirrorError> {
         let request = upload_pack::build_fetch(adv, AGENT, &plan.wants, &plan.haves)?;
         let mut body = self
@@ -191,6 +195,10 @@ impl Run<'_> {
         let scanner = match self.options.lfs.enabled {
             true => scanner.with_lfs_pointers(),
             false => scanner,
+        };
+        let scanner = match lfs_head {
+            Some(head) => scanner.following_lfsconfig(head),
+            None => scanner,
         };
         let options = self.options.clone();
         // Hashing and scanning the objects pass 1 holds whole happens on a thread of its own.
@@ -256,13 +264,12 @@ impl Run<'_> {
     }
 
     /// Step 2: computes the ids of the pack's deltas (pass 2), scanning the objects they yield, and returns the
-    /// `.idx` (and the `.lfsconfig` of `lfs_head`'s tree).
+    /// `.idx` (and the `.lfsconfig` the scan's trail leads to, read from the pack where the trail stopped short).
     async fn resolve_and_index(
         &self,
         held: &Spool<Bytes>,
         parsed: &mut ParsedPack,
         budget: &Budget,
-        lfs_head: Option<ObjectId>,
     ) -> Result<(Vec<u8>, Option<LfsConfig>), MirrorError> {
         let total = parsed.entries.len() as u64;
         self.progress(Stage::Resolving { done: 0, total });
@@ -369,16 +376,14 @@ impl Run<'_> {
             streamed = stats.streamed,
             "deltas resolved"
         );
-        let lfs_config = match lfs_head {
-            Some(head) => find_lfsconfig(&parsed.entries, &source, &head).await?,
+        let lfs_config = match parsed.scanner.lfsconfig_trail() {
+            Some(trail) => find_lfsconfig(&parsed.entries, &source, trail).await?,
             None => None,
         };
         drop(source);
         self.progress(Stage::Resolving { done: total, total });
-        Ok((
-            idx::write_idx_v2(&parsed.entries, &parsed.checksum)?,
-            lfs_config,
-        ))
+        let idx = idx::write_idx_v2(&parsed.entries, &parsed.checksum)?;
+        Ok((idx, lfs_config))
     }
 
     /// Step 4: stores the pack under its final name, then its `.idx` (publication steps 1 and 2), and deletes

@@ -30,6 +30,7 @@ use crate::git::lfs::{LfsOid, Pointer, PointerSet};
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
 use crate::git::pack::entry::Entry;
 use crate::git::resolve::{read_object, PackReader, ResolveError};
+use crate::git::scan::LfsConfigTrail;
 use crate::report::{LfsFailure, LfsReport};
 use crate::store::{self, Precondition, Store, StoreError};
 use crate::upstream::{unix_now, LfsEndpoint, LfsRequestError, UpstreamClient, UpstreamError};
@@ -354,28 +355,39 @@ fn lfsconfig_key(blob: &ObjectId) -> String {
     format!("lfs/lfsconfig/{blob}")
 }
 
-/// The `.lfsconfig` in the tree of commit `head`, read from a resolved pack; `None` when the commit or its tree
-/// is not in the pack or the tree has no `.lfsconfig`.
+/// The `.lfsconfig` at the end of `trail` (the default branch's tip, its root tree, its `.lfsconfig`), reading
+/// from a resolved pack only what the scan of its objects did not find: usually the blob alone. `None` when the
+/// commit or its tree is not in the pack or the tree has no `.lfsconfig`.
 pub(super) async fn find_lfsconfig(
     entries: &[Entry],
     source: &dyn PackReader,
-    head: &ObjectId,
+    trail: LfsConfigTrail,
 ) -> Result<Option<LfsConfig>, ResolveError> {
     let read = |oid: ObjectId, kind: ObjectKind| async move {
         let object = read_object(entries, source, &oid, config::MAX_OBJECT_BYTES).await?;
         Ok::<_, ResolveError>(object.filter(|(k, _)| *k == kind).map(|(_, data)| data))
     };
-    let Some(commit) = read(*head, ObjectKind::Commit).await? else {
-        return Ok(None);
-    };
-    let Some(tree) = config::commit_tree(&commit) else {
-        return Ok(None);
-    };
-    let Some(tree) = read(tree, ObjectKind::Tree).await? else {
-        return Ok(None);
-    };
-    let Some(blob) = config::tree_file(&tree, LFSCONFIG) else {
-        return Ok(None);
+    let mut trail = trail;
+    let blob = loop {
+        trail = match trail {
+            LfsConfigTrail::Commit(head) => {
+                let Some(commit) = read(head, ObjectKind::Commit).await? else {
+                    return Ok(None);
+                };
+                let Some(tree) = config::commit_tree(&commit) else {
+                    return Ok(None);
+                };
+                LfsConfigTrail::Tree(tree)
+            }
+            LfsConfigTrail::Tree(tree) => {
+                let Some(tree) = read(tree, ObjectKind::Tree).await? else {
+                    return Ok(None);
+                };
+                LfsConfigTrail::Found(config::tree_file(&tree, LFSCONFIG))
+            }
+            LfsConfigTrail::Found(None) => return Ok(None),
+            LfsConfigTrail::Found(Some(blob)) => break blob,
+        };
     };
     Ok(Some(LfsConfig {
         blob,

@@ -6,7 +6,7 @@
 //! `refs/pull/*`); big (tens of thousands of objects with real delta chains and thousands of refs, most of
 //! them `refs/pull/N/head`); big binary (an incompressible multi-MiB file edited a few times, stored as deltas
 //! against the big base); history (a short history with every object type, sized for the pack parser's unit
-//! tests). Used by the tests and by the `make_fixture` program (demo and benchmark).
+//! tests); an `.lfsconfig` history. Used by the tests and by the `make_fixture` program (demo and benchmark).
 //!
 //! A test that needs another shape writes it with [`fast_import`] into a repository made by [`init_bare`].
 
@@ -764,6 +764,36 @@ pub fn build_history(path: &Path, commits: usize) {
         Ok(())
     });
     git(["tag", "-a", "-m", "tag of a tag", "nested", "v1.0"], path);
+}
+
+/// `commits` (at least 1) commits on `main` (HEAD), each editing a text file in a directory beside a decoy
+/// `docs/.lfsconfig`; every third one, from the first, writes a root `.lfsconfig` whose `lfs.url` names it
+/// (`https://lfs.example/<n>`), which the last commit deletes unless `keep_at_tip`. For the tests that find the
+/// LFS endpoint a repository names.
+pub fn build_lfsconfig_history(path: &Path, commits: usize, keep_at_tip: bool) {
+    assert!(commits >= 1, "a history needs at least one commit");
+    init_bare(path, "main");
+    fast_import(path, |fi| {
+        let decoy = fi.blob(b"[lfs]\n\turl = https://decoy.example/\n")?;
+        let mut parent: Option<Mark> = None;
+        for c in 0..commits {
+            let notes = fi.blob(&text_file("docs/notes.txt", 80, Some((c * 7 % 80, c))))?;
+            let mut changes = vec![
+                file("docs/notes.txt", notes),
+                file("docs/.lfsconfig", decoy),
+            ];
+            if c % 3 == 0 {
+                let config = format!("[lfs]\n\turl = https://lfs.example/{c}\n");
+                changes.push(file(".lfsconfig", fi.blob(config.as_bytes())?));
+            }
+            if c + 1 == commits && !keep_at_tip {
+                changes.push(Change::Delete(".lfsconfig"));
+            }
+            let message = format!("commit number {c}\n");
+            parent = Some(fi.commit("refs/heads/main", &message, parent.as_slice(), &changes)?);
+        }
+        Ok(())
+    });
 }
 
 /// Number of objects in `repo` (loose and packed).

@@ -2,7 +2,8 @@
 //! tree, the tree's `.lfsconfig` entry, and the `url` of its `[lfs]` section (git-config syntax). Anything
 //! malformed means "no setting here", never an error: the default endpoint then applies.
 
-use crate::git::oid::ObjectId;
+use crate::git::links::LinkParser;
+use crate::git::oid::{ObjectId, ObjectKind};
 
 /// The file git-lfs reads repository-wide settings from, at the root of the tree.
 pub const LFSCONFIG: &[u8] = b".lfsconfig";
@@ -17,20 +18,13 @@ pub fn commit_tree(commit: &[u8]) -> Option<ObjectId> {
         .flatten()
 }
 
-/// The blob id of the regular file `name` in a tree object's content.
-pub fn tree_file(tree: &[u8], name: &[u8]) -> Option<ObjectId> {
-    let mut rest = tree;
-    while !rest.is_empty() {
-        let space = rest.iter().position(|&b| b == b' ')?;
-        let nul = space + rest[space..].iter().position(|&b| b == 0)?;
-        let id = ObjectId::from_bytes(rest.get(nul + 1..nul + 21)?)?;
-        let (mode, entry) = (&rest[..space], &rest[space + 1..nul]);
-        if entry == name && matches!(mode, b"100644" | b"100755") {
-            return Some(id);
-        }
-        rest = &rest[nul + 21..];
-    }
-    None
+/// The blob id of the regular file `name` in a tree object's content (`None` in a malformed tree); the same
+/// parse as the tree's while its links are collected ([`LinkParser::watching`]).
+pub fn tree_file(tree: &[u8], name: &'static [u8]) -> Option<ObjectId> {
+    let mut parser = LinkParser::new(ObjectKind::Tree).watching(name);
+    parser.update(tree, &mut |_| {}).ok()?;
+    parser.finish(&mut |_| {}).ok()?;
+    parser.watched()
 }
 
 /// The value of `lfs.url` in a git-config text (the last one given, as git reads it), unquoted.

@@ -187,3 +187,85 @@ fn a_commit_header_ends_at_its_first_other_line() {
     assert_eq!(links_of(ObjectKind::Blob, b"tree x", 1).unwrap(), vec![]);
     assert_eq!(links_of(ObjectKind::Tree, b"", 1).unwrap(), vec![]);
 }
+
+/// The file a tree's parser watched for, reading `content` in chunks of `chunk` bytes.
+fn watched_in(content: &[u8], name: &'static [u8], chunk: usize) -> Option<ObjectId> {
+    let mut parser = LinkParser::new(ObjectKind::Tree).watching(name);
+    for piece in content.chunks(chunk) {
+        parser.update(piece, &mut |_| {}).unwrap();
+    }
+    parser.finish(&mut |_| {}).unwrap();
+    parser.watched()
+}
+
+#[test]
+fn a_watched_file_is_found_by_its_whole_name_and_only_as_a_regular_file() {
+    let dir = tempfile::tempdir().unwrap();
+    git(["init", "-q", "--bare", "."], dir.path());
+    let (a, b, c) = ("a".repeat(40), "b".repeat(40), "c".repeat(40));
+    // Real trees, written by git from `ls-tree` lines (the objects they name need not exist).
+    let tree = |lines: &[String]| {
+        let listing = lines.join("\n") + "\n";
+        let oid = git_with_input(["mktree", "--missing"], dir.path(), listing.as_bytes());
+        let oid = String::from_utf8(oid).unwrap();
+        git_with_input(["cat-file", "tree", oid.trim()], dir.path(), b"")
+    };
+    let neighbours = [
+        format!("100644 blob {a}\t.lfsconfi"),
+        format!("100644 blob {a}\t.lfsconfig.bak"),
+        format!("100644 blob {a}\t.lfsconfigx"),
+        format!("040000 tree {a}\tdir"),
+        format!("100644 blob {a}\tz"),
+    ];
+    let with = |line: String| tree(&[neighbours.to_vec(), vec![line]].concat());
+    let cases = [
+        (with(format!("100644 blob {b}\t.lfsconfig")), Some(id(&b))),
+        (with(format!("100755 blob {c}\t.lfsconfig")), Some(id(&c))),
+        (with(format!("120000 blob {b}\t.lfsconfig")), None),
+        (with(format!("040000 tree {b}\t.lfsconfig")), None),
+        (with(format!("160000 commit {b}\t.lfsconfig")), None),
+        (tree(&neighbours), None),
+    ];
+    for (content, expected) in &cases {
+        for chunk in 1..=content.len() {
+            assert_eq!(
+                watched_in(content, b".lfsconfig", chunk),
+                *expected,
+                "chunks of {chunk}"
+            );
+        }
+        // Unwatched, a tree's parser keeps nothing; a commit's never watches.
+        let mut plain = LinkParser::new(ObjectKind::Tree);
+        plain.update(content, &mut |_| {}).unwrap();
+        assert_eq!(plain.watched(), None);
+    }
+    let commit = format!("tree {b}\n\n.lfsconfig\n");
+    let mut parser = LinkParser::new(ObjectKind::Commit).watching(b".lfsconfig");
+    parser.update(commit.as_bytes(), &mut |_| {}).unwrap();
+    assert_eq!(parser.watched(), None);
+}
+
+#[test]
+fn a_watched_name_in_a_malformed_tree_is_an_error_before_it_is_found() {
+    // The id is cut short: the entry is incomplete, so nothing was found and finishing is an error.
+    let mut truncated = b"100644 .lfsconfig\0".to_vec();
+    truncated.extend_from_slice(&[7; 19]);
+    let mut parser = LinkParser::new(ObjectKind::Tree).watching(b".lfsconfig");
+    parser.update(&truncated, &mut |_| {}).unwrap();
+    assert_eq!(parser.watched(), None);
+    assert_eq!(parser.finish(&mut |_| {}), Err(LinkError::TruncatedEntry));
+    // A mode of seven digits is not a regular file's, even with the value of one.
+    let mut padded = b"0100644 .lfsconfig\0".to_vec();
+    padded.extend_from_slice(&[7; 20]);
+    assert_eq!(watched_in(&padded, b".lfsconfig", 3), None);
+    // A long name is matched across chunks as well, and one byte more or less is another name.
+    let long: &'static [u8] = Box::leak(vec![b'x'; 300].into_boxed_slice());
+    let entry = |name: &[u8], id: u8| [b"100644 ".as_slice(), name, b"\0", &[id; 20]].concat();
+    let tree = [
+        entry(&long[1..], 1),
+        entry(long, 2),
+        entry(&[long, b"x"].concat(), 3),
+    ]
+    .concat();
+    assert_eq!(watched_in(&tree, long, 64), Some(ObjectId([2; 20])));
+}

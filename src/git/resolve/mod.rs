@@ -490,4 +490,4 @@ fn entry_end(entry: &Entry) -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 const LOTS: u64 = 1 << 30;
 /// Everything in memory and cached.
-const ROOMY: ResolveOptions<'static> = ResolveOptions {
+pub(crate) const ROOMY: ResolveOptions<'static> = ResolveOptions {
     cache_bytes: LOTS,
     retain_bytes: 0,
     big_object_bytes: LOTS,

@@ -197,3 +197,80 @@ fn a_pack_linking_to_more_than_the_limit_fails_with_a_typed_error() {
     );
     assert!(err.to_string().contains("raise the memory budget"), "{err}");
 }
+
+#[tokio::test]
+async fn the_trail_to_the_lfsconfig_follows_a_real_pack_to_what_git_names() {
+    use crate::git::pack::PackParser;
+    use crate::git::resolve::{resolve_and_scan, tests::ROOMY};
+    use testkit::git::git;
+    for keep_at_tip in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = dir.path().join("repo.git");
+        testkit::fixtures::build_lfsconfig_history(&repo, 30, keep_at_tip);
+        let rev = |name: &str| git(["rev-parse", name], &repo).trim().parse().unwrap();
+        let head: ObjectId = rev("HEAD");
+        let pack = testkit::pack::pack_repo(&repo, &dir.path().join("out"), &[]).pack;
+        let scanner = Scanner::collecting_links(1 << 20).following_lfsconfig(head);
+        assert_eq!(
+            scanner.lfsconfig_trail(),
+            Some(LfsConfigTrail::Commit(head))
+        );
+        let mut parser = PackParser::with_scanner(scanner);
+        parser.feed(&pack).unwrap();
+        let mut parsed = parser.finish().unwrap();
+        let source = bytes::Bytes::from(pack);
+        resolve_and_scan(&mut parsed.entries, &source, &ROOMY, &mut parsed.scanner)
+            .await
+            .unwrap();
+        // git writes a branch's tip before the trees: the trail ends at the root tree's .lfsconfig (not the
+        // decoy in docs/), or at its absence.
+        let expected = keep_at_tip.then(|| rev("HEAD:.lfsconfig"));
+        assert_eq!(
+            parsed.scanner.lfsconfig_trail(),
+            Some(LfsConfigTrail::Found(expected)),
+            "kept at the tip: {keep_at_tip}"
+        );
+    }
+}
+
+#[test]
+fn the_trail_to_the_lfsconfig_goes_only_as_far_as_the_objects_came_in_order() {
+    let (commit, root, blob) = (ObjectId([1; 20]), ObjectId([2; 20]), ObjectId([3; 20]));
+    let commit_text = format!("tree {root}\nauthor A <a@b> 1 +0000\n\nmessage\n");
+    let mut tree = b"100644 .lfsconfig\0".to_vec();
+    tree.extend_from_slice(&blob.0);
+    let trail = |objects: &[(ObjectKind, ObjectId, &[u8])]| {
+        let mut scanner = Scanner::collecting_links(1 << 20).following_lfsconfig(commit);
+        for (kind, oid, content) in objects {
+            let _ = scanner.visit(*kind, *oid, content);
+        }
+        scanner.lfsconfig_trail()
+    };
+    let commit_object = (ObjectKind::Commit, commit, commit_text.as_bytes());
+    let tree_object = (ObjectKind::Tree, root, tree.as_slice());
+    assert_eq!(
+        trail(&[commit_object, tree_object]),
+        Some(LfsConfigTrail::Found(Some(blob)))
+    );
+    // The tree before its commit: the trail waits for the tree, which is then read from the pack.
+    assert_eq!(
+        trail(&[tree_object, commit_object]),
+        Some(LfsConfigTrail::Tree(root))
+    );
+    // Another commit, a tree of the same content under another id, a malformed commit with the id: no step.
+    let other = (
+        ObjectKind::Commit,
+        ObjectId([9; 20]),
+        commit_text.as_bytes(),
+    );
+    assert_eq!(trail(&[other]), Some(LfsConfigTrail::Commit(commit)));
+    let other_tree = (ObjectKind::Tree, ObjectId([9; 20]), tree.as_slice());
+    assert_eq!(
+        trail(&[commit_object, other_tree]),
+        Some(LfsConfigTrail::Tree(root))
+    );
+    let malformed = (ObjectKind::Commit, commit, b"author A\n".as_slice());
+    assert_eq!(trail(&[malformed]), Some(LfsConfigTrail::Commit(commit)));
+    // A scanner that does not follow it has no trail.
+    assert_eq!(Scanner::collecting_links(1 << 20).lfsconfig_trail(), None);
+}

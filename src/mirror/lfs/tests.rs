@@ -297,3 +297,72 @@ async fn downloads_that_may_succeed_later_are_tried_again_and_others_are_not() {
     let stored = store.get(&good.oid.store_key()).await.unwrap().unwrap();
     assert_eq!(stored.body.as_ref(), content.as_slice());
 }
+
+/// A pack in memory that counts the reads made of it.
+struct CountingReader {
+    pack: bytes::Bytes,
+    reads: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl PackReader for CountingReader {
+    async fn read_at(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> Result<bytes::Bytes, crate::git::resolve::ReadError> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.pack.read_at(offset, len).await
+    }
+}
+
+#[tokio::test]
+async fn the_lfsconfig_is_read_from_where_the_trail_stopped() {
+    use crate::git::pack::PackParser;
+    use crate::git::resolve::{resolve_deltas, tests::ROOMY};
+    use testkit::git::git;
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo.git");
+    testkit::fixtures::build_lfsconfig_history(&repo, 30, true);
+    let rev = |name: &str| -> ObjectId { git(["rev-parse", name], &repo).trim().parse().unwrap() };
+    let (head, root, blob) = (rev("HEAD"), rev("HEAD^{tree}"), rev("HEAD:.lfsconfig"));
+    // Deep chains, so that reading the commit and its tree costs more reads than the blob alone.
+    let pack = testkit::pack::pack_repo(&repo, &dir.path().join("out"), &["--depth=50"]).pack;
+    let mut parser = PackParser::new();
+    parser.feed(&pack).unwrap();
+    let mut entries = parser.finish().unwrap().entries;
+    let source = CountingReader {
+        pack: bytes::Bytes::from(pack),
+        reads: AtomicUsize::new(0),
+    };
+    resolve_deltas(&mut entries, &source, &ROOMY).await.unwrap();
+    let text = git(["cat-file", "blob", &blob.to_string()], &repo).into_bytes();
+    let mut reads = Vec::new();
+    for trail in [
+        LfsConfigTrail::Commit(head),
+        LfsConfigTrail::Tree(root),
+        LfsConfigTrail::Found(Some(blob)),
+    ] {
+        source.reads.store(0, Ordering::Relaxed);
+        let found = find_lfsconfig(&entries, &source, trail)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((found.blob, found.text.as_deref()), (blob, Some(&text[..])));
+        reads.push(source.reads.load(Ordering::Relaxed));
+    }
+    assert!(
+        reads[0] > reads[1] && reads[1] > reads[2] && reads[2] >= 1,
+        "{reads:?}"
+    );
+    // A tree without one, or a commit the pack lacks: nothing to read, or nothing found.
+    source.reads.store(0, Ordering::Relaxed);
+    let none = find_lfsconfig(&entries, &source, LfsConfigTrail::Found(None)).await;
+    assert!(none.unwrap().is_none());
+    assert_eq!(source.reads.load(Ordering::Relaxed), 0);
+    let absent = LfsConfigTrail::Commit(ObjectId([7; 20]));
+    assert!(find_lfsconfig(&entries, &source, absent)
+        .await
+        .unwrap()
+        .is_none());
+}
