@@ -348,33 +348,41 @@ async fn a_refused_pack_streamed_to_s3_leaves_no_upload_and_no_key() {
     );
     // Bigger than the in-memory share of a 16 MiB budget: streamed into a multipart upload.
     assert!(lie.len() > 4 << 20, "pack of {} bytes", lie.len());
-    server.answer(Answer::Pack(lie));
-
-    let bucket = testkit::new_bucket();
-    let mut options = MirrorOptions::default().with_memory_budget_mib(16);
-    options.s3.endpoint_url = Some(testkit::s3().endpoint.clone());
-    options.s3.force_path_style = true;
-    let mapping = Mapping {
-        source: server.url(),
-        target: format!("s3://{bucket}/m"),
-    };
-    let report = mirror_repos(&[mapping], &options).await.remove(0);
-    let error = report.error.clone().unwrap_or_default();
-    assert!(
-        error.contains(&format!(
-            "link to {small_blob}, which is not in the source's pack"
-        )),
-        "{report}"
-    );
-    assert_eq!(testkit::list_keys(&bucket, "m/"), Vec::<String>::new());
-    assert_eq!(
-        testkit::s3().open_multipart_uploads(&bucket).await,
-        Vec::<String>::new(),
-        "an upload was left open"
-    );
+    // The whole pack with its trailer's last byte changed: refused when pass 1 ends, while the upload of all
+    // its bytes completes.
+    let mut bad_trailer = pack_of(&source, &all);
+    if let Some(last) = bad_trailer.last_mut() {
+        *last ^= 1;
+    }
+    let lies = [
+        (
+            lie,
+            format!("link to {small_blob}, which is not in the source's pack"),
+        ),
+        (bad_trailer, "pack checksum mismatch".to_owned()),
+    ];
+    for (pack, expected) in lies {
+        server.answer(Answer::Pack(pack));
+        let bucket = testkit::new_bucket();
+        let mut options = MirrorOptions::default().with_memory_budget_mib(16);
+        options.s3.endpoint_url = Some(testkit::s3().endpoint.clone());
+        options.s3.force_path_style = true;
+        let mapping = Mapping {
+            source: server.url(),
+            target: format!("s3://{bucket}/m"),
+        };
+        let report = mirror_repos(&[mapping], &options).await.remove(0);
+        let error = report.error.clone().unwrap_or_default();
+        assert!(error.contains(&expected), "{report}");
+        assert_eq!(testkit::list_keys(&bucket, "m/"), Vec::<String>::new());
+        assert_eq!(
+            testkit::s3().open_multipart_uploads(&bucket).await,
+            Vec::<String>::new(),
+            "an upload was left open"
+        );
+    }
 }
 
-/// What real `git upload-pack` answers to a shallow fetch (`deepen 1`) of every ref of `repo`.
 fn shallow_answer(repo: &Path) -> Vec<u8> {
     let tips: Vec<String> = git(["for-each-ref", "--format=%(objectname)"], repo)
         .lines()

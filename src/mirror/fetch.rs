@@ -91,10 +91,8 @@ impl Run<'_> {
         let (index, lfs_config) = if parsed.entries.is_empty() {
             (None, None)
         } else {
-            // The entries' bookkeeping is known now, and comes off the budget: all the list holds, without the
-            // spare capacity of its growth (up to half of it, released here).
-            parsed.entries.shrink_to_fit();
-            connectivity::forget_links_in_pack(&mut parsed.scanner, &parsed.entries);
+            // The entries' bookkeeping is known now, and comes off the budget: all the list holds (pass 1 released
+            // the spare capacity of its growth).
             let budget = Budget::new(self.options.memory_budget, parsed.entries.capacity());
             let (index, lfs_config) = self.resolve_and_index(&held, &mut parsed, &budget).await?;
             (Some(index), lfs_config)
@@ -248,7 +246,6 @@ impl Run<'_> {
         if !ended {
             return Err(MirrorError::Truncated);
         }
-        let parsed = parse.end(chunks).await?;
         let held = match spool {
             Spool::Memory(bytes) => Spool::Memory(Bytes::from(bytes)),
             Spool::Store(key) => {
@@ -257,9 +254,18 @@ impl Run<'_> {
                 Spool::Store(key)
             }
         };
-        if let Some(upload) = self.upload.take() {
-            upload.complete(Precondition::None).await?;
-        }
+        // The upload completes while pass 1 ends on its thread (a pack it then finds bad is deleted as any
+        // temporary upload is).
+        let upload = self.upload.take();
+        let completed = async {
+            match upload {
+                Some(upload) => upload.complete(Precondition::None).await,
+                None => Ok(()),
+            }
+        };
+        let (parsed, completed) = tokio::join!(parse.end(chunks), completed);
+        let parsed = parsed?;
+        completed?;
         Ok((held, parsed))
     }
 
@@ -463,14 +469,20 @@ const PASS_ONE_QUEUE: usize = 64;
 struct PassOne(tokio::task::JoinHandle<Result<ParsedPack, PackError>>);
 
 impl PassOne {
-    /// Starts `parser` on a blocking thread; returns where to send it the pack's bytes.
+    /// Starts `parser` on a blocking thread; returns where to send it the pack's bytes. Once the pack is parsed, the
+    /// thread also trims what the run holds from then on (see [`connectivity::forget_links_in_pack`]).
     fn start(mut parser: PackParser) -> (tokio::sync::mpsc::Sender<Bytes>, Self) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PASS_ONE_QUEUE);
         let task = tokio::task::spawn_blocking(move || {
             while let Some(data) = rx.blocking_recv() {
                 parser.feed(&data)?;
             }
-            parser.finish()
+            let mut parsed = parser.finish()?;
+            // Still on this thread, while the pack's upload completes: the spare capacity of the entries' growth
+            // (up to half of it) is released, and the links to the pack's own objects are forgotten.
+            parsed.entries.shrink_to_fit();
+            connectivity::forget_links_in_pack(&mut parsed.scanner, &parsed.entries);
+            Ok(parsed)
         });
         (tx, PassOne(task))
     }
