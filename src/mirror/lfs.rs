@@ -28,7 +28,7 @@ use crate::git::lfs::batch::{Outcome, MAX_OBJECTS_PER_BATCH};
 use crate::git::lfs::config::{self, LFSCONFIG};
 use crate::git::lfs::{LfsOid, Pointer, PointerSet};
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
-use crate::git::pack::entry::Entry;
+use crate::git::pack::entry::Entries;
 use crate::git::resolve::{read_object, PackReader, ResolveError};
 use crate::report::{LfsFailure, LfsReport};
 use crate::store::{self, Precondition, Store, StoreError};
@@ -357,7 +357,7 @@ fn lfsconfig_key(blob: &ObjectId) -> String {
 /// The `.lfsconfig` in the tree of commit `head`, read from a resolved pack; `None` when the commit or its tree
 /// is not in the pack or the tree has no `.lfsconfig`.
 pub(super) async fn find_lfsconfig(
-    entries: &[Entry],
+    entries: &Entries,
     source: &dyn PackReader,
     head: &ObjectId,
 ) -> Result<Option<LfsConfig>, ResolveError> {

@@ -62,7 +62,7 @@ impl U48 {
 }
 
 /// One pack entry as recorded by the first pass (see the module doc for its layout).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
     /// Offset of the entry's header from the start of the pack.
     offset: U48,
@@ -252,13 +252,13 @@ impl Entry {
     }
 
     /// Records the object's id. A REF delta whose base entry is not known yet forgets its base's id.
-    pub fn set_oid(&mut self, oid: ObjectId) {
+    fn set_oid(&mut self, oid: ObjectId) {
         self.id = oid;
         self.set_slot(Slot::Oid);
     }
 
     /// Forgets the object's id (a REF delta keeps its base only if its base entry is known).
-    pub fn clear_oid(&mut self) {
+    fn clear_oid(&mut self) {
         if self.slot() == Slot::Oid {
             self.set_slot(Slot::Empty);
         }
@@ -272,7 +272,7 @@ impl Entry {
     }
 
     /// Records that this REF delta's base is entry number `base` (its base id is then that entry's id).
-    pub fn set_base(&mut self, base: u32) {
+    fn set_base(&mut self, base: u32) {
         self.base = base.to_le_bytes();
         if self.slot() == Slot::RefBase {
             self.set_slot(Slot::Empty);
@@ -282,6 +282,132 @@ impl Entry {
     /// The id of a REF delta's base while its base entry is not known.
     pub fn ref_base(&self) -> Option<ObjectId> {
         (self.slot() == Slot::RefBase).then_some(self.id)
+    }
+}
+
+/// The entries of one pack in pack order: what the first pass records, and the later passes read and complete.
+/// [`Entries::get`] hands out an entry by value; the few fields that change after the first pass (the id, a REF
+/// delta's base) change through the list.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Entries {
+    list: Vec<Entry>,
+}
+
+impl std::fmt::Debug for Entries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Entries {
+    /// An empty list.
+    pub fn new() -> Entries {
+        Entries::default()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    /// Whether the list has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Entry number `i` (its index in pack order). Panics if there is none, as indexing a slice does.
+    pub fn get(&self, i: usize) -> Entry {
+        self.list[i]
+    }
+
+    /// The entries in pack order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Entry> + '_ {
+        self.into_iter()
+    }
+
+    /// Adds the entry that follows the last one in the pack.
+    pub fn push(&mut self, entry: Entry) {
+        self.list.push(entry);
+    }
+
+    /// Makes room for `additional` more entries.
+    pub fn reserve(&mut self, additional: usize) {
+        self.list.reserve(additional);
+    }
+
+    /// Releases the room reserved for entries not pushed.
+    pub fn shrink_to_fit(&mut self) {
+        self.list.shrink_to_fit();
+    }
+
+    /// Entries the list has room for without growing (the memory it holds is this many [`ENTRY_BYTES`]).
+    pub fn capacity(&self) -> usize {
+        self.list.capacity()
+    }
+
+    /// The index of the entry that starts at pack offset `offset`, if any. Delta bases are usually close behind
+    /// the end, so this gallops back from the end before searching: it touches few, recently written entries.
+    pub fn find_offset(&self, offset: u64) -> Option<u32> {
+        // Every entry from `hi` on starts after `offset`.
+        let mut hi = self.len();
+        let mut step = 1;
+        while step <= hi && self.get(hi - step).offset() > offset {
+            hi -= step;
+            step *= 2;
+        }
+        // Then the first entry of `lo..hi` that does not start before `offset`.
+        let (mut lo, end) = (hi.saturating_sub(step), hi);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.get(mid).offset() < offset {
+                true => lo = mid + 1,
+                false => hi = mid,
+            }
+        }
+        let found = lo < end && self.get(lo).offset() == offset;
+        // The pack header counts entries in 32 bits, so every index fits.
+        u32::try_from(lo).ok().filter(|_| found)
+    }
+
+    /// Applies `change` to entry `i`; does nothing if there is none.
+    fn change(&mut self, i: usize, change: impl FnOnce(&mut Entry)) {
+        if let Some(e) = self.list.get_mut(i) {
+            change(e);
+        }
+    }
+
+    /// [`Entry::set_oid`] on entry `i`, if there is one.
+    pub fn set_oid(&mut self, i: usize, oid: ObjectId) {
+        self.change(i, |e| e.set_oid(oid));
+    }
+
+    /// [`Entry::clear_oid`] on entry `i`, if there is one.
+    pub fn clear_oid(&mut self, i: usize) {
+        self.change(i, Entry::clear_oid);
+    }
+
+    /// [`Entry::set_base`] on entry `i`, if there is one.
+    pub fn set_base(&mut self, i: usize, base: u32) {
+        self.change(i, |e| e.set_base(base));
+    }
+}
+
+impl<'a> IntoIterator for &'a Entries {
+    type Item = Entry;
+    type IntoIter = std::iter::Copied<std::slice::Iter<'a, Entry>>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.list.iter().copied()
+    }
+}
+
+impl FromIterator<Entry> for Entries {
+    fn from_iter<T: IntoIterator<Item = Entry>>(iter: T) -> Self {
+        let mut entries = Entries::new();
+        for e in iter {
+            entries.push(e);
+        }
+        entries
     }
 }
 

@@ -113,3 +113,47 @@ fn whole_objects_and_ofs_deltas_record_what_they_are_given() {
         (6, 60, 45, None)
     );
 }
+
+#[test]
+fn finds_entry_starts_at_any_distance() {
+    for len in [0, 1, 2, 3, 7, 8, 9, 1000] {
+        let entries: Entries = (0..len)
+            .map(|i| Entry::whole(12 + i * 10, 2, 10, ObjectKind::Blob, 1, 0, None))
+            .collect();
+        for offset in 0..12 + len * 10 + 5 {
+            let expected = (offset >= 12 && offset % 10 == 2 && offset < 12 + len * 10)
+                .then(|| ((offset - 12) / 10) as u32);
+            assert_eq!(
+                entries.find_offset(offset),
+                expected,
+                "offset {offset} of {len}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_list_changes_ids_and_bases_in_place_and_ignores_entries_it_does_not_hold() {
+    let base = ObjectId([3; 20]);
+    let mut entries: Entries = [
+        Entry::whole(12, 2, 10, ObjectKind::Blob, 5, 1, None),
+        Entry::ref_delta(22, 22, 30, base, 4, 6, 2),
+    ]
+    .into_iter()
+    .collect();
+    entries.set_oid(0, ObjectId([1; 20]));
+    entries.set_base(1, 0);
+    entries.set_oid(2, ObjectId([2; 20]));
+    entries.clear_oid(5);
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries.get(0).oid(), Some(ObjectId([1; 20])));
+    assert_eq!(
+        (entries.get(1).base(), entries.get(1).ref_base()),
+        (Some(0), None)
+    );
+    entries.clear_oid(0);
+    let listed: Vec<Entry> = (&entries).into_iter().collect();
+    assert_eq!(listed, entries.iter().collect::<Vec<_>>());
+    assert_eq!(listed[0].oid(), None);
+    assert!(format!("{entries:?}").contains("kind: RefDelta"));
+}
