@@ -704,7 +704,7 @@ fn rejects_bad_delta_headers() {
         assert_eq!(parse(&pack), Err(expected.clone()), "{delta:?}");
         assert_eq!(parse_chunked(&pack, || 1), Err(expected), "{delta:?}");
     }
-    // Ten-byte sizes (u64::MAX) are fine; the entry holds the result size as the largest it holds.
+    // Ten-byte sizes (u64::MAX) are fine, and held exactly.
     let mut delta = varint(u64::MAX);
     delta.extend(varint(u64::MAX));
     let builder = PackBuilder::new(2, 2).object(3, b"base");
@@ -716,7 +716,7 @@ fn rejects_bad_delta_headers() {
             .entries
             .get(1)
             .result_size(),
-        Entry::MAX_VALUE
+        u64::MAX
     );
 }
 

@@ -334,14 +334,6 @@ pub enum EntryProblem {
         /// Recorded entry length.
         packed_len: u64,
     },
-    /// A non-delta entry whose two recorded sizes differ.
-    #[error("object size {size} and result size {result_size} differ")]
-    BadSizes {
-        /// Recorded inflated size.
-        size: u64,
-        /// Recorded object size.
-        result_size: u64,
-    },
     /// A delta's base is not another entry of the pack (for an OFS delta: an earlier one).
     #[error("its delta base, entry number {0}, is not an entry it can be based on")]
     BadBase(u64),
@@ -484,7 +476,7 @@ fn checked_read(
     Ok(data)
 }
 
-/// End of an entry (offset just past its last byte); validated by [`Resolver::new`].
+/// End of an entry (offset just past its last byte, where the next one starts); validated by [`Resolver::new`].
 fn entry_end(entry: &Entry) -> u64 {
     entry.offset().saturating_add(entry.packed_len())
 }

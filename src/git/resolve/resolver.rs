@@ -114,10 +114,15 @@ impl<'a> Resolver<'a> {
             }
         }
         let mut kinds = Vec::with_capacity(n);
-        let mut previous_end = 0;
         for (i, e) in entries.iter().enumerate() {
-            let end = e.offset().checked_add(e.packed_len());
-            if end.is_none_or(|end| e.header_len() == 0 || e.data_offset() >= end) {
+            // An entry runs up to the next one (`Entries`): one that starts before it is out of order, and
+            // leaves it no room.
+            if let Some(next) = (i + 1 < n).then(|| entries.get(i + 1)) {
+                if next.offset() < e.offset() {
+                    return Err(entry_error(&next, EntryProblem::OutOfOrder));
+                }
+            }
+            if e.header_len() == 0 || e.data_offset() >= entry_end(&e) {
                 return Err(entry_error(
                     &e,
                     EntryProblem::BadBounds {
@@ -126,27 +131,12 @@ impl<'a> Resolver<'a> {
                     },
                 ));
             }
-            if i > 0 && e.offset() < previous_end {
-                return Err(entry_error(&e, EntryProblem::OutOfOrder));
-            }
-            previous_end = entry_end(&e);
             let limit = options.limits.max_object_bytes;
             if let Some(size) = [e.size(), e.result_size()].into_iter().find(|&s| s > limit) {
                 return Err(entry_error(&e, EntryProblem::ObjectTooBig { size, limit }));
             }
             match e.kind() {
-                EntryKind::Base(kind) => {
-                    if e.size() != e.result_size() {
-                        return Err(entry_error(
-                            &e,
-                            EntryProblem::BadSizes {
-                                size: e.size(),
-                                result_size: e.result_size(),
-                            },
-                        ));
-                    }
-                    kinds.push(kind);
-                }
+                EntryKind::Base(kind) => kinds.push(kind),
                 // A delta resolved by the first pass has its base's kind (its base is an earlier entry); the
                 // others get theirs (a placeholder until then) when they are resolved.
                 _ => kinds.push(match (e.oid(), e.base()) {

@@ -623,7 +623,8 @@ async fn rejects_inconsistent_entries() {
         let list = p.entries.iter().enumerate();
         list.map(|(i, e)| if i == at { with } else { e }).collect()
     };
-    check(replaced(2, p.entries.get(1)), 2, EntryProblem::OutOfOrder).await;
+    let swapped = [0, 2, 1].map(|i| p.entries.get(i)).into_iter().collect();
+    check(swapped, 2, EntryProblem::OutOfOrder).await;
     // An OFS delta's base must be an earlier entry; a REF delta's (once known) another entry.
     let rebase = |e: &Entry, base: u32| {
         let (offset, len) = (e.offset(), e.packed_len());
@@ -671,40 +672,41 @@ async fn rejects_inconsistent_entries() {
             e.crc32(),
         )
     };
-    let one = p.entries.get(1);
-    // No room for a zlib stream after the header.
+    // An entry runs up to the next one: the last one (entry 2) with no room for a zlib stream after its header,
+    // and entry 1 with no header.
+    let two = p.entries.get(2);
     let e = replaced(
-        1,
-        bounded(&one, one.header_len(), u64::from(one.header_len())),
+        2,
+        bounded(&two, two.header_len(), u64::from(two.header_len())),
     );
     let bounds = EntryProblem::BadBounds {
-        data_offset: one.data_offset(),
-        packed_len: u64::from(one.header_len()),
+        data_offset: two.data_offset(),
+        packed_len: u64::from(two.header_len()),
     };
-    check(e, 1, bounds).await;
-    let e = replaced(1, bounded(&one, 0, one.packed_len()));
+    check(e, 2, bounds).await;
+    let one = p.entries.get(1);
+    let e = replaced(1, bounded(&one, 0, 1));
     let bounds = EntryProblem::BadBounds {
         data_offset: one.offset(),
         packed_len: one.packed_len(),
     };
     check(e, 1, bounds).await;
-    // A length beyond what an entry holds is held as the largest it holds, which overlaps the next entry.
-    let b = p.entries.get(0);
-    let kind = ObjectKind::Blob;
-    let e = replaced(
+    // Entry 1 starting where entry 0 does leaves entry 0 no room.
+    let zero = p.entries.get(0);
+    let at_zero = Entry::ofs_delta(
+        zero.offset(),
+        one.header_len(),
+        one.packed_len(),
         0,
-        Entry::whole(
-            b.offset(),
-            b.header_len(),
-            u64::MAX,
-            kind,
-            b.size(),
-            b.crc32(),
-            b.oid(),
-        ),
+        one.size(),
+        one.result_size(),
+        one.crc32(),
     );
-    assert_eq!(e.get(0).packed_len(), Entry::MAX_VALUE);
-    check(e, 1, EntryProblem::OutOfOrder).await;
+    let bounds = EntryProblem::BadBounds {
+        data_offset: zero.data_offset(),
+        packed_len: 0,
+    };
+    check(replaced(1, at_zero), 0, bounds).await;
     // Entries pointing past the end of the pack.
     let mut e = p.entries.clone();
     let short = Bytes::from(p.bytes[..p.bytes.len() - 5].to_vec());
