@@ -124,10 +124,8 @@ pub fn pack(data: &[u8]) {
     }
     if let Ok(parsed) = parser.finish() {
         assert!(parsed.pack_len <= data.len() as u64);
-        assert!(parsed
-            .entries
-            .windows(2)
-            .all(|pair| pair[0].offset() < pair[1].offset()));
+        let offsets = || parsed.entries.iter().map(|e| e.offset());
+        assert!(offsets().zip(offsets().skip(1)).all(|(a, b)| a < b));
     }
 }
 
@@ -222,7 +220,7 @@ pub fn resolve_outcome(data: &[u8]) -> Option<Result<ResolveStats, ResolveError>
             "{stats:?}"
         );
         assert_eq!(stats.kinds.len(), parsed.entries.len());
-        for entry in &parsed.entries {
+        for entry in parsed.entries.iter() {
             assert!(entry.oid().is_some(), "{entry:?}");
             assert!(entry.result_size() <= limits.max_object_bytes, "{entry:?}");
         }

@@ -16,7 +16,7 @@
 //! ([`Content::Hashed`]), for the scanner to keep in order with the rest.
 
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
-use crate::git::pack::entry::Entry;
+use crate::git::pack::entry::Entries;
 use crate::git::scan::{ObjectScan, ScanError, ScanPlan, Scanner};
 use std::sync::Arc;
 
@@ -127,11 +127,9 @@ impl Finished {
 }
 
 /// Gives the ids in `done` to their entries, emptying it.
-pub fn set_ids(entries: &mut [Entry], done: &mut Vec<Hashed>) {
+pub fn set_ids(entries: &mut Entries, done: &mut Vec<Hashed>) {
     for Hashed { entry, oid } in done.drain(..) {
-        if let Some(e) = entries.get_mut(entry as usize) {
-            e.set_oid(oid);
-        }
+        entries.set_oid(entry as usize, oid);
     }
 }
 

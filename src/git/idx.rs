@@ -7,7 +7,7 @@
 //! SHA-1 of all of that. The writer is pure: it turns a list of entries into bytes.
 
 use crate::git::oid::ObjectId;
-use crate::git::pack::entry::Entry;
+use crate::git::pack::entry::Entries;
 use sha1::{Digest, Sha1};
 
 pub mod lookup;
@@ -59,7 +59,7 @@ pub enum IdxError {
 /// Writes the version 2 index of a parsed pack whose deltas are resolved, exactly as `git index-pack` does by
 /// default. Fails if an entry still lacks its id or an object appears twice. Besides the index itself it allocates
 /// 4 bytes per entry (their order by id).
-pub fn write_idx_v2(entries: &[Entry], pack_checksum: &ObjectId) -> Result<Vec<u8>, IdxError> {
+pub fn write_idx_v2(entries: &Entries, pack_checksum: &ObjectId) -> Result<Vec<u8>, IdxError> {
     if entries.len() > MAX_OBJECTS {
         return Err(IdxError::TooManyObjects {
             count: entries.len(),
@@ -70,9 +70,9 @@ pub fn write_idx_v2(entries: &[Entry], pack_checksum: &ObjectId) -> Result<Vec<u
     }
     // Fewer than 2^31 entries: every position fits in a u32.
     let mut order: Vec<u32> = (0..entries.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| entries[i as usize].oid());
+    order.sort_unstable_by_key(|&i| entries.get(i as usize).oid());
     let at = |k: usize| {
-        let e = &entries[order[k] as usize];
+        let e = entries.get(order[k] as usize);
         IdxEntry {
             oid: e.oid().unwrap_or(ObjectId::ZERO),
             crc32: e.crc32(),

@@ -22,7 +22,7 @@ use super::MirrorError;
 use crate::git::idx::lookup::{Fanout, LookupError, FANOUT_END};
 use crate::git::layout::{self, Ref};
 use crate::git::oid::ObjectId;
-use crate::git::pack::entry::Entry;
+use crate::git::pack::entry::Entries;
 use crate::git::scan::Scanner;
 use crate::store::Store;
 use std::collections::HashSet;
@@ -136,14 +136,14 @@ pub(super) async fn check(
 /// check would find them in the new pack anyway, and the links collected meanwhile no longer hold them for the
 /// rest of the run. Only whole, computed ids are compared, so no missing object is ever taken for present.
 /// Allocates 4 bytes per entry while it runs (their order by id).
-pub(super) fn forget_links_in_pack(scanner: &mut Scanner, entries: &[Entry]) {
+pub(super) fn forget_links_in_pack(scanner: &mut Scanner, entries: &Entries) {
     // The pack header counts entries in 32 bits: every position fits.
     let mut order: Vec<u32> = (0..entries.len() as u32)
-        .filter(|&i| entries[i as usize].oid().is_some())
+        .filter(|&i| entries.get(i as usize).oid().is_some())
         .collect();
-    order.sort_unstable_by_key(|&i| entries[i as usize].oid());
+    order.sort_unstable_by_key(|&i| entries.get(i as usize).oid());
     let before = scanner.link_count();
-    scanner.forget_links(order.iter().filter_map(|&i| entries[i as usize].oid()));
+    scanner.forget_links(order.iter().filter_map(|&i| entries.get(i as usize).oid()));
     tracing::debug!(
         known_ids = order.len(),
         links_before = before,

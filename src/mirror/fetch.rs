@@ -30,7 +30,7 @@ use crate::git::idx;
 use crate::git::layout;
 use crate::git::lfs::PointerSet;
 use crate::git::oid::ObjectId;
-use crate::git::pack::entry::Entry;
+use crate::git::pack::entry::ENTRY_BYTES;
 use crate::git::pack::{EarlyResolution, PackError, PackParser, ParsedPack};
 use crate::git::resolve::{self, PackReader, ResolveLimits, ResolveOptions};
 use crate::git::scan::Scanner;
@@ -92,8 +92,10 @@ impl Run<'_> {
             (None, None)
         } else {
             // The entries' bookkeeping is known now, and comes off the budget: all the list holds (pass 1 released
-            // the spare capacity of its growth).
-            let budget = Budget::new(self.options.memory_budget, parsed.entries.capacity());
+            // the spare capacity of its growth). A slot of the list's side tables (rare: spilled sizes, offsets
+            // past 4 GiB) holds less than an entry.
+            let entries = parsed.entries.capacity() + parsed.entries.side_slots();
+            let budget = Budget::new(self.options.memory_budget, entries);
             let (index, lfs_config) = self.resolve_and_index(&held, &mut parsed, &budget).await?;
             (Some(index), lfs_config)
         };
@@ -553,7 +555,7 @@ fn run_id() -> String {
 }
 
 /// Memory held per pack entry from pass 1 to the end of the run: the entry itself and the resolver's graph.
-const BOOKKEEPING_PER_ENTRY: u64 = std::mem::size_of::<Entry>() as u64 + resolve::BYTES_PER_ENTRY;
+const BOOKKEEPING_PER_ENTRY: u64 = ENTRY_BYTES as u64 + resolve::BYTES_PER_ENTRY;
 
 /// How one repository's memory budget is shared out.
 struct Budget {
@@ -607,8 +609,8 @@ impl Budget {
     /// The shares of `total` bytes once `entries` pack entries are known.
     fn new(total: u64, entries: usize) -> Self {
         // The store's upload buffers come off the top; a fifth of what is left goes to the links (about 20 bytes
-        // per distinct id, as many as the objects of a complete pack, against 57 bytes of bookkeeping per
-        // entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about three fifths of it);
+        // per distinct id, as many as the objects of a complete pack, against 43 bytes of bookkeeping per
+        // entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about two fifths of it);
         // then the content in flight to the hashing thread (a 32nd of what is left, 256 KiB to 4 MiB) and the
         // bookkeeping of the entries.
         let uploads = store::upload_buffer_bytes(store::part_size_for(total));

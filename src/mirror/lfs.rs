@@ -28,7 +28,7 @@ use crate::git::lfs::batch::{Outcome, MAX_OBJECTS_PER_BATCH};
 use crate::git::lfs::config::{self, LFSCONFIG};
 use crate::git::lfs::{LfsOid, Pointer, PointerSet};
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
-use crate::git::pack::entry::Entry;
+use crate::git::pack::entry::Entries;
 use crate::git::resolve::{read_object, PackReader, ResolveError};
 use crate::git::scan::LfsConfigTrail;
 use crate::report::{LfsFailure, LfsReport};
@@ -359,7 +359,7 @@ fn lfsconfig_key(blob: &ObjectId) -> String {
 /// from a resolved pack only what the scan of its objects did not find: usually the blob alone. `None` when the
 /// commit or its tree is not in the pack or the tree has no `.lfsconfig`.
 pub(super) async fn find_lfsconfig(
-    entries: &[Entry],
+    entries: &Entries,
     source: &dyn PackReader,
     trail: LfsConfigTrail,
 ) -> Result<Option<LfsConfig>, ResolveError> {

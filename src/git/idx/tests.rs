@@ -11,10 +11,11 @@ fn parse_and_resolve(pack: &GitPack) -> ParsedPack {
     parser.feed(&pack.pack).unwrap();
     let mut parsed = parser.finish().unwrap();
     let verified = verify_pack(pack);
-    for entry in &mut parsed.entries {
+    for i in 0..parsed.entries.len() {
+        let entry = parsed.entries.get(i);
         let oid = verified[&entry.offset()].oid;
         assert!(entry.oid().is_none() || entry.oid() == Some(oid));
-        entry.set_oid(oid);
+        parsed.entries.set_oid(i, oid);
     }
     parsed
 }
@@ -191,13 +192,16 @@ fn rejects_unresolved_and_duplicate_objects() {
     );
 
     let mut parsed = parse_and_resolve(pack);
-    let (a, b) = (parsed.entries[3].offset(), parsed.entries[7].offset());
-    let twin = parsed.entries[3].oid().unwrap();
-    parsed.entries[7].set_oid(twin);
+    let (a, b) = (
+        parsed.entries.get(3).offset(),
+        parsed.entries.get(7).offset(),
+    );
+    let twin = parsed.entries.get(3).oid().unwrap();
+    parsed.entries.set_oid(7, twin);
     assert_eq!(
         write_idx_v2(&parsed.entries, &parsed.checksum),
         Err(IdxError::DuplicateObject {
-            oid: parsed.entries[3].oid().unwrap(),
+            oid: parsed.entries.get(3).oid().unwrap(),
             first: a,
             second: b
         })

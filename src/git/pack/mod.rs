@@ -21,7 +21,7 @@ pub mod inflate;
 use crate::git::delta::{DeltaDecoder, DeltaError};
 use crate::git::hand_over::{self, Finished, HandOverError, Hashed, InlineSink, ObjectSink};
 use crate::git::oid::{ObjectHasher, ObjectId, ObjectKind};
-use crate::git::pack::entry::Entry;
+use crate::git::pack::entry::{Entries, Entry};
 use crate::git::pack::inflate::{EntryInflater, InflateError};
 use crate::git::scan::{ObjectScan, ScanError, ScanPlan, Scanner};
 use early::Early;
@@ -183,7 +183,7 @@ pub struct ParsedPack {
     /// Pack format version from the header (2 or 3).
     pub version: u32,
     /// One record per entry, in pack order (so sorted by offset). Deltas have no id yet.
-    pub entries: Vec<Entry>,
+    pub entries: Entries,
     /// The pack's trailing SHA-1 (it names the pack: `pack-<checksum>.pack`).
     pub checksum: ObjectId,
     /// Total length of the pack in bytes, trailer included.
@@ -220,7 +220,7 @@ pub struct PackParser {
     header_or_trailer_len: usize,
     version: u32,
     count: u32,
-    entries: Vec<Entry>,
+    entries: Entries,
     pack_hash: Sha1,
     /// SHA-1 of everything before the trailer, known once the trailer starts.
     computed: ObjectId,
@@ -312,7 +312,7 @@ impl PackParser {
             header_or_trailer_len: 0,
             version: 0,
             count: 0,
-            entries: Vec::new(),
+            entries: Entries::new(),
             pack_hash: Sha1::new(),
             computed: ObjectId::ZERO,
             entry_offset: 0,
@@ -360,7 +360,7 @@ impl PackParser {
     }
 
     /// Entries completely read so far, in pack order (an id the sink has not computed yet is missing).
-    pub fn entries(&self) -> &[Entry] {
+    pub fn entries(&self) -> &Entries {
         &self.entries
     }
 
@@ -578,7 +578,7 @@ impl PackParser {
                     Some(base) if distance != 0 => base,
                     _ => return Err(PackError::BaseOutOfRange { offset, distance }),
                 };
-                let Some(base) = entry_at(&self.entries, base_offset) else {
+                let Some(base) = self.entries.find_offset(base_offset) else {
                     return Err(PackError::BaseNotAnEntry {
                         offset,
                         base_offset,
@@ -718,21 +718,15 @@ impl PackParser {
             CurrentKind::Base(kind) => {
                 Entry::whole(offset, header_len, packed_len, kind, size, crc32, oid)
             }
-            CurrentKind::Ofs(base) => {
-                let mut e = Entry::ofs_delta(
-                    offset,
-                    header_len,
-                    packed_len,
-                    base,
-                    size,
-                    result_size,
-                    crc32,
-                );
-                if let Some(oid) = oid {
-                    e.set_oid(oid);
-                }
-                e
-            }
+            CurrentKind::Ofs(base) => Entry::ofs_delta(
+                offset,
+                header_len,
+                packed_len,
+                base,
+                size,
+                result_size,
+                crc32,
+            ),
             CurrentKind::Ref(base) => Entry::ref_delta(
                 offset,
                 header_len,
@@ -743,6 +737,9 @@ impl PackParser {
                 crc32,
             ),
         });
+        if let Some(oid) = oid.filter(|_| matches!(current.kind, CurrentKind::Ofs(_))) {
+            self.entries.set_oid(entry as usize, oid);
+        }
         Ok(())
     }
 }
@@ -781,25 +778,6 @@ impl Current {
 fn shrunk(mut content: Vec<u8>) -> Vec<u8> {
     content.shrink_to_fit();
     content
-}
-
-/// The index of the entry of `entries` (sorted by offset) that starts at `offset`, if any. Delta bases are
-/// usually close behind, so this gallops back from the end before searching: it touches few, recently written
-/// entries.
-fn entry_at(entries: &[Entry], offset: u64) -> Option<u32> {
-    // Every entry from `hi` on starts after `offset`.
-    let mut hi = entries.len();
-    let mut step = 1;
-    while step <= hi && entries[hi - step].offset() > offset {
-        hi -= step;
-        step *= 2;
-    }
-    let lo = hi.saturating_sub(step);
-    let at = entries[lo..hi]
-        .binary_search_by_key(&offset, |e| e.offset())
-        .ok()?;
-    // The pack header counts entries in 32 bits, so every index fits.
-    u32::try_from(lo + at).ok()
 }
 
 /// Feeds the next inflated bytes of a delta to `decoder` until it has read the delta's header; bytes after the

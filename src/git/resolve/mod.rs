@@ -61,7 +61,7 @@ use resolver::Resolver;
 use crate::git::delta::DeltaError;
 use crate::git::hand_over::{self, HandOverError, InlineSink, ObjectSink};
 use crate::git::oid::{ObjectId, ObjectKind};
-use crate::git::pack::entry::Entry;
+use crate::git::pack::entry::{Entries, Entry};
 use crate::git::pack::inflate::InflateError;
 use crate::git::scan::{ScanError, Scanner};
 use bytes::Bytes;
@@ -334,14 +334,6 @@ pub enum EntryProblem {
         /// Recorded entry length.
         packed_len: u64,
     },
-    /// A non-delta entry whose two recorded sizes differ.
-    #[error("object size {size} and result size {result_size} differ")]
-    BadSizes {
-        /// Recorded inflated size.
-        size: u64,
-        /// Recorded object size.
-        result_size: u64,
-    },
     /// A delta's base is not another entry of the pack (for an OFS delta: an earlier one).
     #[error("its delta base, entry number {0}, is not an entry it can be based on")]
     BadBase(u64),
@@ -393,7 +385,7 @@ pub enum EntryProblem {
 /// back from `source` within the limits of `options`. `entries` must be the whole pack, in pack order; ids
 /// already set on delta entries are ignored and recomputed.
 pub async fn resolve_deltas(
-    entries: &mut [Entry],
+    entries: &mut Entries,
     source: &dyn PackReader,
     options: &ResolveOptions<'_>,
 ) -> Result<ResolveStats, ResolveError> {
@@ -402,7 +394,7 @@ pub async fn resolve_deltas(
 
 /// [`resolve_deltas`], handing the content of every object it rebuilds to `scanner` as it hashes it.
 pub async fn resolve_and_scan(
-    entries: &mut [Entry],
+    entries: &mut Entries,
     source: &dyn PackReader,
     options: &ResolveOptions<'_>,
     scanner: &mut Scanner,
@@ -417,7 +409,7 @@ pub async fn resolve_and_scan(
 /// ([`crate::git::hand_over`]); the entries have all their ids when it returns. The objects it streams, and those
 /// whose id a REF delta may wait for, it hashes itself (and hands over their scans).
 pub async fn resolve_with_sink(
-    entries: &mut [Entry],
+    entries: &mut Entries,
     source: &dyn PackReader,
     options: &ResolveOptions<'_>,
     sink: &mut dyn ObjectSink,
@@ -427,7 +419,7 @@ pub async fn resolve_with_sink(
 
 /// [`resolve_with_sink`] with another chain depth limit (tests use a small one).
 async fn resolve_with_depth(
-    entries: &mut [Entry],
+    entries: &mut Entries,
     source: &dyn PackReader,
     options: &ResolveOptions<'_>,
     max_chain: usize,
@@ -484,7 +476,7 @@ fn checked_read(
     Ok(data)
 }
 
-/// End of an entry (offset just past its last byte); validated by [`Resolver::new`].
+/// End of an entry (offset just past its last byte, where the next one starts); validated by [`Resolver::new`].
 fn entry_end(entry: &Entry) -> u64 {
     entry.offset().saturating_add(entry.packed_len())
 }

@@ -7,14 +7,14 @@ use super::{
 };
 use crate::git::delta;
 use crate::git::oid::{hash_object, ObjectId, ObjectKind};
-use crate::git::pack::entry::{Entry, EntryKind};
+use crate::git::pack::entry::{Entries, Entry, EntryKind};
 use crate::git::pack::inflate::EntryInflater;
 
 /// The kind and content of the object `oid` in a resolved pack (`entries` in pack order, every id set), read
 /// from `source`. `None` if no entry has that id, or if an object or delta on its chain is bigger than
 /// `max_bytes` (so a caller asking for small objects never holds a big one).
 pub async fn read_object(
-    entries: &[Entry],
+    entries: &Entries,
     source: &dyn PackReader,
     oid: &ObjectId,
     max_bytes: u64,
@@ -25,7 +25,7 @@ pub async fn read_object(
     let mut chain = vec![first];
     let mut at = first;
     let kind = loop {
-        let e = &entries[at];
+        let e = entries.get(at);
         if e.size() > max_bytes || e.result_size() > max_bytes {
             return Ok(None);
         }
@@ -37,23 +37,24 @@ pub async fn read_object(
             .base()
             .map(|b| b as usize)
             .filter(|&b| b < entries.len())
-            .ok_or_else(|| entry_error(e, EntryProblem::Unresolved))?;
+            .ok_or_else(|| entry_error(&e, EntryProblem::Unresolved))?;
         chain.push(at);
         if chain.len() > MAX_CHAIN_DEPTH + 1 {
             return Err(entry_error(
-                &entries[first],
+                &entries.get(first),
                 EntryProblem::ChainTooDeep(MAX_CHAIN_DEPTH),
             ));
         }
     };
     let mut inflater = EntryInflater::new();
-    let mut data = read_whole(&entries[at], source, &mut inflater).await?;
+    let mut data = read_whole(&entries.get(at), source, &mut inflater).await?;
     for &i in chain.iter().rev().skip(1) {
-        let delta = read_whole(&entries[i], source, &mut inflater).await?;
-        data = delta::apply(&data, &delta).map_err(|e| entry_error(&entries[i], e))?;
+        let e = entries.get(i);
+        let delta = read_whole(&e, source, &mut inflater).await?;
+        data = delta::apply(&data, &delta).map_err(|err| entry_error(&e, err))?;
     }
     if hash_object(kind, &data) != *oid {
-        return Err(entry_error(&entries[first], EntryProblem::Unresolved));
+        return Err(entry_error(&entries.get(first), EntryProblem::Unresolved));
     }
     Ok(Some((kind, data)))
 }

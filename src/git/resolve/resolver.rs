@@ -14,7 +14,7 @@ use super::{
 use crate::git::delta;
 use crate::git::hand_over::{self, Content, Finished, Hashed, ObjectSink};
 use crate::git::oid::{ObjectId, ObjectKind};
-use crate::git::pack::entry::{Entry, EntryKind};
+use crate::git::pack::entry::{Entries, EntryKind};
 use crate::git::pack::inflate::EntryInflater;
 use crate::git::scan::ScanPlan;
 use bytes::Bytes;
@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 
 /// The state of one run of [`resolve_deltas`](super::resolve_deltas).
 pub(super) struct Resolver<'a> {
-    entries: &'a mut [Entry],
+    entries: &'a mut Entries,
     source: &'a dyn PackReader,
     /// Objects, deltas and compressed entries bigger than this are streamed ([`ResolveOptions::big_object_bytes`]).
     big_object_bytes: u64,
@@ -88,7 +88,7 @@ impl<'a> Resolver<'a> {
     /// Checks the entries and builds the graph of bases and children; refuses packs whose entries contradict each
     /// other.
     pub(super) fn new(
-        entries: &'a mut [Entry],
+        entries: &'a mut Entries,
         source: &'a dyn PackReader,
         options: &ResolveOptions<'_>,
         max_chain: usize,
@@ -101,52 +101,42 @@ impl<'a> Resolver<'a> {
         // The first pass resolves only OFS deltas on objects it resolved (`PackParser::resolve_early`): an id on
         // any other delta is not trusted, and is computed here again.
         for i in 0..n {
-            let e = &entries[i];
+            let e = &entries.get(i);
             let trusted = match (e.kind(), e.base()) {
                 (EntryKind::Base(_), _) => true,
                 (EntryKind::OfsDelta, Some(j)) => {
-                    (j as usize) < i && entries[j as usize].oid().is_some()
+                    (j as usize) < i && entries.get(j as usize).oid().is_some()
                 }
                 _ => false,
             };
             if !trusted {
-                entries[i].clear_oid();
+                entries.clear_oid(i);
             }
         }
         let mut kinds = Vec::with_capacity(n);
-        let mut previous_end = 0;
         for (i, e) in entries.iter().enumerate() {
-            let end = e.offset().checked_add(e.packed_len());
-            if end.is_none_or(|end| e.header_len() == 0 || e.data_offset() >= end) {
+            // An entry runs up to the next one (`Entries`): one that starts before it is out of order, and
+            // leaves it no room.
+            if let Some(next) = (i + 1 < n).then(|| entries.get(i + 1)) {
+                if next.offset() < e.offset() {
+                    return Err(entry_error(&next, EntryProblem::OutOfOrder));
+                }
+            }
+            if e.header_len() == 0 || e.data_offset() >= entry_end(&e) {
                 return Err(entry_error(
-                    e,
+                    &e,
                     EntryProblem::BadBounds {
                         data_offset: e.data_offset(),
                         packed_len: e.packed_len(),
                     },
                 ));
             }
-            if i > 0 && e.offset() < previous_end {
-                return Err(entry_error(e, EntryProblem::OutOfOrder));
-            }
-            previous_end = entry_end(e);
             let limit = options.limits.max_object_bytes;
             if let Some(size) = [e.size(), e.result_size()].into_iter().find(|&s| s > limit) {
-                return Err(entry_error(e, EntryProblem::ObjectTooBig { size, limit }));
+                return Err(entry_error(&e, EntryProblem::ObjectTooBig { size, limit }));
             }
             match e.kind() {
-                EntryKind::Base(kind) => {
-                    if e.size() != e.result_size() {
-                        return Err(entry_error(
-                            e,
-                            EntryProblem::BadSizes {
-                                size: e.size(),
-                                result_size: e.result_size(),
-                            },
-                        ));
-                    }
-                    kinds.push(kind);
-                }
+                EntryKind::Base(kind) => kinds.push(kind),
                 // A delta resolved by the first pass has its base's kind (its base is an earlier entry); the
                 // others get theirs (a placeholder until then) when they are resolved.
                 _ => kinds.push(match (e.oid(), e.base()) {
@@ -189,7 +179,7 @@ impl<'a> Resolver<'a> {
             source,
         };
         for i in 0..n {
-            let e = &resolver.entries[i];
+            let e = &resolver.entries.get(i);
             match (e.kind(), e.base(), e.ref_base()) {
                 (EntryKind::Base(_), _, _) => {}
                 // An OFS delta's base comes earlier; a REF delta's base found by an earlier run may be anywhere.
@@ -216,7 +206,7 @@ impl<'a> Resolver<'a> {
         // REF deltas on non-delta objects (whose ids the first pass computed) know their base now; the others
         // learn it when the object with that id is resolved.
         for j in 0..n {
-            let Some(oid) = resolver.entries[j].oid() else {
+            let Some(oid) = resolver.entries.get(j).oid() else {
                 continue;
             };
             if let Some(waiting) = resolver.waiting_for_oid.remove(&oid) {
@@ -229,7 +219,7 @@ impl<'a> Resolver<'a> {
         // resolved yet, and (`live`) those with such descendants. From the end, so that a delta's count is final
         // before its base's is lowered (its OFS children come after it; REF children are never resolved yet).
         for i in (0..n).rev() {
-            let e = &resolver.entries[i];
+            let e = &resolver.entries.get(i);
             let Some(j) = e.base().filter(|_| e.is_delta() && e.oid().is_some()) else {
                 continue;
             };
@@ -245,7 +235,7 @@ impl<'a> Resolver<'a> {
     /// Records that delta `child` applies to entry `base`.
     fn attach(&mut self, child: EntryIndex, base: EntryIndex) {
         // `base` is below `EntryIndex::NONE`, which is `Entry::NO_BASE`.
-        self.entries[child.get()].set_base(base.0);
+        self.entries.set_base(child.get(), base.0);
         self.pending.increment(base);
         self.live.increment(base);
         if self.is_big(child) && self.is_big(base) {
@@ -255,7 +245,7 @@ impl<'a> Resolver<'a> {
 
     /// Whether an entry's object, delta data or compressed bytes exceed the in-memory limit.
     fn is_big(&self, i: EntryIndex) -> bool {
-        let e = &self.entries[i.get()];
+        let e = &self.entries.get(i.get());
         let limit = self.big_object_bytes;
         e.size() > limit || e.result_size() > limit || entry_end(e) - e.data_offset() > limit
     }
@@ -276,7 +266,8 @@ impl<'a> Resolver<'a> {
 
     /// The base entry of delta `i`, [`EntryIndex::NONE`] when not known (yet).
     fn parent(&self, i: EntryIndex) -> EntryIndex {
-        self.entries[i.get()]
+        self.entries
+            .get(i.get())
             .base()
             .map_or(EntryIndex::NONE, EntryIndex)
     }
@@ -313,7 +304,7 @@ impl<'a> Resolver<'a> {
             }
         }
         if let Some(e) = self.entries.iter().find(|e| e.oid().is_none()) {
-            return Err(entry_error(e, EntryProblem::Unresolved));
+            return Err(entry_error(&e, EntryProblem::Unresolved));
         }
         self.stats.kinds = self.states.kinds();
         self.stats.peak_cache_bytes = self.cache.peak();
@@ -341,7 +332,7 @@ impl<'a> Resolver<'a> {
                 // Nothing left to do with this entry, and nothing to read.
                 continue;
             }
-            self.source.advise_scan(self.entries[i].offset());
+            self.source.advise_scan(self.entries.get(i).offset());
             if later_pass {
                 self.keep_compressed(self.scan_pos).await?;
             }
@@ -366,7 +357,7 @@ impl<'a> Resolver<'a> {
         {
             return Ok(());
         }
-        let e = &self.entries[i.get()];
+        let e = &self.entries.get(i.get());
         let (start, end) = (e.data_offset(), entry_end(e));
         let data = self.read(start, end - start).await?;
         self.retained.insert(i, &data);
@@ -390,7 +381,7 @@ impl<'a> Resolver<'a> {
             return self.preload(i).await;
         }
         let parent = self.parent(i);
-        if self.entries[i.get()].is_delta() {
+        if self.entries.get(i.get()).is_delta() {
             if parent == EntryIndex::NONE {
                 // A REF delta whose base id is unknown: `record_resolved` queues it once an object with that id
                 // exists.
@@ -414,7 +405,7 @@ impl<'a> Resolver<'a> {
     /// Caches a non-delta object that has children to come while the scan passes it (a sequential read now
     /// saves a random one later).
     async fn preload(&mut self, i: EntryIndex) -> Result<(), ResolveError> {
-        let e = &self.entries[i.get()];
+        let e = &self.entries.get(i.get());
         if e.is_delta()
             || self.pending.is_zero(i)
             || self.is_big(i)
@@ -459,7 +450,7 @@ impl<'a> Resolver<'a> {
         let mut built = match self.cache.get(root) {
             Some(data) if root != i => Built::Memory(data),
             _ if self.is_big(root) => Built::Stream(vec![Level::inflate(
-                &self.entries[root.get()],
+                &self.entries.get(root.get()),
                 root,
                 window,
             )]),
@@ -484,7 +475,7 @@ impl<'a> Resolver<'a> {
             Built::Memory(data) => {
                 let object = Finished {
                     entry: i.0,
-                    offset: self.entries[i.get()].offset(),
+                    offset: self.entries.get(i.get()).offset(),
                     kind: self.states.kind(i),
                     content: Content::Whole(Arc::clone(&data)),
                 };
@@ -507,13 +498,13 @@ impl<'a> Resolver<'a> {
     fn chain(&mut self, i: EntryIndex) -> Result<Vec<EntryIndex>, ResolveError> {
         let mut chain = vec![i];
         let mut x = i;
-        while self.entries[x.get()].is_delta() && (x == i || !self.cache.contains(x)) {
+        while self.entries.get(x.get()).is_delta() && (x == i || !self.cache.contains(x)) {
             // Resolved deltas, and the delta being resolved, always have a base.
             x = match self.parent(x) {
                 p if p != EntryIndex::NONE => p,
                 _ => {
                     return Err(entry_error(
-                        &self.entries[x.get()],
+                        &self.entries.get(x.get()),
                         EntryProblem::Unresolved,
                     ))
                 }
@@ -521,7 +512,7 @@ impl<'a> Resolver<'a> {
             chain.push(x);
             if chain.len() > self.max_chain + 1 {
                 return Err(entry_error(
-                    &self.entries[i.get()],
+                    &self.entries.get(i.get()),
                     EntryProblem::ChainTooDeep(self.max_chain),
                 ));
             }
@@ -562,10 +553,10 @@ impl<'a> Resolver<'a> {
         let mut levels = match built {
             Built::Memory(base) if small => {
                 let delta = self.read_whole(x).await?;
-                let e = &self.entries[x.get()];
+                let e = &self.entries.get(x.get());
                 let result = delta::apply(&base, &delta).map_err(|err| entry_error(e, err))?;
                 self.work(result.len() as u64, e.offset()).await?;
-                let e = &self.entries[x.get()];
+                let e = &self.entries.get(x.get());
                 if result.len() as u64 != e.result_size() {
                     return Err(entry_error(
                         e,
@@ -582,11 +573,11 @@ impl<'a> Resolver<'a> {
         };
         if levels.len() >= MAX_STREAM_LEVELS {
             return Err(entry_error(
-                &self.entries[x.get()],
+                &self.entries.get(x.get()),
                 EntryProblem::StreamTooDeep,
             ));
         }
-        let mut top = Level::delta(&self.entries[x.get()], x, window);
+        let mut top = Level::delta(&self.entries.get(x.get()), x, window);
         if !small {
             levels.push(top);
             return Ok(Built::Stream(levels));
@@ -610,7 +601,7 @@ impl<'a> Resolver<'a> {
     ) -> Result<(), ResolveError> {
         let first = levels.len() - 1;
         for &c in path {
-            levels.push(Level::delta(&self.entries[c.get()], c, window));
+            levels.push(Level::delta(&self.entries.get(c.get()), c, window));
         }
         if let Some(top) = levels.last_mut() {
             top.drop_window();
@@ -624,7 +615,7 @@ impl<'a> Resolver<'a> {
             if let Some((x, oid, scan)) = level.take_id() {
                 self.sink.submit(Finished {
                     entry: x.0,
-                    offset: self.entries[x.get()].offset(),
+                    offset: self.entries.get(x.get()).offset(),
                     kind,
                     content: Content::Hashed(oid, scan.map(Box::new)),
                 })?;
@@ -684,7 +675,7 @@ impl<'a> Resolver<'a> {
 
     /// Caches a rebuilt object if it still has children to come.
     fn keep(&mut self, x: EntryIndex, data: &Arc<Vec<u8>>) {
-        self.stats.rebuilt += u64::from(self.entries[x.get()].is_delta());
+        self.stats.rebuilt += u64::from(self.entries.get(x.get()).is_delta());
         if !self.pending.is_zero(x) {
             self.cache.insert(x, Arc::clone(data));
         }
@@ -699,7 +690,7 @@ impl<'a> Resolver<'a> {
         data: Option<Arc<Vec<u8>>>,
     ) {
         let idx = x.get();
-        if self.entries[idx].is_delta() {
+        if self.entries.get(idx).is_delta() {
             self.stats.deltas += 1;
         } else {
             self.stats.bases_hashed += 1;
@@ -709,7 +700,7 @@ impl<'a> Resolver<'a> {
         }
         self.states.set_resolved(x);
         let waiting = oid.and_then(|oid| {
-            self.entries[idx].set_oid(oid);
+            self.entries.set_oid(idx, oid);
             self.waiting_for_oid.remove(&oid)
         });
         for w in waiting.unwrap_or_default() {
@@ -762,7 +753,7 @@ impl<'a> Resolver<'a> {
     /// Reads and inflates a whole entry that is not big: from the retained entries, or from the source (and
     /// then retained if it has children to come).
     async fn read_whole(&mut self, i: EntryIndex) -> Result<Vec<u8>, ResolveError> {
-        let e = &self.entries[i.get()];
+        let e = &self.entries.get(i.get());
         let (start, size, end) = (e.data_offset(), e.size(), entry_end(e));
         let fetched = self.fetched.iter().position(|(x, _)| *x == i);
         let data = match (fetched, self.retained.get(i)) {
@@ -781,7 +772,7 @@ impl<'a> Resolver<'a> {
                 data
             }
         };
-        let e = &self.entries[i.get()];
+        let e = &self.entries.get(i.get());
         let whole = self
             .inflater
             .inflate_whole(&data, size)
@@ -837,7 +828,7 @@ impl<'a> Resolver<'a> {
         let mut wanted = Vec::new();
         let mut bytes = 0;
         for &x in chain.iter().rev() {
-            let e = &self.entries[x.get()];
+            let e = &self.entries.get(x.get());
             let len = entry_end(e) - e.data_offset();
             let cached = x == root && x != i && self.cache.contains(x);
             if cached || self.is_big(x) || self.retained.contains(x) {

@@ -61,7 +61,7 @@ const MODES: [ResolveOptions<'static>; 4] = [ROOMY, NO_CACHE, TINY_CACHE, STREAM
 #[derive(Clone)]
 struct TestPack {
     bytes: Vec<u8>,
-    entries: Vec<Entry>,
+    entries: Entries,
     contents: Vec<Vec<u8>>,
     expected: Vec<(ObjectId, ObjectKind)>,
 }
@@ -70,7 +70,7 @@ impl TestPack {
     fn new() -> Self {
         TestPack {
             bytes: b"PACK\0\0\0\x02\0\0\0\0".to_vec(),
-            entries: Vec::new(),
+            entries: Entries::new(),
             contents: Vec::new(),
             expected: Vec::new(),
         }
@@ -93,7 +93,7 @@ impl TestPack {
         };
         let mut raw = entry_header(type_num, size);
         match kind {
-            Stored::Ofs(base) => raw.extend(ofs_distance(offset - self.entries[base].offset())),
+            Stored::Ofs(base) => raw.extend(ofs_distance(offset - self.entries.get(base).offset())),
             Stored::Ref(base) => raw.extend_from_slice(&base.0),
             Stored::Base(_) => {}
         }
@@ -158,11 +158,13 @@ impl TestPack {
     async fn resolve(
         &self,
         options: ResolveOptions<'_>,
-    ) -> Result<(Vec<Entry>, ResolveStats), ResolveError> {
+    ) -> Result<(Entries, ResolveStats), ResolveError> {
         let mut entries = self.entries.clone();
         // Ids on deltas are the first pass's (early resolution): forgotten here, so that pass 2 computes them all.
-        for e in entries.iter_mut().filter(|e| e.is_delta()) {
-            e.clear_oid();
+        for i in 0..entries.len() {
+            if entries.get(i).is_delta() {
+                entries.clear_oid(i);
+            }
         }
         let stats = resolve_deltas(&mut entries, &self.source(), &options).await?;
         Ok((entries, stats))
@@ -327,8 +329,8 @@ async fn base_entries_without_ids_are_hashed() {
     let mut target = p.contents[big].clone();
     target[100..110].copy_from_slice(b"0123456789");
     p.ofs(big, &target);
-    p.entries[blob].clear_oid();
-    p.entries[big].clear_oid();
+    p.entries.clear_oid(blob);
+    p.entries.clear_oid(big);
     for stats in p.check().await {
         assert_eq!(stats.bases_hashed, 2);
     }
@@ -355,12 +357,12 @@ async fn ref_deltas_wait_for_bases_that_come_later() {
     // Resolved, every REF delta records its base entry instead of its base's id, and resolving again (its own id
     // forgotten, or wrong) finds the same ids through those entries.
     let (mut entries, _) = p.resolve(ROOMY).await.unwrap();
-    for e in entries
-        .iter_mut()
-        .filter(|e| e.kind() == EntryKind::RefDelta)
-    {
-        assert_eq!((e.ref_base(), e.base().is_some()), (None, true));
-        e.set_oid(ObjectId::ZERO);
+    for i in 0..entries.len() {
+        let e = entries.get(i);
+        if e.kind() == EntryKind::RefDelta {
+            assert_eq!((e.ref_base(), e.base().is_some()), (None, true));
+            entries.set_oid(i, ObjectId::ZERO);
+        }
     }
     for options in MODES {
         let mut again = entries.clone();
@@ -384,7 +386,7 @@ async fn missing_ref_base_is_reported_as_thin_pack() {
         let err = p.resolve(options).await.unwrap_err();
         let msg = err.to_string();
         assert!(matches!(err, ResolveError::MissingBase { offset, base }
-                if offset == p.entries[d].offset() && base == hash_object(ObjectKind::Blob, b"absent")));
+                if offset == p.entries.get(d).offset() && base == hash_object(ObjectKind::Blob, b"absent")));
         assert!(msg.contains("not found in pack (thin pack?)"), "{msg}");
     }
 }
@@ -397,7 +399,7 @@ async fn ref_cycles_error_instead_of_looping() {
     p.ref_to(ObjectKind::Blob, &a, &b);
     let err = p.resolve(ROOMY).await.unwrap_err();
     assert!(
-        matches!(err, ResolveError::MissingBase { offset, .. } if offset == p.entries[0].offset()),
+        matches!(err, ResolveError::MissingBase { offset, .. } if offset == p.entries.get(0).offset()),
         "{err}"
     );
     // A delta on itself.
@@ -437,7 +439,7 @@ fn with_delta(base: &[u8], delta: &[u8], result_size: u64) -> TestPack {
 async fn assert_fails(p: &TestPack, at: usize, check: impl Fn(&EntryProblem) -> bool) {
     for options in MODES {
         let (offset, problem) = problem(p.resolve(options).await.unwrap_err());
-        assert_eq!(offset, p.entries[at].offset(), "{options:?}: {problem}");
+        assert_eq!(offset, p.entries.get(at).offset(), "{options:?}: {problem}");
         assert!(check(&problem), "{options:?}: unexpected {problem:?}");
     }
 }
@@ -566,10 +568,10 @@ async fn rejects_bad_zlib_streams() {
             let misfit = matches!(
                 problem,
                 EntryProblem::Delta(DeltaError::BaseSizeMismatch { .. })
-            ) && offset == p.entries[1].offset()
+            ) && offset == p.entries.get(1).offset()
                 && size != data.len() as u64;
             assert!(
-                misfit || (offset == p.entries[0].offset() && check(&problem)),
+                misfit || (offset == p.entries.get(0).offset() && check(&problem)),
                 "{options:?}: {problem:?}"
             );
         }
@@ -586,7 +588,7 @@ async fn rejects_bad_zlib_streams() {
     let mut p = TestPack::new();
     p.raw(blob, 1 << 40, 1 << 40, &zlib(b"tiny"), expected);
     p.ofs(0, b"x");
-    p.entries[0].clear_oid();
+    p.entries.clear_oid(0);
     let options = ResolveOptions {
         cache_bytes: LOTS,
         retain_bytes: 0,
@@ -606,19 +608,23 @@ async fn rejects_inconsistent_entries() {
     p.base(ObjectKind::Blob, &version(1));
     p.ofs(0, &version(2));
     p.ofs(1, &version(3));
-    let check = |mut entries: Vec<Entry>, at: usize, expect: EntryProblem| {
+    let check = |mut entries: Entries, at: usize, expect: EntryProblem| {
         let source = p.source();
         async move {
             let err = resolve_deltas(&mut entries, &source, &ROOMY)
                 .await
                 .unwrap_err();
             let (offset, problem) = problem(err);
-            assert_eq!((offset, problem), (entries[at].offset(), expect));
+            assert_eq!((offset, problem), (entries.get(at).offset(), expect));
         }
     };
-    let mut e = p.entries.clone();
-    e.swap(1, 2);
-    check(e, 2, EntryProblem::OutOfOrder).await;
+    // The list with entry `at` replaced by `with`.
+    let replaced = |at: usize, with: Entry| -> Entries {
+        let list = p.entries.iter().enumerate();
+        list.map(|(i, e)| if i == at { with } else { e }).collect()
+    };
+    let swapped = [0, 2, 1].map(|i| p.entries.get(i)).into_iter().collect();
+    check(swapped, 2, EntryProblem::OutOfOrder).await;
     // An OFS delta's base must be an earlier entry; a REF delta's (once known) another entry.
     let rebase = |e: &Entry, base: u32| {
         let (offset, len) = (e.offset(), e.packed_len());
@@ -633,23 +639,24 @@ async fn rejects_inconsistent_entries() {
         )
     };
     for (at, base) in [(2, 2), (1, 2), (1, 1), (2, 3), (2, u32::MAX - 1)] {
-        let mut e = p.entries.clone();
-        e[at] = rebase(&e[at], base);
+        let e = replaced(at, rebase(&p.entries.get(at), base));
         check(e, at, EntryProblem::BadBase(u64::from(base))).await;
     }
     for (at, base) in [(1, 1), (2, 3)] {
-        let mut e = p.entries.clone();
-        let b = &e[at];
-        e[at] = Entry::ref_delta(
-            b.offset(),
-            b.header_len(),
-            b.packed_len(),
-            ObjectId::ZERO,
-            b.size(),
-            b.result_size(),
-            b.crc32(),
+        let b = p.entries.get(at);
+        let mut e = replaced(
+            at,
+            Entry::ref_delta(
+                b.offset(),
+                b.header_len(),
+                b.packed_len(),
+                ObjectId::ZERO,
+                b.size(),
+                b.result_size(),
+                b.crc32(),
+            ),
         );
-        e[at].set_base(base);
+        e.set_base(at, base);
         check(e, at, EntryProblem::BadBase(u64::from(base))).await;
     }
     // Entry 1 (an OFS delta on entry 0) with other bounds.
@@ -665,42 +672,47 @@ async fn rejects_inconsistent_entries() {
             e.crc32(),
         )
     };
-    let mut e = p.entries.clone();
-    // No room for a zlib stream after the header.
-    e[1] = bounded(&e[1], e[1].header_len(), u64::from(e[1].header_len()));
-    let bounds = EntryProblem::BadBounds {
-        data_offset: e[1].data_offset(),
-        packed_len: e[1].packed_len(),
-    };
-    check(e, 1, bounds).await;
-    let mut e = p.entries.clone();
-    e[1] = bounded(&e[1], 0, e[1].packed_len());
-    let bounds = EntryProblem::BadBounds {
-        data_offset: e[1].offset(),
-        packed_len: e[1].packed_len(),
-    };
-    check(e, 1, bounds).await;
-    // A length beyond what an entry holds is held as the largest it holds, which overlaps the next entry.
-    let mut e = p.entries.clone();
-    let b = &e[0];
-    let kind = ObjectKind::Blob;
-    e[0] = Entry::whole(
-        b.offset(),
-        b.header_len(),
-        u64::MAX,
-        kind,
-        b.size(),
-        b.crc32(),
-        b.oid(),
+    // An entry runs up to the next one: the last one (entry 2) with no room for a zlib stream after its header,
+    // and entry 1 with no header.
+    let two = p.entries.get(2);
+    let e = replaced(
+        2,
+        bounded(&two, two.header_len(), u64::from(two.header_len())),
     );
-    assert_eq!(e[0].packed_len(), Entry::MAX_VALUE);
-    check(e, 1, EntryProblem::OutOfOrder).await;
+    let bounds = EntryProblem::BadBounds {
+        data_offset: two.data_offset(),
+        packed_len: u64::from(two.header_len()),
+    };
+    check(e, 2, bounds).await;
+    let one = p.entries.get(1);
+    let e = replaced(1, bounded(&one, 0, 1));
+    let bounds = EntryProblem::BadBounds {
+        data_offset: one.offset(),
+        packed_len: one.packed_len(),
+    };
+    check(e, 1, bounds).await;
+    // Entry 1 starting where entry 0 does leaves entry 0 no room.
+    let zero = p.entries.get(0);
+    let at_zero = Entry::ofs_delta(
+        zero.offset(),
+        one.header_len(),
+        one.packed_len(),
+        0,
+        one.size(),
+        one.result_size(),
+        one.crc32(),
+    );
+    let bounds = EntryProblem::BadBounds {
+        data_offset: zero.data_offset(),
+        packed_len: 0,
+    };
+    check(replaced(1, at_zero), 0, bounds).await;
     // Entries pointing past the end of the pack.
     let mut e = p.entries.clone();
     let short = Bytes::from(p.bytes[..p.bytes.len() - 5].to_vec());
     let err = resolve_deltas(&mut e, &short, &ROOMY).await.unwrap_err();
     assert!(
-        matches!(err, ResolveError::Read { offset, .. } if offset == p.entries[2].data_offset()),
+        matches!(err, ResolveError::Read { offset, .. } if offset == p.entries.get(2).data_offset()),
         "{err}"
     );
     assert!(err.to_string().contains("cannot read"), "{err}");
@@ -727,7 +739,10 @@ async fn short_reads_are_errors() {
         let err = resolve_deltas(&mut entries, &ShortReader(p.source()), &options)
             .await
             .unwrap_err();
-        let offsets = [p.entries[0].data_offset(), p.entries[1].data_offset()];
+        let offsets = [
+            p.entries.get(0).data_offset(),
+            p.entries.get(1).data_offset(),
+        ];
         assert!(
             matches!(err, ResolveError::ShortRead { offset, .. } if offsets.contains(&offset)),
             "{err}"
@@ -765,9 +780,9 @@ async fn refuses_chains_deeper_than_the_limit() {
     .unwrap_err();
     assert_eq!(
         problem(err),
-        (p.entries[30].offset(), EntryProblem::ChainTooDeep(29))
+        (p.entries.get(30).offset(), EntryProblem::ChainTooDeep(29))
     );
-    assert_eq!(entries[29].oid(), Some(p.expected[29].0));
+    assert_eq!(entries.get(29).oid(), Some(p.expected[29].0));
     // Streamed levels have their own limit.
     let mut p = TestPack::new();
     let mut prev = p.base(ObjectKind::Blob, b"0");
@@ -777,7 +792,7 @@ async fn refuses_chains_deeper_than_the_limit() {
     let err = p.resolve(STREAMED).await.unwrap_err();
     let (offset, problem) = problem(err);
     assert_eq!(problem, EntryProblem::StreamTooDeep);
-    assert_eq!(offset, p.entries[MAX_STREAM_LEVELS].offset());
+    assert_eq!(offset, p.entries.get(MAX_STREAM_LEVELS).offset());
     p.check_mode(ROOMY).await;
 }
 
@@ -867,7 +882,7 @@ async fn streams_big_objects() {
     other2[0] = !other2[0];
     p.ref_to(ObjectKind::Blob, &other, &other2);
     let ob = p.base(ObjectKind::Blob, &other);
-    p.entries[ob].clear_oid();
+    p.entries.clear_oid(ob);
 
     let stats = p.check_mode(options).await;
     assert!(
@@ -1159,7 +1174,7 @@ fn ring_keeps_the_latest_bytes() {
 #[test]
 fn resolution_can_run_on_any_runtime_thread() {
     fn assert_send<T: Send>(_: &T) {}
-    let mut entries = Vec::new();
+    let mut entries = Entries::new();
     let source = Bytes::new();
     assert_send(&resolve_deltas(&mut entries, &source, &ROOMY));
 }
@@ -1364,7 +1379,7 @@ async fn a_rebuilt_chain_reads_its_far_apart_entries_at_once_and_its_neighbours_
     let stats = resolve_deltas(&mut entries, &source, &options)
         .await
         .unwrap();
-    assert_eq!(entries[rebuilt].oid(), Some(p.expected[rebuilt].0));
+    assert_eq!(entries.get(rebuilt).oid(), Some(p.expected[rebuilt].0));
     assert!(
         source.most_in_flight.load(Ordering::Relaxed) > 1,
         "{stats:?}"
@@ -1438,7 +1453,7 @@ async fn lfs_pointers_stored_whole_or_as_deltas_are_found() {
 }
 
 /// Parses a whole pack (pass 1) and returns its entries and bytes.
-fn parse_whole(pack: Vec<u8>) -> (Vec<Entry>, Bytes) {
+fn parse_whole(pack: Vec<u8>) -> (Entries, Bytes) {
     let mut parser = PackParser::new();
     parser.feed(&pack).unwrap();
     (parser.finish().unwrap().entries, Bytes::from(pack))
@@ -1471,7 +1486,7 @@ async fn a_declared_size_beyond_the_limit_fails_before_any_work() {
         err.to_string(),
         format!(
             "pack entry at offset {}: it declares an object of {} bytes, more than the limit of {}",
-            entries[1].offset(),
+            entries.get(1).offset(),
             64u64 << 30,
             1u64 << 30
         )
@@ -1492,7 +1507,7 @@ async fn a_delta_bomb_stops_at_the_work_limit() {
         matches!(
             &err,
             ResolveError::Entry { offset, problem: EntryProblem::TooMuchWork(limit) }
-                if *offset == entries[1].offset() && *limit == 64 << 20
+                if *offset == entries.get(1).offset() && *limit == 64 << 20
         ),
         "{err}"
     );
@@ -1545,7 +1560,7 @@ async fn an_object_is_read_back_by_id_through_its_chain() {
     );
     // Entries whose recorded ids lie are caught by the hash check.
     let mut lying = entries.clone();
-    lying[2].set_oid(ObjectId([7; 20]));
+    lying.set_oid(2, ObjectId([7; 20]));
     assert!(read_object(&lying, &source, &ObjectId([7; 20]), LOTS)
         .await
         .is_err());

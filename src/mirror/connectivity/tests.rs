@@ -1,6 +1,7 @@
 use super::*;
 use crate::git::idx::{write_idx_v2_with_limit, IdxEntry};
 use crate::git::layout::{Head, Ref};
+use crate::git::pack::entry::Entry;
 use crate::store::{LocalStore, Precondition};
 use bytes::Bytes;
 
@@ -188,7 +189,7 @@ fn links_to_objects_of_the_pack_with_computed_ids_are_forgotten_and_no_others() 
     let mut scanner = scanner_linking(&[d, a, c, b]);
     let mut near_c = c;
     near_c.0[19] ^= 1;
-    let entries = [
+    let entries: Entries = [
         Entry::whole(12, 2, 10, Blob, 1, 0, Some(b)),
         // A delta whose id is not computed yet, one object whose id differs from a link's in one bit only, and a
         // REF delta that names `d` as its base: none of them proves a link present.
@@ -196,7 +197,9 @@ fn links_to_objects_of_the_pack_with_computed_ids_are_forgotten_and_no_others() 
         Entry::whole(32, 2, 10, Blob, 1, 0, Some(near_c)),
         Entry::whole(42, 2, 10, Blob, 1, 0, Some(a)),
         Entry::ref_delta(52, 22, 30, d, 1, 1, 0),
-    ];
+    ]
+    .into_iter()
+    .collect();
     forget_links_in_pack(&mut scanner, &entries);
     assert_eq!(scanner.links().copied().collect::<Vec<_>>(), [c, d]);
     assert_eq!(scanner.link_count(), 2);

@@ -221,7 +221,7 @@ fn a_delta_yielding_a_malformed_tree_is_refused_in_pass_1() {
     parser.feed(&pack).unwrap();
     let parsed = parser.finish().unwrap();
     assert_eq!(
-        parsed.entries[0].oid(),
+        parsed.entries.get(0).oid(),
         Some(hash_object(crate::git::oid::ObjectKind::Tree, &tree))
     );
 }

@@ -1,36 +1,109 @@
 use super::*;
 
 #[test]
-fn an_entry_takes_54_bytes_at_byte_alignment() {
-    assert_eq!(std::mem::size_of::<Entry>(), ENTRY_BYTES);
-    assert_eq!(std::mem::align_of::<Entry>(), 1);
-    // With the resolver's per-entry vectors, the bookkeeping per object stays within 64 bytes.
+fn the_list_holds_40_bytes_per_entry_at_byte_alignment_and_less_per_side_slot() {
+    assert_eq!(std::mem::size_of::<Record>(), ENTRY_BYTES);
+    assert_eq!(std::mem::align_of::<Record>(), 1);
+    assert_eq!(std::mem::size_of::<Spill>(), SPILL_BYTES);
+    const { assert!(SPILL_BYTES <= ENTRY_BYTES && std::mem::size_of::<(u32, u32)>() <= ENTRY_BYTES) };
+    // With the resolver's per-entry state, the bookkeeping per object stays within 64 bytes.
     const { assert!(ENTRY_BYTES as u64 + crate::git::resolve::BYTES_PER_ENTRY <= 64) };
 }
 
+/// `entries` pushed into a list, checked to come back exactly; the list.
+fn round_trip(entries: &[Entry]) -> Entries {
+    let mut list: Entries = entries.iter().copied().collect();
+    assert_eq!(list.iter().collect::<Vec<_>>(), entries);
+    list.shrink_to_fit();
+    list
+}
+
 #[test]
-fn large_values_are_held_exactly_up_to_48_bits_and_saturate_beyond() {
-    let big = Entry::MAX_VALUE;
-    for (offset, len, size, result) in [
-        (0, 2, 0, 0),
-        (1 << 32, (1 << 32) + 7, (1 << 40) + 3, big),
-        (big, big, big - 1, 1 << 47),
-    ] {
-        let d = Entry::ofs_delta(offset, 30, len, 7, size, result, u32::MAX);
-        assert_eq!(
-            (d.offset(), d.packed_len(), d.size(), d.result_size()),
-            (offset, len, size, result)
-        );
-        assert_eq!(
-            (d.crc32(), d.header_len(), d.base()),
-            (u32::MAX, 30, Some(7))
-        );
+fn every_value_is_held_exactly_small_ones_in_the_record_others_in_the_side_table() {
+    let oid = ObjectId([4; 20]);
+    let (delta_max, header_max) = ((1 << DELTA_SIZE_BITS) - 1, (1 << HEADER_BITS) - 1);
+    // Values that fit the record, up to the largest of each field.
+    let fits = [
+        Entry::whole(12, 1, 3, ObjectKind::Commit, 0, 0, Some(oid)),
+        Entry::whole(
+            15,
+            header_max,
+            40,
+            ObjectKind::Blob,
+            u64::from(u32::MAX),
+            u32::MAX,
+            None,
+        ),
+        Entry::ofs_delta(55, 2, 10, 1, delta_max, u64::from(u32::MAX), 7),
+        Entry::ref_delta(65, 21, 30, oid, 0, 0, 9),
+    ];
+    let list = round_trip(&fits);
+    assert_eq!(list.side_slots(), 0);
+    // One past each, and the largest values a u64 holds: each entry spills.
+    let spills = [
+        Entry::whole(12, 1, 3, ObjectKind::Blob, 1 << 32, 0, None),
+        Entry::whole(15, header_max + 1, 40, ObjectKind::Tree, 5, 1, None),
+        Entry::ofs_delta(55, 2, 10, 1, delta_max + 1, 3, 2),
+        Entry::ofs_delta(65, 2, 10, 2, 4, 1 << 32, 2),
+        Entry::ref_delta(75, 30, 35, oid, u64::MAX, u64::MAX, 3),
+        Entry::whole(110, u8::MAX, 300, ObjectKind::Blob, u64::MAX, 4, None),
+    ];
+    let list = round_trip(&spills);
+    assert_eq!(list.side_slots(), spills.len());
+    // Spilled and fitting entries mixed: each finds its own values.
+    let mixed: Vec<Entry> = fits
+        .iter()
+        .chain(&spills)
+        .enumerate()
+        .map(|(i, e)| at(e, 12 + 100 * i as u64))
+        .collect();
+    round_trip(&mixed);
+}
+
+/// `e` moved to `offset`, 100 bytes long.
+fn at(e: &Entry, offset: u64) -> Entry {
+    Entry {
+        offset,
+        packed_len: 100,
+        ..*e
     }
-    // A delta may declare any result size: beyond 48 bits it is held as the largest value.
-    let d = Entry::ref_delta(5, 22, 9, ObjectId([2; 20]), 4, u64::MAX, 0);
-    assert_eq!((d.result_size(), d.size()), (Entry::MAX_VALUE, 4));
-    let w = Entry::whole(u64::MAX, 1, u64::MAX, ObjectKind::Blob, 1 << 50, 0, None);
-    assert_eq!((w.offset(), w.packed_len(), w.size()), (big, big, big));
+}
+
+#[test]
+fn offsets_past_4_gib_are_exact_with_a_side_slot_per_change_of_their_high_bits() {
+    let blob = |offset, len| Entry::whole(offset, 2, len, ObjectKind::Blob, 1, 0, None);
+    let four = 1u64 << 32;
+    let entries = [
+        blob(12, four - 20),
+        blob(four - 8, 16),
+        blob(four + 8, 5 * four),
+        blob(6 * four + 8, 2),
+        blob(6 * four + 10, u64::MAX - 6 * four - 10),
+    ];
+    let list = round_trip(&entries);
+    assert_eq!(list.side_slots(), 2);
+    for (i, e) in entries.iter().enumerate() {
+        assert_eq!(list.find_offset(e.offset()), Some(i as u32));
+        assert_eq!(list.find_offset(e.offset() + 1), None);
+    }
+    assert_eq!(list.get(4).packed_len(), u64::MAX - 6 * four - 10);
+}
+
+#[test]
+fn an_entry_runs_up_to_the_next_one_and_the_last_one_as_long_as_given() {
+    let blob = |offset, len| Entry::whole(offset, 2, len, ObjectKind::Blob, 1, 0, None);
+    let list: Entries = [blob(12, 5), blob(20, 7), blob(30, 1 << 40)]
+        .into_iter()
+        .collect();
+    let lens: Vec<u64> = list.iter().map(|e| e.packed_len()).collect();
+    assert_eq!(lens, [8, 10, 1 << 40]);
+    // Out of order, an entry has no room; at the end of the offsets, the last one ends there.
+    let list: Entries = [blob(20, 5), blob(12, 5), blob(u64::MAX - 2, 9)]
+        .into_iter()
+        .collect();
+    let lens: Vec<u64> = list.iter().map(|e| e.packed_len()).collect();
+    assert_eq!(lens, [0, u64::MAX - 14, 2]);
+    assert_eq!(list.get(2).data_offset(), u64::MAX);
 }
 
 #[test]
@@ -112,4 +185,48 @@ fn whole_objects_and_ofs_deltas_record_what_they_are_given() {
         (d.size(), d.result_size(), d.data_offset(), d.ref_base()),
         (6, 60, 45, None)
     );
+}
+
+#[test]
+fn finds_entry_starts_at_any_distance() {
+    for len in [0, 1, 2, 3, 7, 8, 9, 1000] {
+        let entries: Entries = (0..len)
+            .map(|i| Entry::whole(12 + i * 10, 2, 10, ObjectKind::Blob, 1, 0, None))
+            .collect();
+        for offset in 0..12 + len * 10 + 5 {
+            let expected = (offset >= 12 && offset % 10 == 2 && offset < 12 + len * 10)
+                .then(|| ((offset - 12) / 10) as u32);
+            assert_eq!(
+                entries.find_offset(offset),
+                expected,
+                "offset {offset} of {len}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_list_changes_ids_and_bases_in_place_and_ignores_entries_it_does_not_hold() {
+    let base = ObjectId([3; 20]);
+    let mut entries: Entries = [
+        Entry::whole(12, 2, 10, ObjectKind::Blob, 5, 1, None),
+        Entry::ref_delta(22, 22, 30, base, 4, 6, 2),
+    ]
+    .into_iter()
+    .collect();
+    entries.set_oid(0, ObjectId([1; 20]));
+    entries.set_base(1, 0);
+    entries.set_oid(2, ObjectId([2; 20]));
+    entries.clear_oid(5);
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries.get(0).oid(), Some(ObjectId([1; 20])));
+    assert_eq!(
+        (entries.get(1).base(), entries.get(1).ref_base()),
+        (Some(0), None)
+    );
+    entries.clear_oid(0);
+    let listed: Vec<Entry> = (&entries).into_iter().collect();
+    assert_eq!(listed, entries.iter().collect::<Vec<_>>());
+    assert_eq!(listed[0].oid(), None);
+    assert!(format!("{entries:?}").contains("kind: RefDelta"));
 }
