@@ -342,6 +342,14 @@ impl PackParser {
         self
     }
 
+    /// Lowers (or raises) the bytes of recent objects kept for early resolution, when it was asked for (the
+    /// caller's memory shrinks as the entries grow); the objects beyond it are dropped, least recently used first.
+    pub fn limit_early_cache(&mut self, bytes: u64) {
+        if let Some(early) = &mut self.early {
+            early.limit_cache(bytes);
+        }
+    }
+
     /// Refuses entries that declare more than `limit` bytes ([`PackError::ObjectTooBig`]) as soon as their
     /// header arrives, before inflating them.
     pub fn max_object_bytes(mut self, limit: u64) -> Self {
