@@ -483,8 +483,9 @@ struct PassOne {
 }
 
 impl PassOne {
-    /// Starts `parser` on a blocking thread; returns where to send it the pack's bytes. As the entries grow, the
-    /// parser's early cache shrinks to what `budget` leaves for it.
+    /// Starts `parser` on a blocking thread; returns where to send it the pack's bytes. The entries the header
+    /// declares get their room at once (as many as `budget` holds), and as they are read, the parser's early cache
+    /// shrinks to what `budget` leaves for it.
     fn start(mut parser: PackParser, budget: Budget) -> (tokio::sync::mpsc::Sender<Bytes>, Self) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PASS_ONE_QUEUE);
         let entries = Arc::new(AtomicUsize::new(0));
@@ -492,6 +493,7 @@ impl PassOne {
         let task = tokio::task::spawn_blocking(move || {
             while let Some(data) = rx.blocking_recv() {
                 parser.feed(&data)?;
+                parser.reserve_entries(budget.most_entries());
                 let count = parser.entries().len();
                 read.store(count, Ordering::Relaxed);
                 parser.limit_early_cache(budget.early_cache(count));

@@ -350,6 +350,18 @@ impl PackParser {
         }
     }
 
+    /// Reserves room for as many entries as the pack header declares, but at most `most` (what the caller's
+    /// memory holds); nothing before the header has arrived. A list that grows by doubling copies itself, holding
+    /// its old and new allocations at once, and does so late in the pack, when the pass holds the most; the room
+    /// reserved and not filled yet is not touched, so a header that declares too many costs no memory.
+    pub fn reserve_entries(&mut self, most: usize) {
+        if let Some(count) = self.object_count() {
+            let wanted = usize::try_from(count).unwrap_or(usize::MAX).min(most);
+            self.entries
+                .reserve_exact(wanted.saturating_sub(self.entries.len()));
+        }
+    }
+
     /// Refuses entries that declare more than `limit` bytes ([`PackError::ObjectTooBig`]) as soon as their
     /// header arrives, before inflating them.
     pub fn max_object_bytes(mut self, limit: u64) -> Self {

@@ -57,7 +57,9 @@ fn the_process_is_measured_from_its_status() {
 #[test]
 fn the_process_and_the_allocators_slack_come_off_the_top() {
     let b = Budget::new(128 * MIB, 19 * MIB);
-    assert_eq!(b.reserve, 19 * MIB + 128 * MIB / ALLOCATOR_SLACK);
+    assert_eq!(b.reserve, 19 * MIB + LEAST_ALLOCATOR_SLACK);
+    let large = Budget::new(1024 * MIB, 19 * MIB);
+    assert_eq!(large.reserve, 19 * MIB + 1024 * MIB / ALLOCATOR_SLACK);
     // The pass-2 shares shrink by what a larger process holds.
     let small = b.resolving(HUGE_ENTRIES, HUGE_LINK_BYTES, None);
     let large = Budget::new(128 * MIB, 29 * MIB).resolving(HUGE_ENTRIES, HUGE_LINK_BYTES, None);
