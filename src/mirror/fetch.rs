@@ -30,7 +30,6 @@ use crate::git::idx;
 use crate::git::layout;
 use crate::git::lfs::PointerSet;
 use crate::git::oid::ObjectId;
-use crate::git::pack::entry::ENTRY_BYTES;
 use crate::git::pack::{EarlyResolution, PackError, PackParser, ParsedPack};
 use crate::git::resolve::{self, PackReader, ResolveLimits, ResolveOptions};
 use crate::git::scan::Scanner;
@@ -38,9 +37,10 @@ use crate::git::upload_pack::{self, Advertisement, ProtocolError, ResponseDecode
 use crate::progress::{MappingId, Stage};
 use crate::store::{self, Precondition};
 use crate::upstream::RepoEndpoint;
+use budget::Budget;
 use bytes::Bytes;
-use hash_worker::{HashWorker, HAND_OVER_BYTES};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use hash_worker::HashWorker;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -82,7 +82,7 @@ impl Run<'_> {
         listed: &[ObjectId],
         lfs_head: Option<ObjectId>,
     ) -> Result<Option<NewPack>, MirrorError> {
-        let budget = Budget::new(self.options.memory_budget, 0);
+        let budget = Budget::new(self.options.memory_budget, budget::process_bytes());
         let (held, mut parsed) = self
             .receive_retrying(adv, repo_url, plan, &budget, lfs_head)
             .await?;
@@ -94,8 +94,27 @@ impl Run<'_> {
             // The entries' bookkeeping is known now, and comes off the budget: all the list holds (pass 1 released
             // the spare capacity of its growth). A slot of the list's side tables (rare: spilled sizes, offsets
             // past 4 GiB) holds less than an entry.
+            let in_memory = match &held {
+                Spool::Memory(bytes) => Some(bytes.len() as u64),
+                Spool::Store(_) => None,
+            };
             let entries = parsed.entries.capacity() + parsed.entries.side_slots();
-            let budget = Budget::new(self.options.memory_budget, entries);
+            let pass_one_over = budget.pass_one_over(entries);
+            let budget = budget.resolving(entries, parsed.scanner.link_bytes(), in_memory);
+            let over = budget.over().max(pass_one_over);
+            if over > 0 {
+                // Going on with the least memory pack processing needs mirrors what a refusal would not, where
+                // the budget is a share of a larger memory.
+                tracing::warn!(
+                    source = %self.report.source,
+                    objects = entries,
+                    bookkeeping_mib = (entries as u64 * budget::BOOKKEEPING_PER_ENTRY) >> 20,
+                    budget_mib = budget.total() >> 20,
+                    over_mib = over.div_ceil(1 << 20),
+                    "the pack's bookkeeping leaves less than the least that processing it needs: going on with \
+                     that, over the memory budget"
+                );
+            }
             let (index, lfs_config) = self.resolve_and_index(&held, &mut parsed, &budget).await?;
             (Some(index), lfs_config)
         };
@@ -207,14 +226,14 @@ impl Run<'_> {
         let parser = PackParser::with_sink(Box::new(sink))
             .max_object_bytes(self.options.max_object_bytes)
             .resolve_early(EarlyResolution {
-                cache_bytes: budget.early_cache(),
-                object_bytes: budget.big_object,
+                cache_bytes: budget.early_cache(0),
+                object_bytes: budget.early_object(),
                 work_bytes: Box::new(move |received| options.max_work_bytes(received)),
             });
         // Pass 1 is CPU-bound (inflating every entry, resolving deltas early): it runs on a thread of its own,
         // so that the pack keeps arriving and being stored meanwhile. It stops at its next chunk if this future
         // is dropped (the channel closes).
-        let (chunks, mut parse) = PassOne::start(parser);
+        let (chunks, mut parse) = PassOne::start(parser, budget.clone());
         let mut spool = Spool::Memory(Vec::new());
         let mut ended = false;
         let mut received = 0;
@@ -228,7 +247,8 @@ impl Run<'_> {
                         if received > limit {
                             return Err(MirrorError::PackTooLarge(limit));
                         }
-                        self.spool(&mut spool, &data, budget.in_memory_pack).await?;
+                        let limit = budget.in_memory_limit(parse.entries());
+                        self.spool(&mut spool, &data, limit).await?;
                         if chunks.send(data).await.is_err() {
                             // The parser stopped at an error, which ending it reports.
                             return Err(parse
@@ -313,7 +333,7 @@ impl Run<'_> {
             self.report.target.clone(),
         );
         let from_store = matches!(held, Spool::Store(_));
-        let (cache_bytes, retain_bytes) = budget.resolve_shares(from_store);
+        let (cache_bytes, retain_bytes) = budget.resolve_shares();
         let big_object_bytes = budget.big_object;
         let runtime = tokio::runtime::Handle::current();
         let task = tokio::task::spawn_blocking(move || {
@@ -468,16 +488,28 @@ impl Run<'_> {
 const PASS_ONE_QUEUE: usize = 64;
 
 /// Pass 1 running on a blocking thread, fed through a bounded channel.
-struct PassOne(tokio::task::JoinHandle<Result<ParsedPack, PackError>>);
+struct PassOne {
+    task: tokio::task::JoinHandle<Result<ParsedPack, PackError>>,
+    /// Entries read so far.
+    entries: Arc<AtomicUsize>,
+}
 
 impl PassOne {
-    /// Starts `parser` on a blocking thread; returns where to send it the pack's bytes. Once the pack is parsed, the
-    /// thread also trims what the run holds from then on (see [`connectivity::forget_links_in_pack`]).
-    fn start(mut parser: PackParser) -> (tokio::sync::mpsc::Sender<Bytes>, Self) {
+    /// Starts `parser` on a blocking thread; returns where to send it the pack's bytes. The entries the header
+    /// declares get their room at once (as many as `budget` holds), and as they are read, the parser's early cache
+    /// shrinks to what `budget` leaves for it. Once the pack is parsed, the thread also trims what the run holds
+    /// from then on (see [`connectivity::forget_links_in_pack`]).
+    fn start(mut parser: PackParser, budget: Budget) -> (tokio::sync::mpsc::Sender<Bytes>, Self) {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(PASS_ONE_QUEUE);
+        let entries = Arc::new(AtomicUsize::new(0));
+        let read = Arc::clone(&entries);
         let task = tokio::task::spawn_blocking(move || {
             while let Some(data) = rx.blocking_recv() {
                 parser.feed(&data)?;
+                parser.reserve_entries(budget.most_entries());
+                let count = parser.entries().len();
+                read.store(count, Ordering::Relaxed);
+                parser.limit_early_cache(budget.early_cache(count));
             }
             let mut parsed = parser.finish()?;
             // Still on this thread, while the pack's upload completes: the spare capacity of the entries' growth
@@ -486,7 +518,12 @@ impl PassOne {
             connectivity::forget_links_in_pack(&mut parsed.scanner, &parsed.entries);
             Ok(parsed)
         });
-        (tx, PassOne(task))
+        (tx, PassOne { task, entries })
+    }
+
+    /// Entries read so far.
+    fn entries(&self) -> usize {
+        self.entries.load(Ordering::Relaxed)
     }
 
     /// Ends the input (closing `chunks`) and returns what pass 1 found.
@@ -495,7 +532,7 @@ impl PassOne {
         chunks: tokio::sync::mpsc::Sender<Bytes>,
     ) -> Result<ParsedPack, MirrorError> {
         drop(chunks);
-        joined((&mut self.0).await)?.map_err(|error| match error {
+        joined((&mut self.task).await)?.map_err(|error| match error {
             PackError::Hashing(why) => MirrorError::ResolveTask(why),
             error => MirrorError::Pack(error),
         })
@@ -554,87 +591,7 @@ fn run_id() -> String {
     )
 }
 
-/// Memory held per pack entry from pass 1 to the end of the run: the entry itself and the resolver's graph.
-const BOOKKEEPING_PER_ENTRY: u64 = ENTRY_BYTES as u64 + resolve::BYTES_PER_ENTRY;
-
-/// How one repository's memory budget is shared out.
-struct Budget {
-    /// The store's upload buffers for the pack ([`store::part_size_for`] the budget).
-    uploads: u64,
-    /// Content handed over to the hashing thread and not hashed yet (objects the passes may have dropped).
-    hand_over: u64,
-    /// A pack up to this size is kept in memory for delta resolution instead of being read back.
-    in_memory_pack: u64,
-    /// Inflated objects cached during delta resolution.
-    object_cache: u64,
-    /// Objects larger than this are streamed, never held whole.
-    big_object: u64,
-    /// The distinct ids the pack's objects link to, held for the connectivity check (from the start of the
-    /// pack: the same share before and after the entries are known).
-    links: u64,
-    /// The bytes each stream reading the pack back from the store holds ahead of the resolver's reads, and how
-    /// many streams are open at most (about `rest / 4` in all).
-    read_window: u64,
-    read_streams: usize,
-}
-
-impl Budget {
-    /// The bytes of inflated objects cached and of compressed entries kept while deltas are resolved (pass 2),
-    /// for a pack held in memory or (`stored`) read back from the store. Read back, an evicted base is dearer to
-    /// read again than to rebuild from compressed entries, so the entries that still have descendants to come
-    /// are kept too, in the in-memory pack's (unused) share and the store's upload buffers (released once the
-    /// pack was uploaded, before resolution starts): that holds them all for a pack like git.git's
-    /// (`../shared/design-notes.md` §3: 24-71 MiB), and leaves the cache whole, since every evicted base costs a
-    /// rebuild of its chain. Measured on the 800k-object bench repository: with the cache whole, pass 2 rebuilds
-    /// 275k objects and the run takes 15 s of CPU; with a quarter of it (the rest going to kept entries), 1.1M
-    /// objects and 22 s.
-    fn resolve_shares(&self, stored: bool) -> (u64, u64) {
-        match stored {
-            false => (self.object_cache, 0),
-            true => (self.object_cache, self.in_memory_pack + self.uploads),
-        }
-    }
-
-    /// The bytes of recent objects pass 1 keeps to resolve the deltas that follow them (`PackParser::resolve_early`).
-    /// A quarter of the cache's share resolves nearly as many deltas early as all of it (434k against 454k of the
-    /// 662k deltas of the 800k-object bench repository), and pass 1 holds the in-memory pack's share and the
-    /// growing entry list meanwhile.
-    fn early_cache(&self) -> u64 {
-        self.object_cache / 4
-    }
-
-    /// The least left for pack processing once the upload buffers are taken, even from a smaller budget.
-    const MIN_REST: u64 = 8 << 20;
-
-    /// The shares of `total` bytes once `entries` pack entries are known.
-    fn new(total: u64, entries: usize) -> Self {
-        // The store's upload buffers come off the top; a fifth of what is left goes to the links (about 20 bytes
-        // per distinct id, as many as the objects of a complete pack, against 43 bytes of bookkeeping per
-        // entry: a fifth of the budget holds the links of a pack whose bookkeeping takes about two fifths of it);
-        // then the content in flight to the hashing thread (a 32nd of what is left, 256 KiB to 4 MiB) and the
-        // bookkeeping of the entries.
-        let uploads = store::upload_buffer_bytes(store::part_size_for(total));
-        let base = total.saturating_sub(uploads);
-        let hand_over = (base / 32).clamp(256 << 10, HAND_OVER_BYTES);
-        let links = base / 5;
-        let rest = (base - links)
-            .saturating_sub(hand_over)
-            .saturating_sub(entries as u64 * BOOKKEEPING_PER_ENTRY)
-            .max(Self::MIN_REST);
-        Budget {
-            uploads,
-            hand_over,
-            in_memory_pack: rest / 4,
-            object_cache: rest / 8 * 3,
-            big_object: (rest / 8).max(1 << 20),
-            links,
-            // The scan's stream, and streamed big objects' reads at 2-4 interleaved positions per level.
-            read_window: (rest / 16).clamp(256 << 10, 16 << 20),
-            read_streams: 4,
-        }
-    }
-}
-
+mod budget;
 mod hash_worker;
 
 #[cfg(test)]

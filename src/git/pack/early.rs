@@ -67,6 +67,11 @@ impl Early {
         }
     }
 
+    /// Lowers (or raises) the most bytes the cache of recent objects holds.
+    pub(super) fn limit_cache(&mut self, bytes: u64) {
+        self.cache.set_limit(bytes);
+    }
+
     /// A call to `feed` begins.
     pub(super) fn start_feed(&mut self) {
         self.work_this_feed = 0;

@@ -449,6 +449,11 @@ impl Entries {
         self.records.reserve(additional);
     }
 
+    /// Makes room for exactly `additional` more entries (no spare room beyond, as [`Vec::reserve_exact`]).
+    pub fn reserve_exact(&mut self, additional: usize) {
+        self.records.reserve_exact(additional);
+    }
+
     /// Releases the room reserved for entries not pushed.
     pub fn shrink_to_fit(&mut self) {
         self.records.shrink_to_fit();

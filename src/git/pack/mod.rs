@@ -342,6 +342,26 @@ impl PackParser {
         self
     }
 
+    /// Lowers (or raises) the bytes of recent objects kept for early resolution, when it was asked for (the
+    /// caller's memory shrinks as the entries grow); the objects beyond it are dropped, least recently used first.
+    pub fn limit_early_cache(&mut self, bytes: u64) {
+        if let Some(early) = &mut self.early {
+            early.limit_cache(bytes);
+        }
+    }
+
+    /// Reserves room for as many entries as the pack header declares, but at most `most` (what the caller's
+    /// memory holds); nothing before the header has arrived. A list that grows by doubling copies itself, holding
+    /// its old and new allocations at once, and does so late in the pack, when the pass holds the most; the room
+    /// reserved and not filled yet is not touched, so a header that declares too many costs no memory.
+    pub fn reserve_entries(&mut self, most: usize) {
+        if let Some(count) = self.object_count() {
+            let wanted = usize::try_from(count).unwrap_or(usize::MAX).min(most);
+            self.entries
+                .reserve_exact(wanted.saturating_sub(self.entries.len()));
+        }
+    }
+
     /// Refuses entries that declare more than `limit` bytes ([`PackError::ObjectTooBig`]) as soon as their
     /// header arrives, before inflating them.
     pub fn max_object_bytes(mut self, limit: u64) -> Self {

@@ -790,3 +790,38 @@ fn an_entry_declaring_more_than_the_limit_is_refused_at_its_header() {
         )
     );
 }
+
+#[test]
+fn entries_get_the_room_the_header_declares_within_the_callers_most() {
+    let builder = (0..100u32).fold(PackBuilder::new(2, 100), |b, i| {
+        b.object(3, format!("blob {i}\n").as_bytes())
+    });
+    let pack = builder.finish();
+    // Before the header nothing is reserved; after it, the declared count: the list never grows again.
+    let mut parser = PackParser::new();
+    parser.reserve_entries(1000);
+    parser.feed(&pack[..12]).unwrap();
+    parser.reserve_entries(1000);
+    parser.feed(&pack[12..]).unwrap();
+    let parsed = parser.finish().unwrap();
+    assert_eq!(parsed.entries.len(), 100);
+    assert_eq!(parsed.entries.capacity(), 100);
+    assert_eq!(parsed, parse(&pack).unwrap());
+    // Fewer than declared are reserved when the caller holds fewer; the list grows past them as it must.
+    let mut parser = PackParser::new();
+    parser.feed(&pack[..12]).unwrap();
+    parser.reserve_entries(10);
+    parser.feed(&pack[12..]).unwrap();
+    assert_eq!(parser.finish().unwrap().entries.len(), 100);
+    // A header that declares billions of entries gets the caller's most, and is refused when the data ends.
+    let mut lying = pack.clone();
+    lying[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+    rehash(&mut lying);
+    let mut parser = PackParser::new();
+    parser.feed(&lying[..12]).unwrap();
+    parser.reserve_entries(50);
+    assert!(parser
+        .feed(&lying[12..])
+        .and_then(|()| parser.finish().map(drop))
+        .is_err());
+}

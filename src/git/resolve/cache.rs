@@ -35,6 +35,22 @@ impl<K: Copy + Eq + Hash> Cache<K> {
         self.limit
     }
 
+    /// Lowers (or raises) the most bytes the cache holds, evicting the least recently used objects beyond it.
+    pub(crate) fn set_limit(&mut self, limit: u64) {
+        self.limit = limit;
+        self.evict_to(limit);
+    }
+
+    /// Evicts the least recently used objects until at most `bytes` are held.
+    fn evict_to(&mut self, bytes: u64) {
+        while self.used > bytes {
+            match self.by_age.first_key_value() {
+                Some((_, &oldest)) => self.remove(oldest),
+                None => break,
+            }
+        }
+    }
+
     /// Most bytes the cache ever held.
     pub(crate) fn peak(&self) -> u64 {
         self.peak
@@ -62,12 +78,7 @@ impl<K: Copy + Eq + Hash> Cache<K> {
             return;
         }
         self.remove(i);
-        while self.used + len > self.limit {
-            match self.by_age.first_key_value() {
-                Some((_, &oldest)) => self.remove(oldest),
-                None => break,
-            }
-        }
+        self.evict_to(self.limit - len);
         self.tick += 1;
         self.by_age.insert(self.tick, i);
         self.objects.insert(i, (data, self.tick));

@@ -1613,3 +1613,29 @@ fn retained_entries_count_their_allocations_and_the_maps_table_also_while_it_gro
     }
     assert!(retained.used() >= table);
 }
+
+#[test]
+fn a_lowered_cache_limit_evicts_the_least_recently_used_first() {
+    use super::cache::Cache;
+    use std::sync::Arc;
+    let object = |n: u8| Arc::new(vec![n; 1000]);
+    let mut cache = Cache::new(10_000);
+    for i in 0..8u32 {
+        cache.insert(i, object(i as u8));
+    }
+    // Entry 0 is used again: 1 is now the least recently used.
+    assert!(cache.get(0).is_some());
+    cache.set_limit(3_000);
+    assert_eq!(cache.limit(), 3_000);
+    let held: Vec<u32> = (0..8).filter(|&i| cache.contains(i)).collect();
+    assert_eq!(held, [0, 7]);
+    // Nothing larger than the new limit is cached; raised again, the cache fills again.
+    cache.insert(8, Arc::new(vec![0; 4_000]));
+    assert!(!cache.contains(8));
+    cache.set_limit(10_000);
+    cache.insert(8, Arc::new(vec![0; 4_000]));
+    assert!(cache.contains(8) && cache.contains(0) && cache.contains(7));
+    // A limit of nothing empties it.
+    cache.set_limit(0);
+    assert!((0..9).all(|i| !cache.contains(i)));
+}
