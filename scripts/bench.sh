@@ -14,7 +14,8 @@
 #   mappings     huge and BENCH_MAPPINGS_MEDIUMS (default 5) copies of medium mirrored by one CLI run with
 #                --concurrency the machine's cores: its wall time against the mappings mirrored alone one after
 #                the other, huge's time and the slowest medium's against their times alone (a mapping that
-#                stalls another would take about the sum), and the cores used (CPU / wall)
+#                stalls another would take about the sum), the cores used (CPU / wall) and the whole machine's busy
+#                cores over the run (the git server and moto included)
 # For huge, medium and largefile, `git clone --mirror` and the mirror (default options, an empty prefix each
 # time) run alternately BENCH_RUNS times each (default 3); the report gives medians and mirror/git ratios of
 # wall time, CPU time (user + sys, children included), peak RSS, then the mirror's S3 requests (moto's log),
@@ -143,6 +144,12 @@ measure() {
         awk -F: '{s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.1f", s}')
     M_CPU=$(awk -F': ' '/User time|System time/ {s += $2} END {printf "%.1f", s}' "$work/$name.time")
     M_RSS=$(awk '/Maximum resident set size/ {printf "%.0f", $NF / 1024}' "$work/$name.time")
+}
+
+# machine_jiffies: the machine's busy and total CPU time so far (clock ticks of all cores, from /proc/stat; idle and
+# I/O wait are not busy).
+machine_jiffies() {
+    awk '/^cpu / {t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t}' /proc/stat
 }
 
 # s3_prefix ACTION BUCKET PREFIX: `bytes` prints the bytes stored under PREFIX in BUCKET; `delete` deletes
@@ -333,7 +340,12 @@ if wanted mappings; then
         ln -sfn "$(readlink "$work/repos/medium.git")" "$work/repos/medium-$i.git"
         pairs+=(--source "$GIT_SERVER_URL/medium-$i.git" --target "s3://bench-mappings/medium-$i")
     done
+    machine_before=$(machine_jiffies)
     measure mappings "$mirror" "${pairs[@]}" --endpoint-url "$MOTO_ENDPOINT" --json --concurrency "$(nproc)"
+    # The whole machine's busy cores over the run: the mirror's, and the servers' (git, moto) beside it.
+    machine=$(awk -v b="$machine_before" -v a="$(machine_jiffies)" -v n="$(nproc)" 'BEGIN {
+        split(b, x, " "); split(a, y, " "); t = y[2] - x[2];
+        if (t > 0) printf "%.2f", (y[1] - x[1]) / t * n; else print "-" }')
     requests=$(($(s3_requests "$work/moto.log" bench-mappings) - before))
     # Each mapping's own time, from the run's JSON report (in the order given): huge's, then the slowest medium's.
     read -r huge_s medium_s < <(python3 -c 'import json, sys
@@ -343,9 +355,11 @@ print("%.1f %.1f" % (times[0], max(times[1:])))' "$work/mappings.out" || echo "-
         'BEGIN { if (a == "-" || b == "-") print "-"; else printf "%.1f", a + n * b }')
     cores=$(awk -v c="$M_CPU" -v w="$M_WALL" 'BEGIN { if (w > 0) printf "%.2f", c / w; else print "-" }')
     log "huge and $mapping_mediums mediums in one run: $M_WALL s (huge $huge_s s, slowest medium $medium_s s)," \
-        "CPU $M_CPU s ($cores cores), $M_RSS MiB, $requests S3 requests, $M_STATUS"
+        "CPU $M_CPU s ($cores cores; the machine: $machine of $(nproc) cores busy), $M_RSS MiB," \
+        "$requests S3 requests, $M_STATUS"
     extra_rows+=("| huge and $mapping_mediums copies of medium in one run, \`--concurrency $(nproc)\` | $M_WALL \
-| $(ratio "$M_WALL" "$alone") of the mappings alone ($alone s) | $M_CPU ($cores cores) | $M_RSS | $requests | - \
+| $(ratio "$M_WALL" "$alone") of the mappings alone ($alone s) | $M_CPU ($cores cores; the machine's busy cores, \
+servers included: $machine of $(nproc)) | $M_RSS | $requests | - \
 | $M_STATUS; huge took $huge_s s (alone: $(med huge/mirror/wall)), the slowest medium $medium_s s (alone: \
 $(med medium/mirror/wall)) |")
     s3_prefix delete bench-mappings huge
