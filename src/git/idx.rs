@@ -68,9 +68,8 @@ pub fn write_idx_v2(entries: &Entries, pack_checksum: &ObjectId) -> Result<Vec<u
     if let Some(e) = entries.iter().find(|e| e.oid().is_none()) {
         return Err(IdxError::MissingOid { offset: e.offset() });
     }
-    // Fewer than 2^31 entries: every position fits in a u32.
-    let mut order: Vec<u32> = (0..entries.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| entries.get(i as usize).oid());
+    // Every entry has its id: the order lists them all.
+    let order = entries.id_order();
     let at = |k: usize| {
         let e = entries.get(order[k] as usize);
         IdxEntry {

@@ -135,15 +135,11 @@ pub(super) async fn check(
 /// Forgets the links to objects of the new pack whose ids `entries` already have (those pass 1 computed): the
 /// check would find them in the new pack anyway, and the links collected meanwhile no longer hold them for the
 /// rest of the run. Only whole, computed ids are compared, so no missing object is ever taken for present.
-/// Allocates 4 bytes per entry while it runs (their order by id).
+/// Allocates 4 bytes per entry while it runs (their order by id, [`Entries::id_order`]).
 pub(super) fn forget_links_in_pack(scanner: &mut Scanner, entries: &Entries) {
-    // The pack header counts entries in 32 bits: every position fits.
-    let mut order: Vec<u32> = (0..entries.len() as u32)
-        .filter(|&i| entries.get(i as usize).oid().is_some())
-        .collect();
-    order.sort_unstable_by_key(|&i| entries.get(i as usize).oid());
+    let order = entries.id_order();
     let before = scanner.link_count();
-    scanner.forget_links(order.iter().filter_map(|&i| entries.get(i as usize).oid()));
+    scanner.forget_links(order.iter().filter_map(|&i| entries.oid(i as usize)));
     tracing::debug!(
         known_ids = order.len(),
         links_before = before,

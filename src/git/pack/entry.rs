@@ -298,6 +298,14 @@ struct Record {
     word: [u8; 4],
 }
 
+impl Record {
+    /// The entry's id, if its slot holds it ([`Entry::oid`]).
+    fn oid(&self) -> Option<ObjectId> {
+        let tag = u32::from_le_bytes(self.word) & ((1 << TAG_BITS) - 1);
+        (tag >> SLOT_SHIFT == Slot::Oid as u32).then_some(self.id)
+    }
+}
+
 /// The exact sizes and header length of an entry whose values do not fit its [`Record`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Spill {
@@ -509,6 +517,42 @@ impl Entries {
         r.base = e.base.to_le_bytes();
         let word = u32::from_le_bytes(r.word) & !((1 << TAG_BITS) - 1) | u32::from(e.tag);
         r.word = word.to_le_bytes();
+    }
+
+    /// The id of entry `i` ([`Entry::oid`]) without decoding the rest of it. Panics if there is none, as indexing a
+    /// slice does.
+    pub fn oid(&self, i: usize) -> Option<ObjectId> {
+        self.records[i].oid()
+    }
+
+    /// The indices of the entries whose ids are known, in the order of their ids: what an index lists, and what
+    /// the links to the pack's own objects are compared with. Besides the 4 bytes per entry it returns, it holds
+    /// 512 KiB while it sorts: the entries are first placed by the first two bytes of their ids (about one
+    /// 65,536th of them each, ids being hashes), then each group is sorted by whole id, which reads each record
+    /// a few times instead of the twenty or so times of a sort over all of them.
+    pub fn id_order(&self) -> Vec<u32> {
+        const GROUPS: usize = 1 << 16;
+        let group = |id: &ObjectId| usize::from(u16::from_be_bytes([id.0[0], id.0[1]]));
+        let mut starts = vec![0usize; GROUPS + 1];
+        for id in self.records.iter().filter_map(Record::oid) {
+            starts[group(&id) + 1] += 1;
+        }
+        for g in 0..GROUPS {
+            starts[g + 1] += starts[g];
+        }
+        let mut order = vec![0u32; starts[GROUPS]];
+        let mut next = starts.clone();
+        for (i, r) in self.records.iter().enumerate() {
+            if let Some(id) = r.oid() {
+                // A pack counts its entries in 32 bits: every index fits.
+                order[next[group(&id)]] = i as u32;
+                next[group(&id)] += 1;
+            }
+        }
+        for g in 0..GROUPS {
+            order[starts[g]..starts[g + 1]].sort_unstable_by_key(|&i| self.records[i as usize].id);
+        }
+        order
     }
 
     /// [`Entry::set_oid`] on entry `i`, if there is one.

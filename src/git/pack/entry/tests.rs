@@ -230,3 +230,49 @@ fn the_list_changes_ids_and_bases_in_place_and_ignores_entries_it_does_not_hold(
     assert_eq!(listed[0].oid(), None);
     assert!(format!("{entries:?}").contains("kind: RefDelta"));
 }
+
+#[test]
+fn the_order_by_id_lists_each_known_id_once_and_only_ids() {
+    // Ids from a hash, ids that share their first two bytes (one group), and entries without an id: a base not
+    // hashed yet, an unresolved OFS delta and a REF delta whose slot holds its base's id.
+    let hashed = |n: u32| crate::git::oid::hash_object(ObjectKind::Blob, &n.to_le_bytes());
+    let mut entries = Entries::new();
+    let mut expected = Vec::new();
+    for n in 0..3000u32 {
+        let offset = 12 + u64::from(n) * 10;
+        let e = match n % 5 {
+            0 => Entry::whole(offset, 2, 10, ObjectKind::Blob, 1, 0, None),
+            1 => Entry::ofs_delta(offset, 3, 10, 0, 4, 4, 0),
+            2 => Entry::ref_delta(offset, 22, 10, hashed(n), 4, 4, 0),
+            3 => {
+                let mut id = [0xab; 20];
+                id[2..6].copy_from_slice(&(3000 - n).to_be_bytes());
+                Entry::whole(offset, 2, 10, ObjectKind::Tree, 1, 0, Some(ObjectId(id)))
+            }
+            _ => Entry::whole(offset, 2, 10, ObjectKind::Commit, 1, 0, Some(hashed(n))),
+        };
+        if let Some(id) = e.oid() {
+            expected.push((id, n));
+        }
+        entries.push(e);
+    }
+    expected.sort();
+    let order = entries.id_order();
+    let listed: Vec<(ObjectId, u32)> = order
+        .iter()
+        .map(|&i| (entries.oid(i as usize).unwrap(), i))
+        .collect();
+    assert_eq!(listed, expected);
+    // Once every id is known, every entry is listed.
+    for i in 0..entries.len() {
+        if entries.oid(i).is_none() {
+            entries.set_oid(i, hashed(10_000 + i as u32));
+        }
+    }
+    let order = entries.id_order();
+    assert_eq!(order.len(), entries.len());
+    assert!(order
+        .windows(2)
+        .all(|w| entries.oid(w[0] as usize) < entries.oid(w[1] as usize)));
+    assert_eq!(Entries::new().id_order(), Vec::<u32>::new());
+}
