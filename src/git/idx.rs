@@ -98,55 +98,56 @@ pub fn write_idx_v2_with_limit(
     write_sorted(objects.len(), |k| objects[k], pack_checksum, offset32_limit)
 }
 
-/// Writes the index of `count` objects (at most [`MAX_OBJECTS`]), the `k`th in id order being `at(k)`.
+/// Writes the index of `count` objects (at most [`MAX_OBJECTS`]), the `k`th in id order being `at(k)`. Each
+/// object is asked for once, and its id, CRC-32 and offset go straight to their tables: the objects come in id
+/// order, which is no order in the pack, so each is a read from anywhere in a list of them.
 fn write_sorted(
     count: usize,
     at: impl Fn(usize) -> IdxEntry,
     pack_checksum: &ObjectId,
     offset32_limit: u64,
 ) -> Result<Vec<u8>, IdxError> {
-    if let Some(k) = (1..count).find(|&k| at(k - 1).oid == at(k).oid) {
-        let (a, b) = (at(k - 1), at(k));
-        return Err(IdxError::DuplicateObject {
-            oid: a.oid,
-            first: a.offset.min(b.offset),
-            second: a.offset.max(b.offset),
-        });
-    }
+    const TABLES: usize = 8 + 256 * 4;
+    let (ids, crcs, offsets) = (TABLES, TABLES + count * 20, TABLES + count * 24);
+    // Room for all but the 8-byte offsets, which only packs past 2 GiB have.
+    let mut out = Vec::with_capacity(TABLES + count * (20 + 4 + 4) + 20 + 20);
+    out.resize(TABLES + count * (20 + 4 + 4), 0);
+    out[..4].copy_from_slice(b"\xfftOc");
+    out[4..8].copy_from_slice(&2u32.to_be_bytes());
     let is_large = |offset: u64| offset >> 31 != 0 || offset > offset32_limit;
-    let large_count = (0..count).filter(|&k| is_large(at(k).offset)).count();
-    let len = 8 + 256 * 4 + count * (20 + 4 + 4) + large_count * 8 + 20 + 20;
-    let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(b"\xfftOc");
-    out.extend_from_slice(&2u32.to_be_bytes());
-    let mut up_to = 0;
-    for first_byte in 0..=255u8 {
-        while up_to < count && at(up_to).oid.0[0] <= first_byte {
-            up_to += 1;
+    let mut large = Vec::new();
+    let mut fanout = [0u32; 256];
+    let mut previous: Option<IdxEntry> = None;
+    for k in 0..count {
+        let object = at(k);
+        if let Some(before) = previous.filter(|before| before.oid == object.oid) {
+            return Err(IdxError::DuplicateObject {
+                oid: object.oid,
+                first: before.offset.min(object.offset),
+                second: before.offset.max(object.offset),
+            });
         }
-        // At most MAX_OBJECTS.
-        out.extend_from_slice(&(up_to as u32).to_be_bytes());
-    }
-    for k in 0..count {
-        out.extend_from_slice(&at(k).oid.0);
-    }
-    for k in 0..count {
-        out.extend_from_slice(&at(k).crc32.to_be_bytes());
-    }
-    // Large offsets are numbered in id order. Both casts are lossless: there are fewer than 2^31 objects, and an
-    // offset that is not large is below 2^31.
-    let mut large_index = 0;
-    for k in 0..count {
-        let offset = at(k).offset;
-        let small = if is_large(offset) {
-            large_index += 1;
-            0x8000_0000 | (large_index - 1) as u32
-        } else {
-            offset as u32
+        fanout[usize::from(object.oid.0[0])] += 1;
+        out[ids + k * 20..][..20].copy_from_slice(&object.oid.0);
+        out[crcs + k * 4..][..4].copy_from_slice(&object.crc32.to_be_bytes());
+        // Large offsets are numbered in id order. Both casts are lossless: there are fewer than 2^31 objects,
+        // and an offset that is not large is below 2^31.
+        let small = match is_large(object.offset) {
+            true => {
+                large.push(object.offset);
+                0x8000_0000 | (large.len() - 1) as u32
+            }
+            false => object.offset as u32,
         };
-        out.extend_from_slice(&small.to_be_bytes());
+        out[offsets + k * 4..][..4].copy_from_slice(&small.to_be_bytes());
+        previous = Some(object);
     }
-    for offset in (0..count).map(|k| at(k).offset).filter(|&o| is_large(o)) {
+    let mut up_to = 0u32;
+    for (first_byte, n) in fanout.iter().enumerate() {
+        up_to += n;
+        out[8 + first_byte * 4..][..4].copy_from_slice(&up_to.to_be_bytes());
+    }
+    for offset in large {
         out.extend_from_slice(&offset.to_be_bytes());
     }
     out.extend_from_slice(&pack_checksum.0);
