@@ -57,6 +57,17 @@ enum Slot {
     RefBase = 2,
 }
 
+impl Slot {
+    /// What the slot holds, by the [`Entry::tag`].
+    fn of(tag: u8) -> Slot {
+        match tag >> SLOT_SHIFT {
+            1 => Slot::Oid,
+            2 => Slot::RefBase,
+            _ => Slot::Empty,
+        }
+    }
+}
+
 /// One pack entry as recorded by the first pass: a value decoded from [`Entries`], exact in every field.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
@@ -223,11 +234,7 @@ impl Entry {
     }
 
     fn slot(&self) -> Slot {
-        match self.tag >> SLOT_SHIFT {
-            1 => Slot::Oid,
-            2 => Slot::RefBase,
-            _ => Slot::Empty,
-        }
+        Slot::of(self.tag)
     }
 
     fn set_slot(&mut self, slot: Slot) {
@@ -391,6 +398,13 @@ impl Entries {
             }
         }
         e
+    }
+
+    /// The id of entry `i`'s object, as [`Entry::oid`] (without decoding the rest: for sorting by id). Panics if
+    /// there is no entry `i`.
+    pub fn oid(&self, i: usize) -> Option<ObjectId> {
+        let r = &self.records[i];
+        (Slot::of(r.word[0] & ((1 << TAG_BITS) - 1)) == Slot::Oid).then_some(r.id)
     }
 
     /// The entries in pack order.
