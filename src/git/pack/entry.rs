@@ -282,6 +282,7 @@ impl Entry {
 /// Bits of a [`Record`]'s word: the [`Entry::tag`] (kind and slot), whether the entry spilled, the header's length,
 /// and a delta's own inflated size.
 const TAG_BITS: u32 = 5;
+const TAG_MASK: u32 = (1 << TAG_BITS) - 1;
 const SPILLED: u32 = 1 << TAG_BITS;
 const HEADER_SHIFT: u32 = TAG_BITS + 1;
 const HEADER_BITS: u32 = 5;
@@ -370,7 +371,7 @@ impl Entries {
             true => self.offset(i + 1),
             false => self.end,
         };
-        let tag = (word & ((1 << TAG_BITS) - 1)) as u8;
+        let tag = (word & TAG_MASK) as u8;
         let mut e = Entry::new(offset, 0, end.saturating_sub(offset), tag);
         e.id = r.id;
         e.base = u32::from_le_bytes(r.base);
@@ -404,7 +405,7 @@ impl Entries {
     /// there is no entry `i`.
     pub fn oid(&self, i: usize) -> Option<ObjectId> {
         let r = &self.records[i];
-        (Slot::of(r.word[0] & ((1 << TAG_BITS) - 1)) == Slot::Oid).then_some(r.id)
+        (Slot::of(r.word[0] & TAG_MASK as u8) == Slot::Oid).then_some(r.id)
     }
 
     /// The entries in pack order.
@@ -516,7 +517,7 @@ impl Entries {
         let r = &mut self.records[i];
         r.id = e.id;
         r.base = e.base.to_le_bytes();
-        let word = u32::from_le_bytes(r.word) & !((1 << TAG_BITS) - 1) | u32::from(e.tag);
+        let word = u32::from_le_bytes(r.word) & !TAG_MASK | u32::from(e.tag);
         r.word = word.to_le_bytes();
     }
 
