@@ -70,7 +70,7 @@ pub fn write_idx_v2(entries: &Entries, pack_checksum: &ObjectId) -> Result<Vec<u
     }
     // Fewer than 2^31 entries: every position fits in a u32.
     let mut order: Vec<u32> = (0..entries.len() as u32).collect();
-    order.sort_unstable_by_key(|&i| entries.oid(i as usize));
+    order.sort_unstable_by_key(|&i| entries.get(i as usize).oid());
     let at = |k: usize| {
         let e = entries.get(order[k] as usize);
         IdxEntry {

@@ -139,11 +139,11 @@ pub(super) async fn check(
 pub(super) fn forget_links_in_pack(scanner: &mut Scanner, entries: &Entries) {
     // The pack header counts entries in 32 bits: every position fits.
     let mut order: Vec<u32> = (0..entries.len() as u32)
-        .filter(|&i| entries.oid(i as usize).is_some())
+        .filter(|&i| entries.get(i as usize).oid().is_some())
         .collect();
-    order.sort_unstable_by_key(|&i| entries.oid(i as usize));
+    order.sort_unstable_by_key(|&i| entries.get(i as usize).oid());
     let before = scanner.link_count();
-    scanner.forget_links(order.iter().filter_map(|&i| entries.oid(i as usize)));
+    scanner.forget_links(order.iter().filter_map(|&i| entries.get(i as usize).oid()));
     tracing::debug!(
         known_ids = order.len(),
         links_before = before,

@@ -57,17 +57,6 @@ enum Slot {
     RefBase = 2,
 }
 
-impl Slot {
-    /// What the slot holds, by the [`Entry::tag`].
-    fn of(tag: u8) -> Slot {
-        match tag >> SLOT_SHIFT {
-            1 => Slot::Oid,
-            2 => Slot::RefBase,
-            _ => Slot::Empty,
-        }
-    }
-}
-
 /// One pack entry as recorded by the first pass: a value decoded from [`Entries`], exact in every field.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Entry {
@@ -234,7 +223,11 @@ impl Entry {
     }
 
     fn slot(&self) -> Slot {
-        Slot::of(self.tag)
+        match self.tag >> SLOT_SHIFT {
+            1 => Slot::Oid,
+            2 => Slot::RefBase,
+            _ => Slot::Empty,
+        }
     }
 
     fn set_slot(&mut self, slot: Slot) {
@@ -399,13 +392,6 @@ impl Entries {
             }
         }
         e
-    }
-
-    /// The id of entry `i`'s object, as [`Entry::oid`] (without decoding the rest: for sorting by id). Panics if
-    /// there is no entry `i`.
-    pub fn oid(&self, i: usize) -> Option<ObjectId> {
-        let r = &self.records[i];
-        (Slot::of(r.word[0] & TAG_MASK as u8) == Slot::Oid).then_some(r.id)
     }
 
     /// The entries in pack order.
