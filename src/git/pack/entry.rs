@@ -275,6 +275,7 @@ impl Entry {
 /// Bits of a [`Record`]'s word: the [`Entry::tag`] (kind and slot), whether the entry spilled, the header's length,
 /// and a delta's own inflated size.
 const TAG_BITS: u32 = 5;
+const TAG_MASK: u32 = (1 << TAG_BITS) - 1;
 const SPILLED: u32 = 1 << TAG_BITS;
 const HEADER_SHIFT: u32 = TAG_BITS + 1;
 const HEADER_BITS: u32 = 5;
@@ -301,7 +302,7 @@ struct Record {
 impl Record {
     /// The entry's id, if its slot holds it ([`Entry::oid`]).
     fn oid(&self) -> Option<ObjectId> {
-        let tag = u32::from_le_bytes(self.word) & ((1 << TAG_BITS) - 1);
+        let tag = u32::from_le_bytes(self.word) & TAG_MASK;
         (tag >> SLOT_SHIFT == Slot::Oid as u32).then_some(self.id)
     }
 }
@@ -371,7 +372,7 @@ impl Entries {
             true => self.offset(i + 1),
             false => self.end,
         };
-        let tag = (word & ((1 << TAG_BITS) - 1)) as u8;
+        let tag = (word & TAG_MASK) as u8;
         let mut e = Entry::new(offset, 0, end.saturating_sub(offset), tag);
         e.id = r.id;
         e.base = u32::from_le_bytes(r.base);
@@ -515,7 +516,7 @@ impl Entries {
         let r = &mut self.records[i];
         r.id = e.id;
         r.base = e.base.to_le_bytes();
-        let word = u32::from_le_bytes(r.word) & !((1 << TAG_BITS) - 1) | u32::from(e.tag);
+        let word = u32::from_le_bytes(r.word) & !TAG_MASK | u32::from(e.tag);
         r.word = word.to_le_bytes();
     }
 

@@ -337,6 +337,19 @@ async fn base_entries_without_ids_are_hashed() {
 }
 
 #[tokio::test]
+async fn deltas_too_big_for_their_record_resolve_from_the_list_side_table() {
+    // A delta of inserts only, 3 MiB inflated: more than a record holds (2 MiB), so the entry spills.
+    let mut p = TestPack::new();
+    let base = p.base(ObjectKind::Blob, &pseudo_random(1000, 5));
+    p.ofs(base, &pseudo_random(3 << 20, 6));
+    let mut entries = p.entries.clone();
+    entries.shrink_to_fit();
+    assert_eq!(entries.side_slots(), 1);
+    assert!(entries.get(1).size() > 3 << 20);
+    p.check().await;
+}
+
+#[tokio::test]
 async fn ref_deltas_wait_for_bases_that_come_later() {
     let mut p = TestPack::new();
     let v: Vec<Vec<u8>> = (0..5).map(version).collect();
