@@ -23,19 +23,12 @@ pub(super) const BOOKKEEPING_PER_ENTRY: u64 = ENTRY_BYTES as u64 + resolve::BYTE
 /// is 18-19 MiB once the refs are discovered, before the pack arrives.
 const PROCESS_BYTES: u64 = 20 << 20;
 
-/// The allocator's slack, as a fraction (1/N) of the budget, and at least [`LEAST_ALLOCATOR_SLACK`]: freed pages
-/// not given back yet (jemalloc gives them back after 1 s, `.cargo/config.toml`) and the free room of partly used
-/// pages. Measured on the 800k-object bench repository at a 128 MiB budget, resident memory stays 10-16 MiB above
-/// what the steps count; at 256 MiB, the steps' shares are seldom all full at once.
+/// The allocator's slack, as a fraction (1/N) of the budget: freed pages not given back yet (jemalloc gives them
+/// back after 1 s, `.cargo/config.toml`) and the free room of partly used pages. Measured on the 800k-object bench
+/// repository: at a 128 MiB budget resident memory stays 8-16 MiB above what the steps count (at least 16 MiB
+/// counted would leave pass 2 less than [`Budget::LEAST_PASS_TWO_SHARE`]); at 256 MiB, the steps' shares are
+/// seldom all full at once.
 const ALLOCATOR_SLACK: u64 = 16;
-
-/// The least allocator slack counted, whatever the budget: it does not shrink with it.
-const LEAST_ALLOCATOR_SLACK: u64 = 16 << 20;
-
-/// The allocator's slack counted in a budget of `total` bytes.
-fn allocator_slack(total: u64) -> u64 {
-    (total / ALLOCATOR_SLACK).max(LEAST_ALLOCATOR_SLACK)
-}
 
 /// Bytes of pack data queued for pass 1 at most (`PASS_ONE_QUEUE` chunks of at most a pkt-line's data each).
 pub(super) const PASS_ONE_QUEUE_BYTES: u64 = super::PASS_ONE_QUEUE as u64 * 65_516;
@@ -94,11 +87,18 @@ impl Budget {
     /// The least left for pack processing once the upload buffers are taken, even from a smaller budget.
     pub(super) const MIN_REST: u64 = 8 << 20;
 
+    /// The least part (numerator, denominator) of its shares pass 2 gets whatever the budget leaves. Below it,
+    /// a pack read back falls off a cliff: too few of the compressed entries that bases are rebuilt from are
+    /// kept, and each is read on its own, one GET at a time. Measured on the 800k-object bench repository at a
+    /// 128 MiB budget: with 80% of the shares, 9 passes and 66 GETs in all; with 68%, over 3,000 GETs and
+    /// unfinished after 12 minutes.
+    const LEAST_PASS_TWO_SHARE: (u64, u64) = (4, 5);
+
     /// Pass 1's shares of `total` bytes, for a process that holds `process` bytes of its own. The entries'
     /// bookkeeping is not known yet: pass 1 counts it as it grows ([`Self::early_cache`],
     /// [`Self::in_memory_limit`]).
     pub(super) fn new(total: u64, process: u64) -> Self {
-        Self::proportional(total, process + allocator_slack(total), 0)
+        Self::proportional(total, process + total / ALLOCATOR_SLACK, 0)
     }
 
     /// The shares of a budget that counts neither the process nor the allocator, with `entries` entries known;
@@ -203,7 +203,9 @@ impl Budget {
     /// allocator's slack, the content in flight to the hashing thread, the entries' bookkeeping, the pack in
     /// memory and the links are taken; the links count what the set holds and a 16th of the rest of its
     /// limit, for the links of the objects pass 2 yields (most of them are to objects of the pack, known
-    /// already). Scaled to less than [`Self::MIN_REST`] in all, the run goes over the budget ([`Self::over`]).
+    /// already). They are never scaled below [`Self::LEAST_PASS_TWO_SHARE`] of themselves (nor below
+    /// [`Self::MIN_REST`] in all): where less is left, the run goes over the budget by the difference
+    /// ([`Self::over`]).
     pub(super) fn resolving(
         &self,
         entries: usize,
@@ -223,30 +225,39 @@ impl Budget {
         };
         let wanted = b.object_cache + kept + window * b.read_streams as u64 + b.big_object;
         let room = self.total.saturating_sub(fixed);
-        let given = room.clamp(Self::MIN_REST.min(wanted), wanted);
+        let least = (wanted / Self::LEAST_PASS_TWO_SHARE.1 * Self::LEAST_PASS_TWO_SHARE.0)
+            .max(Self::MIN_REST)
+            .min(wanted);
+        let given = room.clamp(least, wanted);
         // At most `wanted`: the product fits.
         let scale =
             |share: u64| (u128::from(share) * u128::from(given) / u128::from(wanted)) as u64;
         b.object_cache = scale(b.object_cache);
         b.kept = scale(kept);
-        b.big_object = scale(b.big_object).max(1 << 20);
-        let windows = match in_memory {
-            Some(_) => 0,
+        let big_object = scale(b.big_object);
+        b.big_object = big_object.max(1 << 20);
+        let (windows, scaled_windows) = match in_memory {
+            Some(_) => (0, 0),
             None => {
-                b.read_window = scale(window).max(256 << 10);
-                b.read_window * b.read_streams as u64
+                let scaled = scale(window);
+                b.read_window = scaled.max(256 << 10);
+                let streams = b.read_streams as u64;
+                (b.read_window * streams, scaled * streams)
             }
         };
-        // The floors of the objects held whole and of the windows can take the shares past the budget: the
-        // kept entries, then the cache, give that back first.
-        let mut over =
+        // The floors of the objects held whole and of the windows can take the shares past what was given: the
+        // kept entries, then the cache, give that back where it would go over the budget.
+        let floors = (b.big_object - big_object) + (windows - scaled_windows);
+        let over =
             (fixed + b.object_cache + b.kept + windows + b.big_object).saturating_sub(self.total);
+        let mut give_back = over.min(floors);
+        b.over = over - give_back;
         for share in [&mut b.kept, &mut b.object_cache] {
-            let cut = over.min(*share);
+            let cut = give_back.min(*share);
             *share -= cut;
-            over -= cut;
+            give_back -= cut;
         }
-        b.over = over;
+        b.over += give_back;
         b
     }
 
