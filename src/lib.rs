@@ -25,7 +25,7 @@
 //! | one mapping end to end: API, reports, the run's outline | `mirror/mod.rs` |
 //! | the source's refs: v0 advertisement, or v2 `ls-refs` when ref prefixes leave refs out | `mirror/discover.rs` |
 //! | no-op / full / incremental / refs-only / compaction decision, wants and haves | `mirror/plan.rs` |
-//! | receive → resolve and index → store one pack; the memory budget | `mirror/fetch.rs` |
+//! | receive → resolve and index → store one pack; the memory budget | `mirror/fetch.rs`, `mirror/fetch/budget.rs` |
 //! | the connectivity check before anything is published | `mirror/connectivity.rs` |
 //! | publication order and conditional writes | `mirror/publish.rs` |
 //! | reading a stored pack back as a few streamed GETs | `mirror/read_back.rs` |
