@@ -512,8 +512,9 @@ impl PassOne {
                 parser.limit_early_cache(budget.early_cache(count));
             }
             let mut parsed = parser.finish()?;
-            // Still on this thread, while the pack's upload completes: the spare capacity of the entries' growth
-            // (up to half of it) is released, and the links to the pack's own objects are forgotten.
+            // Still on this thread, while the pack's upload completes: the entry list's room not filled (a header
+            // that declared more, or the spare capacity of growth past the budget's reserve) is released, and the
+            // links to the pack's own objects are forgotten.
             parsed.entries.shrink_to_fit();
             connectivity::forget_links_in_pack(&mut parsed.scanner, &parsed.entries);
             Ok(parsed)
