@@ -545,9 +545,10 @@ impl Entries {
         let mut next = starts.clone();
         for (i, r) in self.records.iter().enumerate() {
             if let Some(id) = r.oid() {
+                let g = group(&id);
                 // A pack counts its entries in 32 bits: every index fits.
-                order[next[group(&id)]] = i as u32;
-                next[group(&id)] += 1;
+                order[next[g]] = i as u32;
+                next[g] += 1;
             }
         }
         for g in 0..GROUPS {
