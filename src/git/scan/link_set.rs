@@ -9,6 +9,11 @@
 //! block once it is consumed: memory never doubles, and stays at 20 bytes per distinct id plus the buffer (and,
 //! for a moment during a merge, a few blocks).
 //!
+//! Most ids given are repeats: trees name the same blobs and subtrees version after version (on the 800k-object
+//! bench repository, 9.2 million links name 0.8 million distinct ids). A small direct-mapped table of the ids most
+//! recently taken ([`Recent`]) drops nine in ten of them before they reach the buffer, so that few are sorted and
+//! looked up in the runs. It only ever holds ids the set holds, so it never drops a new one.
+//!
 //! Ids known to need no check (those of the pack's own objects, once their ids are computed) can be removed
 //! ([`LinkSet::remove_sorted`]), so that the set holds little more than the links that leave the pack.
 //!
@@ -25,6 +30,45 @@ pub const BLOCK: usize = 4096;
 /// Fewest and most ids the buffer of new ids holds (an eighth of the limit, within these bounds).
 const MIN_BUFFER: usize = 16;
 const MAX_BUFFER: usize = 1 << 15;
+
+/// Slots of the table of recent ids: a sixteenth of the buffer's ids, rounded down to a power of two.
+const RECENT_PER_BUFFER: usize = 16;
+
+/// A direct-mapped table of ids recently taken into a [`LinkSet`]: a slot per id, chosen from its first bytes,
+/// overwritten by the next id for that slot. Every id in it is held by the set; ids a source chose to share a slot
+/// only make it miss.
+#[derive(Debug, Clone, Default)]
+struct Recent {
+    slots: Box<[Option<ObjectId>]>,
+}
+
+impl Recent {
+    /// Bytes the table takes with `slots` slots.
+    fn bytes(slots: usize) -> u64 {
+        (slots * std::mem::size_of::<Option<ObjectId>>()) as u64
+    }
+
+    /// The slot of `id` among `len` (a power of two) slots.
+    fn slot(id: &ObjectId, len: usize) -> usize {
+        let mut first = [0; 8];
+        first.copy_from_slice(&id.0[..8]);
+        let mixed = u64::from_le_bytes(first).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (mixed >> 32) as usize & (len - 1)
+    }
+
+    /// Whether `id` was taken recently.
+    fn has(&self, id: &ObjectId) -> bool {
+        !self.slots.is_empty() && self.slots[Self::slot(id, self.slots.len())] == Some(*id)
+    }
+
+    /// Records that `id` was taken, in a table of `len` slots (allocated on first use).
+    fn record(&mut self, id: ObjectId, len: usize) {
+        if self.slots.is_empty() {
+            self.slots = vec![None; len].into_boxed_slice();
+        }
+        self.slots[Self::slot(&id, self.slots.len())] = Some(id);
+    }
+}
 
 /// A [`LinkSet`] has no room for the ids it was given within its memory limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -188,6 +232,10 @@ pub struct LinkSet {
     buffer: Vec<ObjectId>,
     /// Ids the buffer holds when full.
     buffer_len: usize,
+    /// Ids recently taken (held by the buffer or the runs); allocated with the first insert.
+    recent: Recent,
+    /// Slots of `recent` when allocated (a power of two).
+    recent_len: usize,
     /// Sorted runs of distinct ids, pairwise disjoint, each more than twice as long as the next.
     runs: Vec<Run>,
     /// Ids in the runs.
@@ -205,6 +253,9 @@ impl LinkSet {
         LinkSet {
             buffer: Vec::new(),
             buffer_len,
+            recent: Recent::default(),
+            // The largest power of two not above a sixteenth of the buffer (at least one slot).
+            recent_len: (buffer_len / RECENT_PER_BUFFER + 1).next_power_of_two() / 2,
             runs: Vec::new(),
             held: 0,
             limit,
@@ -213,6 +264,9 @@ impl LinkSet {
 
     /// Adds `id`; fails when the set could outgrow its limit (it then holds what it held before).
     pub fn insert(&mut self, id: ObjectId) -> Result<(), Full> {
+        if self.recent.has(&id) {
+            return Ok(());
+        }
         if self.buffer.len() == self.buffer_len
             || self.bytes_with(self.buffer.len() + 1) > self.limit
         {
@@ -228,18 +282,21 @@ impl LinkSet {
             self.buffer.reserve_exact(self.buffer_len);
         }
         self.buffer.push(id);
+        self.recent.record(id, self.recent_len);
         Ok(())
     }
 
     /// The bytes the set would take if `pending` more distinct ids joined its runs: the runs' ids and block
-    /// lists, and the buffer's full length.
+    /// lists, and the full lengths of the buffer and of the table of recent ids.
     fn bytes_with(&self, pending: usize) -> u64 {
         let block_lists: usize = self
             .runs
             .iter()
             .map(|r| r.blocks.capacity() * std::mem::size_of::<Box<[ObjectId]>>())
             .sum();
-        (self.held + pending + self.buffer_len) as u64 * ID_BYTES + block_lists as u64
+        (self.held + pending + self.buffer_len) as u64 * ID_BYTES
+            + Recent::bytes(self.recent_len)
+            + block_lists as u64
     }
 
     /// Moves the buffer's new ids into a run, and merges the runs that have become comparable in length.
@@ -268,7 +325,8 @@ impl LinkSet {
         }
     }
 
-    /// Makes the set one sorted run and frees its buffer, for reading; further inserts still work.
+    /// Makes the set one sorted run and frees its buffer and its table of recent ids, for reading; further
+    /// inserts still work.
     pub fn compact(&mut self) {
         self.flush();
         while self.runs.len() > 1 {
@@ -278,6 +336,7 @@ impl LinkSet {
             self.runs.push(bigger.merge(smaller));
         }
         self.buffer = Vec::new();
+        self.recent = Recent::default();
     }
 
     /// Removes from the set every id of `sorted` (ascending; repeats and ids the set does not hold are fine), and

@@ -203,3 +203,70 @@ fn removing_sorted_ids_drops_exactly_those_and_frees_their_room() {
     set.remove_sorted([id(1)]);
     assert!(set.is_empty());
 }
+
+#[test]
+fn recent_repeats_never_reach_the_buffer() {
+    let mut set = LinkSet::new(1 << 20);
+    for _ in 0..1_000 {
+        for n in 0..8 {
+            set.insert(id(n)).unwrap();
+        }
+    }
+    // Eight ids in their own slots: each entered the buffer once.
+    assert_eq!(set.buffer.len(), 8);
+    assert_eq!(set.len(), 8);
+}
+
+#[test]
+fn the_table_of_recent_ids_never_drops_a_new_id() {
+    let mut set = LinkSet::new(1 << 20);
+    // The zero id is not mistaken for an empty slot, before or after the table is allocated.
+    set.insert(id(1)).unwrap();
+    assert!(!set.contains(&ObjectId([0; 20])));
+    set.insert(ObjectId([0; 20])).unwrap();
+    assert!(set.contains(&ObjectId([0; 20])));
+    // Ids a source chose to share a slot (same first eight bytes), inserted in turns: all are held.
+    let mut shared = [0x42; 20];
+    for round in 0..3 {
+        for last in 0..64u8 {
+            shared[19] = last;
+            set.insert(ObjectId(shared)).unwrap();
+        }
+        assert_eq!(set.len(), 2 + 64, "round {round}");
+    }
+    // An id removed is taken again, though it was among the most recent.
+    let fresh = id(77);
+    set.insert(fresh).unwrap();
+    set.remove_sorted([fresh]);
+    assert!(!set.contains(&fresh));
+    set.insert(fresh).unwrap();
+    assert!(set.contains(&fresh));
+}
+
+#[test]
+fn an_id_refused_for_lack_of_room_is_not_taken_as_recent() {
+    let limit = LinkSet::new(0).bytes() + 64 * ID_BYTES;
+    let mut set = LinkSet::new(limit);
+    let refused = (0..10_000)
+        .map(id)
+        .find(|&n| set.insert(n).is_err())
+        .expect("the limit is reached");
+    assert!(!set.contains(&refused));
+    assert!(set.insert(refused).is_err(), "still refused");
+}
+
+#[test]
+fn the_table_of_recent_ids_is_counted_from_the_start() {
+    let empty = LinkSet::new(64 << 20);
+    assert_eq!(
+        empty.bytes(),
+        MAX_BUFFER as u64 * ID_BYTES + Recent::bytes(MAX_BUFFER / RECENT_PER_BUFFER)
+    );
+    // The smallest set still has one slot, within its buffer's count.
+    let small = LinkSet::new(0);
+    assert_eq!(small.recent_len, 1);
+    assert_eq!(
+        small.bytes(),
+        MIN_BUFFER as u64 * ID_BYTES + Recent::bytes(1)
+    );
+}
