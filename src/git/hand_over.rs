@@ -77,6 +77,16 @@ impl Finished {
         }
     }
 
+    /// Bytes it holds while it waits to be processed, itself included: its content (shared or not), or the
+    /// scan of an object hashed already ([`Finished::bytes`] counts only content).
+    pub fn held_bytes(&self) -> u64 {
+        std::mem::size_of::<Self>() as u64
+            + match &self.content {
+                Content::Whole(data) => data.len() as u64,
+                Content::Hashed(_, scan) => scan.as_ref().map_or(0, |scan| scan.held_bytes()),
+            }
+    }
+
     /// Its id, once hashed.
     pub fn oid(&self) -> Option<ObjectId> {
         match &self.content {

@@ -122,6 +122,14 @@ impl ObjectScan {
         }
         self.pointer.push(bytes);
     }
+
+    /// Bytes it holds, itself included: the links found so far, and the bytes of a blob that may still be an LFS
+    /// pointer.
+    pub fn held_bytes(&self) -> u64 {
+        (std::mem::size_of::<Self>() + self.found.capacity() * std::mem::size_of::<ObjectId>())
+            as u64
+            + self.pointer.held_bytes()
+    }
 }
 
 /// What a [`Scanner`] reads from objects, without what it found: it starts the [`ObjectScan`] of an object whose

@@ -145,15 +145,21 @@ impl PointerScanner {
         if !self.live {
             return;
         }
-        if self.held.len() as u64 + bytes.len() as u64 >= MAX_POINTER_SIZE {
+        let start = self.held.len();
+        let checked = (start + bytes.len()).min(SPEC_LINE.len());
+        let agrees = start >= checked || bytes[..checked - start] == SPEC_LINE[start..checked];
+        if !agrees || start as u64 + bytes.len() as u64 >= MAX_POINTER_SIZE {
+            // Nothing is held for an object that cannot be a pointer (a scan handed to another thread keeps it).
             self.live = false;
+            self.held = Vec::new();
             return;
         }
         self.held.extend_from_slice(bytes);
-        let checked = self.held.len().min(SPEC_LINE.len());
-        if self.held[..checked] != SPEC_LINE[..checked] {
-            self.live = false;
-        }
+    }
+
+    /// Bytes it holds now: those of an object that may still be a pointer.
+    pub fn held_bytes(&self) -> u64 {
+        self.held.capacity() as u64
     }
 
     /// Ends the object: the pointer it is, if it is one.

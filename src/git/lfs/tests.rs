@@ -127,6 +127,43 @@ fn the_scanner_finds_a_pointer_fed_in_pieces_and_keeps_nothing_else() {
 }
 
 #[test]
+fn the_scanner_holds_no_byte_of_an_object_that_cannot_be_a_pointer() {
+    // A scan handed to another thread lives on while it waits there: it must not keep a copy of each small blob.
+    let text = pointer_text(OID, "7");
+    let mut diverging = text.clone();
+    diverging[20] = b'X';
+    let cases: [&[u8]; 4] = [
+        b"hello, world\n",
+        &diverging,
+        &text[..SPEC_LINE.len() - 1],
+        &[0; 1023],
+    ];
+    for (case, bytes) in cases.iter().enumerate() {
+        for piece in [1, 7, SPEC_LINE.len(), 1024] {
+            let mut scanner = PointerScanner::default();
+            scanner.start(ObjectKind::Blob, bytes.len() as u64);
+            for chunk in bytes.chunks(piece) {
+                scanner.push(chunk);
+            }
+            let agrees = bytes.len() <= SPEC_LINE.len() && SPEC_LINE.starts_with(bytes);
+            match agrees {
+                // Still a pointer's beginning: held, and counted.
+                true => assert_eq!(scanner.held_bytes(), scanner.held.capacity() as u64),
+                false => assert_eq!(scanner.held_bytes(), 0, "case {case}, pieces of {piece}"),
+            }
+            assert_eq!(scanner.finish(), None);
+        }
+    }
+    // A pointer grown past the limit is let go whole.
+    let mut scanner = PointerScanner::default();
+    scanner.start(ObjectKind::Blob, 10);
+    scanner.push(&text);
+    assert!(scanner.held_bytes() >= text.len() as u64);
+    scanner.push(&[b'x'; 1024]);
+    assert_eq!(scanner.held_bytes(), 0);
+}
+
+#[test]
 fn the_set_keeps_each_pointer_once_sorted() {
     let other = LfsOid([0; 32]);
     let mut set = PointerSet::new();

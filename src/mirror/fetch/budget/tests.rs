@@ -67,7 +67,11 @@ fn the_process_is_measured_from_its_status() {
 #[test]
 fn the_process_and_the_allocators_slack_come_off_the_top() {
     let b = Budget::new(128 * MIB, 19 * MIB);
-    assert_eq!(b.reserve, 19 * MIB + 128 * MIB / ALLOCATOR_SLACK);
+    assert_eq!(b.reserve, 19 * MIB + LEAST_ALLOCATOR_SLACK);
+    // From 256 MiB on, the slack is a 16th of the budget.
+    let large = Budget::new(512 * MIB, 19 * MIB);
+    assert_eq!(large.reserve, 19 * MIB + 512 * MIB / ALLOCATOR_SLACK);
+    assert_eq!(256 * MIB / ALLOCATOR_SLACK, LEAST_ALLOCATOR_SLACK);
     // A larger process leaves pass 2 less, or takes it over the budget: 10 MiB either way.
     let small = b.resolving(HUGE_ENTRIES, HUGE_LINK_BYTES, None);
     let large = Budget::new(128 * MIB, 29 * MIB).resolving(HUGE_ENTRIES, HUGE_LINK_BYTES, None);

@@ -95,6 +95,80 @@ fn bytes_in_flight_stay_within_the_limit() {
 }
 
 #[test]
+fn a_worker_behind_on_scans_makes_the_pass_wait_within_the_limit() {
+    // A worker slower than the pass: every object past the first few is hashed on the pass's thread, and what
+    // waits for the worker then is their scans (a tree's links, a small blob's start while it may be an LFS
+    // pointer) and their bookkeeping. They count, and the pass waits rather than queue them without bound.
+    fn slow(object: Finished, scanner: &mut Scanner) -> Result<Hashed, HandOverError> {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        object.process(scanner)
+    }
+    let limit = 4096;
+    let mut worker = HashWorker::start_with(scanner(), limit, slow).unwrap();
+    let mut inline = scanner();
+    let mut done = Vec::new();
+    let least = (std::mem::size_of::<Finished>() + std::mem::size_of::<Hashed>()) as u64;
+    for entry in 0..300u32 {
+        let (kind, content) = match entry % 3 {
+            0 => (ObjectKind::Tree, tree_of([entry as u8; 20])),
+            1 => (ObjectKind::Blob, b"version https://git-lfs".to_vec()),
+            _ => (ObjectKind::Blob, vec![b'x'; 900]),
+        };
+        let object = |content: Vec<u8>| Finished {
+            entry,
+            offset: u64::from(entry),
+            kind,
+            content: Content::Whole(Arc::new(content)),
+        };
+        object(content.clone()).process(&mut inline).unwrap();
+        worker.submit(object(content)).unwrap();
+        assert!(worker.in_flight <= limit, "{}", worker.in_flight);
+        assert!(
+            worker.sent.len() as u64 * least <= limit,
+            "{}",
+            worker.sent.len()
+        );
+    }
+    assert!(worker.hashed_here > 0);
+    worker.flush(&mut done).unwrap();
+    assert_eq!(done.len(), 300);
+    let mut scanned = Box::new(worker).finish().unwrap();
+    scanned.compact_links();
+    inline.compact_links();
+    assert_eq!(
+        scanned.links().collect::<Vec<_>>(),
+        inline.links().collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn what_an_object_in_flight_holds_is_counted() {
+    let plan = scanner().plan();
+    let tree = Finished {
+        entry: 0,
+        offset: 12,
+        kind: ObjectKind::Tree,
+        content: Content::Whole(Arc::new(tree_of([7; 20]).repeat(50))),
+    };
+    let whole = tree.held_bytes();
+    assert!(whole >= 50 * 29, "{whole}");
+    // Hashed here, the tree holds its 50 links (20 bytes each) instead of its content.
+    let hashed = tree.hash_here(&plan);
+    assert_eq!(hashed.bytes(), 0);
+    assert!(hashed.held_bytes() >= 50 * 20, "{}", hashed.held_bytes());
+    // A small blob that cannot be an LFS pointer holds no copy of itself once hashed.
+    let blob = |content: &[u8]| Finished {
+        entry: 1,
+        offset: 40,
+        kind: ObjectKind::Blob,
+        content: Content::Whole(Arc::new(content.to_vec())),
+    };
+    let plain = blob(&[b'x'; 1000]).hash_here(&plan).held_bytes();
+    let empty = blob(b"").hash_here(&plan).held_bytes();
+    assert_eq!(plain, empty);
+}
+
+#[test]
 fn a_malformed_object_found_by_the_worker_fails_pass_one_as_inline() {
     // A whole tree cut short (an id of 15 bytes), then a fine blob.
     let mut tree = tree_of([1; 20]);
