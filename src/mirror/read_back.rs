@@ -12,9 +12,10 @@
 //! already reaches that offset (a later pass reads a few entries here and there: it passes most without reading
 //! them), and where a read continues an earlier one (it starts where that one ended, or just after the next
 //! entry's header: one of the 2-4 interleaved positions of a streamed big object, the entries of a delta chain
-//! read one after the other); beyond the most streams allowed, the least recently used is closed. Any other
-//! read (the entries of a base rebuilt behind the scan) fetches just its own bytes with
-//! [`Store::get_range`]. A stream that breaks off is resumed by the store; an error it cannot get past fails the
+//! read one after the other), or where a read follows [`ALONE_RUN`] reads made on their own, each within reach
+//! of the one before (the deltas a pass resolves behind the scan at its end, in pack order); beyond the most
+//! streams allowed, the least recently used is closed. Any other read (the entries of a base rebuilt behind the
+//! scan) fetches just its own bytes with [`Store::get_range`]. A stream that breaks off is resumed by the store; an error it cannot get past fails the
 //! read that meets it, and the stream is closed.
 
 use crate::git::resolve::{PackReader, ReadError};
@@ -52,6 +53,10 @@ const MAX_WINDOW: u64 = 1 << 30;
 /// 2-3 requests' latency, a gap the stream's window has mostly fetched ahead already while the resolver worked.
 const MIN_REACH: u64 = 8 << 20;
 
+/// How many reads made on their own in a row, each within a stream's reach after the one before, make the next
+/// such read open a stream: from the third, a stream costs fewer requests than reads on their own would.
+const ALONE_RUN: usize = 2;
+
 /// Reads a stored pack back through a few streamed reads, and ranged reads for what they do not serve.
 pub(super) struct StorePackReader {
     store: Arc<dyn Store>,
@@ -78,6 +83,9 @@ struct State {
     ends: VecDeque<u64>,
     /// Where the scan was last advised to be, if no stream reached it then and no read opened one since.
     scan: Option<u64>,
+    /// Where the latest read made on its own ended, and how many such reads in a row ended there, each within
+    /// reach after the one before.
+    alone: Option<(u64, usize)>,
     /// Streams opened so far.
     opened: u64,
     /// Reads served by ranged reads.
@@ -152,7 +160,7 @@ impl StorePackReader {
     /// The stream that is to serve the read of `offset..end`, if any: one that serves it already (within its
     /// reach, or only its window for a read that continues a recent one: the interleaved reads of a streamed big
     /// object keep a stream each), or a new one when the read is the first at or after where the scan was advised
-    /// to be, or continues a recent read. The stream becomes the most recently used, and the read is its latest.
+    /// to be, continues a recent read, or follows [`ALONE_RUN`] reads made on their own in a row. The stream becomes the most recently used, and the read is its latest.
     fn claim(&self, offset: u64, end: u64) -> Option<Arc<tokio::sync::Mutex<Stream>>> {
         let mut state = self.state();
         let continued = state
@@ -170,16 +178,24 @@ impl StorePackReader {
             Some(_) => self.window,
             None => self.reach,
         };
+        let run = match state.alone {
+            Some((e, run)) if e <= offset && offset - e <= self.reach => run,
+            _ => 0,
+        };
         let at = match Self::serving(&state, offset, reach) {
             Some(at) => at,
-            None if (continued.is_some() || state.scan.is_some_and(|scan| scan <= offset))
+            None if (continued.is_some()
+                || run >= ALONE_RUN
+                || state.scan.is_some_and(|scan| scan <= offset))
                 && offset < self.len =>
             {
                 state.scan = None;
+                state.alone = None;
                 self.open(&mut state, offset)
             }
             None => {
                 state.ranged += 1;
+                state.alone = Some((end, run + 1));
                 let behind = state.streams.iter().map(|s| s.next).max();
                 tracing::trace!(offset, end, ?behind, scan = ?state.scan, "a read on its own");
                 return None;

@@ -254,25 +254,50 @@ async fn reads_behind_the_streams_fetch_only_their_bytes_and_the_scan_goes_on() 
     let reader = f.reader(2);
     reader.advise_scan(0);
     f.check(&reader, 0, 300_000).await;
-    // Entries of a chain rebuilt behind the scan, far apart: one ranged read each.
-    for i in 0..5u64 {
+    // Entries of a chain rebuilt behind the scan: one ranged read each.
+    for i in 0..ALONE_RUN as u64 {
         f.check(&reader, 10 + i * 20_000, 15).await;
     }
-    assert_eq!(f.requests(), 6);
+    assert_eq!(f.requests(), 1 + ALONE_RUN as u64);
+    // More in a row, each within reach of the one before: a stream for the rest of them.
+    for i in ALONE_RUN as u64..6 {
+        f.check(&reader, 10 + i * 20_000, 15).await;
+    }
+    let requests = 2 + ALONE_RUN as u64;
+    assert_eq!(f.requests(), requests);
     // The scan's stream still serves what follows, a window ahead and as far as its reach too.
     f.check(&reader, 300_000, 100).await;
     f.check(&reader, 300_100 + WINDOW, 100).await;
     f.check(&reader, 300_200 + WINDOW + MIN_REACH, 100).await;
-    assert_eq!(f.requests(), 6);
+    assert_eq!(f.requests(), requests);
     // Beyond its reach: a read on its own, and the scan's advice opens a stream at its next read there.
     let far = 400_000 + WINDOW + 2 * MIN_REACH;
     f.check(&reader, far, 100).await;
-    assert_eq!(f.requests(), 7);
+    assert_eq!(f.requests(), requests + 1);
     reader.advise_scan(far + 50_000);
-    assert_eq!(f.requests(), 7, "advice alone opens no stream");
+    assert_eq!(f.requests(), requests + 1, "advice alone opens no stream");
     f.check(&reader, far + 50_010, 100).await;
     f.check(&reader, far + 60_000, 100).await;
-    assert_eq!(f.requests(), 8);
+    assert_eq!(f.requests(), requests + 2);
+}
+
+#[tokio::test]
+async fn reads_on_their_own_open_a_stream_only_in_a_row_within_reach() {
+    let f = Fixture::sized(4 * MIN_REACH, u64::MAX).await;
+    let reader = f.reader(2);
+    // Each out of the reach of the one before (and behind one another): one request each, however many.
+    let apart = [10, 2 * MIN_REACH, 3 * MIN_REACH + 100, MIN_REACH, 10_000];
+    for offset in apart {
+        f.check(&reader, offset, 50).await;
+    }
+    assert_eq!(f.requests(), apart.len() as u64);
+    // A run in pack order, within reach of each other: on their own until the run is long enough.
+    let run: Vec<u64> = (1..6).map(|i| 3 * MIN_REACH + i * 1_000_000).collect();
+    for &offset in &run {
+        f.check(&reader, offset, 50).await;
+    }
+    assert_eq!(f.requests(), (apart.len() + ALONE_RUN + 1) as u64);
+    assert_eq!(reader.state().ranged, (apart.len() + ALONE_RUN) as u64);
 }
 
 #[tokio::test]
