@@ -5,13 +5,17 @@
 //! [`StorePackReader`] serves them from a few *streams*: each is one streamed read of the pack from some offset to
 //! its end ([`Store::get_stream`], one ranged GET on S3), pulled by a task of its own at most a window ahead of the
 //! reads it serves, so the resolver rarely waits and memory stays bounded whatever the pack's size. A read is
-//! served by a stream when it starts at most one window ahead of where the stream's reads got to (the bytes in
-//! between are skipped). A stream is opened where the resolver's scan [advises](PackReader::advise_scan) it is,
-//! unless a stream already serves that offset, and where a read continues an earlier one (it starts where that
-//! one ended, or just after the next entry's header: one of the 2-4 interleaved positions of a streamed big
-//! object, the entries of a delta chain read one after the other); beyond the most streams allowed, the least
-//! recently used is closed. Any other read (the entries of a base rebuilt behind the scan) fetches just its own bytes with
-//! [`Store::get_range`]. A stream that breaks off is resumed by the store; an error it cannot get past fails the
+//! served by a stream when it starts at most its *reach* ahead of where the stream's reads got to: the bytes in
+//! between are read through and dropped, which holds no more memory than the window (they flow through it and
+//! give it back) and costs their transfer, where a new stream would cost a request. A stream is opened at the
+//! first read at or after where the resolver's scan [advises](PackReader::advise_scan) it is, unless a stream
+//! already reaches that offset (a later pass reads a few entries here and there: it passes most without reading
+//! them), and where a read continues an earlier one (it starts where that one ended, or just after the next
+//! entry's header: one of the 2-4 interleaved positions of a streamed big object, the entries of a delta chain
+//! read one after the other), or where a read follows [`ALONE_RUN`] reads made on their own, each within reach
+//! of the one before (the deltas a pass resolves behind the scan at its end, in pack order); beyond the most
+//! streams allowed, the least recently used is closed. Any other read (the entries of a base rebuilt behind the
+//! scan) fetches just its own bytes with [`Store::get_range`]. A stream that breaks off is resumed by the store; an error it cannot get past fails the
 //! read that meets it, and the stream is closed.
 
 use crate::git::resolve::{PackReader, ReadError};
@@ -43,14 +47,26 @@ const MIN_WINDOW: u64 = 64 << 10;
 /// The largest window a stream is given (far more than any budget's share, so that windows fit a semaphore).
 const MAX_WINDOW: u64 = 1 << 30;
 
+/// The least reach of a stream: a read starting at most this far ahead of where its reads got to is served by
+/// reading through the gap rather than by another request. On S3 a request costs 20-50 ms before its first byte
+/// and one stream carries about 100 MB/s in region, so reading through a gap of 8 MiB costs about as long as
+/// 2-3 requests' latency, a gap the stream's window has mostly fetched ahead already while the resolver worked.
+const MIN_REACH: u64 = 8 << 20;
+
+/// How many reads made on their own in a row, each within a stream's reach after the one before, make the next
+/// such read open a stream: from the third, a stream costs fewer requests than reads on their own would.
+const ALONE_RUN: usize = 2;
+
 /// Reads a stored pack back through a few streamed reads, and ranged reads for what they do not serve.
 pub(super) struct StorePackReader {
     store: Arc<dyn Store>,
     key: String,
     len: u64,
-    /// Bytes a stream may hold ahead of the reads it serves, and the farthest ahead of them a read it serves may
-    /// start.
+    /// Bytes a stream may hold ahead of the reads it serves.
     window: u64,
+    /// The farthest ahead of where a stream's reads got to that a read it serves may start: the window, or
+    /// [`MIN_REACH`] if more.
+    reach: u64,
     /// Most streams open at once.
     max_streams: usize,
     state: Mutex<State>,
@@ -65,6 +81,11 @@ struct State {
     streams: Vec<Open>,
     /// Where recent reads ended, most recent last.
     ends: VecDeque<u64>,
+    /// Where the scan was last advised to be, if no stream reached it then and no read opened one since.
+    scan: Option<u64>,
+    /// Where the latest read made on its own ended, and how many such reads in a row ended there, each within
+    /// reach after the one before.
+    alone: Option<(u64, usize)>,
     /// Streams opened so far.
     opened: u64,
     /// Reads served by ranged reads.
@@ -88,11 +109,13 @@ impl StorePackReader {
         window: u64,
         max_streams: usize,
     ) -> Self {
+        let window = window.clamp(MIN_WINDOW, MAX_WINDOW);
         StorePackReader {
             store,
             key,
             len,
-            window: window.clamp(MIN_WINDOW, MAX_WINDOW),
+            window,
+            reach: window.max(MIN_REACH),
             max_streams: max_streams.max(1),
             state: Mutex::new(State::default()),
             skipped: AtomicU64::new(0),
@@ -104,12 +127,13 @@ impl StorePackReader {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The position in `state.streams` of a stream that serves a read at `offset`, if one does.
-    fn serving(&self, state: &State, offset: u64) -> Option<usize> {
+    /// The position in `state.streams` of a stream that serves a read at `offset` at most `reach` ahead of it,
+    /// if one does.
+    fn serving(state: &State, offset: u64, reach: u64) -> Option<usize> {
         state
             .streams
             .iter()
-            .rposition(|s| s.next <= offset && offset - s.next <= self.window)
+            .rposition(|s| s.next <= offset && offset - s.next <= reach)
     }
 
     /// Opens a stream from `offset` to the end of the pack as the most recently used, closing the least recently
@@ -133,9 +157,10 @@ impl StorePackReader {
         state.streams.len() - 1
     }
 
-    /// The stream that is to serve the read of `offset..end`, if any: one that serves it already, or a new one
-    /// when the read continues a recent read. The stream becomes the most recently used, and
-    /// the read is its latest.
+    /// The stream that is to serve the read of `offset..end`, if any: one that serves it already (within its
+    /// reach, or only its window for a read that continues a recent one: the interleaved reads of a streamed big
+    /// object keep a stream each), or a new one when the read is the first at or after where the scan was advised
+    /// to be, continues a recent read, or follows [`ALONE_RUN`] reads made on their own in a row. The stream becomes the most recently used, and the read is its latest.
     fn claim(&self, offset: u64, end: u64) -> Option<Arc<tokio::sync::Mutex<Stream>>> {
         let mut state = self.state();
         let continued = state
@@ -149,13 +174,30 @@ impl StorePackReader {
             state.ends.pop_front();
         }
         state.ends.push_back(end);
-        let at = match self.serving(&state, offset) {
+        let reach = match continued {
+            Some(_) => self.window,
+            None => self.reach,
+        };
+        let run = match state.alone {
+            Some((e, run)) if e <= offset && offset - e <= self.reach => run,
+            _ => 0,
+        };
+        let at = match Self::serving(&state, offset, reach) {
             Some(at) => at,
-            None if continued.is_some() && offset < self.len => self.open(&mut state, offset),
+            None if (continued.is_some()
+                || run >= ALONE_RUN
+                || state.scan.is_some_and(|scan| scan <= offset))
+                && offset < self.len =>
+            {
+                state.scan = None;
+                state.alone = None;
+                self.open(&mut state, offset)
+            }
             None => {
                 state.ranged += 1;
+                state.alone = Some((end, run + 1));
                 let behind = state.streams.iter().map(|s| s.next).max();
-                tracing::trace!(offset, end, ?behind, "a read on its own");
+                tracing::trace!(offset, end, ?behind, scan = ?state.scan, "a read on its own");
                 return None;
             }
         };
@@ -180,6 +222,7 @@ impl Drop for StorePackReader {
         tracing::debug!(
             key = %self.key,
             streams = state.opened,
+            window = self.window,
             ranged_reads = state.ranged,
             skipped_bytes = self.skipped.load(Ordering::Relaxed),
             "pack read back"
@@ -191,9 +234,9 @@ impl Drop for StorePackReader {
 impl PackReader for StorePackReader {
     fn advise_scan(&self, offset: u64) {
         let mut state = self.state();
-        if offset < self.len && self.serving(&state, offset).is_none() {
-            self.open(&mut state, offset);
-        }
+        state.scan = Self::serving(&state, offset, self.reach)
+            .is_none()
+            .then_some(offset);
     }
 
     async fn read_at(&self, offset: u64, len: u64) -> Result<Bytes, ReadError> {

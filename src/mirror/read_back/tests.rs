@@ -128,11 +128,16 @@ struct Fixture {
 }
 
 impl Fixture {
-    /// A 1 MiB pack in a directory store whose streams fail past `fail_past`.
+    /// A [`LEN`]-byte pack in a directory store whose streams fail past `fail_past`.
     async fn new(fail_past: u64) -> Fixture {
+        Self::sized(LEN, fail_past).await
+    }
+
+    /// A `len`-byte pack in a directory store whose streams fail past `fail_past`.
+    async fn sized(len: u64, fail_past: u64) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let inner = LocalStore::new(dir.path().join("mirror"));
-        let pack: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+        let pack: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
         inner
             .put(KEY, Bytes::from(pack.clone()), Precondition::None)
             .await
@@ -153,7 +158,8 @@ impl Fixture {
 
     /// A reader of the pack with `streams` streams of [`WINDOW`] bytes.
     fn reader(&self, streams: usize) -> StorePackReader {
-        StorePackReader::new(self.store.clone(), KEY.to_owned(), LEN, WINDOW, streams)
+        let len = self.pack.len() as u64;
+        StorePackReader::new(self.store.clone(), KEY.to_owned(), len, WINDOW, streams)
     }
 
     /// Requests made since the pack was stored.
@@ -244,33 +250,140 @@ async fn a_store_chunk_larger_than_the_window_is_copied_out_not_kept_alive_by_th
 
 #[tokio::test]
 async fn reads_behind_the_streams_fetch_only_their_bytes_and_the_scan_goes_on() {
-    let f = Fixture::new(u64::MAX).await;
+    let f = Fixture::sized(3 * MIN_REACH, u64::MAX).await;
     let reader = f.reader(2);
     reader.advise_scan(0);
     f.check(&reader, 0, 300_000).await;
-    // Entries of a chain rebuilt behind the scan, far apart: one ranged read each.
-    for i in 0..5u64 {
+    // Entries of a chain rebuilt behind the scan: one ranged read each.
+    for i in 0..ALONE_RUN as u64 {
         f.check(&reader, 10 + i * 20_000, 15).await;
     }
-    assert_eq!(f.requests(), 6);
-    // The scan's stream still serves what follows, a little ahead too.
+    assert_eq!(f.requests(), 1 + ALONE_RUN as u64);
+    // More in a row, each within reach of the one before: a stream for the rest of them.
+    for i in ALONE_RUN as u64..6 {
+        f.check(&reader, 10 + i * 20_000, 15).await;
+    }
+    let requests = 2 + ALONE_RUN as u64;
+    assert_eq!(f.requests(), requests);
+    // The scan's stream still serves what follows, a window ahead and as far as its reach too.
     f.check(&reader, 300_000, 100).await;
     f.check(&reader, 300_100 + WINDOW, 100).await;
-    assert_eq!(f.requests(), 6);
-    // Far ahead: a read on its own, and the scan's advice opens a stream there.
-    f.check(&reader, 900_000, 100).await;
-    assert_eq!(f.requests(), 7);
-    reader.advise_scan(950_000);
-    f.check(&reader, 950_010, 100).await;
-    f.check(&reader, 960_000, 100).await;
-    assert_eq!(f.requests(), 8);
+    f.check(&reader, 300_200 + WINDOW + MIN_REACH, 100).await;
+    assert_eq!(f.requests(), requests);
+    // Beyond its reach: a read on its own, and the scan's advice opens a stream at its next read there.
+    let far = 400_000 + WINDOW + 2 * MIN_REACH;
+    f.check(&reader, far, 100).await;
+    assert_eq!(f.requests(), requests + 1);
+    reader.advise_scan(far + 50_000);
+    assert_eq!(f.requests(), requests + 1, "advice alone opens no stream");
+    f.check(&reader, far + 50_010, 100).await;
+    f.check(&reader, far + 60_000, 100).await;
+    assert_eq!(f.requests(), requests + 2);
+}
+
+#[tokio::test]
+async fn reads_on_their_own_open_a_stream_only_in_a_row_within_reach() {
+    let f = Fixture::sized(4 * MIN_REACH, u64::MAX).await;
+    let reader = f.reader(2);
+    // Each out of the reach of the one before (and behind one another): one request each, however many.
+    let apart = [10, 2 * MIN_REACH, 3 * MIN_REACH + 100, MIN_REACH, 10_000];
+    for offset in apart {
+        f.check(&reader, offset, 50).await;
+    }
+    assert_eq!(f.requests(), apart.len() as u64);
+    // A run in pack order, within reach of each other: on their own until the run is long enough.
+    let run: Vec<u64> = (1..6).map(|i| 3 * MIN_REACH + i * 1_000_000).collect();
+    for &offset in &run {
+        f.check(&reader, offset, 50).await;
+    }
+    assert_eq!(f.requests(), (apart.len() + ALONE_RUN + 1) as u64);
+    assert_eq!(reader.state().ranged, (apart.len() + ALONE_RUN) as u64);
+}
+
+#[tokio::test]
+async fn a_later_pass_reading_a_few_entries_far_apart_is_one_streamed_read() {
+    let len = 3 * MIN_REACH;
+    let f = Fixture::sized(len, u64::MAX).await;
+    let reader = f.reader(2);
+    // The scan passes entries every few hundred bytes, and reads one now and then, from a few windows to almost
+    // its reach apart.
+    let gaps = [
+        3 * WINDOW,
+        MIN_REACH / 2,
+        10 * WINDOW + 7,
+        MIN_REACH - 100,
+        5 * WINDOW,
+    ];
+    let mut offset = 1000;
+    let mut next_read = offset;
+    let mut reads = 0;
+    while offset + 1000 < len {
+        reader.advise_scan(offset);
+        if offset >= next_read {
+            f.check(&reader, offset + 20, 300).await;
+            next_read = offset + gaps[reads % gaps.len()];
+            reads += 1;
+        }
+        offset += 700;
+    }
+    assert!(reads > 8, "{reads}");
+    assert_eq!(f.requests(), 1, "one stream reads through the gaps");
+    // Skipping holds no more than the window: what the stream pulled is what it was read through and at most a
+    // window (and a chunk of the store) beyond.
+    let pulled = f.store.pulled.load(Ordering::SeqCst);
+    assert!(pulled <= len + WINDOW + crate::store::LOCAL_STREAM_CHUNK);
+    let skipped = reader.skipped.load(Ordering::Relaxed);
+    assert!(skipped > 2 * MIN_REACH, "{skipped}");
+}
+
+#[tokio::test]
+async fn a_gap_past_the_reach_opens_a_stream_at_the_next_read_the_scan_makes() {
+    let f = Fixture::sized(4 * MIN_REACH, u64::MAX).await;
+    let reader = f.reader(4);
+    reader.advise_scan(100);
+    f.check(&reader, 120, 50).await;
+    // The scan passes far ahead without reading: its advice opens nothing.
+    for offset in (200..3 * MIN_REACH).step_by(WINDOW as usize) {
+        reader.advise_scan(offset);
+    }
+    assert_eq!(f.requests(), 1);
+    // Its next read, past the first stream's reach, opens a second stream where it reads, not where it was first
+    // advised beyond the reach.
+    let at = 3 * MIN_REACH + 10;
+    reader.advise_scan(at - 5);
+    f.check(&reader, at, 50).await;
+    f.check(&reader, at + MIN_REACH / 2, 50).await;
+    assert_eq!(f.requests(), 2);
+    assert!(f.store.pulled.load(Ordering::SeqCst) < 2 * MIN_REACH);
+    // A read behind the advice, out of any stream's reach: on its own.
+    reader.advise_scan(3 * MIN_REACH + MIN_REACH / 2 + 1000);
+    f.check(&reader, MIN_REACH + 500_000, 50).await;
+    assert_eq!(f.requests(), 3);
+}
+
+#[tokio::test]
+async fn a_stream_that_fails_while_reading_through_a_gap_fails_only_that_read() {
+    let len = 2 * MIN_REACH;
+    let f = Fixture::sized(len, MIN_REACH).await;
+    let reader = f.reader(2);
+    reader.advise_scan(0);
+    f.check(&reader, 10, 100).await;
+    // The next read is within reach, across where the stream breaks: it meets the error.
+    let err = reader.read_at(MIN_REACH - 50, 100).await.unwrap_err();
+    assert!(err.to_string().contains("cut"), "{err}");
+    assert_eq!(f.requests(), 1);
+    // The broken stream is closed: the next read is made on its own, and reads before the break still work.
+    f.check(&reader, MIN_REACH + 2000, 100).await;
+    assert_eq!(f.requests(), 2);
+    f.check(&reader, 5000, 100).await;
 }
 
 #[tokio::test]
 async fn interleaved_sequential_reads_each_get_a_stream() {
-    let f = Fixture::new(u64::MAX).await;
+    let f = Fixture::sized(4 * MIN_REACH, u64::MAX).await;
     let reader = f.reader(3);
-    // A streamed big object reads its base and its delta in turns, 4 KiB at a time, far apart.
+    // A streamed big object reads its base and its delta in turns, 4 KiB at a time, more than a window apart
+    // (within a stream's reach, but the reads continuing a position keep to the stream of that position).
     let starts = [1000u64, 500_000];
     for step in 0..60u64 {
         for start in starts {
@@ -280,12 +393,13 @@ async fn interleaved_sequential_reads_each_get_a_stream() {
     // The first read of each is made on its own; the next one continues it, and opens its stream.
     assert_eq!(f.requests(), 4);
 
-    // A third stream, then a fourth: the least recently used (the first) is closed.
-    f.check(&reader, 700_000, 10).await;
-    f.check(&reader, 700_010, 10).await;
+    // A third stream, then a fourth, out of the others' reach: the least recently used (the first) is closed.
+    let (third, fourth) = (2 * MIN_REACH, 3 * MIN_REACH + 1000);
+    f.check(&reader, third, 10).await;
+    f.check(&reader, third + 10, 10).await;
     f.check(&reader, 500_000 + 60 * 4096, 10).await;
-    f.check(&reader, 900_000, 10).await;
-    f.check(&reader, 900_010, 10).await;
+    f.check(&reader, fourth, 10).await;
+    f.check(&reader, fourth + 10, 10).await;
     assert_eq!(f.requests(), 8);
     f.check(&reader, 1000 + 60 * 4096, 10).await;
     assert_eq!(f.requests(), 9, "the closed stream's reads need a new one");
@@ -330,6 +444,10 @@ async fn concurrent_reads_of_one_stream_get_their_own_bytes() {
 async fn a_read_past_the_end_fails() {
     let f = Fixture::new(u64::MAX).await;
     let reader = f.reader(2);
+    // Advice past the end (or anywhere) opens nothing, and no read can reach past the end.
+    reader.advise_scan(u64::MAX);
+    assert!(reader.read_at(u64::MAX - 1, 1).await.is_err());
+    assert!(reader.read_at(LEN, 1).await.is_err());
     reader.advise_scan(LEN - 10);
     assert!(reader.read_at(LEN - 10, 20).await.is_err());
     assert!(reader.read_at(LEN - 100, 200).await.is_err());
