@@ -402,24 +402,34 @@ impl Store for S3Store {
         self.required_etag("PutObject", key, out.e_tag)
     }
 
-    async fn copy(&self, from: &str, to: &str, pre: Precondition) -> Result<(), StoreError> {
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        len: u64,
+        pre: Precondition,
+    ) -> Result<(), StoreError> {
         let (from_full, to_full) = (self.full_key(from)?, self.full_key(to)?);
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&from_full)
-            .send()
-            .await
-            .map_err(|e| self.error("HeadObject", from, e))?;
-        let size = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
-        self.check_precondition(to, &to_full, &pre).await?;
-        if size > self.single_copy_max {
-            let etag = self.required_etag("HeadObject", from, head.e_tag)?;
-            return self
-                .copy_multipart((from, &from_full, &etag), (to, &to_full), size, &pre)
-                .await;
+        if len > self.single_copy_max {
+            // A multipart copy names the source's size in its ranges and pins its version by ETag: read both.
+            let head = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&from_full)
+                .send()
+                .await
+                .map_err(|e| self.error("HeadObject", from, e))?;
+            let size = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
+            if size > self.single_copy_max {
+                self.check_precondition(to, &to_full, &pre).await?;
+                let etag = self.required_etag("HeadObject", from, head.e_tag)?;
+                return self
+                    .copy_multipart((from, &from_full, &etag), (to, &to_full), size, &pre)
+                    .await;
+            }
         }
+        self.check_precondition(to, &to_full, &pre).await?;
         let (if_match, if_none_match) = conditions(&pre);
         self.client
             .copy_object()
@@ -431,8 +441,8 @@ impl Store for S3Store {
             .set_if_none_match(if_none_match)
             .send()
             .await
-            .map_err(|e| match self.write_error("CopyObject", to, &pre, e) {
-                // The source vanished after the HeadObject.
+            .map_err(|e| match self.error("CopyObject", to, e) {
+                // A missing source (the check just found the destination, if the condition needs one).
                 StoreError::NotFound { store, .. } => StoreError::NotFound {
                     store,
                     key: from.to_owned(),

@@ -175,8 +175,14 @@ impl Store for AlwaysConflicting {
             key: key.to_owned(),
         })
     }
-    async fn copy(&self, from: &str, to: &str, pre: Precondition) -> Result<(), StoreError> {
-        self.inner.copy(from, to, pre).await
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        len: u64,
+        pre: Precondition,
+    ) -> Result<(), StoreError> {
+        self.inner.copy(from, to, len, pre).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.inner.delete(key).await
