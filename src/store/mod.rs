@@ -246,8 +246,14 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ///   A `len` that is wrong therefore never makes a wrong copy; at worst, on S3, a source above the limit that
     ///   `len` claims below it fails the copy (S3 refuses such a CopyObject).
     /// * A missing source fails with [`StoreError::NotFound`] naming `from`.
-    /// * `pre` holds on `to` as for [`Store::put`] (S3 checks the destination with a HeadObject first, for servers
-    ///   that ignore the header on CopyObject).
+    /// * [`Precondition::None`] replaces `to`; [`Precondition::IfMatch`] holds as for [`Store::put`] on every
+    ///   backend (S3 checks the destination with a HeadObject first, for servers that ignore the header on
+    ///   CopyObject).
+    /// * [`Precondition::IfNoneMatch`] fails with [`StoreError::PreconditionFailed`] if `to` exists in a directory,
+    ///   on AWS (which enforces the header on CopyObject) and for a multipart copy; a single CopyObject to an
+    ///   S3-compatible server that ignores the header there (moto 5.2 does) replaces `to` instead, without a
+    ///   request of its own to check it. Use it only where replacing `to` with the same content is harmless: the
+    ///   mirror copies only to keys named by their content.
     async fn copy(
         &self,
         from: &str,

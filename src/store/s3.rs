@@ -5,8 +5,9 @@
 //! read whose body breaks off is read again (`s3/read.rs`), a ranged one from where it stopped (`s3/stream.rs`).
 //! Conditional writes map [`Precondition`] to `If-None-Match: *` / `If-Match: <etag>` on PutObject, CopyObject and
 //! CompleteMultipartUpload, so their atomicity is exactly the server's (see docs/design.md: not every S3-compatible
-//! store honours them). CopyObject and CompleteMultipartUpload also check the destination with a HeadObject first,
-//! which makes the condition hold, barring races, on servers that ignore it there (moto 5.2 does).
+//! store honours them). CompleteMultipartUpload, and CopyObject under `If-Match`, also check the destination with a
+//! HeadObject first, which makes the condition hold, barring races, on servers that ignore it there (moto 5.2
+//! does); a single CopyObject under `If-None-Match` does not (see [`Store::copy`]).
 //!
 //! Streaming uploads use multipart uploads whose part size follows [`part_size`]: the caller's (8 MiB at least)
 //! at first, doubling every 1,000 parts, so 10,000 parts reach S3's 5 TiB object limit while small objects keep
@@ -429,7 +430,10 @@ impl Store for S3Store {
                     .await;
             }
         }
-        self.check_precondition(to, &to_full, &pre).await?;
+        // If-None-Match is left to the server (see `Store::copy`); If-Match is checked first as well.
+        if let Precondition::IfMatch(_) = pre {
+            self.check_precondition(to, &to_full, &pre).await?;
+        }
         let (if_match, if_none_match) = conditions(&pre);
         self.client
             .copy_object()
@@ -442,7 +446,7 @@ impl Store for S3Store {
             .send()
             .await
             .map_err(|e| match self.error("CopyObject", to, e) {
-                // A missing source (the check just found the destination, if the condition needs one).
+                // A missing source (with If-Match, the check just found the destination).
                 StoreError::NotFound { store, .. } => StoreError::NotFound {
                     store,
                     key: from.to_owned(),
