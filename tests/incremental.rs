@@ -946,7 +946,27 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
 async fn damaged_published_state() {
     let source = Source::new(0);
     let mirror = Mirror::new(&source.bare, s3_options());
+    // A run cut off after `packed-refs` and before `info/refs` left a stale `packed-refs`: the first full run,
+    // which writes it without reading it, still replaces it.
+    let stale = format!("{} refs/heads/stale-from-a-cut-off-run\n", "1".repeat(40));
+    mirror.put("packed-refs", stale.as_bytes());
     mirror.run_expecting(RunKind::Full).await;
+    let packed = String::from_utf8(mirror.get("packed-refs").expect("packed-refs")).unwrap();
+    let info_refs = String::from_utf8(mirror.get("info/refs").expect("info/refs")).unwrap();
+    // info/refs lists a peeled tag as `<oid>\t<name>^{}`, packed-refs as `^<oid>`.
+    let refs: Vec<String> = info_refs
+        .lines()
+        .map(|l| match l.split_once('\t') {
+            Some((oid, name)) if name.ends_with("^{}") => format!("^{oid}"),
+            _ => l.replace('\t', " "),
+        })
+        .collect();
+    let packed_refs: Vec<&str> = packed.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(!refs.is_empty());
+    assert_eq!(
+        packed_refs, refs,
+        "packed-refs lists exactly what info/refs does"
+    );
 
     // Garbage refs: the mirror cannot offer haves, so it fetches everything and republishes.
     mirror.put("info/refs", b"garbage\x00\xff not a ref line\n");
