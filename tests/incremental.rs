@@ -6,9 +6,9 @@
 //!
 //! Run with `--nocapture` to see what each run cost (path, requests, objects, bytes).
 
-use mirror_git_to_s3::mirror::gc::STATE as GC_STATE;
+use mirror_git_to_s3::mirror::gc::{self, Collected, STATE as GC_STATE};
 use mirror_git_to_s3::{
-    mirror_repos, Mapping, MappingId, MirrorOptions, Progress, RepoReport, RunKind, Stage,
+    mirror_repos, store, Mapping, MappingId, MirrorOptions, Progress, RepoReport, RunKind, Stage,
 };
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -940,6 +940,45 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
 
     let rows: Vec<(String, &Measured)> = measured.iter().map(|(n, m)| (n.clone(), m)).collect();
     print_costs("compaction and GC", &rows);
+}
+
+/// The garbage collection discards the uploads still open under the run's own upload keys at once (a retried
+/// CreateMultipartUpload leaves them), and only those: another run's upload, even under a key that extends the
+/// run's own, waits for the grace period.
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_discards_the_runs_own_leftover_uploads_at_once() {
+    let mirror = Mirror::new(Path::new("unused"), s3_options());
+    let own = "objects/pack/incoming-own.pack";
+    let others = [
+        "objects/pack/incoming-other.pack",
+        "objects/pack/incoming-own.pack.2",
+    ];
+    for key in [own, own, others[0], others[1]] {
+        mirror.leave_upload_open(key).await;
+    }
+    let store = store::open(
+        &format!("s3://{}/{PREFIX}", mirror.bucket),
+        &s3_options().s3,
+    )
+    .await
+    .unwrap();
+    let collected = gc::collect(
+        store.as_ref(),
+        &[],
+        &[own.to_owned()],
+        SystemTime::now(),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    let expected = Collected {
+        packs_deleted: 0,
+        uploads_listed: true,
+    };
+    assert_eq!(collected, expected);
+    let mut open = mirror.open_uploads().await;
+    open.sort();
+    assert_eq!(open, others.map(|key| mirror.key(key)));
 }
 
 #[tokio::test(flavor = "multi_thread")]
