@@ -97,6 +97,11 @@ fn options(scenario: &Scenario, quick: bool) -> MirrorOptions {
 
 /// Mirrors the scenario's source, through its proxies, into `prefix`.
 async fn run(scenario: &Scenario, prefix: &str, quick: bool) -> RepoReport {
+    run_with(scenario, prefix, options(scenario, quick)).await
+}
+
+/// Like [`run`], with `options`.
+async fn run_with(scenario: &Scenario, prefix: &str, options: MirrorOptions) -> RepoReport {
     let name = scenario
         .source
         .strip_prefix(&testkit::git_server().root)
@@ -107,9 +112,7 @@ async fn run(scenario: &Scenario, prefix: &str, quick: bool) -> RepoReport {
         source: format!("{}/{name}", scenario.git_proxy.url()),
         target: format!("s3://{}/{prefix}", scenario.bucket),
     };
-    mirror_repos(&[mapping], &options(scenario, quick))
-        .await
-        .remove(0)
+    mirror_repos(&[mapping], &options).await.remove(0)
 }
 
 /// Every key under `prefix` but the files in `objects/pack/`, relative to the prefix, with its content.
@@ -495,11 +498,14 @@ async fn compaction_runs_under_injected_faults() {
     trials("compaction", 3).await;
 }
 
-/// Found by the trials: the answer to CreateMultipartUpload is lost after the server created the upload, the SDK
-/// retries and the run goes on with a second upload; the first must not stay open.
-#[tokio::test(flavor = "multi_thread")]
-async fn an_upload_whose_creation_was_retried_is_not_left_open() {
-    let scenario = scenario("full").await;
+/// A full run into `prefix` whose CreateMultipartUpload answer is lost after the server created the upload, so
+/// that the SDK retries and the run goes on with a second upload, under `options`: the run's report and the
+/// prefixes of its listings of unfinished uploads.
+async fn run_losing_an_upload_creation(
+    scenario: &Scenario,
+    prefix: &str,
+    options: MirrorOptions,
+) -> (RepoReport, Vec<String>) {
     scenario.s3_proxy.arm_on(
         b"?uploads",
         Fault::Reset {
@@ -507,12 +513,55 @@ async fn an_upload_whose_creation_was_retried_is_not_left_open() {
             after: 20,
         },
     );
-    let report = run(&scenario, "lost-create", true).await;
+    let report = run_with(scenario, prefix, options).await;
     let events = scenario.s3_proxy.disarm();
     assert_eq!(events.len(), 1, "{events:?}");
-    assert!(report.is_ok(), "{report}");
     assert_eq!(
-        open_uploads(&scenario, "lost-create").await,
-        Vec::<String>::new()
+        open_uploads(scenario, prefix).await,
+        Vec::<String>::new(),
+        "{report}"
+    );
+    let listings = testkit::s3()
+        .requests(&scenario.bucket)
+        .into_iter()
+        .filter(|r| r.starts_with("GET ") && r.contains("?uploads&"))
+        .filter_map(|r| {
+            let listed = r.split("prefix=").nth(1)?;
+            let listed = listed.split(['&', ' ']).next()?;
+            listed
+                .strip_prefix(&format!("{prefix}/"))
+                .map(str::to_owned)
+        })
+        .collect();
+    (report, listings)
+}
+
+/// Found by the trials: the answer to CreateMultipartUpload is lost after the server created the upload, the SDK
+/// retries and the run goes on with a second upload; the first must not stay open. The garbage collection, which
+/// lists every unfinished upload anyway, aborts it: one listing in all.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upload_whose_creation_was_retried_is_not_left_open() {
+    let scenario = scenario("full").await;
+    let options = options(&scenario, true);
+    let (report, listings) = run_losing_an_upload_creation(&scenario, "lost-create", options).await;
+    assert!(report.is_ok(), "{report}");
+    assert_eq!(listings, ["objects/pack/incoming-"]);
+}
+
+/// The same lost answer in a run that fails after its upload started (the pack is over the size limit), so that
+/// the garbage collection never runs: the run's clean-up lists the uploads under its own key and aborts both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_run_does_not_leave_open_an_upload_whose_creation_was_retried() {
+    let scenario = scenario("full").await;
+    let mut options = options(&scenario, true);
+    // Past the first part (8 MiB), which starts the multipart upload, and below the pack's size.
+    options.max_pack_bytes = BIG_FILE as u64 - (512 << 10);
+    let (report, listings) = run_losing_an_upload_creation(&scenario, "failed", options).await;
+    let error = report.error.as_deref().unwrap_or_default();
+    assert!(error.contains("larger than the limit"), "{report}");
+    assert_eq!(listings.len(), 1, "{listings:?}");
+    assert!(
+        listings[0].starts_with("objects/pack/incoming-") && listings[0].ends_with(".pack"),
+        "{listings:?}"
     );
 }

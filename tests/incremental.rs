@@ -6,9 +6,9 @@
 //!
 //! Run with `--nocapture` to see what each run cost (path, requests, objects, bytes).
 
-use mirror_git_to_s3::mirror::gc::STATE as GC_STATE;
+use mirror_git_to_s3::mirror::gc::{self, Collected, STATE as GC_STATE};
 use mirror_git_to_s3::{
-    mirror_repos, Mapping, MappingId, MirrorOptions, Progress, RepoReport, RunKind, Stage,
+    mirror_repos, store, Mapping, MappingId, MirrorOptions, Progress, RepoReport, RunKind, Stage,
 };
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -942,11 +942,70 @@ async fn compaction_replaces_the_pack_list_and_gc_waits_for_the_grace_period() {
     print_costs("compaction and GC", &rows);
 }
 
+/// The garbage collection discards the uploads still open under the run's own upload keys at once (a retried
+/// CreateMultipartUpload leaves them), and only those: another run's upload, even under a key that extends the
+/// run's own, waits for the grace period.
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_discards_the_runs_own_leftover_uploads_at_once() {
+    let mirror = Mirror::new(Path::new("unused"), s3_options());
+    let own = "objects/pack/incoming-own.pack";
+    let others = [
+        "objects/pack/incoming-other.pack",
+        "objects/pack/incoming-own.pack.2",
+    ];
+    for key in [own, own, others[0], others[1]] {
+        mirror.leave_upload_open(key).await;
+    }
+    let store = store::open(
+        &format!("s3://{}/{PREFIX}", mirror.bucket),
+        &s3_options().s3,
+    )
+    .await
+    .unwrap();
+    let collected = gc::collect(
+        store.as_ref(),
+        &[],
+        &[own.to_owned()],
+        SystemTime::now(),
+        Duration::from_secs(3600),
+    )
+    .await
+    .unwrap();
+    let expected = Collected {
+        packs_deleted: 0,
+        uploads_listed: true,
+    };
+    assert_eq!(collected, expected);
+    let mut open = mirror.open_uploads().await;
+    open.sort();
+    assert_eq!(open, others.map(|key| mirror.key(key)));
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn damaged_published_state() {
     let source = Source::new(0);
     let mirror = Mirror::new(&source.bare, s3_options());
+    // A run cut off after `packed-refs` and before `info/refs` left a stale `packed-refs`: the first full run,
+    // which writes it without reading it, still replaces it.
+    let stale = format!("{} refs/heads/stale-from-a-cut-off-run\n", "1".repeat(40));
+    mirror.put("packed-refs", stale.as_bytes());
     mirror.run_expecting(RunKind::Full).await;
+    let packed = String::from_utf8(mirror.get("packed-refs").expect("packed-refs")).unwrap();
+    let info_refs = String::from_utf8(mirror.get("info/refs").expect("info/refs")).unwrap();
+    // info/refs lists a peeled tag as `<oid>\t<name>^{}`, packed-refs as `^<oid>`.
+    let refs: Vec<String> = info_refs
+        .lines()
+        .map(|l| match l.split_once('\t') {
+            Some((oid, name)) if name.ends_with("^{}") => format!("^{oid}"),
+            _ => l.replace('\t', " "),
+        })
+        .collect();
+    let packed_refs: Vec<&str> = packed.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(!refs.is_empty());
+    assert_eq!(
+        packed_refs, refs,
+        "packed-refs lists exactly what info/refs does"
+    );
 
     // Garbage refs: the mirror cannot offer haves, so it fetches everything and republishes.
     mirror.put("info/refs", b"garbage\x00\xff not a ref line\n");

@@ -228,6 +228,7 @@ contract_tests!(
     aborted_and_dropped_uploads_leave_nothing,
     unfinished_uploads_are_listed_and_discarded,
     copies,
+    copies_are_whole_whatever_length_is_given,
     list_and_delete,
     hostile_keys_are_rejected,
 );
@@ -535,22 +536,21 @@ async fn unfinished_uploads_are_listed_and_discarded(b: &Backend) {
     assert!(keys(s, "").await.is_empty());
 }
 
-/// Copies (keys with a space, `+` and non-ASCII) honour preconditions on the destination, report a missing
-/// source, and do not follow later writes of the source.
-async fn copies(s: &dyn Store) {
+/// Copies (keys with a space, `+` and non-ASCII) honour preconditions on the destination as documented, report
+/// a missing source, and do not follow later writes of the source.
+async fn copies(b: &Backend) {
     const SRC: &str = "a b+c";
     const DST: &str = "copy/é";
+    let s = &*b.store;
     s.put(SRC, Bytes::from_static(b"1"), Precondition::None)
         .await
         .unwrap();
-    s.copy(SRC, DST, Precondition::IfNoneMatch).await.unwrap();
+    s.copy(SRC, DST, 1, Precondition::IfNoneMatch)
+        .await
+        .unwrap();
     assert_eq!(s.get(DST).await.unwrap().unwrap().body, "1");
-    assert_precondition_failed(
-        s.copy(SRC, DST, Precondition::IfNoneMatch).await,
-        "create-only copy onto an existing key",
-    );
     let err = s
-        .copy("missing", "x", Precondition::None)
+        .copy("missing", "x", 1, Precondition::None)
         .await
         .unwrap_err();
     assert!(
@@ -563,18 +563,34 @@ async fn copies(s: &dyn Store) {
         .await
         .unwrap();
     assert_eq!(s.get(DST).await.unwrap().unwrap().body, "1");
+    // A create-only copy onto an existing key fails in a directory and on AWS; a server that ignores
+    // If-None-Match on CopyObject (moto 5.2 does) replaces the key with the source's content, which is all a
+    // caller may rely on there (`Store::copy`).
+    let create_only = s.copy(SRC, DST, 1, Precondition::IfNoneMatch).await;
+    let now = s.get(DST).await.unwrap().unwrap().body;
+    match &b.storage {
+        Storage::Local(_) => {
+            assert_precondition_failed(create_only, "create-only copy onto an existing key");
+            assert_eq!(now, "1");
+        }
+        Storage::S3(_) => match create_only {
+            Err(StoreError::PreconditionFailed { .. }) => assert_eq!(now, "1"),
+            Ok(()) => assert_eq!(now, "2"),
+            Err(e) => panic!("create-only copy onto an existing key: {e}"),
+        },
+    }
 
     let old = s
         .put(DST, Bytes::from_static(b"old"), Precondition::None)
         .await
         .unwrap();
     assert_precondition_failed(
-        s.copy(SRC, DST, Precondition::IfMatch("\"stale\"".to_owned()))
+        s.copy(SRC, DST, 1, Precondition::IfMatch("\"stale\"".to_owned()))
             .await,
         "copy with a stale ETag",
     );
     assert_precondition_failed(
-        s.copy(SRC, "absent", Precondition::IfMatch(old.clone()))
+        s.copy(SRC, "absent", 1, Precondition::IfMatch(old.clone()))
             .await,
         "IfMatch copy onto a missing key",
     );
@@ -584,16 +600,47 @@ async fn copies(s: &dyn Store) {
         etag: old.clone(),
     };
     assert_eq!(s.get(DST).await.unwrap(), Some(current));
-    s.copy(SRC, DST, Precondition::IfMatch(old.clone()))
+    s.copy(SRC, DST, 1, Precondition::IfMatch(old.clone()))
         .await
         .unwrap();
     assert_eq!(s.get(DST).await.unwrap().unwrap().body, "2");
     assert_precondition_failed(
-        s.copy(SRC, DST, Precondition::IfMatch(old)).await,
+        s.copy(SRC, DST, 1, Precondition::IfMatch(old)).await,
         "copy with the ETag the last copy replaced",
     );
     assert_eq!(s.get(DST).await.unwrap().unwrap().body, "2");
     assert_eq!(keys(s, "").await, [SRC, DST]);
+}
+
+/// A copy takes the whole source, whatever length the caller gives (shorter, longer, far above S3's single-copy
+/// limit, zero), or fails with nothing written: a wrong length never makes a wrong copy.
+async fn copies_are_whole_whatever_length_is_given(s: &dyn Store) {
+    let body = Bytes::from(data(1000));
+    s.put("src", body.clone(), Precondition::None)
+        .await
+        .unwrap();
+    for (i, len) in [0, 1, 999, 1001, 6 << 30, u64::MAX].into_iter().enumerate() {
+        let to = format!("copy-{i}");
+        s.copy("src", &to, len, Precondition::IfNoneMatch)
+            .await
+            .unwrap();
+        assert!(
+            s.get(&to).await.unwrap().unwrap().body == body,
+            "copy given a length of {len}"
+        );
+        s.delete(&to).await.unwrap();
+    }
+    for len in [1000, 6 << 30] {
+        let err = s
+            .copy("missing", "x", len, Precondition::IfNoneMatch)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotFound { ref key, .. } if key == "missing"),
+            "{err}"
+        );
+    }
+    assert_eq!(keys(s, "").await, ["src"]);
 }
 
 /// Listing is by plain string prefix, sorted, with sizes and times; deleting is idempotent.
@@ -677,11 +724,11 @@ async fn reject_hostile_keys(s: &dyn Store) {
             "put {key:?}"
         );
         assert!(
-            invalid(s.copy("ok", key, Precondition::None).await),
+            invalid(s.copy("ok", key, 1, Precondition::None).await),
             "copy to {key:?}"
         );
         assert!(
-            invalid(s.copy(key, "ok", Precondition::None).await),
+            invalid(s.copy(key, "ok", 1, Precondition::None).await),
             "copy from {key:?}"
         );
         assert!(invalid(s.delete(key).await), "delete {key:?}");
@@ -804,7 +851,12 @@ mod s3_only {
             .unwrap()
             .with_copy_limits(1 << 20, 5 << 20);
         small_limits
-            .copy("big", "big-copy", Precondition::IfNoneMatch)
+            .copy(
+                "big",
+                "big-copy",
+                body.len() as u64,
+                Precondition::IfNoneMatch,
+            )
             .await
             .unwrap();
         let got = s.get("big-copy").await.unwrap().unwrap();
@@ -812,7 +864,12 @@ mod s3_only {
         assert!(got.etag.ends_with("-3\""), "three parts: {}", got.etag);
         assert_precondition_failed(
             small_limits
-                .copy("big", "big-copy", Precondition::IfNoneMatch)
+                .copy(
+                    "big",
+                    "big-copy",
+                    body.len() as u64,
+                    Precondition::IfNoneMatch,
+                )
                 .await,
             "create-only multipart copy",
         );
@@ -821,6 +878,50 @@ mod s3_only {
             0,
             "the failed multipart copy was aborted"
         );
+    }
+
+    /// A copy within the single-copy limit is one CopyObject: the length the caller gives saves a HeadObject of
+    /// the source. Only a length above the limit reads the source, and its true size decides.
+    #[tokio::test]
+    async fn copies_read_the_source_only_above_the_single_copy_limit() {
+        let bucket = testkit::new_bucket();
+        let s = S3Store::connect(&bucket, "r", &opts())
+            .await
+            .unwrap()
+            .with_copy_limits(1 << 20, 5 << 20);
+        let small = Bytes::from(data(1000));
+        s.put("small", small.clone(), Precondition::None)
+            .await
+            .unwrap();
+        let requests = |before: u64| s.requests() - before;
+        let before = s.requests();
+        s.copy("small", "a", 1000, Precondition::None)
+            .await
+            .unwrap();
+        assert_eq!(requests(before), 1, "one CopyObject");
+        // Create-only: If-None-Match rides on the CopyObject, with no HeadObject of the destination.
+        let before = s.requests();
+        s.copy("small", "a2", 1000, Precondition::IfNoneMatch)
+            .await
+            .unwrap();
+        assert_eq!(requests(before), 1, "one create-only CopyObject");
+        // A length above the limit for a source below it: a HeadObject, then the same single CopyObject.
+        let before = s.requests();
+        s.copy("small", "b", 12 << 20, Precondition::None)
+            .await
+            .unwrap();
+        assert_eq!(requests(before), 2, "a HeadObject and a CopyObject");
+        for key in ["a", "a2", "b"] {
+            assert!(s.get(key).await.unwrap().unwrap().body == small, "{key}");
+        }
+        // A length below the limit for a source above it: one CopyObject, which copies the whole source (AWS
+        // would refuse a source above its real 5 GiB limit; moto copies it).
+        let big = Bytes::from(data(12 * MIB + 7));
+        s.put("big", big.clone(), Precondition::None).await.unwrap();
+        let before = s.requests();
+        s.copy("big", "c", 1, Precondition::None).await.unwrap();
+        assert_eq!(requests(before), 1, "one CopyObject");
+        assert!(s.get("c").await.unwrap().unwrap().body == big);
     }
 
     #[tokio::test]
@@ -837,7 +938,7 @@ mod s3_only {
         let mut up = s.create_upload("upload", FIRST_PART_SIZE).await.unwrap();
         up.write(&data(9 * MIB)).await.unwrap();
         up.complete(Precondition::None).await.unwrap();
-        s.copy("put", "copy", Precondition::None).await.unwrap();
+        s.copy("put", "copy", 1, Precondition::None).await.unwrap();
         let c = testkit::s3().client();
         for key in ["put", "upload", "copy"] {
             let head = c

@@ -435,7 +435,7 @@ impl Run<'_> {
             }
             Spool::Store(temp_key) => {
                 create_named(store, &pack_key, pack_len, |pre| {
-                    store.copy(&temp_key, &pack_key, pre)
+                    store.copy(&temp_key, &pack_key, pack_len, pre)
                 })
                 .await?;
                 self.store.delete(&temp_key).await?;

@@ -6,7 +6,8 @@
 //! cannot tell when a pack *stopped* being listed. A pack that is listed again is forgotten, and nothing listed at
 //! the moment of deletion is ever deleted. Uploads of a temporary pack that a run killed hard never completed
 //! nor aborted (an S3 multipart upload, a directory's temporary file) are discarded after the same grace, counted
-//! from both their start and the first run that saw them.
+//! from both their start and the first run that saw them; those under the calling run's own upload keys, which
+//! only a retried request can have left open, are discarded at once.
 
 use crate::git::layout;
 use crate::git::oid::ObjectId;
@@ -33,15 +34,28 @@ fn secs(t: SystemTime) -> u64 {
         .unwrap_or(0)
 }
 
+/// What [`collect`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Collected {
+    /// How many packs were deleted.
+    pub packs_deleted: usize,
+    /// Whether the unfinished uploads were listed, and so those under the run's own upload keys discarded (or,
+    /// where discarding failed, recorded for a later run).
+    pub uploads_listed: bool,
+}
+
 /// Records newly unlisted packs, deletes those unlisted for longer than `grace` (re-checking the live pack list
-/// first), deletes temporary packs older than `grace` and discards unfinished uploads of them as old. Returns how
-/// many packs were deleted.
+/// first), deletes temporary packs older than `grace` and discards unfinished uploads of them as old, and at once
+/// those under `own_uploads`: the keys of the uploads the calling run started and has since completed or
+/// aborted, under which anything still open was left by a retried request (keys unique to the run, so no other
+/// run can be writing there).
 pub async fn collect(
     store: &dyn Store,
     listed: &[ObjectId],
+    own_uploads: &[String],
     now: SystemTime,
     grace: Duration,
-) -> Result<usize, StoreError> {
+) -> Result<Collected, StoreError> {
     let files = store.list(layout::PACK_DIR).await?;
     let mut present: BTreeSet<ObjectId> = BTreeSet::new();
     for f in &files {
@@ -71,7 +85,8 @@ pub async fn collect(
             state.unlisted.insert(hex, since);
         }
     }
-    discard_abandoned_uploads(store, &old, &mut state, now, grace).await;
+    let uploads_listed =
+        discard_abandoned_uploads(store, own_uploads, &old, &mut state, now, grace).await;
     let mut deleted = 0;
     if !expired.is_empty() {
         let live = match store.get(layout::PACKS).await? {
@@ -95,36 +110,45 @@ pub async fn collect(
         super::publish::replace_if_unchanged(store, STATE, state_obj.as_ref(), Bytes::from(body))
             .await?;
     }
-    Ok(deleted)
+    Ok(Collected {
+        packs_deleted: deleted,
+        uploads_listed,
+    })
 }
 
 /// Discards the unfinished uploads of temporary packs that a run killed hard left behind: those both started
 /// (as the store says) and first seen by a run (as `old` recorded) at least `grace` ago, so that no run still
 /// streaming its pack loses its upload even on a store whose start times are wrong (moto reports one fixed
-/// date). The others are recorded in `state`. Best effort: a role without the permission to list uploads must
-/// not fail a run that has published; a lifecycle rule for incomplete multipart uploads is the fallback.
+/// date), and those under `own_uploads` at once. The others are recorded in `state`. Returns whether the uploads
+/// could be listed. Best effort: a role without the permission to list uploads must not fail a run that has
+/// published; a lifecycle rule for incomplete multipart uploads is the fallback.
 async fn discard_abandoned_uploads(
     store: &dyn Store,
+    own_uploads: &[String],
     old: &State,
     state: &mut State,
     now: SystemTime,
     grace: Duration,
-) {
+) -> bool {
     let pending = match store.pending_uploads(layout::INCOMING_PREFIX).await {
         Ok(pending) => pending,
         Err(e) => {
             tracing::warn!(store = %store.describe(), error = %e, "cannot list unfinished uploads");
-            return;
+            return false;
         }
     };
     let old_enough = |since: u64| secs(now).saturating_sub(since) >= grace.as_secs();
     for upload in pending {
         let first_seen = old.uploads.get(&upload.id).copied().unwrap_or(secs(now));
-        if !(old_enough(first_seen) && old_enough(secs(upload.started))) {
+        let own = own_uploads.contains(&upload.key);
+        let abandoned = old_enough(first_seen) && old_enough(secs(upload.started));
+        if !(own || abandoned) {
             state.uploads.insert(upload.id, first_seen);
             continue;
         }
         match store.discard_upload(&upload).await {
+            Ok(()) if own => tracing::info!(store = %store.describe(), key = %upload.key,
+                "aborted an upload a retried request left open"),
             Ok(()) => tracing::info!(store = %store.describe(), key = %upload.key,
                 "discarded an upload an earlier run left unfinished"),
             Err(e) => {
@@ -133,4 +157,5 @@ async fn discard_abandoned_uploads(
             }
         }
     }
+    true
 }

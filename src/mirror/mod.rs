@@ -275,8 +275,9 @@ struct Run<'a> {
     /// The completed but unpublished pack upload, deleted if the run stops before renaming it.
     temp_key: Option<String>,
     /// Keys of the multipart uploads this run started, each unique to the run. A CreateMultipartUpload whose
-    /// answer was lost and that the SDK retried leaves an upload the run never heard of under the same key:
-    /// clean-up aborts it rather than leaving it to the garbage collection's grace period.
+    /// answer was lost and that the SDK retried leaves an upload the run never heard of under the same key: the
+    /// garbage collection aborts it at once when the run gets that far (it lists every unfinished upload anyway),
+    /// clean-up otherwise, rather than leaving it to the grace period.
     upload_keys: Vec<String>,
     report: RepoReport,
 }
@@ -372,8 +373,15 @@ impl Run<'_> {
             self.report.pack_bytes = p.bytes;
         }
         let now = (self.options.clock)();
-        self.report.packs_deleted =
-            gc::collect(self.store.as_ref(), &listed, now, self.options.gc_grace).await?;
+        let store = self.store.as_ref();
+        let own_uploads = &self.upload_keys;
+        let collected =
+            gc::collect(store, &listed, own_uploads, now, self.options.gc_grace).await?;
+        self.report.packs_deleted = collected.packs_deleted;
+        if collected.uploads_listed {
+            // The garbage collection listed the uploads under this run's keys too and discarded them.
+            self.upload_keys.clear();
+        }
         Ok(())
     }
 
@@ -397,7 +405,7 @@ impl Run<'_> {
     }
 
     /// Aborts an unfinished upload, deletes an unpublished temporary pack, and aborts the uploads left under this
-    /// run's upload keys by retried requests.
+    /// run's upload keys by retried requests, unless the garbage collection did (it then emptied the keys).
     async fn clean_up(&mut self) {
         if let Some(upload) = self.upload.take() {
             if let Err(e) = upload.abort().await {

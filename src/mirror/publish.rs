@@ -34,6 +34,8 @@
 //!   [`update_object`] re-reads and renders again on top of the winner's content, at most
 //!   [`MAX_CONFLICT_RETRIES`] times before the run fails with [`MirrorError::Contention`]. The pack list merges
 //!   (the other run's packs stay listed); the ref files take this run's content, as both runs copy one source.
+//!   `packed-refs` is read just before its write, except when no `info/refs` was published: then it is taken as
+//!   absent, and one that a run cut off after step 4 left costs a lost race instead of a read on every first run.
 //!
 //! # The re-check
 //!
@@ -149,7 +151,9 @@ async fn publish_pack_list(
     Ok(published)
 }
 
-/// Publishes `packed-refs`, `refs/.keep` (if `creates_refs_dir`), `info/refs` and `HEAD`, in that order.
+/// Publishes `packed-refs`, `refs/.keep` (if `creates_refs_dir`), `info/refs` and `HEAD`, in that order, as
+/// compare-and-swaps over `info_refs` and `head` as the run read them and over `packed-refs` as read now (or
+/// taken as absent when `info_refs` is).
 async fn publish_refs(
     store: &dyn Store,
     source: &str,
@@ -159,7 +163,12 @@ async fn publish_refs(
     creates_refs_dir: bool,
 ) -> Result<(), MirrorError> {
     let packed = layout::render_packed_refs(&desired.refs);
-    let packed_obj = store.get(layout::PACKED_REFS).await?;
+    // A mirror that publishes no `info/refs` has no `packed-refs` either, unless a run was cut off between the
+    // two: write it create-only without reading it, and the lost race that such a leftover makes re-reads it.
+    let packed_obj = match &info_refs {
+        Some(_) => store.get(layout::PACKED_REFS).await?,
+        None => None,
+    };
     update_object(
         store,
         layout::PACKED_REFS,

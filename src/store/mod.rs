@@ -236,8 +236,31 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Writes a whole object if `pre` holds and returns its new ETag.
     async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError>;
 
-    /// Copies `from` to `to` inside the store (server-side on S3) if `pre` holds on `to`.
-    async fn copy(&self, from: &str, to: &str, pre: Precondition) -> Result<(), StoreError>;
+    /// Copies the whole of `from` to `to` inside the store (server-side on S3), `len` being the source's size as
+    /// the caller knows it. What a caller may rely on:
+    ///
+    /// * `to` ends up holding the whole of `from` or, on an error, what it held before: never a part of it, and
+    ///   never a mix of two versions of `from`. `len` only chooses the requests: on S3 a single CopyObject (with
+    ///   no request to read the source's size) up to the single-copy limit (5 GiB, see
+    ///   [`S3Store::with_copy_limits`]), beyond it a multipart copy that first reads the source's size and ETag.
+    ///   A `len` that is wrong therefore never makes a wrong copy; at worst, on S3, a source above the limit that
+    ///   `len` claims below it fails the copy (S3 refuses such a CopyObject).
+    /// * A missing source fails with [`StoreError::NotFound`] naming `from`.
+    /// * [`Precondition::None`] replaces `to`; [`Precondition::IfMatch`] holds as for [`Store::put`] on every
+    ///   backend (S3 checks the destination with a HeadObject first, for servers that ignore the header on
+    ///   CopyObject).
+    /// * [`Precondition::IfNoneMatch`] fails with [`StoreError::PreconditionFailed`] if `to` exists in a directory,
+    ///   on AWS (which enforces the header on CopyObject) and for a multipart copy; a single CopyObject to an
+    ///   S3-compatible server that ignores the header there (moto 5.2 does) replaces `to` instead, without a
+    ///   request of its own to check it. Use it only where replacing `to` with the same content is harmless: the
+    ///   mirror copies only to keys named by their content.
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        len: u64,
+        pre: Precondition,
+    ) -> Result<(), StoreError>;
 
     /// Deletes a key; deleting a missing key succeeds.
     async fn delete(&self, key: &str) -> Result<(), StoreError>;

@@ -5,8 +5,9 @@
 //! read whose body breaks off is read again (`s3/read.rs`), a ranged one from where it stopped (`s3/stream.rs`).
 //! Conditional writes map [`Precondition`] to `If-None-Match: *` / `If-Match: <etag>` on PutObject, CopyObject and
 //! CompleteMultipartUpload, so their atomicity is exactly the server's (see docs/design.md: not every S3-compatible
-//! store honours them). CopyObject and CompleteMultipartUpload also check the destination with a HeadObject first,
-//! which makes the condition hold, barring races, on servers that ignore it there (moto 5.2 does).
+//! store honours them). CompleteMultipartUpload, and CopyObject under `If-Match`, also check the destination with a
+//! HeadObject first, which makes the condition hold, barring races, on servers that ignore it there (moto 5.2
+//! does); a single CopyObject under `If-None-Match` does not (see [`Store::copy`]).
 //!
 //! Streaming uploads use multipart uploads whose part size follows [`part_size`]: the caller's (8 MiB at least)
 //! at first, doubling every 1,000 parts, so 10,000 parts reach S3's 5 TiB object limit while small objects keep
@@ -402,23 +403,36 @@ impl Store for S3Store {
         self.required_etag("PutObject", key, out.e_tag)
     }
 
-    async fn copy(&self, from: &str, to: &str, pre: Precondition) -> Result<(), StoreError> {
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        len: u64,
+        pre: Precondition,
+    ) -> Result<(), StoreError> {
         let (from_full, to_full) = (self.full_key(from)?, self.full_key(to)?);
-        let head = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&from_full)
-            .send()
-            .await
-            .map_err(|e| self.error("HeadObject", from, e))?;
-        let size = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
-        self.check_precondition(to, &to_full, &pre).await?;
-        if size > self.single_copy_max {
-            let etag = self.required_etag("HeadObject", from, head.e_tag)?;
-            return self
-                .copy_multipart((from, &from_full, &etag), (to, &to_full), size, &pre)
-                .await;
+        if len > self.single_copy_max {
+            // A multipart copy names the source's size in its ranges and pins its version by ETag: read both.
+            let head = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&from_full)
+                .send()
+                .await
+                .map_err(|e| self.error("HeadObject", from, e))?;
+            let size = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
+            if size > self.single_copy_max {
+                self.check_precondition(to, &to_full, &pre).await?;
+                let etag = self.required_etag("HeadObject", from, head.e_tag)?;
+                return self
+                    .copy_multipart((from, &from_full, &etag), (to, &to_full), size, &pre)
+                    .await;
+            }
+        }
+        // If-None-Match is left to the server (see `Store::copy`); If-Match is checked first as well.
+        if let Precondition::IfMatch(_) = pre {
+            self.check_precondition(to, &to_full, &pre).await?;
         }
         let (if_match, if_none_match) = conditions(&pre);
         self.client
@@ -431,8 +445,8 @@ impl Store for S3Store {
             .set_if_none_match(if_none_match)
             .send()
             .await
-            .map_err(|e| match self.write_error("CopyObject", to, &pre, e) {
-                // The source vanished after the HeadObject.
+            .map_err(|e| match self.error("CopyObject", to, e) {
+                // A missing source (with If-Match, the check just found the destination).
                 StoreError::NotFound { store, .. } => StoreError::NotFound {
                     store,
                     key: from.to_owned(),

@@ -3,6 +3,7 @@ use crate::git::layout::{Head, Ref};
 use crate::store::{Listed, LocalStore, RangeStream, Upload};
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 fn oid(n: u8) -> ObjectId {
     ObjectId([n; 20])
@@ -71,6 +72,96 @@ async fn a_first_run_publishes_every_file() {
     assert_eq!(body(layout::REFS_KEEP).await.unwrap(), "");
 }
 
+fn nothing_published() -> StartedFrom {
+    StartedFrom {
+        pack_list: None,
+        packs: Vec::new(),
+        info_refs: None,
+        head: None,
+    }
+}
+
+#[tokio::test]
+async fn a_first_run_writes_packed_refs_without_reading_it() {
+    let (_dir, inner) = store();
+    let store = AlwaysConflicting::recording(inner);
+    let wanted = desired(1);
+    publish(
+        &store,
+        "src",
+        nothing_published(),
+        &wanted,
+        RunKind::Full,
+        Some(oid(9)),
+    )
+    .await
+    .unwrap();
+    // The one read is the re-check of the pack list.
+    assert_eq!(store.reads(), [layout::PACKS]);
+    let packed = store.get(layout::PACKED_REFS).await.unwrap().unwrap();
+    assert_eq!(packed.body, layout::render_packed_refs(&wanted.refs));
+}
+
+#[tokio::test]
+async fn a_first_run_replaces_the_packed_refs_a_cut_off_run_left() {
+    let (_dir, store) = store();
+    // A run cut off after `packed-refs` left one for other refs, and no `info/refs`; another left an empty one.
+    for stale in [layout::render_packed_refs(&desired(2).refs), Vec::new()] {
+        put(&store, layout::PACKED_REFS, stale).await;
+        let wanted = desired(1);
+        publish(
+            &store,
+            "src",
+            nothing_published(),
+            &wanted,
+            RunKind::Full,
+            Some(oid(9)),
+        )
+        .await
+        .unwrap();
+        let packed = store.get(layout::PACKED_REFS).await.unwrap().unwrap();
+        assert_eq!(packed.body, layout::render_packed_refs(&wanted.refs));
+        store.delete(layout::INFO_REFS).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_run_over_published_refs_reads_packed_refs_before_replacing_it() {
+    let (_dir, inner) = store();
+    let store = AlwaysConflicting::recording(inner);
+    let first = desired(1);
+    publish(
+        &store,
+        "src",
+        nothing_published(),
+        &first,
+        RunKind::Full,
+        Some(oid(9)),
+    )
+    .await
+    .unwrap();
+    let started = StartedFrom {
+        pack_list: store.get(layout::PACKS).await.unwrap(),
+        packs: vec![oid(9)],
+        info_refs: store.get(layout::INFO_REFS).await.unwrap(),
+        head: store.get(layout::HEAD).await.unwrap(),
+    };
+    let next = desired(2);
+    publish(
+        &store,
+        "src",
+        started,
+        &next,
+        RunKind::Incremental,
+        Some(oid(8)),
+    )
+    .await
+    .unwrap();
+    assert!(store.reads().iter().any(|key| key == layout::PACKED_REFS));
+    let packed = store.get(layout::PACKED_REFS).await.unwrap().unwrap();
+    assert_eq!(packed.body, layout::render_packed_refs(&next.refs));
+}
+
 #[tokio::test]
 async fn a_lost_race_renders_again_on_top_of_the_winner() {
     let (_dir, store) = store();
@@ -135,12 +226,29 @@ async fn an_unchanged_file_is_not_written() {
     assert_eq!(store.requests(), before);
 }
 
-/// A directory store on which every write of one key loses a race (S3's 409).
+/// A directory store that records the keys read, and on which every write of one key loses a race (S3's 409).
 #[derive(Debug)]
 struct AlwaysConflicting {
     inner: LocalStore,
     key: &'static str,
     attempts: AtomicUsize,
+    reads: Mutex<Vec<String>>,
+}
+
+impl AlwaysConflicting {
+    /// A store on which no write conflicts: it only records reads.
+    fn recording(inner: LocalStore) -> Self {
+        AlwaysConflicting {
+            inner,
+            key: "",
+            attempts: AtomicUsize::new(0),
+            reads: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn reads(&self) -> Vec<String> {
+        self.reads.lock().unwrap().clone()
+    }
 }
 
 #[async_trait]
@@ -152,6 +260,7 @@ impl Store for AlwaysConflicting {
         self.inner.requests()
     }
     async fn get(&self, key: &str) -> Result<Option<Object>, StoreError> {
+        self.reads.lock().unwrap().push(key.to_owned());
         self.inner.get(key).await
     }
     async fn get_range(&self, key: &str, offset: u64, len: u64) -> Result<Bytes, StoreError> {
@@ -175,8 +284,14 @@ impl Store for AlwaysConflicting {
             key: key.to_owned(),
         })
     }
-    async fn copy(&self, from: &str, to: &str, pre: Precondition) -> Result<(), StoreError> {
-        self.inner.copy(from, to, pre).await
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        len: u64,
+        pre: Precondition,
+    ) -> Result<(), StoreError> {
+        self.inner.copy(from, to, len, pre).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.inner.delete(key).await
@@ -197,9 +312,8 @@ impl Store for AlwaysConflicting {
 async fn a_run_that_keeps_losing_gives_up() {
     let (_dir, inner) = store();
     let store = AlwaysConflicting {
-        inner,
         key: layout::INFO_REFS,
-        attempts: AtomicUsize::new(0),
+        ..AlwaysConflicting::recording(inner)
     };
     let result = update_object(&store, layout::INFO_REFS, None, "info/refs", |_| {
         Ok(b"new".to_vec())

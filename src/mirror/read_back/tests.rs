@@ -103,8 +103,14 @@ impl Store for Watched {
     async fn put(&self, key: &str, body: Bytes, pre: Precondition) -> Result<String, StoreError> {
         self.inner.put(key, body, pre).await
     }
-    async fn copy(&self, from: &str, to: &str, pre: Precondition) -> Result<(), StoreError> {
-        self.inner.copy(from, to, pre).await
+    async fn copy(
+        &self,
+        from: &str,
+        to: &str,
+        len: u64,
+        pre: Precondition,
+    ) -> Result<(), StoreError> {
+        self.inner.copy(from, to, len, pre).await
     }
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.inner.delete(key).await

@@ -85,7 +85,7 @@ async fn directories_are_not_objects() {
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        s.copy("refs", "c", Precondition::None).await,
+        s.copy("refs", "c", 0, Precondition::None).await,
         Err(StoreError::NotFound { .. })
     ));
     // A file where a directory is needed, and the reverse, are errors rather than surprises.

@@ -57,10 +57,10 @@ impl S3Store {
             .map_err(|e| self.write_error("CompleteMultipartUpload", key, pre, e))
     }
 
-    /// Checks `pre` against the current object before a CopyObject or CompleteMultipartUpload. The request still
-    /// carries the condition, which AWS enforces atomically; this check makes it hold (barring races) on servers
-    /// that ignore the header on these operations, such as moto 5.2 (CopyObject, and If-Match on
-    /// CompleteMultipartUpload).
+    /// Checks `pre` against the current object before a CompleteMultipartUpload (and before a multipart copy
+    /// starts), or a CopyObject under `If-Match`. The request still carries the condition, which AWS enforces
+    /// atomically; this check makes it hold (barring races) on servers that ignore the header on these operations,
+    /// such as moto 5.2 (CopyObject, and If-Match on CompleteMultipartUpload).
     pub(super) async fn check_precondition(
         &self,
         key: &str,
