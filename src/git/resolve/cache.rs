@@ -189,18 +189,30 @@ impl Retained {
             .map(|data| bytes::Bytes::copy_from_slice(data))
     }
 
-    /// Keeps a copy of entry `i`'s compressed bytes (a copy, so that the chunk they were read from is not held),
-    /// if they fit, with the map's table grown for them if it must.
-    pub(super) fn insert(&mut self, i: EntryIndex, data: &[u8]) {
-        if self.entries.contains_key(&i) {
-            return;
-        }
+    /// The bytes held once one more entry of `len` bytes is kept: the entries, its allocation and the map's
+    /// table, with the table grown for it if it must (the old table and the new one are held at once then).
+    fn held_with(&self, len: usize) -> u64 {
         let capacity = self.entries.capacity();
         let growing = match self.entries.len() < capacity {
             true => 0,
             false => table_bytes(capacity + 1).max(2 * self.table),
         };
-        let held = self.data + allocation_bytes(data.len()) + self.table + growing;
+        self.data + allocation_bytes(len) + self.table + growing
+    }
+
+    /// Whether an entry of `len` compressed bytes would be kept by [`Self::insert`] now: a caller that reads an
+    /// entry only to keep it need not read it when it would not be kept.
+    pub(super) fn fits(&self, len: usize) -> bool {
+        self.held_with(len) <= self.limit
+    }
+
+    /// Keeps a copy of entry `i`'s compressed bytes (a copy, so that the chunk they were read from is not held),
+    /// if they fit ([`Self::fits`]), with the map's table grown for them if it must.
+    pub(super) fn insert(&mut self, i: EntryIndex, data: &[u8]) {
+        if self.entries.contains_key(&i) {
+            return;
+        }
+        let held = self.held_with(data.len());
         if held > self.limit {
             return;
         }

@@ -1314,6 +1314,7 @@ async fn deltas_that_would_read_behind_the_scan_wait_for_a_later_pass() {
     }
     p.ref_to(ObjectKind::Blob, &version(30), &version(301));
     let entries_bytes: u64 = p.entries.iter().map(|e| e.packed_len()).sum();
+    let mut reads = Vec::new();
     for (retain, cache) in [
         (entries_bytes / 8, 0),
         (entries_bytes / 3, 3000),
@@ -1342,6 +1343,7 @@ async fn deltas_that_would_read_behind_the_scan_wait_for_a_later_pass() {
         // Every pass but the last that reads behind the scan reads in pack order.
         let offsets = source.offsets.lock().unwrap().clone();
         let backwards = offsets.windows(2).filter(|w| w[1] < w[0]).count() as u64;
+        reads.push(stats.reads);
         let postponing = retain > 1 && stats.passes < MAX_PASSES;
         if postponing {
             assert!(
@@ -1361,6 +1363,10 @@ async fn deltas_that_would_read_behind_the_scan_wait_for_a_later_pass() {
             ),
         }
     }
+    // However little is kept, the pack is read no more often than with room for everything: a pass reads what it
+    // passes only to keep it or to resolve with it, never an entry it cannot keep and then again to resolve.
+    let roomy = reads[reads.len() - 1];
+    assert!(reads.iter().all(|&r| r <= roomy), "{reads:?}");
 }
 
 #[tokio::test]
@@ -1615,11 +1621,12 @@ fn retained_entries_count_their_allocations_and_the_maps_table_also_while_it_gro
         "{held}"
     );
     assert!(retained.used() <= retained.peak());
-    // The next growth would have held both tables: it did not fit.
+    // The next growth would have held both tables: it did not fit, and `fits` says so beforehand.
     assert!(
         held as u64 * 16 + table + table_bytes(held + 1) > limit / 2,
         "{held}"
     );
+    assert!(!retained.fits(1));
     // Reading entries, as often as it may, adds nothing to what is held: each read is a copy the reader frees.
     let used = retained.used();
     for _ in 0..3 {
@@ -1629,11 +1636,12 @@ fn retained_entries_count_their_allocations_and_the_maps_table_also_while_it_gro
     }
     assert_eq!(retained.used(), used);
     assert_eq!(retained.get(EntryIndex(held as u32)), None);
-    // Removing entries frees their allocations, not the table.
+    // Removing entries frees their allocations, not the table: one fits again, the whole limit does not.
     for i in 0..held as u32 {
         retained.remove(EntryIndex(i));
     }
     assert!(retained.used() >= table);
+    assert!(retained.fits(1) && !retained.fits(limit as usize));
 }
 
 #[test]
