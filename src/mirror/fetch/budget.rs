@@ -94,12 +94,14 @@ impl Budget {
     /// The least left for pack processing once the upload buffers are taken, even from a smaller budget.
     pub(super) const MIN_REST: u64 = 8 << 20;
 
-    /// The least part (numerator, denominator) of its shares pass 2 gets whatever the budget leaves. Below it,
-    /// a pack read back falls off a cliff: too few of the compressed entries that bases are rebuilt from are
-    /// kept, and each is read on its own, one GET at a time. Measured on the 800k-object bench repository at a
-    /// 128 MiB budget: with 80% of the shares, 9 passes and 66 GETs in all; with 68%, over 3,000 GETs and
-    /// unfinished after 12 minutes.
-    const LEAST_PASS_TWO_SHARE: (u64, u64) = (4, 5);
+    /// The least part (numerator, denominator) of its shares pass 2 gets whatever the budget leaves. Far below
+    /// it, a pack read back falls off a cliff: too few of the compressed entries that bases are rebuilt from are
+    /// kept, and each is read on its own, one GET at a time (before later passes postponed such rebuilds: with
+    /// 68%, over 3,000 GETs and unfinished after 12 minutes). Measured on the 800k-object bench repository at a
+    /// 128 MiB budget, three runs each: with 80% of the shares, 7 passes, 54 requests in all and a peak RSS of
+    /// 124.0-124.8 MiB; with 70%, 8 passes, 55 requests and 121.3-121.7 MiB, in the same CPU time; with 65%,
+    /// 8 passes and 55 requests still.
+    const LEAST_PASS_TWO_SHARE: (u64, u64) = (7, 10);
 
     /// Pass 1's shares of `total` bytes, for a process that holds `process` bytes of its own. The entries'
     /// bookkeeping is not known yet: pass 1 counts it as it grows ([`Self::early_cache`],
