@@ -81,21 +81,26 @@ fn nothing_published() -> StartedFrom {
     }
 }
 
-#[tokio::test]
-async fn a_first_run_writes_packed_refs_without_reading_it() {
-    let (_dir, inner) = store();
-    let store = AlwaysConflicting::recording(inner);
-    let wanted = desired(1);
+/// Publishes `wanted` with pack 9 as a first run does: from a prefix where nothing was published.
+async fn publish_first(store: &dyn Store, wanted: &Desired) {
     publish(
-        &store,
+        store,
         "src",
         nothing_published(),
-        &wanted,
+        wanted,
         RunKind::Full,
         Some(oid(9)),
     )
     .await
     .unwrap();
+}
+
+#[tokio::test]
+async fn a_first_run_writes_packed_refs_without_reading_it() {
+    let (_dir, inner) = store();
+    let store = AlwaysConflicting::recording(inner);
+    let wanted = desired(1);
+    publish_first(&store, &wanted).await;
     // The one read is the re-check of the pack list.
     assert_eq!(store.reads(), [layout::PACKS]);
     let packed = store.get(layout::PACKED_REFS).await.unwrap().unwrap();
@@ -109,16 +114,7 @@ async fn a_first_run_replaces_the_packed_refs_a_cut_off_run_left() {
     for stale in [layout::render_packed_refs(&desired(2).refs), Vec::new()] {
         put(&store, layout::PACKED_REFS, stale).await;
         let wanted = desired(1);
-        publish(
-            &store,
-            "src",
-            nothing_published(),
-            &wanted,
-            RunKind::Full,
-            Some(oid(9)),
-        )
-        .await
-        .unwrap();
+        publish_first(&store, &wanted).await;
         let packed = store.get(layout::PACKED_REFS).await.unwrap().unwrap();
         assert_eq!(packed.body, layout::render_packed_refs(&wanted.refs));
         store.delete(layout::INFO_REFS).await.unwrap();
@@ -130,16 +126,7 @@ async fn a_run_over_published_refs_reads_packed_refs_before_replacing_it() {
     let (_dir, inner) = store();
     let store = AlwaysConflicting::recording(inner);
     let first = desired(1);
-    publish(
-        &store,
-        "src",
-        nothing_published(),
-        &first,
-        RunKind::Full,
-        Some(oid(9)),
-    )
-    .await
-    .unwrap();
+    publish_first(&store, &first).await;
     let started = StartedFrom {
         pack_list: store.get(layout::PACKS).await.unwrap(),
         packs: vec![oid(9)],
