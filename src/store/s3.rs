@@ -413,18 +413,10 @@ impl Store for S3Store {
         let (from_full, to_full) = (self.full_key(from)?, self.full_key(to)?);
         if len > self.single_copy_max {
             // A multipart copy names the source's size in its ranges and pins its version by ETag: read both.
-            let head = self
-                .client
-                .head_object()
-                .bucket(&self.bucket)
-                .key(&from_full)
-                .send()
-                .await
-                .map_err(|e| self.error("HeadObject", from, e))?;
-            let size = u64::try_from(head.content_length.unwrap_or(0)).unwrap_or(0);
+            let (size, etag) = self.head(from, &from_full).await?;
             if size > self.single_copy_max {
                 self.check_precondition(to, &to_full, &pre).await?;
-                let etag = self.required_etag("HeadObject", from, head.e_tag)?;
+                let etag = self.required_etag("HeadObject", from, etag)?;
                 return self
                     .copy_multipart((from, &from_full, &etag), (to, &to_full), size, &pre)
                     .await;

@@ -70,19 +70,10 @@ impl S3Store {
         if *pre == Precondition::None {
             return Ok(());
         }
-        let current = match self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(full)
-            .send()
-            .await
-        {
-            Ok(out) => Some(self.required_etag("HeadObject", key, out.e_tag)?),
-            Err(e) => match self.error("HeadObject", key, e) {
-                StoreError::NotFound { .. } => None,
-                other => return Err(other),
-            },
+        let current = match self.head(key, full).await {
+            Ok((_, etag)) => Some(self.required_etag("HeadObject", key, etag)?),
+            Err(StoreError::NotFound { .. }) => None,
+            Err(other) => return Err(other),
         };
         let holds = match pre {
             Precondition::None => true,

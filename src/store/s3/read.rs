@@ -117,6 +117,24 @@ impl S3Store {
         Ok(first.unwrap_or_else(|| Bytes::from(joined)))
     }
 
+    /// The size and ETag of the object at `full` (named `key` in errors), from a HeadObject.
+    pub(super) async fn head(
+        &self,
+        key: &str,
+        full: &str,
+    ) -> Result<(u64, Option<String>), StoreError> {
+        let out = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(full)
+            .send()
+            .await
+            .map_err(|e| self.error("HeadObject", key, e))?;
+        let size = u64::try_from(out.content_length.unwrap_or(0)).unwrap_or(0);
+        Ok((size, out.e_tag))
+    }
+
     /// Opens a stream of `len` bytes from `offset`. HTTP cannot express an empty range: for `len` 0 the offset is
     /// checked against the object's size with a HeadObject, and the stream is empty.
     pub(super) async fn stream_range(
@@ -130,15 +148,7 @@ impl S3Store {
             let stream = S3RangeStream::open(self.clone(), key, full, offset, len).await?;
             return Ok(Box::new(stream));
         }
-        let out = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .send()
-            .await
-            .map_err(|e| self.error("HeadObject", key, e))?;
-        let size = u64::try_from(out.content_length.unwrap_or(0)).unwrap_or(0);
+        let (size, _) = self.head(key, &full).await?;
         match offset <= size {
             true => Ok(Box::new(Empty)),
             false => Err(StoreError::range(
