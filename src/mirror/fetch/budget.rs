@@ -25,9 +25,8 @@ const PROCESS_BYTES: u64 = 20 << 20;
 
 /// The allocator's slack, as a fraction (1/N) of the budget: freed pages not given back yet (jemalloc gives them
 /// back after 1 s, `.cargo/config.toml`) and the free room of partly used pages. Measured on the 800k-object bench
-/// repository: at a 128 MiB budget resident memory stays 8-16 MiB above what the steps count (at least 16 MiB
-/// counted would leave pass 2 less than [`Budget::LEAST_PASS_TWO_SHARE`]); at 256 MiB, the steps' shares are
-/// seldom all full at once.
+/// repository: at a 128 MiB budget resident memory stays 8-16 MiB above what the steps count (hence at least
+/// [`LEAST_ALLOCATOR_SLACK`] whatever the budget); at 256 MiB, the steps' shares are seldom all full at once.
 const ALLOCATOR_SLACK: u64 = 16;
 
 /// The allocator's slack at least, whatever the budget: freed pages that the allocator keeps for reuse but that
